@@ -1,0 +1,373 @@
+"""The `mianzi` command line (DESIGN §4). Words come from `messages/`; rules from `models/`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import context
+from bot.settings import get_settings
+from messages.render import reason_text, score_text, t
+from models import contests as contest_ops
+from models import standings
+from models.csvfile import count_lines, open_csv
+from models.db import session_scope
+from models.errors import DataError
+from models.identities import new_invite
+from models.imports import (
+    PARTNER_COLUMNS,
+    SALE_COLUMNS,
+    SALE_REQUIRED,
+    TARGET_COLUMNS,
+    ImportRejected,
+    ImportReport,
+    import_partners,
+    import_sales,
+    import_targets,
+    rows_from_csv,
+)
+from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
+from models.tables import Contest, Partner, Team
+from models.values import parse_datetime_local, parse_duration, parse_period_bound, utcnow, zone
+
+METRIC_HELP = "revenue|units|orders|new_customers|margin|attainment|satisfaction"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mianzi: partner engagement for channel programs.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+partners_app = typer.Typer(no_args_is_help=True, help="Partners and teams.")
+targets_app = typer.Typer(no_args_is_help=True, help="Targets per partner and period.")
+sales_app = typer.Typer(no_args_is_help=True, help="The sales ledger.")
+contests_app = typer.Typer(no_args_is_help=True, help="Contests and standings.")
+app.add_typer(db_app, name="db")
+app.add_typer(partners_app, name="partners")
+app.add_typer(targets_app, name="targets")
+app.add_typer(sales_app, name="sales")
+app.add_typer(contests_app, name="contests")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _locale() -> str:
+    return get_settings().locale
+
+
+def fail(key: str, **params: Any) -> NoReturn:
+    """One line on stderr, exit 2: bad input, nothing changed."""
+    err.print(t(key, _locale(), **params), markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Turn data errors into a one-line reason (and, for imports, one line per bad row)."""
+    try:
+        yield
+    except ImportRejected as rejected:
+        loc = _locale()
+        err.print(t(rejected.key, loc, **rejected.params), markup=False, highlight=False)
+        for e in rejected.errors:
+            err.print(t("row.line", loc, line=e.line, reason=t(e.key, loc, **e.params)), markup=False,
+                      highlight=False)
+        raise typer.Exit(2) from None
+    except DataError as exc:
+        fail(exc.key, **exc.params)
+    except SQLAlchemyError as exc:
+        fail("error.database", detail=str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0])
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+# --- db ----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema."""
+    settings = get_settings()
+    with guarded():
+        context.engine(settings)
+    out.print(t("cli.db_upgraded", _locale(), url=_safe_url(settings.database_url)), markup=False)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+
+def _open(path: Path) -> Any:
+    if not path.is_file():
+        fail("error.file_not_found", value=str(path))
+    return path.open("rb")
+
+
+def _report(what: str, report: ImportReport) -> None:
+    out.print(t("cli.imported", _locale(), what=t(f"cli.what_{what}", _locale()), rows=report.rows,
+                inserted=report.inserted, updated=report.updated, unchanged=report.unchanged), markup=False)
+
+
+@partners_app.command("import")
+def partners_import(file: Path) -> None:
+    """Add or update partners and teams from a CSV file."""
+    settings = get_settings()
+    with guarded(), _open(file) as stream:
+        csv_rows = open_csv(stream, ("code", "name"))
+        with session_scope(context.engine(settings)) as session:
+            report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
+                                     default_locale=settings.locale)
+    _report("partners", report)
+
+
+@targets_app.command("import")
+def targets_import(file: Path) -> None:
+    """Targets per partner per period from a CSV file."""
+    with guarded(), _open(file) as stream:
+        csv_rows = open_csv(stream, TARGET_COLUMNS)
+        with session_scope(context.engine()) as session:
+            report = import_targets(session, rows_from_csv(csv_rows.columns, csv_rows.rows, TARGET_COLUMNS))
+    _report("targets", report)
+
+
+@sales_app.command("import")
+def sales_import(file: Path) -> None:
+    """Import sales (idempotent by id), with a progress bar."""
+    settings = get_settings()
+    total = count_lines(file) if file.is_file() else 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with guarded(), _open(file) as stream, Progress(*columns, console=err, transient=True,
+                                                   disable=not err.is_terminal) as bar:
+        task = bar.add_task(t("cli.importing", _locale()), total=total)
+        csv_rows = open_csv(stream, SALE_REQUIRED)
+        with session_scope(context.engine(settings)) as session:
+            report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows, SALE_COLUMNS),
+                                  zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
+            refresh_dirty(session)
+    _report("sales", report)
+
+
+def refresh_dirty(session: Any) -> None:
+    """Rebuild the live standings the import invalidated, so the next question is answered at once."""
+    from sqlalchemy import select
+
+    for cid in session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+                                                        Contest.standings_dirty.is_(True))).scalars().all():
+        standings.refresh(session, cid)
+
+
+@partners_app.command("invite")
+def partners_invite(code: str, json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Print a fresh one-time invite code for a partner, and the Telegram deep link."""
+    settings = get_settings()
+    with guarded(), session_scope(context.engine(settings)) as session:
+        partner = contest_ops.partner_by_code(session, code)
+        invite = new_invite(session, partner, settings.invite_ttl_days)
+    link = f"https://t.me/{settings.telegram_bot_username}?start={invite.code}"
+    if json_out:
+        print_json({"partner": code, "invite": invite.code, "telegram_link": link,
+                    "expires_at": invite.expires_at.isoformat()})
+        return
+    out.print(t("cli.invite", _locale(), partner=code, code=invite.code, days=settings.invite_ttl_days), markup=False)
+    out.print(t("cli.invite_link", _locale(), link=link), markup=False)
+
+
+# --- contests ----------------------------------------------------------------------------------
+
+
+@contests_app.command("create")
+def contests_create(
+    name: str = typer.Option(..., "--name"),
+    metric: str = typer.Option(..., "--metric", help=METRIC_HELP),
+    scope: str = typer.Option("individual", "--scope", help="individual|team"),
+    team_score: str = typer.Option("sum", "--team-score", help="sum|avg"),
+    start: str = typer.Option(..., "--start", help="DATE or DATETIME (program time zone)"),
+    end: str = typer.Option(..., "--end", help="DATE (inclusive) or DATETIME"),
+    grace: str = typer.Option("0", "--grace", help="settlement grace for late data, e.g. 6h"),
+    segment: str | None = typer.Option(None, "--segment",
+                                         help="KEY=VALUE[,…]: region, city_tier, industry, size, team"),
+    min_tenure_days: int | None = typer.Option(None, "--min-tenure-days"),
+    min_score: str | None = typer.Option(None, "--min-score"),
+    min_satisfaction: str | None = typer.Option(None, "--min-satisfaction"),
+    prizes: str | None = typer.Option(None, "--prizes", help="RANK=POINTS[,…] e.g. 1=500,2=300,3=100"),
+    tiers: str | None = typer.Option(None, "--tiers", help="NAME=THRESHOLD:POINTS[:REBATE%][,…]"),
+    top: int = typer.Option(10, "--top", help="how many are named publicly"),
+    recur: str = typer.Option("none", "--recur", help="none|weekly|monthly|quarterly"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a contest."""
+    settings = get_settings()
+    with guarded():
+        tz = zone(settings.timezone)
+        spec = contest_ops.ContestSpec(
+            name=name, metric=metric, scope=scope, team_score=team_score,
+            start_at=parse_period_bound(start, tz, is_end=False), end_at=parse_period_bound(end, tz, is_end=True),
+            timezone=settings.timezone, grace_seconds=parse_duration(grace), segment=parse_segment(segment),
+            min_tenure_days=min_tenure_days,
+            min_score=parse_score(min_score, metric) if min_score else None,
+            min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
+            prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur)
+        with session_scope(context.engine(settings)) as session:
+            contest = contest_ops.create(session, spec)
+    if json_out:
+        print_json({"id": contest.id})
+    else:
+        out.print(t("cli.contest_created", _locale(), id=contest.id, name=contest.name), markup=False)
+
+
+def _period_text(contest: Contest) -> str:
+    from datetime import timedelta
+
+    tz = zone(contest.timezone)
+    start = contest.start_at.astimezone(tz)
+    end = contest.end_at.astimezone(tz)
+    if start.time() == end.time() == datetime.min.time():
+        return f"{start:%Y-%m-%d} – {(end - timedelta(days=1)):%Y-%m-%d}"
+    return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"
+
+
+@contests_app.command("list")
+def contests_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """All contests with their status."""
+    from sqlalchemy import select
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        rows = list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+    if json_out:
+        print_json([contest_summary(c, now) for c in rows])
+        return
+    if not rows:
+        out.print(t("cli.no_contests", loc), markup=False)
+        return
+    table = Table(*(t(f"col.{k}", loc) for k in ("id", "name", "metric", "scope", "period", "status")))
+    for c in rows:
+        table.add_row(str(c.id), c.name, t(f"metric.{c.metric}", loc), t(f"scope.{c.scope}", loc),
+                      _period_text(c), t(f"status.{contest_ops.status(c, now)}", loc))
+    out.print(table)
+
+
+def contest_summary(c: Contest, now: datetime) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "metric": c.metric, "scope": c.scope, "team_score": c.team_score,
+            "start": c.start_at.isoformat(), "end": c.end_at.isoformat(), "timezone": c.timezone,
+            "grace_seconds": c.grace_seconds, "segment": c.segment, "min_tenure_days": c.min_tenure_days,
+            "min_score": score_json(c.min_score), "min_satisfaction": score_json(c.min_satisfaction),
+            "prizes": c.prizes, "tiers": [{**tier, "threshold": score_json(tier["threshold"])} for tier in c.tiers],
+            "top": c.top_n, "recur": c.recur, "previous_id": c.previous_id,
+            "status": contest_ops.status(c, now), "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+
+
+def score_json(score: int | None) -> str | None:
+    """Exact decimal text in the metric's unit (JSON numbers would go through float)."""
+    from models.rules import score_to_decimal
+
+    return None if score is None else str(score_to_decimal(score))
+
+
+@contests_app.command("show")
+def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
+                  limit: int = typer.Option(20, "--limit", help="lines in the table (JSON has everyone)"),
+                  json_out: bool = typer.Option(False, "--json")) -> None:
+    """One contest and its live or frozen standings."""
+    from sqlalchemy import select
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        contest = session.get(Contest, contest_id)
+        if contest is None:
+            fail("error.unknown_contest", value=contest_id)
+        standings.ensure_fresh(session, contest)
+        session.refresh(contest)
+        lines = standings.all_lines(session, contest)
+        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
+        teams = dict(session.execute(select(Team.id, Team.code)).all())
+        late = contest_ops.late_sales(session, contest)
+    doc = contest_summary(contest, now)
+    doc["late_sales"] = late
+    doc["standings"] = [line_json(line, contest, partners, teams, loc) for line in lines if line.kind != "member"]
+    if contest.scope == "team":
+        by_team: dict[int, list] = {}
+        for line in lines:
+            if line.kind == "member":
+                by_team.setdefault(line.team_id, []).append(line_json(line, contest, partners, teams, loc))
+        for entry, line in zip(doc["standings"], [x for x in lines if x.kind != "member"], strict=True):
+            entry["members"] = by_team.get(line.team_id, [])
+    if json_out:
+        print_json(doc)
+        return
+    _print_standings(contest, doc, [x for x in lines if x.kind != "member"], limit, loc)
+
+
+def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if line.kind == "team":
+        doc["team"] = teams.get(line.team_id)
+    else:
+        doc["partner"] = partners.get(line.partner_id)
+    doc.update({"score": score_json(line.score), "rank": line.rank, "tier": line.tier,
+                "prize_points": line.prize_points, "rebate_pct": line.rebate_pct, "eligible": line.eligible,
+                "reason": reason_text(line.reason, contest.metric, loc), "reason_code": line.reason.get("code"),
+                "reached_at": line.reached_at.isoformat() if line.reached_at else None})
+    return doc
+
+
+def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: int, loc: str) -> None:
+    out.print(f"#{contest.id} {contest.name} · {t(f'metric.{contest.metric}', loc)} · {_period_text(contest)} · "
+              f"{t('status.' + doc['status'], loc)}", markup=False, highlight=False)
+    table = Table(*(t(f"col.{k}", loc) for k in ("rank", "participant", "score", "tier", "prize", "reason")))
+    for entry, line in zip(doc["standings"][:limit], lines[:limit], strict=True):
+        who = entry.get("partner") or entry.get("team") or ""
+        score = score_text(line.score, contest.metric, loc)
+        table.add_row(str(entry["rank"] or "-"), who, score, entry["tier"] or "", str(entry["prize_points"] or ""),
+                      entry["reason"])
+    out.print(table)
+    if doc["late_sales"]:
+        out.print(t("cli.late_sales", loc, count=doc["late_sales"]), markup=False)
+
+
+@contests_app.command("close-due")
+def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="ISO-8601; default: now")) -> None:
+    """Close every contest whose period plus grace has ended (idempotent)."""
+    settings = get_settings()
+    loc = _locale()
+    with guarded():
+        now = parse_datetime_local(now_text, zone(settings.timezone)) if now_text else utcnow()
+        engine = context.engine(settings)
+        with session_scope(engine) as session:
+            ids = contest_ops.due(session, now)
+        closed_any = False
+        for cid in ids:
+            with session_scope(engine) as session:
+                done = contest_ops.close(session, cid, now)
+                if done is None:
+                    continue
+                closed_any = True
+                out.print(t("cli.closed", loc, id=cid, name=done.contest.name, results=done.results,
+                            points=done.points_entries), markup=False)
+                if done.next_contest is not None:
+                    out.print(t("cli.closed_next", loc, id=done.next_contest.id,
+                                start=done.next_contest.start_at.astimezone(zone(settings.timezone)).date(),
+                                end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
+        if not closed_any:
+            out.print(t("cli.nothing_due", loc), markup=False)
+
+
+def main() -> None:
+    app()

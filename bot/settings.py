@@ -1,0 +1,43 @@
+"""Settings from the environment or a `.env` file (DESIGN §4), all prefixed `MIANZI_`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MIANZI_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///mianzi.db"
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh"
+    api_token: str | None = None
+
+    telegram_token: str | None = None
+    telegram_secret: str | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_bot_username: str = "MianziBot"
+
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_token: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_api_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    wechat_template_id: str | None = None
+
+    wecom_corp_id: str | None = None
+    wecom_secret: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_token: str | None = None
+    wecom_aes_key: str | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+    invite_ttl_days: int = 7
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

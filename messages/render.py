@@ -1,0 +1,144 @@
+"""Every word the product says: jinja2 templates and string tables per language, and filters.
+
+`messages/<locale>/strings.toml` holds short phrases by key (each a jinja2 template string);
+`messages/<locale>/*.j2` holds the longer replies. Chinese is the default language.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+
+HERE = Path(__file__).parent
+LOCALES = ("zh", "en")
+DEFAULT_LOCALE = "zh"
+MEDALS = {1: "🥇", 2: "🥈", 3: "🥉"}
+
+
+def _locale(locale: str | None) -> str:
+    return locale if locale in LOCALES else DEFAULT_LOCALE
+
+
+@lru_cache(maxsize=4)
+def strings(locale: str) -> dict[str, str]:
+    """The flattened string table of a language (`[row] bad_date = …` becomes `row.bad_date`)."""
+    with (HERE / locale / "strings.toml").open("rb") as f:
+        data = tomllib.load(f)
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: dict[str, Any]) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(name, value)
+            else:
+                flat[name] = str(value)
+
+    walk("", data)
+    return flat
+
+
+@lru_cache(maxsize=4)
+def environment(locale: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(HERE / locale)), autoescape=False, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    env.filters.update(money=lambda fen: money(fen, locale), yuan=lambda fen: money(fen, locale, short=False),
+                       num=lambda v: number(v), medal=medal, pct=percent,
+                       score=lambda s, metric: score_text(s, metric, locale))
+    env.globals["t"] = lambda key, **params: t(key, locale, **params)
+    return env
+
+
+@lru_cache(maxsize=2048)
+def _compiled(locale: str, key: str) -> Template:
+    table = strings(locale)
+    source = table.get(key)
+    if source is None:
+        source = strings(DEFAULT_LOCALE).get(key, key)
+    return environment(locale).from_string(source)
+
+
+def t(key: str, locale: str | None = None, **params: Any) -> str:
+    """A short phrase by key, in the given language (a missing key shows the key itself)."""
+    return _compiled(_locale(locale), key).render(**params)
+
+
+def render(template: str, locale: str | None = None, **context: Any) -> str:
+    """A longer reply from `messages/<locale>/<template>.j2`."""
+    return environment(_locale(locale)).get_template(f"{template}.j2").render(**context).strip()
+
+
+def money(fen: int | None, locale: str | None = None, short: bool = True) -> str:
+    """¥12,345.00; in Chinese, amounts from 10万 up read better as 12.3万 (`short`)."""
+    if fen is None:
+        return "-"
+    yuan = Decimal(fen) / 100
+    if short and _locale(locale) == "zh" and abs(yuan) >= 100000:
+        wan = (yuan / 10000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
+        return f"¥{wan:f}万"
+    return f"¥{yuan.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+
+
+def number(value: Any) -> str:
+    """Thousands separators; no trailing zeros after a decimal point."""
+    if isinstance(value, Decimal):
+        value = value.normalize()
+        if value == value.to_integral():
+            return f"{int(value):,}"
+        return f"{value:,f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def percent(hundredths: int) -> str:
+    value = (Decimal(hundredths) / 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{value:f}%"
+
+
+def medal(rank: int | None) -> str:
+    if rank is None:
+        return "-"
+    return MEDALS.get(rank, f"{rank}.")
+
+
+def local_time(value: datetime, tz: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.astimezone(tz).strftime(fmt)
+
+
+COUNT_METRICS = ("units", "orders", "new_customers")
+
+
+def score_text(score: int | None, metric: str, locale: str | None = None) -> str:
+    """A score in hundredths, shown in the metric's own unit."""
+    if score is None:
+        return "-"
+    if metric in ("revenue", "margin"):
+        return money(score, locale)
+    if metric == "attainment":
+        return percent(score)
+    value = Decimal(score) / 100
+    if metric == "satisfaction":
+        return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
+    return number(value)
+
+
+def reason_text(reason: dict[str, Any] | None, metric: str, locale: str | None = None) -> str:
+    """Why a participant stands where they stand, from the rule code stored with the line."""
+    if not reason:
+        return ""
+    code = str(reason.get("code", ""))
+    key = "reason." + code.removeprefix("not_eligible.").replace(".", "_")
+    params = dict(reason)
+    for name in ("min", "value", "tier_threshold"):
+        if params.get(name) is not None:
+            shown_metric = "satisfaction" if code.endswith("satisfaction") or code.endswith("no_ratings") else metric
+            params[f"{name}_text"] = score_text(params[name], shown_metric, locale)
+    params.setdefault("tier_threshold_text", "")
+    return t(key, locale, **params)

@@ -1,0 +1,184 @@
+"""Contests: creation, status, closing (freeze results, write points) and recurrence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from models.errors import DataError
+from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
+from models.standings import Entry, compute
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale
+from models.values import as_utc, utcnow, zone
+
+
+@dataclass
+class ContestSpec:
+    name: str
+    metric: str
+    start_at: datetime
+    end_at: datetime
+    scope: str = "individual"
+    team_score: str = "sum"
+    timezone: str = "Asia/Shanghai"
+    grace_seconds: int = 0
+    segment: dict[str, Any] | None = None
+    min_tenure_days: int | None = None
+    min_score: int | None = None
+    min_satisfaction: int | None = None
+    prizes: list[dict[str, Any]] | None = None
+    tiers: list[dict[str, Any]] | None = None
+    top_n: int = 10
+    recur: str = "none"
+
+
+def create(session: Session, spec: ContestSpec, now: datetime | None = None) -> Contest:
+    """Validate a contest and store it."""
+    if not spec.name.strip() or len(spec.name) > 200:
+        raise DataError("error.bad_name")
+    if spec.metric not in METRICS:
+        raise DataError("error.bad_choice", option="metric", value=spec.metric, choices=", ".join(METRICS))
+    if spec.scope not in SCOPES:
+        raise DataError("error.bad_choice", option="scope", value=spec.scope, choices=", ".join(SCOPES))
+    if spec.team_score not in TEAM_SCORES:
+        raise DataError("error.bad_choice", option="team-score", value=spec.team_score,
+                        choices=", ".join(TEAM_SCORES))
+    if spec.recur not in RECURRENCES:
+        raise DataError("error.bad_choice", option="recur", value=spec.recur, choices=", ".join(RECURRENCES))
+    if spec.end_at <= spec.start_at:
+        raise DataError("error.period_reversed")
+    if spec.top_n < 1 or spec.top_n > 100:
+        raise DataError("error.bad_top")
+    if spec.min_satisfaction is not None and not 100 <= spec.min_satisfaction <= 500:
+        raise DataError("error.bad_min_satisfaction")
+    if spec.min_tenure_days is not None and spec.min_tenure_days < 0:
+        raise DataError("error.bad_number", value=str(spec.min_tenure_days))
+    zone(spec.timezone)
+    contest = Contest(
+        name=spec.name.strip(), metric=spec.metric, scope=spec.scope, team_score=spec.team_score,
+        start_at=as_utc(spec.start_at), end_at=as_utc(spec.end_at), timezone=spec.timezone,
+        grace_seconds=spec.grace_seconds, segment=spec.segment or {}, min_tenure_days=spec.min_tenure_days,
+        min_score=spec.min_score, min_satisfaction=spec.min_satisfaction, prizes=spec.prizes or [],
+        tiers=spec.tiers or [], top_n=spec.top_n, recur=spec.recur, created_at=now or utcnow(),
+        standings_dirty=True,
+    )
+    session.add(contest)
+    session.flush()
+    return contest
+
+
+def status(contest: Contest, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if contest.closed_at is not None:
+        return "closed"
+    if now < as_utc(contest.start_at):
+        return "upcoming"
+    if now < as_utc(contest.end_at):
+        return "active"
+    return "settling"
+
+
+def settles_at(contest: Contest) -> datetime:
+    """When the period plus the settlement grace for late data has passed."""
+    return as_utc(contest.end_at) + timedelta(seconds=contest.grace_seconds)
+
+
+def late_sales(session: Session, contest: Contest) -> int:
+    """Sales for the period imported after it closed: stored, but not in the frozen results."""
+    if contest.closed_at is None:
+        return 0
+    stmt = select(func.count()).select_from(Sale).where(
+        Sale.occurred_at >= contest.start_at, Sale.occurred_at < contest.end_at,
+        Sale.imported_at > contest.closed_at)
+    return int(session.execute(stmt).scalar_one())
+
+
+@dataclass
+class Closed:
+    contest: Contest
+    results: int
+    points_entries: int
+    next_contest: Contest | None
+
+
+def close(session: Session, contest_id: int, now: datetime | None = None) -> Closed | None:
+    """Freeze a contest's results and award its points, once.
+
+    The conditional UPDATE is the claim: of two processes closing at once, one flips
+    `closed_at` and does the work in the same transaction; the other (blocked on the row lock on
+    PostgreSQL, or on the write lock on SQLite) updates nothing and returns None. The unique
+    `source_key` of every ledger entry is a second guard against double points.
+    """
+    now = now or utcnow()
+    claimed = session.execute(
+        update(Contest).where(Contest.id == contest_id, Contest.closed_at.is_(None)).values(closed_at=now))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    contest = session.execute(select(Contest).where(Contest.id == contest_id)).scalar_one()
+    session.refresh(contest)
+    entries = compute(session, contest)
+    if entries:
+        session.execute(ContestResult.__table__.insert(), [e.as_row(contest_id) for e in entries])
+    ledger = _prize_entries(session, contest, entries, now)
+    if ledger:
+        session.execute(PointsEntry.__table__.insert(), ledger)
+    follow_up = _roll(session, contest, now)
+    session.flush()
+    return Closed(contest, len(entries), len(ledger), follow_up)
+
+
+def _prize_entries(session: Session, contest: Contest, entries: list[Entry], now: datetime) -> list[dict]:
+    """Ledger rows for every prize; in a team contest each counted member receives the team's prize."""
+    rows = []
+    team_prizes = {e.team_id: e for e in entries if e.kind == "team" and e.prize_points > 0}
+    for e in entries:
+        if e.kind == "partner" and e.prize_points > 0:
+            winner = e
+        elif e.kind == "member" and e.eligible and e.team_id in team_prizes:
+            winner = team_prizes[e.team_id]
+        else:
+            continue
+        rows.append({"partner_id": e.partner_id, "kind": "earned", "amount": winner.prize_points,
+                     "reason": {"code": "points.contest_prize", "contest_id": contest.id, "rank": winner.rank,
+                                "tier": winner.tier, "team_id": e.team_id if e.kind == "member" else None},
+                     "source_key": f"contest:{contest.id}:partner:{e.partner_id}", "created_at": now})
+    return rows
+
+
+def _roll(session: Session, contest: Contest, now: datetime) -> Contest | None:
+    """Create the next period of a recurring contest (once: `previous_id` is unique)."""
+    if contest.recur == "none":
+        return None
+    period = next_period(as_utc(contest.start_at), as_utc(contest.end_at), contest.recur, zone(contest.timezone))
+    nxt = Contest(
+        name=contest.name, metric=contest.metric, scope=contest.scope, team_score=contest.team_score,
+        start_at=period.start, end_at=period.end, timezone=contest.timezone, grace_seconds=contest.grace_seconds,
+        segment=contest.segment, min_tenure_days=contest.min_tenure_days, min_score=contest.min_score,
+        min_satisfaction=contest.min_satisfaction, prizes=contest.prizes, tiers=contest.tiers,
+        top_n=contest.top_n, recur=contest.recur, previous_id=contest.id, created_at=now, standings_dirty=True)
+    try:
+        with session.begin_nested():
+            session.add(nxt)
+    except IntegrityError:
+        return None
+    return nxt
+
+
+def due(session: Session, now: datetime) -> list[int]:
+    """Ids of open contests whose period plus grace has ended by `now`."""
+    rows = session.execute(select(Contest.id, Contest.end_at, Contest.grace_seconds)
+                           .where(Contest.closed_at.is_(None), Contest.end_at <= now)
+                           .order_by(Contest.end_at, Contest.id)).all()
+    return [cid for cid, end, grace in rows if as_utc(end) + timedelta(seconds=grace) <= now]
+
+
+def partner_by_code(session: Session, code: str) -> Partner:
+    partner = session.execute(select(Partner).where(Partner.code == code)).scalars().first()
+    if partner is None:
+        raise DataError("error.unknown_partner", value=code)
+    return partner

@@ -1,0 +1,403 @@
+"""Who is winning: scores from the sales ledger, eligibility, the tie rule, tiers and prizes.
+
+`compute` derives a contest's standings from the ledger (the truth). The `Standing` table is a
+cache of that result for open contests, rebuilt when imports mark the contest dirty; frozen
+results of closed contests live in `ContestResult` and never change.
+
+The tie rule: higher score first; equal scores are ordered by who reached that score first (the
+time of the last sale that counted towards the score); still equal, they share the rank and the
+next rank is skipped (1, 2, 2, 4). A score of zero is listed but never wins a prize.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from models.rules import prize_for_rank, tier_for
+from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
+from models.values import as_utc, ratio_hundredths, utcnow, zone
+
+
+@dataclass
+class Entry:
+    """One line of a contest's standings (a partner, a team, or a team member's contribution)."""
+
+    kind: str
+    partner_id: int | None
+    team_id: int | None
+    score: int = 0
+    reached_at: datetime | None = None
+    eligible: bool = True
+    reason: dict[str, Any] = field(default_factory=dict)
+    rank: int | None = None
+    position: int | None = None
+    tier: str | None = None
+    prize_points: int = 0
+    rebate_pct: str | None = None
+
+    def as_row(self, contest_id: int) -> dict[str, Any]:
+        return {"contest_id": contest_id, "kind": self.kind, "partner_id": self.partner_id,
+                "team_id": self.team_id, "score": self.score, "reached_at": self.reached_at,
+                "eligible": self.eligible, "reason": self.reason, "rank": self.rank,
+                "position": self.position, "tier": self.tier, "prize_points": self.prize_points,
+                "rebate_pct": self.rebate_pct}
+
+
+@dataclass
+class _Agg:
+    """A partner's raw activity in the period."""
+
+    revenue: int = 0
+    units: int = 0
+    orders: int = 0
+    margin: int = 0
+    ratings_sum: int = 0
+    ratings_n: int = 0
+    new_customers: int = 0
+    target: int | None = None
+    reached: dict[str, datetime | None] = field(default_factory=dict)
+
+
+# --- participants and activity -----------------------------------------------------------------
+
+
+def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
+    """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
+    stmt = select(Partner.id, Partner.team_id, Partner.joined_on).where(
+        Partner.active.is_(True), Partner.role != "admin")
+    seg = contest.segment or {}
+    for key in ("region", "industry", "size"):
+        if key in seg:
+            stmt = stmt.where(getattr(Partner, key) == seg[key])
+    if "city_tier" in seg:
+        stmt = stmt.where(Partner.city_tier == int(seg["city_tier"]))
+    if "team" in seg:
+        stmt = stmt.join(Team, Team.id == Partner.team_id).where(Team.code == seg["team"])
+    return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]
+
+
+def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
+    """Per-partner sums over the contest period, with the time each metric was last moved."""
+    s = Sale
+    when = s.occurred_at
+    stmt = (
+        select(
+            s.partner_id,
+            func.sum(s.amount_fen), func.sum(s.units), func.count(), func.sum(func.coalesce(s.margin_fen, 0)),
+            func.sum(s.satisfaction), func.count(s.satisfaction),
+            func.max(case((s.amount_fen > 0, when))),
+            func.max(case((s.units > 0, when))),
+            func.max(when),
+            func.max(case((and_(s.margin_fen.is_not(None), s.margin_fen != 0), when))),
+            func.max(case((s.satisfaction.is_not(None), when))),
+        )
+        .where(when >= contest.start_at, when < contest.end_at)
+        .group_by(s.partner_id)
+    )
+    aggs: dict[int, _Agg] = {}
+    for pid, rev, units, orders, margin, rsum, rn, t_rev, t_units, t_any, t_margin, t_sat in session.execute(stmt):
+        aggs[pid] = _Agg(
+            revenue=int(rev or 0), units=int(units or 0), orders=int(orders), margin=int(margin or 0),
+            ratings_sum=int(rsum or 0), ratings_n=int(rn or 0),
+            reached={"revenue": _utc(t_rev), "attainment": _utc(t_rev), "units": _utc(t_units),
+                     "orders": _utc(t_any), "margin": _utc(t_margin), "satisfaction": _utc(t_sat)},
+        )
+    if contest.metric == "new_customers":
+        for pid, count, reached in _new_customers(session, contest):
+            aggs.setdefault(pid, _Agg()).new_customers = count
+            aggs[pid].reached["new_customers"] = reached
+    if contest.metric == "attainment":
+        for pid, target in _targets(session, contest).items():
+            aggs.setdefault(pid, _Agg()).target = target
+    return aggs
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, datetime | None]]:
+    """Customers who bought from a partner in the period and never from that partner before it.
+
+    The time a partner reached their count is the first sale to the last of those customers.
+    """
+    s, p = Sale, aliased(Sale)
+    earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
+                                  p.occurred_at < contest.start_at).exists())
+    stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
+            .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
+                   s.customer.is_not(None), ~earlier)
+            .group_by(s.partner_id, s.customer))
+    per: dict[int, list[datetime]] = defaultdict(list)
+    for pid, _customer, first in session.execute(stmt):
+        per[pid].append(as_utc(first))
+    return [(pid, len(times), max(times)) for pid, times in per.items()]
+
+
+def _targets(session: Session, contest: Contest) -> dict[int, int]:
+    """Each partner's target for the contest period: the shortest target period that covers it."""
+    tz = zone(contest.timezone)
+    first = as_utc(contest.start_at).astimezone(tz).date()
+    last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
+    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen)
+            .where(Target.period_start <= first, Target.period_end >= last))
+    best: dict[int, tuple[int, int]] = {}
+    for pid, start, end, target in session.execute(stmt):
+        length = (end - start).days
+        if pid not in best or length < best[pid][0]:
+            best[pid] = (length, target)
+    return {pid: target for pid, (_length, target) in best.items()}
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+
+def _score(metric: str, agg: _Agg) -> int:
+    if metric == "revenue":
+        return agg.revenue
+    if metric == "units":
+        return agg.units * 100
+    if metric == "orders":
+        return agg.orders * 100
+    if metric == "margin":
+        return agg.margin
+    if metric == "new_customers":
+        return agg.new_customers * 100
+    if metric == "attainment":
+        return ratio_hundredths(agg.revenue, agg.target or 0, 100)
+    if metric == "satisfaction":
+        return ratio_hundredths(agg.ratings_sum, agg.ratings_n)
+    raise ValueError(metric)
+
+
+def _tenure_problem(contest: Contest, joined_on: date | None) -> dict[str, Any] | None:
+    if not contest.min_tenure_days:
+        return None
+    start_day = as_utc(contest.start_at).astimezone(zone(contest.timezone)).date()
+    if joined_on is None:
+        return {"code": "not_eligible.tenure_unknown", "days": contest.min_tenure_days}
+    tenure = (start_day - joined_on).days
+    if tenure < contest.min_tenure_days:
+        return {"code": "not_eligible.tenure", "days": contest.min_tenure_days, "tenure": max(tenure, 0),
+                "joined_on": joined_on.isoformat()}
+    return None
+
+
+def _threshold_problem(contest: Contest, score: int, ratings_sum: int, ratings_n: int) -> dict[str, Any] | None:
+    if contest.min_satisfaction is not None:
+        if ratings_n == 0:
+            return {"code": "not_eligible.no_ratings", "min": contest.min_satisfaction}
+        avg = ratio_hundredths(ratings_sum, ratings_n)
+        if avg < contest.min_satisfaction:
+            return {"code": "not_eligible.min_satisfaction", "min": contest.min_satisfaction, "value": avg}
+    if contest.min_score is not None and score < contest.min_score:
+        return {"code": "not_eligible.min_score", "min": contest.min_score, "value": score}
+    return None
+
+
+def compute(session: Session, contest: Contest) -> list[Entry]:
+    """The contest's standings, derived from the ledger now."""
+    people = participants(session, contest)
+    aggs = activity(session, contest)
+    if contest.scope == "team":
+        entries = _team_entries(session, contest, people, aggs)
+    else:
+        entries = _partner_entries(contest, people, aggs)
+    ranked = [e for e in entries if e.eligible and e.kind != "member"]
+    _rank(ranked)
+    _award(contest, ranked)
+    return entries
+
+
+def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+    entries = []
+    metric = contest.metric
+    for pid, team_id, joined_on in people:
+        agg = aggs.get(pid) or _Agg()
+        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        problem = _tenure_problem(contest, joined_on)
+        if problem is None and metric == "attainment" and agg.target is None:
+            problem = {"code": "not_eligible.no_target"}
+        if problem is None:
+            problem = _threshold_problem(contest, entry.score, agg.ratings_sum, agg.ratings_n)
+        if problem is not None:
+            entry.eligible, entry.reason = False, problem
+        entries.append(entry)
+    return entries
+
+
+def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+    """Team score = sum or average of the counted members' scores.
+
+    A member counts when they meet the tenure rule (and, for attainment, have a target). For
+    attainment a team's sum is its revenue against its targets; for satisfaction, all its ratings.
+    """
+    metric = contest.metric
+    members: dict[int, list[Entry]] = defaultdict(list)
+    counted: dict[int, list[_Agg]] = defaultdict(list)
+    for pid, team_id, joined_on in people:
+        if team_id is None:
+            continue
+        agg = aggs.get(pid) or _Agg()
+        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        problem = _tenure_problem(contest, joined_on)
+        if problem is None and metric == "attainment" and agg.target is None:
+            problem = {"code": "not_eligible.no_target"}
+        if problem is not None:
+            member.eligible, member.reason = False, problem
+        else:
+            counted[team_id].append(agg)
+        members[team_id].append(member)
+    entries: list[Entry] = []
+    for team_id, team_members in members.items():
+        team_aggs = counted.get(team_id, [])
+        team_counted = [m for m in team_members if m.eligible]
+        entry = Entry("team", None, team_id)
+        if not team_counted:
+            entry.eligible, entry.reason = False, {"code": "not_eligible.no_members"}
+        else:
+            entry.score = _team_score(contest, team_counted, team_aggs)
+            times = [m.reached_at for m in team_counted if m.reached_at is not None]
+            entry.reached_at = max(times) if times else None
+            problem = _threshold_problem(contest, entry.score, sum(a.ratings_sum for a in team_aggs),
+                                         sum(a.ratings_n for a in team_aggs))
+            if problem is not None:
+                entry.eligible, entry.reason = False, problem
+        entries.append(entry)
+        entries.extend(team_members)
+    return entries
+
+
+def _team_score(contest: Contest, counted: list[Entry], aggs: list[_Agg]) -> int:
+    if contest.team_score == "avg":
+        return ratio_hundredths(sum(m.score for m in counted), len(counted) * 100)
+    if contest.metric == "attainment":
+        return ratio_hundredths(sum(a.revenue for a in aggs), sum(a.target or 0 for a in aggs), 100)
+    if contest.metric == "satisfaction":
+        return ratio_hundredths(sum(a.ratings_sum for a in aggs), sum(a.ratings_n for a in aggs))
+    return sum(m.score for m in counted)
+
+
+_NEVER = datetime.max
+
+
+def _rank(entries: list[Entry]) -> None:
+    """Positions 1..n and competition ranks by the tie rule (see the module docstring)."""
+    entries.sort(key=lambda e: (-e.score, (e.reached_at or _NEVER).replace(tzinfo=None),
+                                e.team_id or 0, e.partner_id or 0))
+    previous: tuple | None = None
+    rank = 0
+    for position, entry in enumerate(entries, start=1):
+        key = (entry.score, entry.reached_at)
+        if key != previous:
+            rank = position
+            previous = key
+        entry.position, entry.rank = position, rank
+
+
+def _award(contest: Contest, ranked: list[Entry]) -> None:
+    for entry in ranked:
+        if entry.score <= 0:
+            entry.reason = {"code": "ranked.no_activity", "rank": entry.rank}
+            continue
+        rank_points = prize_for_rank(contest.prizes, entry.rank)
+        tier = tier_for(contest.tiers, entry.score)
+        tier_points = int(tier["points"]) if tier else 0
+        entry.tier = tier["name"] if tier else None
+        entry.rebate_pct = tier.get("rebate_pct") if tier else None
+        entry.prize_points = rank_points + tier_points
+        entry.reason = {"code": "ranked", "rank": entry.rank, "rank_points": rank_points,
+                        "tier": entry.tier, "tier_threshold": tier["threshold"] if tier else None,
+                        "tier_points": tier_points, "rebate_pct": entry.rebate_pct}
+
+
+# --- the live cache ----------------------------------------------------------------------------
+
+
+def refresh(session: Session, contest_id: int) -> Contest:
+    """Rebuild the cached standings of one open contest from the ledger.
+
+    The contest row is locked first so two processes refreshing at once take turns.
+    """
+    contest = session.execute(select(Contest).where(Contest.id == contest_id).with_for_update()).scalar_one()
+    entries = compute(session, contest)
+    session.execute(delete(Standing).where(Standing.contest_id == contest_id))
+    if entries:
+        session.execute(Standing.__table__.insert(), [e.as_row(contest_id) for e in entries])
+    session.execute(update(Contest).where(Contest.id == contest_id)
+                    .values(standings_dirty=False, standings_at=utcnow()))
+    session.flush()
+    session.refresh(contest)
+    return contest
+
+
+def table_for(contest: Contest) -> type[Standing] | type[ContestResult]:
+    """Frozen results for a closed contest, the live cache otherwise."""
+    return ContestResult if contest.closed_at is not None else Standing
+
+
+def ensure_fresh(session: Session, contest: Contest) -> None:
+    """Rebuild the cache if imports changed the data since it was built (open contests only)."""
+    if contest.closed_at is None and contest.standings_dirty:
+        refresh(session, contest.id)  # type: ignore[arg-type]
+
+
+def primary_kind(contest: Contest) -> str:
+    return "team" if contest.scope == "team" else "partner"
+
+
+def top(session: Session, contest: Contest, n: int) -> list[Standing | ContestResult]:
+    """The first n ranked lines (eligible only), in position order."""
+    table = table_for(contest)
+    stmt = (select(table).where(table.contest_id == contest.id, table.kind == primary_kind(contest),
+                                table.position.is_not(None), table.position <= n)
+            .order_by(table.position))
+    return list(session.execute(stmt).scalars())
+
+
+def line_of_partner(session: Session, contest: Contest, partner_id: int) -> Standing | ContestResult | None:
+    """A partner's own line: their partner line, or their member line in a team contest."""
+    table = table_for(contest)
+    kind = "member" if contest.scope == "team" else "partner"
+    stmt = select(table).where(table.contest_id == contest.id, table.kind == kind, table.partner_id == partner_id)
+    return session.execute(stmt).scalars().first()
+
+
+def line_of_team(session: Session, contest: Contest, team_id: int) -> Standing | ContestResult | None:
+    table = table_for(contest)
+    stmt = select(table).where(table.contest_id == contest.id, table.kind == "team", table.team_id == team_id)
+    return session.execute(stmt).scalars().first()
+
+
+def members_of(session: Session, contest: Contest, team_id: int) -> list[Standing | ContestResult]:
+    table = table_for(contest)
+    stmt = (select(table).where(table.contest_id == contest.id, table.kind == "member", table.team_id == team_id)
+            .order_by(table.score.desc()))
+    return list(session.execute(stmt).scalars())
+
+
+def next_above(session: Session, contest: Contest, line: Standing | ContestResult) -> Standing | ContestResult | None:
+    """The nearest line ahead with a strictly higher score (the next place to take)."""
+    if line.position is None:
+        return None
+    table = table_for(contest)
+    stmt = (select(table).where(table.contest_id == contest.id, table.kind == line.kind,
+                                table.position.is_not(None), table.position < line.position,
+                                table.score > line.score)
+            .order_by(table.position.desc()).limit(1))
+    return session.execute(stmt).scalars().first()
+
+
+def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResult]:
+    """Every line: ranked ones by position, then the ineligible ones by score."""
+    table = table_for(contest)
+    stmt = (select(table).where(table.contest_id == contest.id)
+            .order_by(table.kind, table.position.is_(None), table.position, table.score.desc(), table.id))
+    return list(session.execute(stmt).scalars())

@@ -1,0 +1,177 @@
+"""The tables of an incentive program.
+
+Conventions (DESIGN §3 rule 6): every datetime is stored as naive UTC; money is integer fen;
+contest scores are integers in hundredths of the metric's unit (see `models.metrics`), so that
+sums, averages and percentages stay exact and sort as integers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+ROLES = ("dealer", "captain", "admin")
+PLATFORMS = ("telegram", "wechat", "wecom", "console")
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+
+
+class Partner(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    region: str | None = Field(default=None, max_length=64)
+    city_tier: int | None = None
+    industry: str | None = Field(default=None, max_length=64)
+    size: str | None = Field(default=None, max_length=32)
+    joined_on: date | None = None
+    role: str = Field(default="dealer", max_length=16)
+    locale: str = Field(default="zh", max_length=8)
+    active: bool = True
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code that binds a chat account to a partner."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class ChatIdentity(SQLModel, table=True):
+    """A partner's account on one platform; a partner may be bound on several."""
+
+    __table_args__ = (UniqueConstraint("platform", "user_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    platform: str = Field(max_length=16)
+    user_ref: str = Field(max_length=128)
+    chat_ref: str | None = Field(default=None, max_length=128)
+    active: bool = True
+    bound_at: datetime
+    last_seen_at: datetime | None = None
+
+
+class Sale(SQLModel, table=True):
+    """Append-only ledger of sales facts; `ext_id` is the source system's id."""
+
+    __table_args__ = (
+        Index("ix_sale_occurred_partner", "occurred_at", "partner_id"),
+        Index("ix_sale_partner_customer", "partner_id", "customer", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ext_id: str = Field(max_length=128, unique=True)
+    partner_id: int = Field(foreign_key="partner.id")
+    occurred_at: datetime
+    amount_fen: int = Field(sa_type=BigInteger)
+    units: int = 0
+    margin_fen: int | None = Field(default=None, sa_type=BigInteger)
+    customer: str | None = Field(default=None, max_length=128)
+    satisfaction: int | None = None
+    imported_at: datetime
+
+
+class Target(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("partner_id", "period_start", "period_end"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    period_start: date
+    period_end: date
+    target_fen: int = Field(sa_type=BigInteger)
+
+
+class Contest(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    metric: str = Field(max_length=32)
+    scope: str = Field(default="individual", max_length=16)
+    team_score: str = Field(default="sum", max_length=8)
+    start_at: datetime = Field(index=True)
+    end_at: datetime = Field(index=True)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    grace_seconds: int = 0
+    segment: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    min_tenure_days: int | None = None
+    min_score: int | None = Field(default=None, sa_type=BigInteger)
+    min_satisfaction: int | None = None
+    prizes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    tiers: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    top_n: int = 10
+    recur: str = Field(default="none", max_length=16)
+    previous_id: int | None = Field(default=None, foreign_key="contest.id", unique=True)
+    created_at: datetime
+    closed_at: datetime | None = Field(default=None, index=True)
+    standings_dirty: bool = True
+    standings_at: datetime | None = None
+
+
+class _StandingColumns(SQLModel):
+    """Shared shape of a live standing row and a frozen result row.
+
+    `kind` is `partner` (individual contest), `team` (team contest) or `member` (a team member's
+    contribution inside a team contest; never ranked by itself).
+    """
+
+    contest_id: int = Field(foreign_key="contest.id")
+    kind: str = Field(max_length=8)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    score: int = Field(sa_type=BigInteger)
+    reached_at: datetime | None = None
+    eligible: bool
+    reason: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    rank: int | None = None
+    position: int | None = None
+    tier: str | None = Field(default=None, max_length=32)
+    prize_points: int = 0
+    rebate_pct: str | None = Field(default=None, max_length=16)
+
+
+class Standing(_StandingColumns, table=True):
+    """Live standings cache of an open contest; rebuilt from the sales ledger at any time."""
+
+    __table_args__ = (
+        Index("ix_standing_lookup", "contest_id", "kind", "partner_id"),
+        Index("ix_standing_team", "contest_id", "kind", "team_id"),
+        Index("ix_standing_position", "contest_id", "kind", "position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class ContestResult(_StandingColumns, table=True):
+    """Frozen at close: what everyone scored, their rank and prize, and the rule behind it."""
+
+    __table_args__ = (
+        Index("ix_result_lookup", "contest_id", "kind", "partner_id"),
+        Index("ix_result_team", "contest_id", "kind", "team_id"),
+        Index("ix_result_position", "contest_id", "kind", "position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class PointsEntry(SQLModel, table=True):
+    """Append-only points ledger. The balance is the sum of `amount`; `source_key` is unique."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    kind: str = Field(max_length=16)  # earned, spent, refunded, adjusted, expired
+    amount: int
+    reason: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    source_key: str = Field(max_length=200, unique=True)
+    created_at: datetime

@@ -1,0 +1,111 @@
+"""Parsing and converting the values of the program: money, times, durations, scores."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from models.errors import DataError
+
+_MONEY = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@lru_cache(maxsize=32)
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DataError("error.bad_timezone", value=name) from exc
+
+
+def parse_fen(text: str) -> int:
+    """CNY with up to two decimals (`1234.5`, `1,234.50` is refused) to integer fen.
+
+    Raises `ValueError` with a reason key: `negative`, `not_a_number`, `too_precise`.
+    """
+    text = text.strip()
+    m = _MONEY.match(text)
+    if m is None:
+        if text.startswith("-"):
+            raise ValueError("negative")
+        if re.match(r"^\d+\.\d{3,}$", text):
+            raise ValueError("too_precise")
+        raise ValueError("not_a_number")
+    whole, frac = m.groups()
+    return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
+
+
+def fen_to_decimal(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+
+def parse_decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise ValueError("not_a_number") from exc
+    if not value.is_finite():
+        raise ValueError("not_a_number")
+    return value
+
+
+def to_hundredths(value: Decimal) -> int:
+    """A score or threshold as integer hundredths, rounded half up."""
+    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def ratio_hundredths(numerator: int, denominator: int, factor: int = 1) -> int:
+    """round(numerator * factor / denominator, 2) as integer hundredths, exact, half up."""
+    if denominator == 0:
+        return 0
+    q = Decimal(numerator * factor * 100) / Decimal(denominator)
+    return int(q.quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def parse_datetime_local(text: str, tz: ZoneInfo) -> datetime:
+    """ISO 8601; without an offset the time is read in the program time zone. Returns aware UTC."""
+    value = datetime.fromisoformat(text.strip())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def parse_period_bound(text: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
+    """A contest bound: a date alone is the start of that day; an end date is inclusive."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            if is_end:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+        return parse_datetime_local(text, tz)
+    except ValueError as exc:
+        raise DataError("error.bad_datetime", value=text) from exc
+
+
+def parse_duration(text: str) -> int:
+    """`6h`, `30m`, `2d`, `1w` or `0` to seconds."""
+    text = text.strip().lower()
+    if text in ("", "0"):
+        return 0
+    m = _DURATION.match(text)
+    if m is None:
+        raise DataError("error.bad_duration", value=text)
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC; a naive value is taken as UTC (SQLite returns naive datetimes in raw queries)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
