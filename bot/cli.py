@@ -127,8 +127,7 @@ def _report(what: str, report: ImportReport) -> None:
 def partners_import(file: Path) -> None:
     """Add or update partners and teams from a CSV file."""
     settings = get_settings()
-    with guarded(), _open(file) as stream:
-        csv_rows = open_csv(stream, ("code", "name"))
+    with guarded(), _open(file) as stream, open_csv(stream, ("code", "name")) as csv_rows:
         with session_scope(context.engine(settings)) as session:
             report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
                                      default_locale=settings.locale)
@@ -138,8 +137,7 @@ def partners_import(file: Path) -> None:
 @targets_app.command("import")
 def targets_import(file: Path) -> None:
     """Targets per partner per period from a CSV file."""
-    with guarded(), _open(file) as stream:
-        csv_rows = open_csv(stream, TARGET_COLUMNS)
+    with guarded(), _open(file) as stream, open_csv(stream, TARGET_COLUMNS) as csv_rows:
         with session_scope(context.engine()) as session:
             report = import_targets(session, rows_from_csv(csv_rows.columns, csv_rows.rows, TARGET_COLUMNS))
     _report("targets", report)
@@ -154,8 +152,7 @@ def sales_import(file: Path) -> None:
     with guarded(), _open(file) as stream, Progress(*columns, console=err, transient=True,
                                                    disable=not err.is_terminal) as bar:
         task = bar.add_task(t("cli.importing", _locale()), total=total)
-        csv_rows = open_csv(stream, SALE_REQUIRED)
-        with session_scope(context.engine(settings)) as session:
+        with open_csv(stream, SALE_REQUIRED) as csv_rows, session_scope(context.engine(settings)) as session:
             report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows, SALE_COLUMNS),
                                   zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
             refresh_dirty(session)

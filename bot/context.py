@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 from sqlalchemy import Engine
 
@@ -10,13 +10,28 @@ from bot.migrate import upgrade
 from bot.settings import Settings, get_settings
 from models.db import make_engine
 
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
 
-@lru_cache
+
 def engine_for(url: str) -> Engine:
-    engine = make_engine(url)
-    upgrade(engine)
-    return engine
+    """One engine per URL in this process, migrated to the newest schema on first use."""
+    with _lock:
+        found = _engines.get(url)
+        if found is None:
+            found = make_engine(url)
+            upgrade(found)
+            _engines[url] = found
+        return found
 
 
 def engine(settings: Settings | None = None) -> Engine:
     return engine_for((settings or get_settings()).database_url)
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests switch databases; the process may be ending)."""
+    with _lock:
+        for found in _engines.values():
+            found.dispose()
+        _engines.clear()

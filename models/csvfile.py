@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,14 +21,25 @@ class CsvRows:
     rows: Iterator[tuple[int, list[str]]]
 
 
-def open_csv(stream: BinaryIO, required: tuple[str, ...]) -> CsvRows:
-    """Check the header and return the rows. Raises `DataError` for a missing column or bad encoding."""
+@contextmanager
+def open_csv(stream: BinaryIO, required: tuple[str, ...]) -> Iterator[CsvRows]:
+    """Check the header and give the rows. Raises `DataError` for a missing column or bad encoding.
+
+    The text layer is detached on exit, so the caller's binary stream stays the caller's to close.
+    """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        yield _checked(text, stream, required)
+    finally:
+        text.detach()
+
+
+def _checked(text: io.TextIOWrapper, stream: BinaryIO, required: tuple[str, ...]) -> CsvRows:
     reader = csv.reader(text)
     try:
         header = next(reader, None)
     except UnicodeDecodeError as exc:
-        raise DataError("error.csv_encoding", line=1) from exc
+        raise DataError("error.csv_encoding", line=_bad_line(stream)) from exc
     except csv.Error as exc:
         raise DataError("error.csv_malformed", line=1, detail=str(exc)) from exc
     if header is None:
@@ -46,12 +58,12 @@ def _rows(reader: csv._reader, stream: BinaryIO) -> Iterator[tuple[int, list[str
                 continue
             yield reader.line_num, values
     except UnicodeDecodeError as exc:
-        raise DataError("error.csv_encoding", line=_bad_line(stream, exc)) from exc
+        raise DataError("error.csv_encoding", line=_bad_line(stream)) from exc
     except csv.Error as exc:
         raise DataError("error.csv_malformed", line=reader.line_num, detail=str(exc)) from exc
 
 
-def _bad_line(stream: BinaryIO, exc: UnicodeDecodeError) -> int:
+def _bad_line(stream: BinaryIO) -> int:
     """The line number of the first byte that is not UTF-8 (re-reading the file's bytes)."""
     try:
         stream.seek(0)

@@ -82,8 +82,11 @@ def parse_tiers(text: str | None, metric: str) -> list[dict[str, Any]]:
         bits = rest.split(":")
         if not sep or not name.strip() or len(bits) not in (2, 3) or not bits[1].strip().isdigit():
             raise DataError("error.bad_tiers", value=part.strip())
-        tier: dict[str, Any] = {"name": name.strip(), "threshold": parse_score(bits[0], metric),
-                                "points": int(bits[1])}
+        try:
+            threshold = parse_score(bits[0], metric)
+        except DataError as exc:
+            raise DataError("error.bad_tiers", value=part.strip()) from exc
+        tier: dict[str, Any] = {"name": name.strip(), "threshold": threshold, "points": int(bits[1])}
         if len(bits) == 3:
             pct = bits[2].strip().rstrip("%")
             try:

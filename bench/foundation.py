@@ -1,0 +1,533 @@
+"""Benchmark of the foundation on SQLite: imports, standings lookups, closing a contest.
+
+Run by hand, never in CI:
+
+    python bench/foundation.py                     # full size: 100,000 partners, 1,000,000 sales
+    python bench/foundation.py --partners 2000 --teams 40 --sales 20000 --lookups 200   # quick
+
+The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
+starts from a fresh database file in the output directory, and each step runs in its own
+subprocess, through the same functions the CLI and the chat handlers call, so each step's peak
+memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
+
+  setup      schema (Alembic) and a monthly revenue contest with prizes and tiers
+  partners   `partners import` then `targets import` (each its own transaction)
+  sales      `sales import`: open_csv → rows_from_csv → import_sales, committed
+  refresh    the standings refresh that `sales import` runs after the rows (bot.cli.refresh_dirty)
+  sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor
+  lookups    N random partners' rank, score, gap to the next place and to the next tier, each in
+             its own short session (as a chat request): contest, ensure_fresh, line_of_partner,
+             next_above, next_tier
+  top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
+  close      contests.close: freeze every result and write the prize ledger, committed
+
+It prints a summary table, a markdown table for the README, and writes results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "out"
+SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
+GNU_TIME = "/usr/bin/time"
+TZ = "Asia/Shanghai"
+PRIZES = "1=500,2=300,3=100"
+TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
+CLOSE_AT = "2026-12-01T00:00:00"
+
+STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "close")
+
+# Targets of the issue (seconds); rows/s for the import.
+TARGET_IMPORT_ROWS_S = 100_000
+TARGET_LOOKUP_P99 = 0.005
+TARGET_TOP_P99 = 0.005
+TARGET_CLOSE = 5.0
+
+
+# --- steps (run in a child process) --------------------------------------------------------------
+
+
+def _engine(db: Path, migrate: bool = False) -> Any:
+    from models.db import make_engine
+
+    engine = make_engine(f"sqlite:///{db}")
+    if migrate:
+        from bot.migrate import upgrade
+
+        upgrade(engine)
+    return engine
+
+
+def _contest_id(engine: Any) -> int:
+    from sqlalchemy import select
+
+    from models.db import session_scope
+    from models.tables import Contest
+
+    with session_scope(engine) as s:
+        return s.execute(select(Contest.id).order_by(Contest.id)).scalars().first()
+
+
+def step_baseline(a: argparse.Namespace) -> dict:
+    """The interpreter with the models imported (SQLAlchemy, SQLModel), doing nothing: the memory floor."""
+    import models.contests  # noqa: F401
+    import models.db  # noqa: F401
+    import models.imports  # noqa: F401
+    import models.standings  # noqa: F401
+
+    return {}
+
+
+def step_setup(a: argparse.Namespace) -> dict:
+    from models import contests
+    from models.db import session_scope
+    from models.rules import parse_prizes, parse_tiers
+    from models.values import parse_period_bound, zone
+
+    t0 = time.perf_counter()
+    engine = _engine(a.db, migrate=True)
+    t_schema = time.perf_counter() - t0
+    tz = zone(TZ)
+    meta = json.loads((a.data / "meta.json").read_text())
+    month = meta["month"]
+    from generate import month_bounds
+
+    first, last = month_bounds(month)
+    spec = contests.ContestSpec(
+        name=f"Revenue {month}", metric="revenue", start_at=parse_period_bound(first.isoformat(), tz, is_end=False),
+        end_at=parse_period_bound(last.isoformat(), tz, is_end=True), timezone=TZ,
+        prizes=parse_prizes(PRIZES), tiers=parse_tiers(TIERS, "revenue"), top_n=10)
+    with session_scope(engine) as s:
+        contest = contests.create(s, spec)
+    return {"seconds": t_schema, "contest_id": contest.id}
+
+
+def _import_file(engine: Any, path: Path, required: tuple[str, ...], names: tuple[str, ...], fn: Any,
+                 **kw: Any) -> tuple[Any, float]:
+    from models.csvfile import open_csv
+    from models.db import session_scope
+    from models.imports import rows_from_csv
+
+    t0 = time.perf_counter()
+    with path.open("rb") as stream, ExitStack() as stack:
+        opened = open_csv(stream, required)
+        # open_csv is a context manager now (it was a plain function); accept both.
+        csv_rows = stack.enter_context(opened) if hasattr(opened, "__enter__") else opened
+        with session_scope(engine) as s:
+            report = fn(s, rows_from_csv(csv_rows.columns, csv_rows.rows, names), **kw)
+    return report, time.perf_counter() - t0
+
+
+def step_partners(a: argparse.Namespace) -> dict:
+    from models.imports import PARTNER_COLUMNS, TARGET_COLUMNS, import_partners, import_targets
+
+    engine = _engine(a.db)
+    rp, tp = _import_file(engine, a.data / "partners.csv", ("code", "name"), PARTNER_COLUMNS, import_partners,
+                          default_locale="zh")
+    rt, tt = _import_file(engine, a.data / "targets.csv", TARGET_COLUMNS, TARGET_COLUMNS, import_targets)
+    return {"seconds": tp + tt, "partners_seconds": tp, "targets_seconds": tt, "partners": rp.inserted,
+            "targets": rt.inserted}
+
+
+def step_sales(a: argparse.Namespace) -> dict:
+    from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales
+    from models.values import zone
+
+    engine = _engine(a.db)
+    report, seconds = _import_file(engine, a.data / "sales.csv", SALE_REQUIRED, SALE_COLUMNS, import_sales,
+                                   tz=zone(TZ), progress=lambda n: None)
+    return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
+            "rows_per_s": report.rows / seconds if seconds else 0.0}
+
+
+def step_refresh(a: argparse.Namespace) -> dict:
+    from sqlalchemy import func, select
+
+    from bot.cli import refresh_dirty
+    from models.db import session_scope
+    from models.tables import Standing
+
+    engine = _engine(a.db)
+    t0 = time.perf_counter()
+    with session_scope(engine) as s:
+        refresh_dirty(s)
+    seconds = time.perf_counter() - t0
+    with session_scope(engine) as s:
+        lines = s.execute(select(func.count()).select_from(Standing)).scalar_one()
+    return {"seconds": seconds, "lines": lines}
+
+
+def _percentiles(samples: list[float]) -> dict:
+    xs = sorted(samples)
+
+    def pct(p: float) -> float:
+        return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
+
+    return {"n": len(xs), "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": xs[-1],
+            "mean": sum(xs) / len(xs)}
+
+
+def _random_partners(engine: Any, n: int, seed: int) -> list[int]:
+    import random
+
+    from sqlalchemy import select
+
+    from models.db import session_scope
+    from models.tables import Partner
+
+    with session_scope(engine) as s:
+        ids = list(s.execute(select(Partner.id).order_by(Partner.id)).scalars())
+    rng = random.Random(seed)
+    return [rng.choice(ids) for _ in range(n)]
+
+
+def step_lookups(a: argparse.Namespace) -> dict:
+    from models import standings
+    from models.db import session_scope
+    from models.rules import next_tier
+    from models.tables import Contest
+
+    engine = _engine(a.db)
+    cid = _contest_id(engine)
+    pids = _random_partners(engine, a.lookups + a.warmup, a.seed)
+
+    def one(pid: int) -> tuple:
+        with session_scope(engine) as s:
+            contest = s.get(Contest, cid)
+            standings.ensure_fresh(s, contest)
+            line = standings.line_of_partner(s, contest, pid)
+            above = standings.next_above(s, contest, line) if line is not None else None
+            gap = above.score - line.score if above is not None else None
+            tier = next_tier(contest.tiers, line.score) if line is not None else None
+            tier_gap = tier["threshold"] - line.score if tier is not None else None
+            return (line.rank if line else None, line.score if line else None, gap, tier_gap)
+
+    for pid in pids[: a.warmup]:
+        one(pid)
+    samples = []
+    no_rank = 0
+    slowest = (0.0, None)
+    for pid in pids[a.warmup:]:
+        t0 = time.perf_counter()
+        rank, _score, gap, _tier_gap = one(pid)
+        dt = time.perf_counter() - t0
+        samples.append(dt)
+        if dt > slowest[0]:
+            slowest = (dt, {"partner_id": pid, "rank": rank, "gap": gap})
+        no_rank += rank is None
+    return {**_percentiles(samples), "slowest": slowest[1], "unranked": no_rank}
+
+
+def step_top10(a: argparse.Namespace) -> dict:
+    from sqlalchemy import select
+
+    from models import standings
+    from models.db import session_scope
+    from models.tables import Contest, Partner
+
+    engine = _engine(a.db)
+    cid = _contest_id(engine)
+
+    def one() -> int:
+        with session_scope(engine) as s:
+            contest = s.get(Contest, cid)
+            standings.ensure_fresh(s, contest)
+            lines = standings.top(s, contest, 10)
+            ids = [line.partner_id for line in lines]
+            names = dict(s.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids))).all())
+            return len(names)
+
+    for _ in range(a.warmup):
+        one()
+    samples = []
+    got = 0
+    for _ in range(a.lookups):
+        t0 = time.perf_counter()
+        got = one()
+        samples.append(time.perf_counter() - t0)
+    return {**_percentiles(samples), "lines": got}
+
+
+def step_close(a: argparse.Namespace) -> dict:
+    from models import contests
+    from models.db import session_scope
+    from models.values import parse_datetime_local, zone
+
+    engine = _engine(a.db)
+    cid = _contest_id(engine)
+    now = parse_datetime_local(CLOSE_AT, zone(TZ))
+    t0 = time.perf_counter()
+    with session_scope(engine) as s:
+        done = contests.close(s, cid, now)
+    seconds = time.perf_counter() - t0
+    if done is None:
+        raise SystemExit("contest was already closed")
+    return {"seconds": seconds, "results": done.results, "points_entries": done.points_entries}
+
+
+def run_step(a: argparse.Namespace) -> None:
+    sys.path.insert(0, str(HERE))
+    if a.profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        result = prof.runcall(globals()[f"step_{a.step}"], a)
+        prof.dump_stats(str(a.profile))
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+    else:
+        result = globals()[f"step_{a.step}"](a)
+    print("RESULT " + json.dumps(result, default=str), flush=True)
+
+
+# --- orchestration (the parent process stays small: a child's max RSS includes its parent's RSS up to
+# the exec, so the parent never holds data) ------------------------------------------------------------
+
+
+def _measure(cmd: list[str], cwd: Path | None = None) -> tuple[dict, float, int | None, float]:
+    """Run a command; its RESULT line (if any), wall seconds, max RSS in KiB, and the exit code."""
+    with tempfile.NamedTemporaryFile(prefix="maxrss", suffix=".txt", delete=False) as f:
+        rss_file = Path(f.name)
+    timed = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if os.path.exists(GNU_TIME) else cmd
+    t0 = time.perf_counter()
+    proc = subprocess.run(timed, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    rss = None
+    try:
+        rss = int(rss_file.read_text().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    rss_file.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        raise SystemExit(f"step failed ({proc.returncode}): {' '.join(cmd)}")
+    result: dict = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        else:
+            print(line)
+    return result, wall, rss, proc.returncode
+
+
+def _child(a: argparse.Namespace, step: str, db: Path) -> list[str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--db", str(db), "--data", str(a.out),
+           "--lookups", str(a.lookups), "--warmup", str(a.warmup), "--seed", str(a.seed)]
+    if step in a.profile_steps:
+        cmd += ["--profile", str(a.out / f"profile_{step}.pstats")]
+    return cmd
+
+
+def _ensure_data(a: argparse.Namespace) -> None:
+    wanted = {"partners": a.partners, "teams": a.teams, "sales": a.sales, "month": "2026-11", "seed": a.seed}
+    meta_file = a.out / "meta.json"
+    have = json.loads(meta_file.read_text()) if meta_file.exists() else None
+    files = all((a.out / n).exists() for n in ("partners.csv", "targets.csv", "sales.csv"))
+    if have == wanted and files and not a.regenerate:
+        print(f"using the data in {a.out}")
+        return
+    cmd = [sys.executable, str(HERE / "generate.py"), str(a.out), "--partners", str(a.partners),
+           "--teams", str(a.teams), "--sales", str(a.sales), "--seed", str(a.seed)]
+    subprocess.run(cmd, check=True)
+
+
+def _fresh(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import sqlite3
+
+    shell = subprocess.run([SQLITE3, "--version"], capture_output=True, text=True).stdout.split()
+    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "sqlite3_shell": shell[0] if shell else "?",
+            "os": f"{platform.system()} {platform.release()}"}
+
+
+def sqlite3_import(a: argparse.Namespace) -> tuple[dict, float, int | None]:
+    """The sqlite3 shell's own `.import` of sales.csv into a bare table (no keys, no indexes)."""
+    db = a.out / "sqlite3_import.db"
+    _fresh(db)
+    script = a.out / "sqlite3_import.sql"
+    script.write_text(
+        "CREATE TABLE sales(id TEXT, partner TEXT, occurred_at TEXT, amount REAL, units INTEGER, margin REAL,"
+        " customer TEXT, satisfaction INTEGER);\n"
+        ".mode csv\n"
+        f".import --skip 1 '{a.out / 'sales.csv'}' sales\n", encoding="utf-8")
+    _result, wall, rss, _rc = _measure([SQLITE3, "-bail", str(db), f".read '{script}'"])
+    out = subprocess.run([SQLITE3, str(db), "SELECT count(*) FROM sales"], capture_output=True, text=True)
+    rows = int(out.stdout.strip() or 0)
+    _fresh(db)
+    script.unlink(missing_ok=True)
+    return {"seconds": wall, "rows": rows, "rows_per_s": rows / wall if wall else 0.0}, wall, rss
+
+
+def orchestrate(a: argparse.Namespace) -> int:
+    a.out.mkdir(parents=True, exist_ok=True)
+    _ensure_data(a)
+    db = a.out / "foundation.db"
+    _fresh(db)
+    results: dict[str, dict] = {}
+    for step in STEPS:
+        print(f"· {step} …", flush=True)
+        if step == "sqlite3":
+            res, wall, rss = sqlite3_import(a)
+        else:
+            res, wall, rss, _rc = _measure(_child(a, step, db), cwd=HERE)
+        res["wall"] = wall
+        res["max_rss_mib"] = rss / 1024 if rss is not None else None
+        results[step] = res
+    db_size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
+    if not a.keep:
+        _fresh(db)
+    doc = {"machine": machine(), "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
+           "db_bytes": db_size, "steps": results}
+    (a.out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    report(doc, a)
+    return 0
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1000:.2f} ms"
+
+
+def _s(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def _mib(r: dict) -> str:
+    v = r.get("max_rss_mib")
+    return "?" if v is None else f"{v:.0f} MiB"
+
+
+def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
+    """(step, figure, target, verdict, peak memory) lines of the summary."""
+    st = doc["steps"]
+    n = doc["size"]
+    sales, sq = st["sales"], st["sqlite3"]
+    ratio = sq["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
+
+    def ok(good: bool) -> str:
+        return "✅" if good else "❌"
+
+    lk, tp, cl = st["lookups"], st["top10"], st["close"]
+    return [
+        ("Python with models/ imported, idle (floor)", "-", "", "", _mib(st["baseline"])),
+        ("schema (Alembic) + contest", _s(st["setup"]["seconds"]), "", "", _mib(st["setup"])),
+        (f"partners import ({n['partners']:,} in {n['teams']:,} teams) + targets import",
+         f"{_s(st['partners']['partners_seconds'])} + {_s(st['partners']['targets_seconds'])}", "", "",
+         _mib(st["partners"])),
+        (f"sales import ({sales['rows']:,} rows)",
+         f"{sales['rows_per_s']:,.0f} rows/s ({_s(sales['seconds'])})", f"≥ {TARGET_IMPORT_ROWS_S:,} rows/s",
+         ok(sales["rows_per_s"] >= TARGET_IMPORT_ROWS_S), _mib(sales)),
+        ("sqlite3 shell .import, bare table (floor)",
+         f"{sq['rows_per_s']:,.0f} rows/s ({_s(sq['seconds'])})", "", "", _mib(sq)),
+        ("sqlite3 .import ÷ sales import", f"{ratio:.1f}× faster", "", "", ""),
+        (f"standings refresh after import ({st['refresh']['lines']:,} lines)", _s(st["refresh"]["seconds"]), "", "",
+         _mib(st["refresh"])),
+        ("`sales import` as the CLI runs it (import + refresh)",
+         f"{sales['rows'] / (sales['seconds'] + st['refresh']['seconds']):,.0f} rows/s "
+         f"({_s(sales['seconds'] + st['refresh']['seconds'])})", "", "", ""),
+        (f"one partner's rank + score + gap, {lk['n']:,} lookups",
+         f"p50 {_ms(lk['p50'])} · p99 {_ms(lk['p99'])} · max {_ms(lk['max'])}", "p99 < 5 ms",
+         ok(lk["p99"] < TARGET_LOOKUP_P99), _mib(lk)),
+        (f"top 10, {tp['n']:,} queries", f"p50 {_ms(tp['p50'])} · p99 {_ms(tp['p99'])} · max {_ms(tp['max'])}",
+         "p99 < 5 ms", ok(tp["p99"] < TARGET_TOP_P99), _mib(tp)),
+        (f"close ({cl['results']:,} results, {cl['points_entries']:,} ledger entries)", _s(cl["seconds"]),
+         "< 5 s", ok(cl["seconds"] < TARGET_CLOSE), _mib(cl)),
+    ]
+
+
+def machine_line(doc: dict) -> str:
+    m = doc["machine"]
+    return (f"{m['nproc']} cores · {m['cpu']} · Python {m['python']} · SQLite {m['sqlite']} "
+            f"(shell {m['sqlite3_shell']}) · {m['os']}")
+
+
+def markdown(doc: dict) -> str:
+    head = "| step | figure | target | | peak memory |\n|---|---|---|---|---|\n"
+    body = "".join(f"| {' | '.join(r)} |\n" for r in rows_for(doc))
+    return f"Machine: {machine_line(doc)}\n\n{head}{body}"
+
+
+def report(doc: dict, a: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    table = Table(title=f"Mianzi foundation benchmark · SQLite · {machine_line(doc)}", title_justify="left")
+    for col, just in (("step", "left"), ("figure", "right"), ("target", "left"), ("", "center"),
+                      ("peak memory", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows_for(doc):
+        table.add_row(*r)
+    console.print(table)
+    lk = doc["steps"]["lookups"]
+    console.print(f"slowest lookup: {lk.get('slowest')} · unranked partners in the sample: {lk.get('unranked')}"
+                  f" · database {doc['db_bytes'] / 2**20:,.0f} MiB", highlight=False)
+    print("\nMarkdown:\n")
+    print(markdown(doc))
+    print(f"(full figures in {a.out / 'results.json'})")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Foundation benchmark (SQLite). Run by hand.")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="data and database directory (default bench/out)")
+    p.add_argument("--partners", type=int, default=100_000)
+    p.add_argument("--teams", type=int, default=2_000)
+    p.add_argument("--sales", type=int, default=1_000_000)
+    p.add_argument("--lookups", type=int, default=1_000, help="timed lookups and top-10 queries")
+    p.add_argument("--warmup", type=int, default=50, help="untimed lookups first (a server's warm pool)")
+    p.add_argument("--seed", type=int, default=20261101)
+    p.add_argument("--regenerate", action="store_true", help="rewrite the CSV files even if they match")
+    p.add_argument("--keep", action="store_true", help="keep bench/out/foundation.db after the run")
+    p.add_argument("--profile-steps", default="", help="comma-separated steps to run under cProfile "
+                   "(stats to stderr and bench/out/profile_STEP.pstats); timings then include the profiler")
+    # internal: one step in a child process
+    p.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--profile", type=Path, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    a.profile_steps = {s.strip() for s in a.profile_steps.split(",") if s.strip()}
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    if a.step:
+        run_step(a)
+        return 0
+    a.out = a.out.resolve()
+    return orchestrate(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

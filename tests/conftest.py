@@ -1,0 +1,86 @@
+"""Fixtures: one database per backend (SQLite always, PostgreSQL when MIANZI_TEST_POSTGRES_URL is set).
+
+Every test that takes `engine` runs on each backend; tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, SQLModel
+
+from bot import context
+from bot.migrate import upgrade
+from bot.settings import get_settings
+from models.db import make_engine
+
+PG_URL = os.environ.get("MIANZI_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(scope="session")
+def _engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Engine]]]:
+    engines: dict[str, tuple[str, Engine]] = {}
+    sqlite_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    engines["sqlite"] = (sqlite_url, make_engine(sqlite_url))
+    if PG_URL:
+        pg = make_engine(PG_URL)
+        with pg.begin() as conn:
+            SQLModel.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engines["postgresql"] = (PG_URL, pg)
+    for _url, engine in engines.values():
+        upgrade(engine)
+    yield engines
+    for _url, engine in engines.values():
+        engine.dispose()
+
+
+def _empty(engine: Engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, _engines: dict, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The URL of an empty, migrated database; the app's settings point at it."""
+    url, engine = _engines[request.param]
+    _empty(engine)
+    monkeypatch.setenv("MIANZI_DATABASE_URL", url)
+    monkeypatch.setenv("MIANZI_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("MIANZI_LOCALE", "zh")
+    get_settings.cache_clear()
+    context.dispose_all()
+    yield url
+    get_settings.cache_clear()
+    context.dispose_all()
+
+
+@pytest.fixture
+def engine(db_url: str, _engines: dict) -> Engine:
+    for url, eng in _engines.values():
+        if url == db_url:
+            return eng
+    raise AssertionError(db_url)
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
