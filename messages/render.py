@@ -142,3 +142,29 @@ def reason_text(reason: dict[str, Any] | None, metric: str, locale: str | None =
             params[f"{name}_text"] = score_text(params[name], shown_metric, locale)
     params.setdefault("tier_threshold_text", "")
     return t(key, locale, **params)
+
+
+def fit(text: str, max_chars: int | None = None, max_bytes: int | None = None, more: str = "…") -> str:
+    """Cut a reply to a platform's limit at a line boundary (never inside a character).
+
+    Lines are dropped from the end until the text plus a final `more` line fits; a single
+    over-long line is cut at the last whole character that fits.
+    """
+
+    def fits(candidate: str) -> bool:
+        if max_chars is not None and len(candidate) > max_chars:
+            return False
+        return max_bytes is None or len(candidate.encode("utf-8")) <= max_bytes
+
+    if fits(text):
+        return text
+    lines = text.split("\n")
+    while len(lines) > 1:
+        lines.pop()
+        candidate = "\n".join(lines).rstrip() + "\n" + more
+        if fits(candidate):
+            return candidate
+    line = lines[0]
+    while line and not fits(line + more):
+        line = line[: max(len(line) - max(len(line) // 8, 1), 0)]
+    return line + more
