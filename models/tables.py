@@ -175,3 +175,26 @@ class PointsEntry(SQLModel, table=True):
     reason: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     source_key: str = Field(max_length=200, unique=True)
     created_at: datetime
+
+
+class TeamChat(SQLModel, table=True):
+    """A group chat linked to a team (`/linkgroup`), where team news can be posted."""
+
+    __table_args__ = (UniqueConstraint("platform", "chat_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    platform: str = Field(max_length=16)
+    chat_ref: str = Field(max_length=128)
+    linked_at: datetime
+
+
+class InboundSeen(SQLModel, table=True):
+    """Platform deliveries already handled (Telegram update_id, WeChat MsgId …), so retries run once."""
+
+    __table_args__ = (UniqueConstraint("platform", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    key: str = Field(max_length=128)
+    seen_at: datetime = Field(index=True)

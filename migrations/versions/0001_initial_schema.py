@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:59:22.125102
+Create Date: 2026-11-23 17:06:50.009015
 """
 from alembic import op
 import sqlalchemy as sa
@@ -49,6 +49,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_contest_end_at'), ['end_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_contest_start_at'), ['start_at'], unique=False)
 
+    op.create_table('inboundseen',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('seen_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('platform', 'key')
+    )
+    with op.batch_alter_table('inboundseen', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inboundseen_seen_at'), ['seen_at'], unique=False)
+
     op.create_table('team',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -75,6 +86,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('partner', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_partner_team_id'), ['team_id'], unique=False)
+
+    op.create_table('teamchat',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.Integer(), nullable=False),
+    sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('chat_ref', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('linked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['team_id'], ['team.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('platform', 'chat_ref')
+    )
+    with op.batch_alter_table('teamchat', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_teamchat_team_id'), ['team_id'], unique=False)
 
     op.create_table('chatidentity',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -241,11 +265,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_chatidentity_partner_id'))
 
     op.drop_table('chatidentity')
+    with op.batch_alter_table('teamchat', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_teamchat_team_id'))
+
+    op.drop_table('teamchat')
     with op.batch_alter_table('partner', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_partner_team_id'))
 
     op.drop_table('partner')
     op.drop_table('team')
+    with op.batch_alter_table('inboundseen', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inboundseen_seen_at'))
+
+    op.drop_table('inboundseen')
     with op.batch_alter_table('contest', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contest_start_at'))
         batch_op.drop_index(batch_op.f('ix_contest_end_at'))
