@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import context
 from bot.settings import get_settings
+from bot.standings_refresh import refresh_dirty
 from messages.render import reason_text, score_text, t
 from models import contests as contest_ops
 from models import standings
@@ -127,19 +128,19 @@ def _report(what: str, report: ImportReport) -> None:
 def partners_import(file: Path) -> None:
     """Add or update partners and teams from a CSV file."""
     settings = get_settings()
-    with guarded(), _open(file) as stream, open_csv(stream, ("code", "name")) as csv_rows:
-        with session_scope(context.engine(settings)) as session:
-            report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
-                                     default_locale=settings.locale)
+    with (guarded(), _open(file) as stream, open_csv(stream, ("code", "name")) as csv_rows,
+          session_scope(context.engine(settings)) as session):
+        report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
+                                 default_locale=settings.locale)
     _report("partners", report)
 
 
 @targets_app.command("import")
 def targets_import(file: Path) -> None:
     """Targets per partner per period from a CSV file."""
-    with guarded(), _open(file) as stream, open_csv(stream, TARGET_COLUMNS) as csv_rows:
-        with session_scope(context.engine()) as session:
-            report = import_targets(session, rows_from_csv(csv_rows.columns, csv_rows.rows, TARGET_COLUMNS))
+    with (guarded(), _open(file) as stream, open_csv(stream, TARGET_COLUMNS) as csv_rows,
+          session_scope(context.engine()) as session):
+        report = import_targets(session, rows_from_csv(csv_rows.columns, csv_rows.rows, TARGET_COLUMNS))
     _report("targets", report)
 
 
@@ -157,15 +158,6 @@ def sales_import(file: Path) -> None:
                                   zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
             refresh_dirty(session)
     _report("sales", report)
-
-
-def refresh_dirty(session: Any) -> None:
-    """Rebuild the live standings the import invalidated, so the next question is answered at once."""
-    from sqlalchemy import select
-
-    for cid in session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
-                                                        Contest.standings_dirty.is_(True))).scalars().all():
-        standings.refresh(session, cid)
 
 
 @partners_app.command("invite")
@@ -364,6 +356,16 @@ def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="
                                 end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
         if not closed_any:
             out.print(t("cli.nothing_due", loc), markup=False)
+
+
+@app.command("demo")
+def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite file for the sample program"),
+         script: bool = typer.Option(False, "--script", help="play the scripted tour even in a terminal")) -> None:
+    """A complete sample program and a chat in the terminal (a scripted tour without a terminal)."""
+    from bot.demo import run
+
+    settings = get_settings()
+    raise typer.Exit(run(db, settings.timezone, settings.locale, interactive=False if script else None))
 
 
 def main() -> None:

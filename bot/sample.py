@@ -11,7 +11,13 @@ from sqlmodel import Session
 
 from models import contests
 from models.imports import (
-    PARTNER_COLUMNS, SALE_COLUMNS, TARGET_COLUMNS, import_partners, import_sales, import_targets, rows_from_records,
+    PARTNER_COLUMNS,
+    SALE_COLUMNS,
+    TARGET_COLUMNS,
+    import_partners,
+    import_sales,
+    import_targets,
+    rows_from_records,
 )
 from models.rules import parse_prizes, parse_score, parse_tiers
 

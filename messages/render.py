@@ -50,7 +50,10 @@ def environment(locale: str) -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
     env.filters.update(money=lambda fen: money(fen, locale), yuan=lambda fen: money(fen, locale, short=False),
                        num=lambda v: number(v), medal=medal, pct=percent,
-                       score=lambda s, metric: score_text(s, metric, locale))
+                       score=lambda s, metric: score_text(s, metric, locale),
+                       reason=lambda r, metric: reason_text(r, metric, locale),
+                       local=local_time, hours=lambda secs: number(Decimal(secs) / 3600),
+                       period=lambda c: period_text(c["start"], c["end"], c["tz"]))
     env.globals["t"] = lambda key, **params: t(key, locale, **params)
     return env
 
@@ -108,8 +111,22 @@ def medal(rank: int | None) -> str:
     return MEDALS.get(rank, f"{rank}.")
 
 
-def local_time(value: datetime, tz: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.astimezone(tz).strftime(fmt)
+def local_time(value: datetime, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def period_text(start: datetime, end: datetime, tz: str) -> str:
+    """`2026-11-01 – 2026-11-30` for whole days (the end is exclusive, shown inclusive), else with times."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    a, b = start.astimezone(zone), end.astimezone(zone)
+    if a.time() == b.time() == datetime.min.time():
+        return f"{a:%Y-%m-%d} – {(b - timedelta(days=1)):%Y-%m-%d}"
+    return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M}"
 
 
 COUNT_METRICS = ("units", "orders", "new_customers")

@@ -1,0 +1,177 @@
+"""The chat commands (DESIGN §4). Each takes the asker and arguments and returns replies as data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from handlers import views
+from handlers.identity import LOCALES, Asker, bind
+from handlers.types import ChatConfig, Reply
+from models import contests as contest_ops
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Team, TeamChat
+
+
+def say(asker: Asker, key: str, **params: object) -> Reply:
+    """A one-line reply from the string table."""
+    return Reply("say", {"key": key, "params": params}, asker.locale)
+
+
+def cmd_help(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    return [Reply("help", {"role": asker.role, "bound": asker.partner is not None,
+                           "name": asker.partner.name if asker.partner else None}, asker.locale)]
+
+
+def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    if asker.incoming.is_group:
+        return [say(asker, "chat.bind_in_private")]
+    if not args:
+        if asker.partner is not None:
+            return cmd_help(session, asker, args, config, now)
+        return [Reply("welcome", {}, asker.locale)]
+    outcome, partner = bind(session, asker.incoming, args[0], now)
+    if partner is None:
+        return [say(asker, f"chat.invite_{outcome}")]
+    team = session.get(Team, partner.team_id) if partner.team_id else None
+    return [Reply("bound", {"name": partner.name, "role": partner.role, "team": team.name if team else None},
+                  partner.locale)]
+
+
+def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    contest, running = views.pick_contest(session, asker.partner, args[0] if args else None, now)
+    if contest is None:
+        if args:
+            return [say(asker, "chat.no_such_contest", value=args[0])]
+        return [say(asker, "chat.no_running_contest")]
+    view = views.rank_view(session, contest, asker.partner, now)
+    view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
+    view["role"] = asker.role
+    return [Reply("rank", view, asker.locale)]
+
+
+def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    partner = asker.partner
+    assert partner is not None
+    team: Team | None = None
+    if args and partner.role == "admin":
+        team = session.execute(select(Team).where((Team.code == args[0]) | (Team.name == args[0]))).scalars().first()
+        if team is None:
+            return [say(asker, "chat.no_such_team", value=args[0])]
+    elif partner.team_id is not None:
+        team = session.get(Team, partner.team_id)
+    if team is None:
+        if partner.role == "admin":
+            return [Reply("teams", {"teams": _team_list(session)}, asker.locale)]
+        return [say(asker, "chat.no_team")]
+    contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now, scope="team")
+    if contest is None:
+        contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now)
+    return [Reply("team", views.team_view(session, contest, team, partner, now), asker.locale)]
+
+
+def _team_list(session: Session) -> list[dict[str, object]]:
+    rows = session.execute(select(Team.code, Team.name, func.count(Partner.id))
+                           .join(Partner, Partner.team_id == Team.id, isouter=True)
+                           .group_by(Team.id, Team.code, Team.name).order_by(Team.code)).all()
+    return [{"code": code, "name": name, "size": size} for code, name, size in rows]
+
+
+def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    partner = asker.partner
+    assert partner is not None
+    balance = session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0))
+                              .where(PointsEntry.partner_id == partner.id)).scalar_one()
+    recent = session.execute(select(PointsEntry).where(PointsEntry.partner_id == partner.id)
+                             .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()).limit(5)).scalars().all()
+    active = []
+    for contest in views.open_contests(session, now):
+        if contest_ops.status(contest, now) == "upcoming" or not views.takes_part(session, contest, partner):
+            continue
+        view = views.rank_view(session, contest, partner, now)
+        active.append({"contest": view["contest"], "me": view["me"], "team": view["team"]})
+    team = session.get(Team, partner.team_id) if partner.team_id else None
+    return [Reply("me", {"name": partner.name, "code": partner.code, "role": partner.role,
+                         "team": team.name if team else None, "balance": int(balance),
+                         "recent": [{"amount": e.amount, "reason": e.reason, "at": e.created_at} for e in recent],
+                         "titles": _titles(session, partner), "active": active, "tz": config.timezone},
+                  asker.locale)]
+
+
+def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
+    """Honours earned in closed contests: a top-3 place, alone or with one's team."""
+    stmt = (select(Contest, ContestResult).join(ContestResult, ContestResult.contest_id == Contest.id)
+            .where(ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0,
+                   ((ContestResult.kind == "partner") & (ContestResult.partner_id == partner.id))
+                   | ((ContestResult.kind == "team") & (ContestResult.team_id == partner.team_id)))
+            .order_by(Contest.end_at.desc()).limit(10))
+    return [{"contest": c.name, "rank": r.rank, "team": r.kind == "team", "start": c.start_at, "tz": c.timezone}
+            for c, r in session.execute(stmt).all()]
+
+
+def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    shown = []
+    for contest in views.open_contests(session, now):
+        if asker.partner is not None and asker.role != "admin" and not views.takes_part(session, contest,
+                                                                                        asker.partner):
+            continue
+        shown.append(views.contest_info(contest, now))
+    return [Reply("contests", {"contests": shown}, asker.locale)]
+
+
+def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    closed = session.execute(select(Contest).where(Contest.closed_at.is_not(None))
+                             .order_by(Contest.end_at.desc(), Contest.id.desc()).limit(6)).scalars().all()
+    roll = []
+    for contest in closed:
+        winners = session.execute(select(ContestResult).where(
+            ContestResult.contest_id == contest.id, ContestResult.kind != "member",
+            ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
+            .order_by(ContestResult.position)).scalars().all()
+        names = views._names(session, list(winners))
+        roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
+                                                                                for w in winners]})
+    return [Reply("honors", {"roll": roll}, asker.locale)]
+
+
+def cmd_lang(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    choice = args[0].lower() if args else ""
+    choice = {"中文": "zh", "英文": "en", "english": "en", "chinese": "zh"}.get(choice, choice)
+    if choice not in LOCALES:
+        return [say(asker, "chat.lang_usage")]
+    if asker.partner is not None:
+        asker.partner.locale = choice
+        session.add(asker.partner)
+    return [Reply("say", {"key": "chat.lang_set", "params": {}}, choice)]
+
+
+def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    if asker.role != "admin":
+        return [say(asker, "chat.admin_only")]
+    if not asker.incoming.is_group:
+        return [say(asker, "chat.linkgroup_in_group")]
+    if not args:
+        return [say(asker, "chat.linkgroup_usage")]
+    team = session.execute(select(Team).where((Team.code == args[0]) | (Team.name == args[0]))).scalars().first()
+    if team is None:
+        return [say(asker, "chat.no_such_team", value=args[0])]
+    link = session.execute(select(TeamChat).where(TeamChat.platform == asker.incoming.platform,
+                                                  TeamChat.chat_ref == asker.incoming.chat_ref)).scalars().first()
+    if link is None:
+        session.add(TeamChat(team_id=team.id, platform=asker.incoming.platform,  # type: ignore[arg-type]
+                             chat_ref=asker.incoming.chat_ref, linked_at=now))
+    else:
+        link.team_id, link.linked_at = team.id, now  # type: ignore[assignment]
+    return [say(asker, "chat.group_linked", team=team.name)]
+
+
+Handler = Callable[[Session, Asker, list[str], ChatConfig, datetime], list[Reply]]
+
+# name → (handler, needs a bound partner)
+COMMANDS: dict[str, tuple[Handler, bool]] = {
+    "bind": (cmd_bind, False), "help": (cmd_help, False), "lang": (cmd_lang, False),
+    "rank": (cmd_rank, True), "team": (cmd_team, True), "me": (cmd_me, True), "contests": (cmd_contests, True),
+    "honors": (cmd_honors, True), "linkgroup": (cmd_linkgroup, True),
+}

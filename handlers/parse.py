@@ -1,0 +1,51 @@
+"""Recognising commands: Telegram-style slash commands and WeChat-style Chinese keywords."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+# keyword (as typed on WeChat) → command name
+KEYWORDS = {
+    "绑定": "bind", "帮助": "help", "排行": "rank", "排名": "rank", "团队": "team", "我的": "me",
+    "比赛": "contests", "荣誉": "honors", "语言": "lang", "关联群": "linkgroup", "菜单": "help",
+}
+COMMANDS = ("start", "bind", "help", "rank", "team", "me", "contests", "honors", "lang", "linkgroup")
+ALIASES = {"start": "bind"}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # a known command name, or "" when the text is not a command
+    args: list[str]
+    raw: str
+
+
+def clean(text: str) -> str:
+    """NFKC-normalise (full-width ／ and letters become ASCII), drop control and zero-width characters."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
+
+
+def parse(text: str, bot_username: str = "") -> Command:
+    """`/rank@MianziBot 2`, `/RANK`, `排行`, ` 绑定 AB12CD34 ` → a command; anything else → name ""."""
+    raw = clean(text)
+    parts = raw.split()
+    if not parts:
+        return Command("", [], raw)
+    head, args = parts[0], parts[1:]
+    if head.startswith("/"):
+        name, _, addressee = head[1:].partition("@")
+        name = name.lower()
+        if addressee and bot_username and addressee.lower() != bot_username.lower():
+            return Command("", [], raw)  # a command for another bot in the same group
+        if name in COMMANDS:
+            return Command(ALIASES.get(name, name), args, raw)
+        return Command("", args, raw)
+    for keyword, name in KEYWORDS.items():
+        if head.lower() == keyword:
+            return Command(name, args, raw)
+        if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang"):
+            rest = head[len(keyword):].strip()  # "绑定AB12CD34" without a space
+            return Command(name, [rest] if rest else [], raw)
+    return Command("", [], raw)

@@ -1,0 +1,178 @@
+"""Data for replies about contests: the public top, one's own line, gaps, rules in plain words.
+
+Only the public top N and the asker's own line (and, for a captain, their own team's members)
+ever leave here: the bottom of a ranking is never shown to anyone but the partner themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models import contests as contest_ops
+from models import standings
+from models.rules import next_tier
+from models.tables import Contest, Partner, Team
+
+PUBLIC_TOP_MAX = 10
+
+
+def contest_info(contest: Contest, now: datetime) -> dict[str, Any]:
+    return {"id": contest.id, "name": contest.name, "metric": contest.metric, "scope": contest.scope,
+            "team_score": contest.team_score, "start": contest.start_at, "end": contest.end_at,
+            "tz": contest.timezone, "status": contest_ops.status(contest, now), "top_n": contest.top_n,
+            "grace_hours": contest.grace_seconds // 3600, "grace_seconds": contest.grace_seconds,
+            "segment": contest.segment, "min_tenure_days": contest.min_tenure_days, "min_score": contest.min_score,
+            "min_satisfaction": contest.min_satisfaction, "prizes": contest.prizes, "tiers": contest.tiers,
+            "recur": contest.recur}
+
+
+def open_contests(session: Session, now: datetime) -> list[Contest]:
+    """Active and settling contests first (soonest end first), then upcoming ones."""
+    rows = session.execute(select(Contest).where(Contest.closed_at.is_(None))
+                           .order_by(Contest.start_at, Contest.end_at, Contest.id)).scalars().all()
+    return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
+
+
+def takes_part(session: Session, contest: Contest, partner: Partner) -> bool:
+    seg = contest.segment or {}
+    if partner.role == "admin":
+        return False
+    for key in ("region", "industry", "size"):
+        if key in seg and getattr(partner, key) != seg[key]:
+            return False
+    if "city_tier" in seg and str(partner.city_tier) != str(seg["city_tier"]):
+        return False
+    if "team" in seg:
+        team = session.get(Team, partner.team_id) if partner.team_id else None
+        if team is None or team.code != seg["team"]:
+            return False
+    return not (contest.scope == "team" and partner.team_id is None)
+
+
+def pick_contest(session: Session, partner: Partner | None, arg: str | None, now: datetime,
+                 scope: str | None = None) -> tuple[Contest | None, list[Contest]]:
+    """The contest a question is about: by id or name fragment, else the partner's first running one."""
+    candidates = [c for c in open_contests(session, now) if contest_ops.status(c, now) != "upcoming"]
+    if scope:
+        candidates = [c for c in candidates if c.scope == scope]
+    if arg:
+        found = None
+        if arg.isdigit():
+            found = session.get(Contest, int(arg))
+        else:
+            found = session.execute(select(Contest).where(Contest.name.contains(arg))
+                                    .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
+        return found, candidates
+    if partner is not None and partner.role != "admin":
+        mine = [c for c in candidates if takes_part(session, c, partner)]
+        return (mine[0] if mine else None), candidates
+    return (candidates[0] if candidates else None), candidates
+
+
+def _names(session: Session, lines: list) -> dict[str, dict[int, str]]:
+    pids = {line.partner_id for line in lines if line.partner_id}
+    tids = {line.team_id for line in lines if line.team_id}
+    partners = dict(session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(pids))).all()) if pids else {}
+    teams = dict(session.execute(select(Team.id, Team.name).where(Team.id.in_(tids))).all()) if tids else {}
+    return {"partner": partners, "team": teams}
+
+
+def line_view(line: Any, names: dict[str, dict[int, str]]) -> dict[str, Any]:
+    name = names["team"].get(line.team_id, "") if line.kind == "team" else names["partner"].get(line.partner_id, "")
+    return {"rank": line.rank, "position": line.position, "name": name, "score": line.score, "tier": line.tier,
+            "eligible": line.eligible, "reason": line.reason, "prize_points": line.prize_points,
+            "rebate_pct": line.rebate_pct}
+
+
+def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
+    """How far to the next place and to the next tier."""
+    out: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None}
+    if not line.eligible:
+        return out
+    above = standings.next_above(session, contest, line)
+    if above is not None:
+        out["gap_place"] = above.score - line.score
+        out["next_rank"] = above.rank
+    tier = next_tier(contest.tiers, line.score)
+    if tier is not None:
+        out["gap_tier"] = tier["threshold"] - line.score
+        out["next_tier"] = tier["name"]
+    return out
+
+
+def rank_view(session: Session, contest: Contest, partner: Partner | None, now: datetime) -> dict[str, Any]:
+    """The public top N of a contest and the asker's own standing."""
+    standings.ensure_fresh(session, contest)
+    session.refresh(contest)
+    top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
+    own = team_line = None
+    if partner is not None and partner.role != "admin":
+        own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
+        if contest.scope == "team" and partner.team_id is not None:
+            team_line = standings.line_of_team(session, contest, partner.team_id)
+    names = _names(session, [*top, *(x for x in (own, team_line) if x is not None)])
+    view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [line_view(x, names) for x in top],
+                            "me": None, "team": None, "ranked": _ranked_count(session, contest)}
+    if own is not None:
+        view["me"] = {**line_view(own, names), **(gaps(session, contest, own) if own.kind == "partner" else {})}
+    if team_line is not None:
+        view["team"] = {**line_view(team_line, names), **gaps(session, contest, team_line)}
+    return view
+
+
+def _ranked_count(session: Session, contest: Contest) -> int:
+    from sqlalchemy import func
+
+    table = standings.table_for(contest)
+    return int(session.execute(select(func.count()).select_from(table).where(
+        table.contest_id == contest.id, table.kind == standings.primary_kind(contest),
+        table.position.is_not(None))).scalar_one())
+
+
+def team_view(session: Session, contest: Contest | None, team: Team, asker: Partner, now: datetime) -> dict[str, Any]:
+    """A team's standing and its members' contributions (the names and numbers only for the team's
+    captain and admins; a dealer sees the team's total and their own share)."""
+    see_members = asker.role == "admin" or (asker.role == "captain" and asker.team_id == team.id)
+    members = session.execute(select(Partner).where(Partner.team_id == team.id, Partner.active.is_(True),
+                                                    Partner.role != "admin").order_by(Partner.code)).scalars().all()
+    view: dict[str, Any] = {"team": {"name": team.name, "code": team.code, "size": len(members)},
+                            "see_members": see_members, "contest": None, "line": None, "members": [], "mine": None}
+    if contest is None:
+        view["members"] = [{"name": m.name, "role": m.role} for m in members] if see_members else []
+        return view
+    standings.ensure_fresh(session, contest)
+    session.refresh(contest)
+    view["contest"] = contest_info(contest, now)
+    if contest.scope == "team":
+        line = standings.line_of_team(session, contest, team.id)  # type: ignore[arg-type]
+        lines = standings.members_of(session, contest, team.id)  # type: ignore[arg-type]
+    else:
+        line = None
+        ids = [m.id for m in members]
+        table = standings.table_for(contest)
+        lines = list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
+                                                         table.partner_id.in_(ids))
+                                     .order_by(table.score.desc())).scalars())
+    names = _names(session, [*lines, *([line] if line else [])])
+    if line is not None:
+        view["line"] = {**line_view(line, names), **gaps(session, contest, line)}
+    total = sum(x.score for x in lines if x.eligible)
+    view["total"] = total
+    if see_members:
+        view["members"] = [{**line_view(x, names), "share": _share(x.score, total) if x.eligible else None}
+                           for x in lines]
+    mine = next((x for x in lines if x.partner_id == asker.id), None)
+    if mine is not None:
+        view["mine"] = {**line_view(mine, names), "share": _share(mine.score, total) if mine.eligible else None}
+    return view
+
+
+def _share(score: int, total: int) -> int | None:
+    """Share of the team total in hundredths of a percent."""
+    from models.values import ratio_hundredths
+
+    return ratio_hundredths(score, total, 100) if total > 0 else None
