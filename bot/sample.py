@@ -66,6 +66,15 @@ def build(session: Session, tz: ZoneInfo, now: datetime | None = None, seed: int
 
     sales = []
     elapsed = max((local_now.date() - month_start).days, 1)
+    last_month = (month_start - timedelta(days=1)).replace(day=1)
+    for p in partners[1:]:
+        for k in range(rng.randrange(3, 10)):
+            day = last_month + timedelta(days=rng.randrange(0, (month_start - last_month).days))
+            amount = round(rng.uniform(3000, 40000) * {1: 1.0, 2: 0.6, 3: 0.4}[int(p["city_tier"])], 2)
+            sales.append({"id": f"{p['code']}-{last_month:%Y%m}-{k}", "partner": p["code"],
+                          "occurred_at": f"{day.isoformat()}T{rng.randrange(8, 21):02d}:30:00",
+                          "amount": f"{amount:.2f}", "units": rng.randrange(1, 30), "margin": "",
+                          "customer": f"C{rng.randrange(1, 400)}", "satisfaction": rng.choice([4, 5, ""])})
     for p in partners[1:]:
         strength = rng.uniform(0.3, 1.6) * {1: 1.0, 2: 0.6, 3: 0.35}[int(p["city_tier"])]
         for k in range(rng.randrange(4, 16)):
@@ -77,6 +86,14 @@ def build(session: Session, tz: ZoneInfo, now: datetime | None = None, seed: int
                           "units": rng.randrange(1, 40), "margin": f"{amount * 0.18:.2f}",
                           "customer": f"C{rng.randrange(1, 400)}", "satisfaction": rng.choice([3, 4, 4, 5, 5, ""])})
     import_sales(session, rows_from_records(sales, SALE_COLUMNS), tz, now=now)
+
+    previous = contests.create(session, contests.ContestSpec(
+        name=f"{last_month.month}月销售冠军", metric="revenue", timezone=tz.key,
+        start_at=datetime.combine(last_month, datetime.min.time(), tzinfo=tz),
+        end_at=datetime.combine(month_start, datetime.min.time(), tzinfo=tz),
+        prizes=parse_prizes("1=1000,2=600,3=300"), tiers=parse_tiers("铜牌=50000:50,银牌=100000:150", "revenue")),
+        now=now)
+    contests.close(session, previous.id, now)  # type: ignore[arg-type]
 
     start = datetime.combine(month_start, datetime.min.time(), tzinfo=tz)
     end = datetime.combine(next_month, datetime.min.time(), tzinfo=tz)
