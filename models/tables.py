@@ -62,6 +62,9 @@ class ChatIdentity(SQLModel, table=True):
     active: bool = True
     bound_at: datetime
     last_seen_at: datetime | None = None
+    # WeChat's customer-service window: free-form pushes only within 48 h of the user's last
+    # message, and at most 5 of them per window; the count restarts with each user message.
+    window_pushes: int = 0
 
 
 class Sale(SQLModel, table=True):
@@ -198,3 +201,60 @@ class InboundSeen(SQLModel, table=True):
     platform: str = Field(max_length=16)
     key: str = Field(max_length=128)
     seen_at: datetime = Field(index=True)
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "undeliverable")
+
+
+class Outbox(SQLModel, table=True):
+    """Every push, one row per recipient and channel, before it is sent (DESIGN §3 rule 2).
+
+    `key` makes queuing idempotent (`broadcast:42:partner:1007`). The delivery worker claims due
+    rows by setting `status=sending` with a lease; a crashed worker's lease expires and another
+    worker sends the row again, which bounds duplicates to the rows in flight at the crash.
+    """
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)  # broadcast, result, announcement, reminder, reply …
+    batch_id: int | None = Field(default=None, index=True)  # the broadcast (or other batch) it belongs to
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    identity_id: int | None = Field(default=None, foreign_key="chatidentity.id")
+    platform: str = Field(max_length=16)
+    chat_ref: str = Field(max_length=128)
+    is_group: bool = False
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    leased_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class Broadcast(SQLModel, table=True):
+    """An announcement from an admin to everyone or a segment; queued into the outbox on confirm."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(max_length=4000)
+    segment: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_by: int | None = Field(default=None, foreign_key="partner.id")
+    created_at: datetime
+    send_at: datetime
+    status: str = Field(default="draft", max_length=16)  # draft, queued, cancelled
+    recipients: int = 0
+    confirmed_at: datetime | None = None
+
+
+class AccessToken(SQLModel, table=True):
+    """Platform access tokens shared by every server process (WeChat invalidates older ones)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    app: str = Field(max_length=128, unique=True)  # e.g. wechat:<appid>, wecom:<corpid>:<agentid>
+    token: str = Field(max_length=1024)
+    expires_at: datetime
+    fetched_at: datetime
