@@ -44,7 +44,7 @@ def identify(session: Session, incoming: Incoming, config: ChatConfig, now: date
         partner = None
     if identity is not None and not incoming.is_group:
         session.execute(update(ChatIdentity).where(ChatIdentity.id == identity.id)
-                        .values(last_seen_at=now, chat_ref=incoming.chat_ref))
+                        .values(last_seen_at=now, chat_ref=incoming.chat_ref, window_pushes=0))
     if partner is not None:
         return Asker(incoming, partner, partner.locale)
     return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale))
