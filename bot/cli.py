@@ -368,5 +368,102 @@ def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite fi
     raise typer.Exit(run(db, settings.timezone, settings.locale, interactive=False if script else None))
 
 
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port")) -> None:
+    """The server: /healthz, the Telegram webhook (or long polling) and the sales API."""
+    import logging
+
+    import uvicorn
+
+    from bot.app import create_app
+
+    settings = get_settings()
+    loc = _locale()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Bot API URLs, token included
+    channels = []
+    if settings.telegram_token:
+        channels.append(t("web.telegram_webhook" if settings.telegram_webhook_url else "web.telegram_polling", loc))
+    with guarded():
+        application = create_app(settings)
+    out.print(t("web.serving", loc, url=f"http://{host}:{port}"), markup=False, highlight=False)
+    out.print(t("web.channels", loc, channels=", ".join(channels) if channels else t("web.no_channels", loc)),
+              markup=False, highlight=False)
+    out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")
+app.add_typer(deliveries_app, name="deliveries")
+
+
+@app.command("broadcast")
+def broadcast(text: str = typer.Argument(..., help="the announcement"),
+              segment: str | None = typer.Option(None, "--segment",
+                                                 help="KEY=VALUE[,…]: region, city_tier, industry, size, team, role"),
+              at: str | None = typer.Option(None, "--at", help="ISO-8601 send time (program time zone); default now"),
+              json_out: bool = typer.Option(False, "--json")) -> None:
+    """Queue an announcement to every bound partner, or a segment (sent by the delivery worker)."""
+    from handlers import broadcasts
+    from models.rules import parse_segment as parse_seg
+
+    settings = get_settings()
+    loc = _locale()
+    with guarded():
+        tz = zone(settings.timezone)
+        now = utcnow()
+        send_at = parse_datetime_local(at, tz) if at else now
+        seg = parse_seg(segment, allow_role=True)
+        with session_scope(context.engine(settings)) as session:
+            item, _count = broadcasts.draft(session, text, seg, None, send_at, now)
+            item = broadcasts.confirm(session, item.id, now)  # type: ignore[arg-type]
+    if json_out:
+        print_json({"id": item.id, "recipients": item.recipients, "send_at": item.send_at.isoformat()})
+        return
+    out.print(t("broadcast.cli_queued", loc, id=item.id, count=item.recipients,
+                at=item.send_at.astimezone(zone(settings.timezone)).strftime("%Y-%m-%d %H:%M")), markup=False)
+
+
+@deliveries_app.command("report")
+def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", help="a broadcast id"),
+                      json_out: bool = typer.Option(False, "--json")) -> None:
+    """What was sent, pending, failed, blocked or undeliverable, per channel, with the reasons."""
+    from messages.render import render
+    from models import outbox
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+    if json_out:
+        print_json({"id": batch, **data})
+        return
+    out.print(render("deliveries", loc, **data, title=f"#{batch}" if batch is not None else ""), markup=False,
+              highlight=False)
+
+
+@deliveries_app.command("drain")
+def deliveries_drain() -> None:
+    """Send everything that is due now through the configured channels, then exit (cron, ops)."""
+    import asyncio
+
+    from bot.channels import ceilings, push_senders
+    from bot.delivery import DeliveryWorker
+
+    settings = get_settings()
+
+    async def go() -> None:
+        worker = DeliveryWorker(context.engine(settings), push_senders(settings), ceilings(settings),
+                                concurrency=settings.delivery_concurrency,
+                                max_attempts=settings.delivery_max_attempts)
+        try:
+            stats = await worker.drain()
+        finally:
+            await worker.close()
+        print_json(stats.__dict__)
+
+    with guarded():
+        asyncio.run(go())
+
+
 def main() -> None:
     app()

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
 
     invite_ttl_days: int = 7
 
+    # Delivery ceilings (DESIGN §5): the platforms' figures can change, so they are settings.
+    telegram_rate: float = 30.0  # messages per second for the whole bot (1000 with paid broadcasts)
+    telegram_chat_interval: float = 1.0  # seconds between two messages to one private chat
+    telegram_group_per_minute: int = 20
+    wechat_rate: float = 20.0
+    wecom_rate: float = 20.0
+    wecom_chat_interval: float = 2.0  # WeCom drops silently past 30 messages a minute per member
+    delivery_concurrency: int = 64
+    delivery_max_attempts: int = 5
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -8,10 +8,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from handlers import views
+from handlers import broadcasts, views
 from handlers.identity import LOCALES, Asker, bind
-from handlers.types import ChatConfig, Reply
+from handlers.types import Button, ChatConfig, Reply
+from messages.render import t
 from models import contests as contest_ops
+from models import outbox
+from models.errors import DataError
+from models.rules import parse_segment
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Team, TeamChat
 
 
@@ -167,11 +171,83 @@ def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatC
     return [say(asker, "chat.group_linked", team=team.name)]
 
 
+def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatConfig,
+                  now: datetime) -> list[Reply]:
+    """`/broadcast [region=华东 …] TEXT`: a preview with the recipient count and confirm/cancel buttons."""
+    if asker.role != "admin":
+        return [say(asker, "broadcast.admin_only")]
+    text = args[0] if args else ""
+    words = text.split()
+    segment_words = []
+    while words and "=" in words[0]:
+        segment_words.append(words.pop(0))
+    body = text
+    for word in segment_words:
+        body = body.split(word, 1)[1]
+    try:
+        segment = parse_segment(",".join(segment_words), allow_role=True)
+        item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]
+    buttons = [Button(t("broadcast.confirm_button", asker.locale), f"bc:confirm:{item.id}"),
+               Button(t("broadcast.cancel_button", asker.locale), f"bc:cancel:{item.id}")]
+    return [Reply("broadcast_preview", {"count": count, "segment": segment, "text": item.text, "later": False,
+                                        "send_at": now, "tz": config.timezone}, asker.locale, buttons)]
+
+
+def cmd_confirm(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    if asker.role != "admin":
+        return [say(asker, "broadcast.admin_only")]
+    target = _draft_ref(session, asker, args, now)
+    if target is None:
+        return [say(asker, "broadcast.nothing_to_confirm")]
+    try:
+        item = broadcasts.confirm(session, target, now, by=asker.partner.id)  # type: ignore[union-attr]
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]
+    return [say(asker, "broadcast.queued", id=item.id, count=item.recipients)]
+
+
+def cmd_cancel(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    if asker.role != "admin":
+        return [say(asker, "broadcast.admin_only")]
+    target = _draft_ref(session, asker, args, now)
+    if target is None:
+        return [say(asker, "broadcast.nothing_to_confirm")]
+    try:
+        item = broadcasts.cancel(session, target, by=asker.partner.id)  # type: ignore[union-attr]
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]
+    if item.status != "cancelled":
+        return [say(asker, "broadcast.not_draft", id=item.id)]
+    return [say(asker, "broadcast.cancelled", id=item.id)]
+
+
+def _draft_ref(session: Session, asker: Asker, args: list[str], now: datetime) -> int | None:
+    if args and args[0].isdigit():
+        return int(args[0])
+    latest = broadcasts.latest_draft(session, asker.partner.id, now)  # type: ignore[union-attr]
+    return latest.id if latest else None
+
+
+def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: ChatConfig,
+                   now: datetime) -> list[Reply]:
+    if asker.role != "admin":
+        return [say(asker, "chat.admin_only")]
+    batch = int(args[0]) if args and args[0].isdigit() else None
+    data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+    title = f"#{batch}" if batch is not None else ""
+    return [Reply("deliveries", {**data, "title": title}, asker.locale)]
+
+
 Handler = Callable[[Session, Asker, list[str], ChatConfig, datetime], list[Reply]]
 
 # name → (handler, needs a bound partner)
 COMMANDS: dict[str, tuple[Handler, bool]] = {
     "bind": (cmd_bind, False), "help": (cmd_help, False), "lang": (cmd_lang, False),
     "rank": (cmd_rank, True), "team": (cmd_team, True), "me": (cmd_me, True), "contests": (cmd_contests, True),
-    "honors": (cmd_honors, True), "linkgroup": (cmd_linkgroup, True),
+    "honors": (cmd_honors, True), "linkgroup": (cmd_linkgroup, True), "broadcast": (cmd_broadcast, True),
+    "confirm": (cmd_confirm, True), "cancel": (cmd_cancel, True), "deliveries": (cmd_deliveries, True),
 }
+# commands whose handler gets the whole text after the command word as its one argument
+RAW_ARGS = ("broadcast",)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from handlers.commands import COMMANDS, say
+from handlers.commands import COMMANDS, RAW_ARGS, say
 from handlers.identity import identify
 from handlers.parse import parse
 from handlers.types import ChatConfig, Incoming, Reply
@@ -36,4 +36,5 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
     handler, needs_partner = COMMANDS[command.name]
     if needs_partner and asker.partner is None:
         return [say(asker, "chat.need_bind")]
-    return handler(session, asker, command.args, config, now)
+    args = [command.rest] if command.name in RAW_ARGS else command.args
+    return handler(session, asker, args, config, now)

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 KEYWORDS = {
     "绑定": "bind", "帮助": "help", "排行": "rank", "排名": "rank", "团队": "team", "我的": "me",
     "比赛": "contests", "荣誉": "honors", "语言": "lang", "关联群": "linkgroup", "菜单": "help",
+    "群发": "broadcast", "确认": "confirm", "取消": "cancel", "送达": "deliveries",
 }
-COMMANDS = ("start", "bind", "help", "rank", "team", "me", "contests", "honors", "lang", "linkgroup")
+COMMANDS = ("start", "bind", "help", "rank", "team", "me", "contests", "honors", "lang", "linkgroup",
+            "broadcast", "confirm", "cancel", "deliveries")
 ALIASES = {"start": "bind"}
 
 
@@ -19,6 +21,7 @@ class Command:
     name: str  # a known command name, or "" when the text is not a command
     args: list[str]
     raw: str
+    rest: str = ""  # the text after the command word, spacing kept (a broadcast's message)
 
 
 def clean(text: str) -> str:
@@ -33,19 +36,26 @@ def parse(text: str, bot_username: str = "") -> Command:
     parts = raw.split()
     if not parts:
         return Command("", [], raw)
+    if raw.startswith("bc:"):  # an inline button: bc:<confirm|cancel>:<broadcast id>
+        _, action, ref = (raw.split(":") + ["", ""])[:3]
+        return Command(action if action in ("confirm", "cancel") else "", [ref], raw)
     head, args = parts[0], parts[1:]
+    rest = raw[len(head):].strip()
     if head.startswith("/"):
         name, _, addressee = head[1:].partition("@")
         name = name.lower()
         if addressee and bot_username and addressee.lower() != bot_username.lower():
             return Command("", [], raw)  # a command for another bot in the same group
         if name in COMMANDS:
-            return Command(ALIASES.get(name, name), args, raw)
+            return Command(ALIASES.get(name, name), args, raw, rest)
         return Command("", args, raw)
     for keyword, name in KEYWORDS.items():
+        if name == "broadcast" and raw.startswith(keyword):
+            rest = raw[len(keyword):].strip()
+            return Command(name, rest.split(), raw, rest)
         if head.lower() == keyword:
-            return Command(name, args, raw)
+            return Command(name, args, raw, rest)
         if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang"):
             rest = head[len(keyword):].strip()  # "绑定AB12CD34" without a space
-            return Command(name, [rest] if rest else [], raw)
+            return Command(name, [rest] if rest else [], raw, rest)
     return Command("", [], raw)

@@ -182,3 +182,33 @@ def test_no_text_and_unicode_oddities(engine: Engine, program: dict) -> None:
     assert "您：第 1 名" in ask(engine, me, "／ＲＡＮＫ")  # full-width, as typed on a Chinese keyboard
     assert "您：第 1 名" in ask(engine, me, "  排行  ")
     assert "您：第 1 名" in ask(engine, me, "/rank@MianziBot")
+
+
+def test_broadcast_preview_confirm_and_refusal(engine: Engine, program: dict) -> None:
+    from models.tables import Broadcast, Outbox
+
+    dealer = bound(engine, "P1")
+    bound(engine, "P2")
+    boss = bound(engine, "BOSS")
+    assert "仅限渠道经理" in ask(engine, dealer, "群发 大家好")
+    preview = ask(engine, boss, "/broadcast region=华东 Training tonight at 8")
+    assert "Broadcast preview (to 0 partners, segment: region=华东)" in preview
+    preview = ask(engine, boss, "/broadcast Training tonight at 8")
+    assert "to 3 partners" in preview and "Training tonight at 8" in preview
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).select_from(Outbox)).scalar_one() == 0
+        draft = s.execute(select(Broadcast).where(Broadcast.status == "draft").order_by(Broadcast.id.desc())).scalars().first()
+    done = converse(engine, boss, f"bc:confirm:{draft.id}", CONFIG, NOW)  # the inline button
+    assert f"Broadcast #{draft.id} is queued for 3 partners" in done
+    assert "already sent" in converse(engine, boss, f"bc:cancel:{draft.id}", CONFIG, NOW)
+    with Session(engine) as s:
+        texts = s.execute(select(Outbox.payload)).scalars().all()
+    assert len(texts) == 3 and all("Training tonight at 8" in p["text"] for p in texts)
+    assert "Nothing has been pushed" not in ask(engine, boss, f"/deliveries {draft.id}")
+    assert "telegram" not in ask(engine, boss, f"/deliveries {draft.id}")  # console accounts only here
+    # WeChat style: reply 确认 to the latest draft; 取消 drops it
+    ask(engine, boss, "群发 明天放假")
+    assert "is queued" in ask(engine, boss, "确认")
+    ask(engine, boss, "群发 作废的通知")
+    assert "cancelled" in ask(engine, boss, "取消")
+    assert "no broadcast waiting" in ask(engine, boss, "确认")

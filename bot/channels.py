@@ -1,0 +1,26 @@
+"""Which push channels are on, from the settings: their senders and their ceilings."""
+
+from __future__ import annotations
+
+from bot.ratelimit import Ceilings
+from bot.senders import Sender
+from bot.settings import Settings
+
+
+def ceilings(settings: Settings) -> dict[str, Ceilings]:
+    return {
+        "telegram": Ceilings(settings.telegram_rate, settings.telegram_chat_interval,
+                             settings.telegram_group_per_minute),
+        "wechat": Ceilings(settings.wechat_rate, 0.0, 0),
+        "wecom": Ceilings(settings.wecom_rate, settings.wecom_chat_interval, 20),
+    }
+
+
+def push_senders(settings: Settings) -> dict[str, Sender]:
+    """A sender per configured channel (WeChat and WeCom join when their adapters are configured)."""
+    senders: dict[str, Sender] = {}
+    if settings.telegram_token:
+        from bot.telegram_push import TelegramPush
+
+        senders["telegram"] = TelegramPush(settings.telegram_token, settings.telegram_api_url)
+    return senders

@@ -1,0 +1,64 @@
+"""Pushes to Telegram: one Bot API `sendMessage` call per outbox row, outcome mapped for the worker.
+
+Plain httpx rather than python-telegram-bot's `Bot` here: the worker owns ceilings and retries
+(PTB's limiter pauses everything on one RetryAfter and skips the per-chat limit, DESIGN §5), and a
+broadcast at 1,000 messages/s wants the lightest call we can make.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from bot.senders import OutboxItem, SendResult
+from messages.render import fit
+
+MAX_CHARS = 4096
+
+
+class TelegramPush:
+    platform = "telegram"
+
+    def __init__(self, token: str, base_url: str, timeout: float = 10.0, connections: int = 64) -> None:
+        self.url = f"{base_url.rstrip('/')}{token}/" if base_url.endswith("/bot") else f"{base_url}{token}/"
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+
+    async def send(self, item: OutboxItem) -> SendResult:
+        payload = item.payload
+        body: dict[str, Any] = {"chat_id": item.chat_ref, "text": fit(payload.get("text", ""), max_chars=MAX_CHARS)}
+        if payload.get("buttons"):
+            body["reply_markup"] = json.dumps({"inline_keyboard": [[{"text": label, "callback_data": data}]
+                                                                   for label, data in payload["buttons"]]},
+                                              ensure_ascii=False)
+        try:
+            response = await self.client.post(self.url + "sendMessage", data=body)
+        except httpx.TimeoutException:
+            return SendResult("retry", error="timeout")
+        except httpx.HTTPError as exc:
+            return SendResult("retry", error=f"network: {type(exc).__name__}")
+        return self.outcome(response)
+
+    @staticmethod
+    def outcome(response: httpx.Response) -> SendResult:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code == 200 and data.get("ok"):
+            return SendResult("sent")
+        description = str(data.get("description") or response.reason_phrase)[:200]
+        code = response.status_code
+        if code == 429:
+            retry_after = float((data.get("parameters") or {}).get("retry_after") or 1)
+            return SendResult("retry", error="429 " + description, retry_after=retry_after)
+        if code == 403:
+            return SendResult("blocked", error="403 " + description)
+        if code >= 500:
+            return SendResult("retry", error=f"{code} {description}")
+        return SendResult("failed", error=f"{code} {description}")
+
+    async def close(self) -> None:
+        await self.client.aclose()
