@@ -1,0 +1,95 @@
+"""Processing each inbound delivery once (DESIGN §5: Telegram and WeChat both retry).
+
+Platforms redeliver when an answer is slow or not 2xx, and Telegram's `update_id`s can jump, so
+the check is "have we seen this exact key recently", not "is it greater than the last one".
+
+`Dedupe` is the seam. `RecentKeys` keeps the recent keys of this process in memory: enough for
+one web worker. `DatabaseKeys` claims each key with an insert into `InboundSeen` (unique on
+platform + key), so several workers behind one PostgreSQL database process a delivery once.
+`Layered` asks memory first, so a burst of retries costs no database round trip.
+
+A key is claimed before it is processed: a crash in between loses that one delivery rather
+than risking a double answer (at most once, like a user who repeats a command).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine, delete, insert
+from sqlalchemy.exc import IntegrityError
+
+from models.tables import InboundSeen
+from models.values import utcnow
+
+
+class Dedupe(Protocol):
+    def seen_before(self, platform: str, key: str) -> bool:
+        """Claim `key`: False the first time (process it), True for every repeat (skip it)."""
+        ...
+
+
+class RecentKeys:
+    """The most recent `capacity` keys per process; the oldest are forgotten first."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen_before(self, platform: str, key: str) -> bool:
+        item = (platform, key)
+        with self._lock:
+            if item in self._keys:
+                self._keys.move_to_end(item)
+                return True
+            self._keys[item] = None
+            if len(self._keys) > self.capacity:
+                self._keys.popitem(last=False)
+            return False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class DatabaseKeys:
+    """Claims in the `InboundSeen` table, shared by every process on the database.
+
+    Rows older than `keep` are pruned now and then (platforms stop retrying within a day).
+    """
+
+    def __init__(self, engine: Engine, keep: timedelta = timedelta(days=2), prune_every: int = 1000) -> None:
+        self.engine = engine
+        self.keep = keep
+        self.prune_every = prune_every
+        self._claims = 0
+        self._lock = threading.Lock()
+
+    def seen_before(self, platform: str, key: str) -> bool:
+        table = InboundSeen.__table__
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(table).values(platform=platform, key=key[:128], seen_at=now))
+        except IntegrityError:
+            return True
+        with self._lock:
+            self._claims += 1
+            prune = self._claims % self.prune_every == 0
+        if prune:
+            with self.engine.begin() as conn:
+                conn.execute(delete(table).where(table.c.seen_at < now - self.keep))
+        return False
+
+
+class Layered:
+    """Memory in front of a shared store: repeats seen by this process never reach the database."""
+
+    def __init__(self, *stores: Dedupe) -> None:
+        self.stores = stores
+
+    def seen_before(self, platform: str, key: str) -> bool:
+        return any(store.seen_before(platform, key) for store in self.stores)
