@@ -1,0 +1,74 @@
+"""The ASGI app of `mianzi serve` (DESIGN §4 routes): health, channel webhooks, the ingestion API.
+
+Routes exist only for what is configured: without `MIANZI_TELEGRAM_TOKEN` there is no Telegram
+route, without `MIANZI_API_TOKEN` no `/api/sales` (404, not 401: nothing to guess at). In long
+polling mode the webhook route is absent too, so nobody can post updates in a user's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot import context
+from bot.api import SalesApi
+from bot.settings import Settings, get_settings
+from bot.telegram import TelegramChannel
+
+log = logging.getLogger("mianzi.app")
+
+HEALTH_TIMEOUT = 5.0
+
+
+def database_ok(settings: Settings) -> bool:
+    try:
+        with context.engine(settings).connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        log.exception("health check: database unreachable")
+        return False
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    telegram = TelegramChannel(settings) if settings.telegram_token else None
+    api = SalesApi(settings) if settings.api_token else None
+
+    async def healthz(_request: Request) -> JSONResponse:
+        try:
+            ok = await asyncio.wait_for(asyncio.to_thread(database_ok, settings), HEALTH_TIMEOUT)
+        except TimeoutError:
+            ok = False
+        return JSONResponse({"database": "ok" if ok else "error", "channels": {"telegram": telegram is not None},
+                             "scheduler": False})
+
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    if telegram is not None and telegram.webhook_mode:
+        routes.append(Route("/telegram/webhook", telegram.webhook, methods=["POST"]))
+    if api is not None:
+        routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(context.engine, settings)  # create or migrate the schema before serving
+        if telegram is not None:
+            await telegram.start()
+        try:
+            yield
+        finally:
+            if telegram is not None:
+                await telegram.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.telegram = telegram
+    return app

@@ -1,0 +1,72 @@
+"""From an `Incoming` to texts ready to send, for every channel adapter.
+
+The core (`handlers.dispatch`) runs in its own transaction; its replies are rendered in the
+recipient's language and cut to the platform's limit. Whatever goes wrong inside, the user gets
+one short apology and the operator gets the stack trace in the log, never the other way round.
+Everything here is blocking (database, jinja): adapters call `answer` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+import handlers.dispatch
+from bot.settings import Settings
+from handlers.types import Button, ChatConfig, Incoming, Reply
+from messages.render import LOCALES, render, t
+from models.db import session_scope
+
+log = logging.getLogger("mianzi.conversation")
+
+Fit = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered message for the chat the incoming message came from."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+
+
+def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConfig:
+    """What the core needs from the settings; `bot_username` overrides the setting when the platform told us."""
+    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
+                      bot_username=bot_username or settings.telegram_bot_username)
+
+
+def locale_for(hint: str | None, default: str) -> str:
+    """A platform language code (`zh-hans`, `en-US`) as one of our languages, else the program default."""
+    if hint:
+        base = hint.split("-")[0].split("_")[0].lower()
+        if base in LOCALES:
+            return base
+    return default
+
+
+def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit) -> list[Outgoing]:
+    """Dispatch and render in one transaction; on any error, nothing is kept and an apology is sent.
+
+    Rendering inside the transaction means a reply that cannot be shown also undoes what it
+    reports (a bind, a language switch), so the user's next try starts from the same state.
+    """
+    try:
+        with session_scope(engine) as session:
+            replies = handlers.dispatch.dispatch(session, incoming, config)
+            return [out for out in (rendered(reply, fit) for reply in replies) if out.text]
+    except Exception:
+        log.exception("dispatch failed for %s message in chat %s", incoming.platform, incoming.chat_ref)
+        return [apology(incoming, config, fit)]
+
+
+def rendered(reply: Reply, fit: Fit) -> Outgoing:
+    text = fit(render(reply.template, reply.locale, **reply.context))
+    return Outgoing(text=text, buttons=list(reply.buttons))
+
+
+def apology(incoming: Incoming, config: ChatConfig, fit: Fit) -> Outgoing:
+    return Outgoing(text=fit(t("web.internal_error", locale_for(incoming.locale_hint, config.default_locale))))

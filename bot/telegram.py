@@ -1,0 +1,251 @@
+"""The Telegram adapter: python-telegram-bot 22 fed by our webhook route, or long polling.
+
+What it decides (and nothing else — who won is the core's business):
+- private and group text → `Incoming`; a leading `/cmd@OurBot` loses its `@OurBot`, and a command
+  addressed to another bot in a shared group is not ours to answer;
+- an inline button press → `Incoming.callback_data`, and the query is always answered so the
+  user's button stops spinning;
+- stickers, photos, voice … → `Incoming.text = None` (the core answers with a short help);
+- an **edited** message is never run again (editing `/redeem 3` must not redeem twice); in a
+  private chat the user is told to send a new message instead, in a group nothing is said;
+- `my_chat_member` (blocked, kicked, added) and every other update type: ignored for now;
+- each `update_id` is processed once (`bot.dedupe`: this process's memory, then the database
+  shared by all workers), whether it came by webhook or polling.
+
+Replies are plain text (no parse mode, so nothing a user typed can turn into markup), cut to
+4096 UTF-16 code units, the unit Telegram counts in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from telegram import CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
+
+from bot import context
+from bot.conversation import Outgoing, answer, chat_config, locale_for
+from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys
+from bot.settings import Settings
+from handlers.types import ChatConfig, Incoming
+from messages.render import fit, t
+
+log = logging.getLogger("mianzi.telegram")
+
+PLATFORM = "telegram"
+TEXT_LIMIT = 4096  # UTF-16 code units
+MAX_UPDATE_BYTES = 1 << 20
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_text(text: str) -> str:
+    """Cut at a line boundary so that the text fits Telegram's limit (emoji count twice there)."""
+    text = fit(text, max_chars=TEXT_LIMIT)
+    while (excess := utf16_len(text) - TEXT_LIMIT) > 0:
+        text = fit(text, max_chars=len(text) - excess)
+    return text
+
+
+def command_text(text: str, bot_username: str) -> str | None:
+    """`/rank@OurBot 2` → `/rank 2`; `/rank@OtherBot` → None (not for us); anything else unchanged."""
+    if not text.startswith("/"):
+        return text
+    head, sep, rest = text.partition(" ")
+    name, at, addressee = head.partition("@")
+    if not at:
+        return text
+    if addressee.lower() != bot_username.lower():
+        return None
+    return name + sep + rest
+
+
+def incoming_from_update(update: Update, bot_username: str) -> Incoming | None:
+    """The neutral message behind a Telegram update, or None when there is nothing to answer."""
+    query = update.callback_query
+    if query is not None:
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        is_group = query.message is not None and query.message.chat.type in GROUP_TYPES
+        return Incoming(platform=PLATFORM, user_ref=str(query.from_user.id), chat_ref=str(chat_id), text=None,
+                        locale_hint=query.from_user.language_code, is_group=is_group,
+                        display_name=query.from_user.full_name, callback_data=query.data or "")
+    message = update.message
+    if message is None or message.from_user is None or message.from_user.is_bot:
+        return None  # channel posts, anonymous group admins, other bots, service updates
+    text = message.text
+    if text is not None:
+        text = command_text(text, bot_username)
+        if text is None:
+            return None
+    user = message.from_user
+    return Incoming(platform=PLATFORM, user_ref=str(user.id), chat_ref=str(message.chat.id), text=text,
+                    locale_hint=user.language_code, is_group=message.chat.type in GROUP_TYPES,
+                    display_name=user.full_name)
+
+
+def keyboard(out: Outgoing) -> InlineKeyboardMarkup | None:
+    if not out.buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data)] for b in out.buttons])
+
+
+class TelegramChannel:
+    """One bot: its PTB `Application`, the webhook route, and the start/stop of the lifespan."""
+
+    def __init__(self, settings: Settings, dedupe: Dedupe | None = None) -> None:
+        if not settings.telegram_token:
+            raise ValueError("Telegram is off: MIANZI_TELEGRAM_TOKEN is not set")
+        self.settings = settings
+        self.dedupe: Dedupe | None = dedupe  # default, once the engine is known: memory, then database
+        self.webhook_mode = bool(settings.telegram_webhook_url)
+        builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
+                   .job_queue(None))  # our scheduler is APScheduler directly (DESIGN §5)
+        if self.webhook_mode:
+            builder = builder.updater(None)
+        self.application: Application = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self.config: ChatConfig = chat_config(settings)
+        self._engine: Engine | None = None
+
+    @property
+    def bot_username(self) -> str:
+        return self.config.bot_username
+
+    # --- lifespan --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Ask Telegram who we are, then register the webhook or start long polling."""
+        self._engine = await asyncio.to_thread(context.engine, self.settings)
+        if self.dedupe is None:
+            self.dedupe = Layered(RecentKeys(), DatabaseKeys(self._engine))
+        app = self.application
+        try:
+            try:
+                await app.initialize()  # getMe
+            except InvalidToken:  # PTB's message quotes the token: keep it out of the log
+                raise InvalidToken("the Bot API rejected MIANZI_TELEGRAM_TOKEN") from None
+            username = app.bot.username
+            if username and username.lower() != self.settings.telegram_bot_username.lower():
+                log.warning("the bot is @%s but MIANZI_TELEGRAM_BOT_USERNAME says %s: invite links printed by "
+                            "the CLI use the setting", username, self.settings.telegram_bot_username)
+            self.config = chat_config(self.settings, username)
+            await app.start()
+            if self.webhook_mode:
+                if not self.settings.telegram_secret:
+                    log.warning("MIANZI_TELEGRAM_SECRET is not set: anyone who finds the webhook URL can post "
+                                "updates in any user's name")
+                await app.bot.set_webhook(self.settings.telegram_webhook_url or "",
+                                          secret_token=self.settings.telegram_secret,
+                                          allowed_updates=ALLOWED_UPDATES)
+                log.info("telegram: @%s, webhook registered", username)
+            else:
+                assert app.updater is not None
+                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                log.info("telegram: @%s, long polling", username)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop polling and the application, close its HTTP client. The webhook stays registered:
+        another worker, or this one after a restart, keeps receiving updates."""
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        await app.bot.shutdown()  # after a failed start the application was never initialized, the bot's client was
+
+    # --- the webhook route -----------------------------------------------------------------------
+
+    async def webhook(self, request: Request) -> Response:
+        """`POST /telegram/webhook`: check the secret, then process the update before answering.
+
+        Answering after processing keeps back-pressure on Telegram (it holds further updates for
+        a slow bot) and is still 200 when the reply could not be sent: the update was claimed,
+        and a retry would only be dropped as a duplicate.
+        """
+        secret = self.settings.telegram_secret
+        if secret:
+            given = request.headers.get(SECRET_HEADER, "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                return Response(status_code=403)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_UPDATE_BYTES:
+            return Response(status_code=413)
+        body = await request.body()
+        if len(body) > MAX_UPDATE_BYTES:
+            return Response(status_code=413)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return JSONResponse({"error": "invalid JSON"}, status_code=400)
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            return JSONResponse({"error": "not a Telegram Update"}, status_code=400)
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return JSONResponse({"error": "not a Telegram Update"}, status_code=400)
+        await self.application.process_update(update)
+        return Response(status_code=200)
+
+    # --- one update ------------------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, _context: CallbackContext) -> None:
+        assert self.dedupe is not None and self._engine is not None
+        if await asyncio.to_thread(self.dedupe.seen_before, PLATFORM, str(update.update_id)):
+            log.info("update %s already processed: skipped", update.update_id)
+            return
+        if update.callback_query is not None:
+            await self._acknowledge(update.callback_query)
+        if update.edited_message is not None:
+            await self._edited(update.edited_message)
+            return
+        incoming = incoming_from_update(update, self.bot_username)
+        if incoming is None:
+            return
+        for out in await asyncio.to_thread(answer, self._engine, incoming, self.config, fit_text):
+            if not await self.send(incoming.chat_ref, out):
+                break
+
+    async def _acknowledge(self, query: CallbackQuery) -> None:
+        try:
+            await query.answer()
+        except TelegramError as exc:  # too old, already answered: the reply still follows
+            log.info("answerCallbackQuery failed: %s", exc)
+
+    async def _edited(self, message: Message) -> None:
+        if message.chat.type != Chat.PRIVATE or message.from_user is None or message.from_user.is_bot:
+            return
+        locale = locale_for(message.from_user.language_code, self.config.default_locale)
+        await self.send(str(message.chat.id), Outgoing(text=fit_text(t("web.edited_ignored", locale))))
+
+    async def send(self, chat_ref: str, out: Outgoing) -> bool:
+        """Send one reply; False when the chat will not take more (blocked, rate-limited)."""
+        try:
+            await self.application.bot.send_message(chat_id=int(chat_ref), text=out.text, reply_markup=keyboard(out))
+            return True
+        except Forbidden as exc:
+            log.info("chat %s does not accept messages: %s", chat_ref, exc)
+        except RetryAfter as exc:
+            log.warning("rate-limited by Telegram while replying in chat %s: %s", chat_ref, exc)
+        except TelegramError as exc:
+            log.warning("sendMessage to chat %s failed: %s", chat_ref, exc)
+        return False
+
+    async def _on_error(self, update: object, ctx: CallbackContext) -> None:
+        log.error("error while processing a Telegram update", exc_info=ctx.error)
