@@ -1,12 +1,15 @@
-"""After an import: rebuild the live standings it invalidated (shared by the CLI and the HTTP API)."""
+"""After an import: rebuild the live standings it invalidated (shared by the CLI, the HTTP API and
+the scheduler), and tell anyone who just fell off a public board."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlmodel import Session
 
+from handlers.nudges import queue_overtaken
 from models import standings
 from models.tables import Contest
+from models.values import utcnow
 
 
 def refresh_dirty(session: Session) -> int:
@@ -16,6 +19,10 @@ def refresh_dirty(session: Session) -> int:
     """
     ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
                                                    Contest.standings_dirty.is_(True))).scalars().all()
+    now = utcnow()
     for cid in ids:
-        standings.refresh(session, cid)
+        dropped = standings.refresh_tracking(session, cid)
+        contest = session.get(Contest, cid)
+        if dropped and contest is not None and contest.start_at <= now < contest.end_at:
+            queue_overtaken(session, contest, dropped, now)
     return len(ids)

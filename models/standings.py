@@ -401,3 +401,22 @@ def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResu
     stmt = (select(table).where(table.contest_id == contest.id)
             .order_by(table.kind, table.position.is_(None), table.position, table.score.desc(), table.id))
     return list(session.execute(stmt).scalars())
+
+
+def public_top_ids(session: Session, contest: Contest, limit: int = 10) -> set[int]:
+    """Partner ids on the public board of an individual contest (cached standings)."""
+    n = min(contest.top_n, limit)
+    return set(session.execute(select(Standing.partner_id).where(
+        Standing.contest_id == contest.id, Standing.kind == "partner", Standing.position.is_not(None),
+        Standing.position <= n, Standing.score > 0)).scalars())
+
+
+def refresh_tracking(session: Session, contest_id: int) -> list[int]:
+    """Rebuild the cache and return the partners who fell off the public board by it."""
+    contest = session.get(Contest, contest_id)
+    if contest is None or contest.closed_at is not None:
+        return []
+    before = public_top_ids(session, contest) if contest.scope == "individual" and contest.standings_at else set()
+    contest = refresh(session, contest_id)
+    after = public_top_ids(session, contest) if contest.scope == "individual" else set()
+    return sorted(before - after)

@@ -1,0 +1,124 @@
+"""The end of a period: celebrate the top in public, tell everyone else their result in private.
+
+Nobody below the public top N is named in a public post; each participant's private message holds
+their own line with the rule behind it and an encouraging next step. Everything goes through the
+outbox with keys that make a second announcement of the same close queue nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from handlers import views
+from messages.render import render
+from models import outbox
+from models.rules import next_tier
+from models.tables import Contest, ContestResult, Partner, TeamChat
+
+PUBLIC_TOP_MAX = 10
+
+
+def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, Any]:
+    """What may be said in public about a closed contest: the top N, champions, tier counts."""
+    top_n = min(contest.top_n, PUBLIC_TOP_MAX)
+    primary = "team" if contest.scope == "team" else "partner"
+    lines = session.execute(select(ContestResult).where(
+        ContestResult.contest_id == contest.id, ContestResult.kind == primary, ContestResult.position.is_not(None),
+        ContestResult.position <= top_n, ContestResult.score > 0).order_by(ContestResult.position)).scalars().all()
+    names = views._names(session, list(lines))
+    top = [views.line_view(line, names) for line in lines]
+    champions = [x for x in top if x["rank"] == 1]
+    winning_members: list[str] = []
+    if contest.scope == "team" and lines and lines[0].rank == 1:
+        members = session.execute(select(Partner.name).join(ContestResult, ContestResult.partner_id == Partner.id)
+                                  .where(ContestResult.contest_id == contest.id, ContestResult.kind == "member",
+                                         ContestResult.team_id == lines[0].team_id,
+                                         ContestResult.eligible.is_(True))
+                                  .order_by(ContestResult.score.desc())).scalars().all()
+        winning_members = list(members)
+    tiers = Counter(t for t in session.execute(select(ContestResult.tier).where(
+        ContestResult.contest_id == contest.id, ContestResult.kind == primary,
+        ContestResult.tier.is_not(None))).scalars())
+    tier_counts = [{"name": t["name"], "count": tiers.get(t["name"], 0)} for t in reversed(contest.tiers)
+                   if tiers.get(t["name"])]
+    return {"contest": views.contest_info(contest, now), "top": top, "champions": champions,
+            "winning_members": winning_members, "tier_counts": tier_counts}
+
+
+def private_view(session: Session, contest: Contest, line: ContestResult, team_line: ContestResult | None,
+                 now: datetime) -> dict[str, Any]:
+    names = views._names(session, [line] + ([team_line] if team_line else []))
+    own = views.line_view(line, names)
+    if line.eligible and line.kind == "partner":
+        own.update(views.gaps(session, contest, line))
+    elif line.kind == "partner" or (line.kind == "member" and line.eligible):
+        tier = next_tier(contest.tiers, line.score)
+        own.update({"gap_place": None, "next_tier": tier["name"] if tier else None,
+                    "gap_tier": tier["threshold"] - line.score if tier else None})
+    for key in ("gap_place", "next_rank", "next_tier", "gap_tier"):
+        own.setdefault(key, None)
+    team = None
+    if team_line is not None:
+        team = {**views.line_view(team_line, names)}
+    return {"me": own, "team": team}
+
+
+def announce_close(session: Session, contest_id: int, now: datetime, group_locale: str = "zh") -> int:
+    """Queue the recognition post for linked groups and each participant's result. Returns rows queued."""
+    contest = session.get(Contest, contest_id)
+    if contest is None or contest.closed_at is None:
+        return 0
+    public = public_view(session, contest, now)
+    rows: list[dict[str, Any]] = []
+    for link in session.execute(select(TeamChat).order_by(TeamChat.id)).scalars():
+        text = render("winners_public", group_locale, **public)
+        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}", "kind": "announcement",
+                     "batch_id": None, "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
+                     "payload": {"text": text}})
+    own_kind = "member" if contest.scope == "team" else "partner"
+    lines = {r.partner_id: r for r in session.execute(select(ContestResult).where(
+        ContestResult.contest_id == contest.id, ContestResult.kind == own_kind)).scalars()}
+    team_lines = {r.team_id: r for r in session.execute(select(ContestResult).where(
+        ContestResult.contest_id == contest.id, ContestResult.kind == "team")).scalars()}
+    public_text: dict[str, str] = {}
+    for person in outbox.recipients(session, partner_ids=list(lines)):
+        line = lines[person.partner_id]
+        if person.locale not in public_text:
+            public_text[person.locale] = render("winners_public", person.locale, **public)
+        private = private_view(session, contest, line, team_lines.get(line.team_id), now)
+        text = public_text[person.locale] + "\n\n" + render("result_private", person.locale,
+                                                           contest=public["contest"], **private)
+        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}", "kind": "result",
+                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
+                     "chat_ref": person.chat_ref, "payload": {"text": text}})
+    return outbox.queue(session, rows, now)
+
+
+def announce_opening(session: Session, contest_id: int, now: datetime) -> int:
+    """Tell the participants of a new (e.g. rolled) period its rules, when it starts."""
+    contest = session.get(Contest, contest_id)
+    if contest is None:
+        return 0
+    info = views.contest_info(contest, now)
+    rows = []
+    people = [p for p in outbox.recipients(session) if _takes_part(session, contest, p.partner_id)]
+    texts: dict[str, str] = {}
+    for person in people:
+        if person.locale not in texts:
+            texts[person.locale] = render("contest_opened", person.locale, contests=[info])
+        rows.append({"key": f"opened:{contest.id}:partner:{person.partner_id}", "kind": "announcement",
+                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
+                     "chat_ref": person.chat_ref, "payload": {"text": texts[person.locale]},
+                     "next_attempt_at": max(contest.start_at, now)})
+    return outbox.queue(session, rows, now)
+
+
+def _takes_part(session: Session, contest: Contest, partner_id: int) -> bool:
+    partner = session.get(Partner, partner_id)
+    return partner is not None and views.takes_part(session, contest, partner)
+
