@@ -1,0 +1,227 @@
+"""From a decoded WeChat / WeCom callback to the text of a passive reply, once per message.
+
+The rules that shape this module (DESIGN §5):
+- **5 seconds.** WeChat drops a callback not answered within 5 s and posts it again (three
+  times). The core runs in a worker thread; if it is not done after `deadline` (4 s), the
+  request is answered `success` and the reply, when ready, is queued in the outbox as a
+  customer-service message (`reply:<platform>:<key>`) for the delivery worker.
+- **Exactly once.** Each delivery is claimed by inserting its key (MsgId; for events
+  FromUserName + CreateTime) into `InboundSeen` before anything runs; a duplicate key means a
+  retry, which never runs again. A retry reaching the same process gets the same reply (it
+  waits for it if the first attempt is still running), because WeChat only retries when it did
+  not get our first answer; a retry reaching another process gets `success`. A crash between the
+  claim and the answer loses that one message (at most once, like a user repeating a command).
+- **Events.** A follow greets (and binds at once with a `qrscene_<invite>` QR code), `SCAN` of
+  an invite QR code binds, an unfollow stops pushes, a menu click runs the command named by its
+  key; other events are acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+import handlers.dispatch
+from bot.settings import Settings
+from bot.wechat_xml import Inbound
+from handlers.types import ChatConfig, Incoming
+from messages.render import fit, render, t
+from models.db import session_scope
+from models.tables import ChatIdentity, InboundSeen, Outbox
+from models.values import utcnow
+
+log = logging.getLogger("mianzi.wechat")
+
+REPLY_BYTES = 2048  # passive replies and customer-service texts are counted in UTF-8 bytes
+DEADLINE = 4.0  # seconds before we give up on a passive reply (WeChat waits 5)
+MENU_COMMANDS = ("rank", "team", "me", "contests", "honors", "help")
+MAX_TEXT = 2000
+MAX_CODE = 64
+KEEP_SEEN = timedelta(days=2)  # WeChat stops retrying after seconds; two days is generous
+
+
+def chat_config(settings: Settings) -> ChatConfig:
+    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a callback asks of the core."""
+
+    text: str | None  # the command as if typed; None for a photo, a voice note …
+    follow: bool = False  # a (re)follow: the account can receive pushes again
+    unfollow: bool = False  # the account can no longer receive anything: nothing to run or answer
+
+
+def plan(msg: Inbound) -> Action | None:
+    """The action behind a callback, or None for what we acknowledge and ignore."""
+    if msg.msg_type == "text":
+        return Action(msg.content or "")
+    if msg.msg_type != "event":
+        if msg.msg_type == "voice" and msg.recognition:  # speech recognition switched on in the console
+            return Action(msg.recognition.rstrip("。！？，.!?, "))  # it ends sentences with "。"
+        return Action(None)
+    event = (msg.event or "").lower()
+    key = (msg.event_key or "").strip()
+    if event == "subscribe":
+        code = key.removeprefix("qrscene_") if key.startswith("qrscene_") else ""
+        return Action(f"绑定 {code[:MAX_CODE]}" if code else "/start", follow=True)
+    if event == "scan" and key:
+        return Action(f"绑定 {key[:MAX_CODE]}")
+    if event == "unsubscribe":
+        return Action(None, unfollow=True)
+    if event == "click":
+        return Action(f"/{key.lower()}" if key.lower() in MENU_COMMANDS else "/help")
+    return None
+
+
+@dataclass
+class _Entry:
+    """One delivery handled by this process: its reply once ready, or `late` once handed to the outbox."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    text: str | None = None
+    late: bool = False
+
+
+class Responder:
+    """Runs the core for callbacks of one platform (`wechat` or `wecom`) and keeps the 5-second rule."""
+
+    def __init__(self, engine: Engine, settings: Settings, platform: str, *, deadline: float = DEADLINE,
+                 memory: int = 10_000, prune_every: int = 1000) -> None:
+        self.engine = engine
+        self.platform = platform
+        self.config = chat_config(settings)
+        self.deadline = deadline
+        self.memory = memory
+        self.prune_every = prune_every
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._claims = 0
+
+    async def reply(self, msg: Inbound) -> str | None:
+        """The passive reply for this callback, or None to answer `success` (nothing, or later)."""
+        action = plan(msg)
+        if action is None:
+            log.info("%s: ignored %s event %r from %s", self.platform, msg.msg_type, msg.event, msg.from_user)
+            return None
+        key = msg.dedupe_key
+        entry, fresh = self._entry(key)
+        if not fresh:
+            log.info("%s: retry of %s from %s, not run again", self.platform, key, msg.from_user)
+            return await self._wait(entry)
+        if not await asyncio.to_thread(self._claim, key):
+            log.info("%s: %s from %s already handled (another process), not run again",
+                     self.platform, key, msg.from_user)
+            with entry.lock:
+                entry.late = True
+                entry.done.set()
+            return None
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(None, self._run, msg, action, key, entry)
+        await asyncio.wait({job}, timeout=self.deadline)
+        return self._answer(entry, key)
+
+    def _answer(self, entry: _Entry, key: str) -> str | None:
+        with entry.lock:
+            if entry.done.is_set():
+                return None if entry.late else entry.text
+            entry.late = True  # the thread will queue its reply in the outbox
+        log.warning("%s: reply to %s not ready within %.1fs, answering success and sending it later",
+                    self.platform, key, self.deadline)
+        return None
+
+    async def _wait(self, entry: _Entry) -> str | None:
+        if not entry.done.is_set():
+            await asyncio.to_thread(entry.done.wait, self.deadline)
+        with entry.lock:
+            return entry.text if entry.done.is_set() and not entry.late else None
+
+    def _entry(self, key: str) -> tuple[_Entry, bool]:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found, False
+            entry = self._entries[key] = _Entry()
+            if len(self._entries) > self.memory:
+                self._entries.popitem(last=False)
+            return entry, True
+
+    def _claim(self, key: str) -> bool:
+        """Insert the key first: a duplicate means this delivery was already taken by someone."""
+        table = InboundSeen.__table__
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(table).values(platform=self.platform, key=key, seen_at=now))
+        except IntegrityError:
+            return False
+        with self._lock:
+            self._claims += 1
+            prune = self._claims % self.prune_every == 0
+        if prune:
+            with self.engine.begin() as conn:
+                conn.execute(delete(table).where(table.c.platform == self.platform,
+                                                 table.c.seen_at < now - KEEP_SEEN))
+        return True
+
+    def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
+        """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
+        text = self._execute(msg, action)
+        with entry.lock:
+            late = entry.late
+            entry.text = text
+            entry.done.set()
+        if late and text:
+            try:
+                self._queue_late(msg, key, text)
+            except Exception:
+                log.exception("%s: could not queue the late reply to %s", self.platform, key)
+
+    def _execute(self, msg: Inbound, action: Action) -> str | None:
+        incoming = Incoming(platform=self.platform, user_ref=msg.from_user, chat_ref=msg.from_user,
+                            text=action.text, is_group=False)
+        try:
+            with session_scope(self.engine) as session:
+                if action.unfollow:
+                    self._set_active(session, msg.from_user, False)
+                    log.info("%s: %s unfollowed, identity marked inactive", self.platform, msg.from_user)
+                    return None
+                if action.follow:
+                    self._set_active(session, msg.from_user, True)
+                replies = handlers.dispatch.dispatch(session, incoming, self.config)
+                texts = [render(r.template, r.locale, **r.context) for r in replies]
+                joined = "\n\n".join(text for text in texts if text)
+                return fit(joined, max_bytes=REPLY_BYTES) if joined else None
+        except Exception:
+            log.exception("%s: dispatch failed for a message from %s", self.platform, msg.from_user)
+            return fit(t("wechat.internal_error", self.config.default_locale), max_bytes=REPLY_BYTES)
+
+    def _set_active(self, session: Session, user_ref: str, active: bool) -> None:
+        session.execute(update(ChatIdentity).where(ChatIdentity.platform == self.platform,
+                                                   ChatIdentity.user_ref == user_ref,
+                                                   ChatIdentity.active.is_(not active)).values(active=active))
+
+    def _queue_late(self, msg: Inbound, key: str, text: str) -> None:
+        """The reply as a customer-service message, sent by the delivery worker."""
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            identity = session.execute(select(ChatIdentity).where(
+                ChatIdentity.platform == self.platform, ChatIdentity.user_ref == msg.from_user,
+                ChatIdentity.active.is_(True))).scalars().first()
+            session.add(Outbox(key=f"reply:{self.platform}:{key.split(':', 1)[1]}"[:200], kind="reply",
+                               partner_id=identity.partner_id if identity else None,
+                               identity_id=identity.id if identity else None, platform=self.platform,
+                               chat_ref=msg.from_user, payload={"text": text, "reply_to": key},
+                               status="pending", next_attempt_at=now, created_at=now))
+        log.info("%s: late reply to %s queued in the outbox", self.platform, key)

@@ -1,0 +1,157 @@
+"""The wire format shared by the Official Account and WeCom callbacks: signed, size-capped XML.
+
+Everything that comes in is hostile until proven otherwise, and each check fails with a
+`Rejected` carrying the HTTP status and a reason for the log (never for the caller):
+- the body is read up to `MAX_BODY` bytes and no further (a callback is a few hundred bytes);
+- XML goes through xmltodict with entities disabled, so a "billion laughs" document is refused
+  (`ValueError: entities are disabled`) before anything expands;
+- signatures are compared in constant time.
+
+Going out, a passive reply is built here rather than with wechatpy's `TextReply`: wechatpy
+wraps text in CDATA without escaping `]]>`, so a user's own words echoed back could close the
+section and inject XML. `cdata` splits every `]]>` across two sections, which any XML parser
+reads back as the exact original text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import xmltodict
+from starlette.requests import Request
+
+MAX_BODY = 1 << 20  # 1 MiB: WeChat's callbacks are tiny; anything near this is not WeChat
+
+
+class Rejected(Exception):
+    """A request we refuse: `status` for the answer, `reason` for the log."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, or `Rejected(413)` as soon as it is known to be larger than `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise Rejected(413, f"body of {declared} bytes declared, limit {limit}")
+        except ValueError as exc:
+            raise Rejected(400, "unreadable Content-Length") from exc
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_xml(data: bytes | str) -> dict[str, str]:
+    """The flat `<xml><Field>value</Field>…</xml>` of a callback as a dict of strings.
+
+    Nested elements (WeCom's `<ScanCodeInfo>` …) are kept as their text-less dicts turned into
+    strings; we never read them.
+    """
+    try:
+        doc = xmltodict.parse(data, disable_entities=True)
+    except ValueError as exc:  # "entities are disabled", and a few other refusals of xmltodict
+        raise Rejected(400, f"XML refused: {exc}") from exc
+    except Exception as exc:  # expat.ExpatError and friends: not XML at all
+        raise Rejected(400, f"not XML: {type(exc).__name__}") from exc
+    root = doc.get("xml") if isinstance(doc, dict) else None
+    if not isinstance(root, dict):
+        raise Rejected(400, "XML without an <xml> root element")
+    return {str(k): v if isinstance(v, str) else "" if v is None else str(v) for k, v in root.items()}
+
+
+def signature(*parts: str) -> str:
+    """WeChat's signature: sha1 of the parts sorted and concatenated."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def signature_ok(given: str | None, *parts: str | None) -> bool:
+    if not given or any(p is None for p in parts):
+        return False
+    return hmac.compare_digest(given.lower().encode(), signature(*parts).encode())  # type: ignore[arg-type]
+
+
+def decrypt(key: bytes, encrypted: str, expected_id: str, prp: type, wrong_id: type[Exception]) -> str:
+    """The plaintext of an `<Encrypt>` field (wechatpy's `PrpCrypto`), checked to be for `expected_id`."""
+    try:
+        return str(prp(key).decrypt(encrypted, expected_id))
+    except wrong_id as exc:
+        raise Rejected(403, "encrypted payload addressed to another app id") from exc
+    except Exception as exc:  # bad base64, bad padding, garbage after decryption
+        raise Rejected(400, f"cannot decrypt: {type(exc).__name__}") from exc
+
+
+def new_nonce() -> str:
+    return str(secrets.randbelow(10**10))
+
+
+def client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def cdata(text: str) -> str:
+    """`text` inside CDATA; a `]]>` in it is split across two sections instead of ending the first."""
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def text_reply(to_user: str, from_user: str, content: str, now: float | None = None) -> str:
+    """A passive text reply (the same shape for the Official Account and WeCom)."""
+    created = int(now if now is not None else time.time())
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content>{cdata(content)}</Content></xml>")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One decoded callback: a message or an event, in the fields we use."""
+
+    to_user: str  # the account's original id (gh_…) or the corp id
+    from_user: str  # OpenID (Official Account) or UserID (WeCom)
+    create_time: str
+    msg_type: str  # text, image, voice, …, event
+    msg_id: str | None = None
+    content: str | None = None
+    event: str | None = None  # subscribe, unsubscribe, SCAN, CLICK (WeCom: click, enter_agent …)
+    event_key: str | None = None
+    recognition: str | None = None  # a voice message's speech recognition, when switched on
+    agent_id: str | None = None  # WeCom only
+
+    @property
+    def dedupe_key(self) -> str:
+        """MsgId for messages; events carry none, so FromUserName + CreateTime (DESIGN §5)."""
+        key = f"msg:{self.msg_id}" if self.msg_id else f"evt:{self.from_user}:{self.create_time}"
+        return key[:128]
+
+
+def inbound(fields: dict[str, Any]) -> Inbound:
+    """The callback behind decoded fields, or `Rejected(400)` when it lacks what every callback has."""
+
+    def get(name: str) -> str | None:
+        value = fields.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    from_user, msg_type, create_time = get("FromUserName"), get("MsgType"), get("CreateTime")
+    if not from_user or not msg_type or not create_time:
+        raise Rejected(400, "callback without FromUserName, MsgType or CreateTime")
+    if len(from_user) > 128:
+        raise Rejected(400, "FromUserName longer than 128 characters")
+    content = fields.get("Content")
+    return Inbound(to_user=get("ToUserName") or "", from_user=from_user, create_time=create_time,
+                   msg_type=msg_type.lower(), msg_id=get("MsgId") or get("MsgID"),
+                   content=content if isinstance(content, str) else None, event=get("Event"),
+                   event_key=get("EventKey"), recognition=get("Recognition"), agent_id=get("AgentID"))

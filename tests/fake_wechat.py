@@ -1,0 +1,180 @@
+"""A fake WeChat / WeCom API on 127.0.0.1 (uvicorn in a thread), and helpers to sign callbacks.
+
+The fake answers the calls our senders make — `token` and `gettoken`, `message/custom/send`,
+`message/template/send`, `message/send`, `appchat/send` — records every call, counts token
+fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like the real
+API), and answers a queued error code when a test asks for one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import xmltodict
+from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from bot.wechat_xml import cdata, signature
+from models.db import session_scope
+from models.identities import new_invite
+from models.tables import Partner
+from tests import builders as b
+from tests.builders import SH
+
+
+@dataclass
+class Call:
+    path: str
+    token: str | None
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeWeixin:
+    base_url: str = ""
+    token_fetches: int = 0
+    valid: set[str] = field(default_factory=set)
+    calls: list[Call] = field(default_factory=list)
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path → answers to give first
+    expired_code: int = 42001
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, path: str, errcode: int, errmsg: str = "error", **extra: Any) -> None:
+        self.errors.setdefault(path, []).append({"errcode": errcode, "errmsg": errmsg, **extra})
+
+    def revoke_tokens(self) -> None:
+        self.valid.clear()
+
+    def sent(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    def app(self) -> Starlette:
+        async def token(request: Request) -> JSONResponse:
+            with self.lock:
+                self.token_fetches += 1
+                issued = f"TOKEN-{self.token_fetches}"
+                self.valid.add(issued)
+            body: dict[str, Any] = {"access_token": issued, "expires_in": 7200}
+            if request.url.path.endswith("gettoken"):
+                body = {"errcode": 0, "errmsg": "ok", **body}
+            return JSONResponse(body)
+
+        async def api(request: Request) -> JSONResponse:
+            path = request.url.path.removeprefix("/cgi-bin/")
+            raw = await request.body()
+            call = Call(path, request.query_params.get("access_token"), json.loads(raw.decode("utf-8")))
+            with self.lock:
+                self.calls.append(call)
+                if call.token not in self.valid:
+                    return JSONResponse({"errcode": self.expired_code, "errmsg": "access_token expired"})
+                queued = self.errors.get(path)
+                if queued:
+                    return JSONResponse(queued.pop(0))
+            return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)})
+
+        return Starlette(routes=[
+            Route("/cgi-bin/token", token), Route("/cgi-bin/gettoken", token),
+            Route("/cgi-bin/{path:path}", api, methods=["POST"]),
+        ])
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1 for the duration of the block; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", http="h11", ws="none", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="wechat-test-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def serve_fake() -> Iterator[FakeWeixin]:
+    """The fake API on 127.0.0.1; its `base_url` is what `MIANZI_WECHAT_API_URL` would be."""
+    fake = FakeWeixin()
+    with serve(fake.app()) as url:
+        fake.base_url = f"{url}/cgi-bin/"
+        yield fake
+
+
+@contextmanager
+def http_client(app: ASGIApp) -> Iterator[httpx.Client]:
+    """A client of `app` served over real HTTP on loopback (no proxies)."""
+    with serve(app) as url, httpx.Client(base_url=url, trust_env=False, timeout=30) as client:
+        yield client
+
+
+def signed_query(token: str, timestamp: str = "1795392000", nonce: str = "271828", **extra: str) -> dict[str, str]:
+    """Query parameters of a plaintext-mode callback, signed as WeChat signs them."""
+    return {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "wechat"
+
+
+def sample_xml(name: str, **fields: str) -> str:
+    """A sample callback from `tests/fixtures/wechat/`, with some fields' values replaced."""
+    xml = (FIXTURES / f"{name}.xml").read_text(encoding="utf-8").strip()
+    for tag, value in fields.items():
+        pattern = re.compile(rf"<{tag}>(<!\[CDATA\[)?.*?(\]\]>)?</{tag}>", re.S)
+        new = f"<{tag}>{cdata(value)}</{tag}>" if tag not in ("CreateTime", "MsgId") else f"<{tag}>{value}</{tag}>"
+        xml, count = pattern.subn(lambda _m, new=new: new, xml)
+        if not count:
+            xml = xml.replace("</xml>", new + "</xml>")
+    return xml
+
+
+def reply_fields(body: str) -> dict[str, str]:
+    """The fields of a passive reply (any well-formed XML; CDATA sections joined as a parser does)."""
+    return {k: v or "" for k, v in xmltodict.parse(body)["xml"].items()}
+
+
+def build_program(engine: Engine) -> dict[str, str]:
+    """Captain and dealers in two teams, sales yesterday, a contest running today; one invite each.
+
+    Dates follow the real clock: the callbacks run the core at the current time.
+    """
+    today = datetime.now(SH).date()
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "CAP", "name": "王队长", "team": "EAST", "role": "captain"},
+                   *({"code": f"P{i}", "name": f"经销商{i}", "team": "EAST" if i <= 3 else "WEST"} for i in range(1, 6)))
+        when = f"{today - timedelta(days=1)}T10:00"
+        b.sales(s, *({"id": f"s{i}", "partner": f"P{i}", "occurred_at": when, "amount": str(60000 - i * 10000)}
+                     for i in range(1, 6)),
+                {"id": "c1", "partner": "CAP", "occurred_at": when, "amount": "1000"})
+        b.contest(s, name="本月销售冠军", start=str(today - timedelta(days=10)), end=str(today + timedelta(days=10)),
+                  prizes="1=500,2=300,3=100", top_n=3)
+        invites = {}
+        for code in ("CAP", "P1", "P2", "P4"):
+            partner = s.execute(select(Partner).where(Partner.code == code)).scalar_one()
+            invites[code] = new_invite(s, partner).code
+        return invites
