@@ -1,0 +1,87 @@
+"""`GET/POST /wecom/callback`: a WeCom (企业微信) self-built app.
+
+WeCom callbacks are always encrypted (wechatpy's `wechatpy.enterprise.crypto`, the receive id
+being the corp id):
+- `GET` with `msg_signature, timestamp, nonce, echostr`: the URL check; `msg_signature` covers
+  the encrypted `echostr`, and the answer is its decrypted plaintext.
+- `POST`: `msg_signature` over the `<Encrypt>` field, decrypted payload addressed to our corp
+  id, and an `AgentID` equal to ours (a corp with several apps must not have one app's messages
+  run by another); then the same core as the Official Account, and an encrypted passive reply.
+  No reply is an empty 200 answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
+
+from bot.settings import Settings
+from bot.wechat_inbound import DEADLINE, Responder
+from bot.wechat_xml import Rejected, client, decrypt, inbound, new_nonce, parse_xml, read_body, signature_ok, text_reply
+
+log = logging.getLogger("mianzi.wecom")
+
+REQUIRED = ("wecom_corp_id", "wecom_agent_id", "wecom_token", "wecom_aes_key")
+
+
+def configured(settings: Settings) -> bool:
+    return all(getattr(settings, name) for name in REQUIRED)
+
+
+class WeComApp:
+    def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE) -> None:
+        if not configured(settings):
+            raise ValueError("MIANZI_WECOM_CORP_ID, _AGENT_ID, _TOKEN and _AES_KEY are required for /wecom/callback")
+        self.token = str(settings.wecom_token)
+        self.corp_id = str(settings.wecom_corp_id)
+        self.agent_id = str(settings.wecom_agent_id)
+        self.crypto = WeChatCrypto(self.token, settings.wecom_aes_key, self.corp_id)
+        self.responder = Responder(engine, settings, "wecom", deadline=deadline)
+
+    def _open(self, request: Request, encrypted: str | None) -> str:
+        q = request.query_params
+        if not encrypted:
+            raise Rejected(400, "nothing encrypted in the request")
+        if not signature_ok(q.get("msg_signature"), self.token, q.get("timestamp"), q.get("nonce"), encrypted):
+            raise Rejected(403, "wrong or missing msg_signature")
+        return decrypt(self.crypto.key, encrypted, self.corp_id, PrpCrypto, InvalidCorpIdException)
+
+    async def verify(self, request: Request) -> Response:
+        try:
+            echo = self._open(request, request.query_params.get("echostr"))
+        except Rejected as exc:
+            log.warning("wecom: URL check refused with %s: %s (from %s)", exc.status, exc.reason, client(request))
+            return PlainTextResponse("refused", status_code=exc.status)
+        return PlainTextResponse(echo)
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            outer = parse_xml(await read_body(request))
+            msg = inbound(parse_xml(self._open(request, outer.get("Encrypt"))))
+            if msg.agent_id is not None and msg.agent_id != self.agent_id:
+                raise Rejected(403, f"message for agent {msg.agent_id}, we are agent {self.agent_id}")
+        except Rejected as exc:
+            log.warning("wecom: callback refused with %s: %s (from %s)", exc.status, exc.reason, client(request))
+            return PlainTextResponse("refused", status_code=exc.status)
+        text = await self.responder.reply(msg)
+        if text is None:
+            return PlainTextResponse("")
+        xml = text_reply(msg.from_user, msg.to_user, text)
+        return Response(self.crypto.encrypt_message(xml, new_nonce(), str(int(time.time()))),
+                        media_type="application/xml")
+
+
+def wecom_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE) -> list[Route]:
+    """The WeCom callback routes (empty when the app is not configured)."""
+    if not configured(settings):
+        return []
+    app = WeComApp(settings, engine, deadline)
+    return [Route("/wecom/callback", app.verify, methods=["GET"]),
+            Route("/wecom/callback", app.receive, methods=["POST"])]
