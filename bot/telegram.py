@@ -206,8 +206,7 @@ class TelegramChannel:
     # --- one update ------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, _context: CallbackContext) -> None:
-        assert self.dedupe is not None and self._engine is not None
-        if await asyncio.to_thread(self.dedupe.seen_before, PLATFORM, str(update.update_id)):
+        if await self._seen_before(update.update_id):
             log.info("update %s already processed: skipped", update.update_id)
             return
         if update.callback_query is not None:
@@ -218,9 +217,19 @@ class TelegramChannel:
         incoming = incoming_from_update(update, self.bot_username)
         if incoming is None:
             return
+        assert self._engine is not None
         for out in await asyncio.to_thread(answer, self._engine, incoming, self.config, fit_text):
             if not await self.send(incoming.chat_ref, out):
                 break
+
+    async def _seen_before(self, update_id: int) -> bool:
+        """The claim; if the database cannot be asked, go on: the user then gets at least an apology."""
+        assert self.dedupe is not None
+        try:
+            return await asyncio.to_thread(self.dedupe.seen_before, PLATFORM, str(update_id))
+        except Exception:
+            log.exception("could not check update %s for a repeat delivery", update_id)
+            return False
 
     async def _acknowledge(self, query: CallbackQuery) -> None:
         try:

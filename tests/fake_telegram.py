@@ -161,6 +161,7 @@ class FakeBotApi:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default 5 refuses connections when a benchmark opens many at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):

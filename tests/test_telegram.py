@@ -285,3 +285,19 @@ def test_recent_keys_forget_the_oldest() -> None:
     assert keys.seen_before("wechat", "a") is False  # platforms do not share ids
     assert keys.seen_before("telegram", "b") is False  # forgotten: capacity 3
     assert len(keys) == 3
+
+
+def test_database_keys_claim_once_and_prune_old_rows(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from bot.dedupe import DatabaseKeys, Layered
+
+    keys = DatabaseKeys(engine, keep=timedelta(0), prune_every=3)
+    assert keys.seen_before("telegram", "1") is False
+    assert DatabaseKeys(engine).seen_before("telegram", "1") is True  # another worker, same database
+    assert keys.seen_before("wechat", "1") is False
+    assert keys.seen_before("telegram", "2") is False  # third claim: everything older than now is pruned
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() <= 1
+    both = Layered(RecentKeys(), DatabaseKeys(engine))
+    assert [both.seen_before("telegram", "9"), both.seen_before("telegram", "9")] == [False, True]
