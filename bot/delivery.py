@@ -13,9 +13,9 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, case, update
 
@@ -50,7 +50,8 @@ class DeliveryWorker:
     def __init__(self, engine: Engine, senders: Mapping[str, Sender], ceilings: Mapping[str, Ceilings], *,
                  worker_id: str | None = None, concurrency: int = 64, batch: int = 200,
                  lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
-                 flush_interval: float = 0.05, idle_sleep: float = 0.5, backoff: float = 2.0) -> None:
+                 flush_interval: float = 0.05, idle_sleep: float = 0.5, backoff: float = 2.0,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.senders = dict(senders)
         self.limiters = {p: ChannelLimiter(ceilings[p]) for p in self.senders}
@@ -58,6 +59,7 @@ class DeliveryWorker:
         self.concurrency, self.batch, self.lease = concurrency, batch, lease
         self.max_attempts, self.flush_interval, self.idle_sleep = max_attempts, flush_interval, idle_sleep
         self.backoff = backoff  # seconds before the first retry; doubles with each attempt
+        self.clock = clock
         self.stats = Stats()
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
@@ -124,7 +126,8 @@ class DeliveryWorker:
 
     def _claim(self, limit: int) -> list:
         with self.engine.begin() as conn:
-            return outbox.claim(conn, self.worker_id, limit, self.lease, platforms=list(self.senders))
+            return outbox.claim(conn, self.worker_id, limit, self.lease, now=self.clock(),
+                                platforms=list(self.senders))
 
     async def _deliver(self, item: OutboxItem) -> None:
         sender = self.senders[item.platform]
@@ -165,7 +168,7 @@ class DeliveryWorker:
             await asyncio.to_thread(self._record, pending)
 
     def _record(self, pending: _Pending) -> None:
-        now = utcnow()
+        now = self.clock()
         with self.engine.begin() as conn:
             if pending.sent:
                 outbox.mark(conn, pending.sent, self.worker_id, status="sent", sent_at=now, last_error=None)

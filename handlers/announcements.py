@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from handlers import views
 from messages.render import render
-from models import outbox
+from models import outbox, standings
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner, TeamChat
 
@@ -27,9 +27,7 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
     """What may be said in public about a closed contest: the top N, champions, tier counts."""
     top_n = min(contest.top_n, PUBLIC_TOP_MAX)
     primary = "team" if contest.scope == "team" else "partner"
-    lines = session.execute(select(ContestResult).where(
-        ContestResult.contest_id == contest.id, ContestResult.kind == primary, ContestResult.position.is_not(None),
-        ContestResult.position <= top_n, ContestResult.score > 0).order_by(ContestResult.position)).scalars().all()
+    lines = standings.top(session, contest, top_n)
     names = views._names(session, list(lines))
     top = [views.line_view(line, names) for line in lines]
     champions = [x for x in top if x["rank"] == 1]

@@ -354,11 +354,15 @@ def primary_kind(contest: Contest) -> str:
 
 
 def top(session: Session, contest: Contest, n: int) -> list[Standing | ContestResult]:
-    """The first n ranked lines (eligible only), in position order."""
+    """The public board: ranked lines with a score, rank 1..n in position order.
+
+    A tie at the boundary keeps everyone who shares the n-th rank on the board (capped at 2n
+    lines); a zero score is never on a board.
+    """
     table = table_for(contest)
     stmt = (select(table).where(table.contest_id == contest.id, table.kind == primary_kind(contest),
-                                table.position.is_not(None), table.position <= n)
-            .order_by(table.position))
+                                table.rank.is_not(None), table.rank <= n, table.score > 0)
+            .order_by(table.position).limit(2 * n))
     return list(session.execute(stmt).scalars())
 
 
@@ -405,10 +409,9 @@ def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResu
 
 def public_top_ids(session: Session, contest: Contest, limit: int = 10) -> set[int]:
     """Partner ids on the public board of an individual contest (cached standings)."""
-    n = min(contest.top_n, limit)
-    return set(session.execute(select(Standing.partner_id).where(
-        Standing.contest_id == contest.id, Standing.kind == "partner", Standing.position.is_not(None),
-        Standing.position <= n, Standing.score > 0)).scalars())
+    if contest.closed_at is not None:
+        return set()
+    return {line.partner_id for line in top(session, contest, min(contest.top_n, limit))}
 
 
 def refresh_tracking(session: Session, contest_id: int) -> list[int]:

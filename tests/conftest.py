@@ -29,9 +29,9 @@ def _engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tup
     engines["sqlite"] = (sqlite_url, make_engine(sqlite_url))
     if PG_URL:
         pg = make_engine(PG_URL)
-        with pg.begin() as conn:
-            SQLModel.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        with pg.begin() as conn:  # a clean slate, whatever an earlier run or branch left behind
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
         engines["postgresql"] = (PG_URL, pg)
     for _url, engine in engines.values():
         upgrade(engine)

@@ -1,0 +1,79 @@
+"""The scheduled jobs. Each takes the time it runs for and is idempotent: a second run for the
+same moment changes nothing, so restarts, catch-ups and a second scheduler are harmless."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from handlers.announcements import announce_close, announce_opening
+from handlers.nudges import queue_final_hours, queue_overtaken, queue_weekly
+from models import contests, standings
+from models.db import session_scope
+from models.tables import Contest
+
+log = logging.getLogger("mianzi.scheduler")
+
+
+@dataclass
+class Closed:
+    contest_id: int
+    queued: int
+    next_contest_id: int | None
+
+
+def close_due(engine: Engine, now: datetime, group_locale: str = "zh") -> list[Closed]:
+    """Close every contest whose period plus grace has ended, and queue its announcements.
+
+    Close and announcement share one transaction: a crash leaves either both or neither, and a
+    contest closed once is never announced twice (`close` returns None the second time).
+    """
+    with session_scope(engine) as session:
+        due = contests.due(session, now)
+    done = []
+    for cid in due:
+        with session_scope(engine) as session:
+            closed = contests.close(session, cid, now)
+            if closed is None:
+                continue
+            queued = announce_close(session, cid, now, group_locale)
+            nxt = closed.next_contest.id if closed.next_contest else None
+            if nxt is not None:
+                queued += announce_opening(session, nxt, now)
+            done.append(Closed(cid, queued, nxt))
+            log.info("closed contest %s, queued %s messages, next period %s", cid, queued, nxt)
+    return done
+
+
+def refresh_and_nudge(engine: Engine, now: datetime) -> int:
+    """Rebuild stale standings (telling those who fell off a board) and send final-48-hours reminders."""
+    queued = 0
+    with session_scope(engine) as session:
+        from sqlalchemy import select
+
+        ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+                                                       Contest.standings_dirty.is_(True))).scalars().all()
+    for cid in ids:
+        with session_scope(engine) as session:
+            dropped = standings.refresh_tracking(session, cid)
+            contest = session.get(Contest, cid)
+            if dropped and contest is not None and contests.status(contest, now) == "active":
+                queued += queue_overtaken(session, contest, dropped, now)
+    with session_scope(engine) as session:
+        queued += queue_final_hours(session, now)
+    return queued
+
+
+def weekly_standings(engine: Engine, now: datetime) -> int:
+    with session_scope(engine) as session:
+        return queue_weekly(session, now)
+
+
+def tick(engine: Engine, now: datetime, group_locale: str = "zh") -> dict[str, int]:
+    """Everything that is due by `now` (the scheduler runs it every few seconds, and at start-up)."""
+    closed = close_due(engine, now, group_locale)
+    nudged = refresh_and_nudge(engine, now)
+    return {"closed": len(closed), "queued": sum(c.queued for c in closed) + nudged}
