@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     wechat_rate: float = 20.0
     wecom_rate: float = 20.0
     wecom_chat_interval: float = 2.0  # WeCom drops silently past 30 messages a minute per member
+    cjk_font: str | None = None  # a .ttf/.otf/.ttc with Chinese glyphs; default: a system font if found
+    media_dir: str = "media"  # where recognition images are written
     weekly_cron: str = "0 9 * * mon"  # weekly standings push, program time zone
     scheduler_tick_seconds: int = 30  # how often the scheduler looks for due work
     delivery_concurrency: int = 64

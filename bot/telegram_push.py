@@ -8,6 +8,7 @@ broadcast at 1,000 messages/s wants the lightest call we can make.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from bot.senders import OutboxItem, SendResult
 from messages.render import fit
 
 MAX_CHARS = 4096
+MAX_CAPTION = 1024
 
 
 class TelegramPush:
@@ -27,6 +29,8 @@ class TelegramPush:
         self.client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
     async def send(self, item: OutboxItem) -> SendResult:
+        if item.payload.get("image"):
+            return await self._photo(item)
         payload = item.payload
         body: dict[str, Any] = {"chat_id": item.chat_ref, "text": fit(payload.get("text", ""), max_chars=MAX_CHARS)}
         if payload.get("buttons"):
@@ -35,6 +39,23 @@ class TelegramPush:
                                               ensure_ascii=False)
         try:
             response = await self.client.post(self.url + "sendMessage", data=body)
+        except httpx.TimeoutException:
+            return SendResult("retry", error="timeout")
+        except httpx.HTTPError as exc:
+            return SendResult("retry", error=f"network: {type(exc).__name__}")
+        return self.outcome(response)
+
+    async def _photo(self, item: OutboxItem) -> SendResult:
+        """A recognition image as `sendPhoto` (multipart upload), with its caption."""
+        path = Path(item.payload["image"])
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return SendResult("failed", error=f"image: {exc.strerror}")
+        body = {"chat_id": item.chat_ref, "caption": fit(item.payload.get("caption", ""), max_chars=MAX_CAPTION)}
+        try:
+            response = await self.client.post(self.url + "sendPhoto", data=body,
+                                              files={"photo": (path.name, data, "image/png")})
         except httpx.TimeoutException:
             return SendResult("retry", error="timeout")
         except httpx.HTTPError as exc:

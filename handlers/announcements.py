@@ -8,7 +8,9 @@ outbox with keys that make a second announcement of the same close queue nothing
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +21,7 @@ from messages.render import render
 from models import outbox, standings
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner, TeamChat
+from models.values import as_utc, zone
 
 PUBLIC_TOP_MAX = 10
 
@@ -44,8 +47,9 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
         ContestResult.tier.is_not(None))).scalars())
     tier_counts = [{"name": t["name"], "count": tiers.get(t["name"], 0)} for t in reversed(contest.tiers)
                    if tiers.get(t["name"])]
+    champion_team_ids = [line.team_id for line in lines if line.rank == 1 and line.kind == "team"]
     return {"contest": views.contest_info(contest, now), "top": top, "champions": champions,
-            "winning_members": winning_members, "tier_counts": tier_counts}
+            "winning_members": winning_members, "tier_counts": tier_counts, "champion_team_ids": champion_team_ids}
 
 
 def private_view(session: Session, contest: Contest, line: ContestResult, team_line: ContestResult | None,
@@ -66,7 +70,16 @@ def private_view(session: Session, contest: Contest, line: ContestResult, team_l
     return {"me": own, "team": team}
 
 
-def announce_close(session: Session, contest_id: int, now: datetime, group_locale: str = "zh") -> int:
+@dataclass(frozen=True)
+class ImageConfig:
+    """Where recognition images go and which CJK font draws them (None: text posts only)."""
+
+    media_dir: Path
+    font: str | None
+
+
+def announce_close(session: Session, contest_id: int, now: datetime, group_locale: str = "zh",
+                   images: ImageConfig | None = None) -> int:
     """Queue the recognition post for linked groups and each participant's result. Returns rows queued."""
     contest = session.get(Contest, contest_id)
     if contest is None or contest.closed_at is None:
@@ -94,7 +107,53 @@ def announce_close(session: Session, contest_id: int, now: datetime, group_local
         rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}", "kind": "result",
                      "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
                      "chat_ref": person.chat_ref, "payload": {"text": text}})
+    if images is not None and images.font and public["top"]:
+        rows += _image_rows(session, contest, public, lines, images, group_locale)
     return outbox.queue(session, rows, now)
+
+
+def _image_rows(session: Session, contest: Contest, public: dict[str, Any], lines: dict[int, ContestResult],
+                images: ImageConfig, group_locale: str) -> list[dict[str, Any]]:
+    """The top-N board for the linked groups and a certificate for each champion."""
+    from messages.images import board, certificate
+    from messages.render import period_text, score_text, t
+
+    assert images.font is not None
+    info = public["contest"]
+    period = period_text(info["start"], info["end"], info["tz"])
+    rows: list[dict[str, Any]] = []
+    board_png = board(images.media_dir / f"contest-{contest.id}-board.png", images.font, group_locale, info,
+                      public["top"], period)
+    for link in session.execute(select(TeamChat).order_by(TeamChat.id)).scalars():
+        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board", "kind": "announcement",
+                     "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
+                     "payload": {"image": str(board_png),
+                                 "caption": t("image.caption_board", group_locale, contest=contest.name)}})
+    champions = [pid for pid, line in lines.items() if line.eligible and _is_champion(contest, line, public)]
+    month_local = as_utc(contest.start_at).astimezone(zone(contest.timezone))
+    for person in outbox.recipients(session, partner_ids=champions):
+        partner = session.get(Partner, person.partner_id)
+        line = lines[person.partner_id]
+        title = t("image.champion_title", person.locale, contest=contest.name,
+                  month=month_local.strftime(t("image.month_format", person.locale)))
+        detail = t("image.detail", person.locale, metric=t("metric." + contest.metric, person.locale),
+                   score=score_text(line.score, contest.metric, person.locale))
+        png = certificate(images.media_dir / f"contest-{contest.id}-certificate-{person.partner_id}.png",
+                          images.font, person.locale, partner.name if partner else "", title, contest.name, period,
+                          detail)
+        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}:certificate", "kind": "result",
+                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
+                     "chat_ref": person.chat_ref,
+                     "payload": {"image": str(png), "caption": t("image.caption_certificate", person.locale)}})
+    return rows
+
+
+def _is_champion(contest: Contest, line: ContestResult, public: dict[str, Any]) -> bool:
+    """Rank 1 alone or shared; in a team contest, every counted member of the winning team."""
+    if contest.scope == "team":
+        return line.kind == "member" and any(c["rank"] == 1 for c in public["champions"]) and \
+            line.team_id in public["champion_team_ids"]
+    return line.rank == 1 and line.score > 0
 
 
 def announce_opening(session: Session, contest_id: int, now: datetime) -> int:

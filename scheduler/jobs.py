@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from handlers.announcements import announce_close, announce_opening
+from handlers.announcements import ImageConfig, announce_close, announce_opening
 from handlers.nudges import queue_final_hours, queue_overtaken, queue_weekly
 from models import contests, standings
 from models.db import session_scope
@@ -25,7 +25,8 @@ class Closed:
     next_contest_id: int | None
 
 
-def close_due(engine: Engine, now: datetime, group_locale: str = "zh") -> list[Closed]:
+def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
+              images: ImageConfig | None = None) -> list[Closed]:
     """Close every contest whose period plus grace has ended, and queue its announcements.
 
     Close and announcement share one transaction: a crash leaves either both or neither, and a
@@ -39,7 +40,7 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh") -> list[C
             closed = contests.close(session, cid, now)
             if closed is None:
                 continue
-            queued = announce_close(session, cid, now, group_locale)
+            queued = announce_close(session, cid, now, group_locale, images)
             nxt = closed.next_contest.id if closed.next_contest else None
             if nxt is not None:
                 queued += announce_opening(session, nxt, now)
@@ -72,8 +73,9 @@ def weekly_standings(engine: Engine, now: datetime) -> int:
         return queue_weekly(session, now)
 
 
-def tick(engine: Engine, now: datetime, group_locale: str = "zh") -> dict[str, int]:
+def tick(engine: Engine, now: datetime, group_locale: str = "zh",
+         images: ImageConfig | None = None) -> dict[str, int]:
     """Everything that is due by `now` (the scheduler runs it every few seconds, and at start-up)."""
-    closed = close_due(engine, now, group_locale)
+    closed = close_due(engine, now, group_locale, images)
     nudged = refresh_and_nudge(engine, now)
     return {"closed": len(closed), "queued": sum(c.queued for c in closed) + nudged}

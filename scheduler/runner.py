@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection, Engine, select, text
 
+from handlers.announcements import ImageConfig
 from models.contests import settles_at
 from models.db import session_scope
 from models.tables import Contest
@@ -74,9 +75,10 @@ class Leadership:
 class SchedulerRunner:
     def __init__(self, engine: Engine, timezone: str, weekly_cron: str = "0 9 * * mon", tick_seconds: int = 30,
                  group_locale: str = "zh", clock: Callable[[], datetime] = utcnow,
+                 images: ImageConfig | None = None,
                  extra_jobs: list[Callable[[Engine, datetime], object]] | None = None) -> None:
         self.engine, self.timezone, self.clock = engine, timezone, clock
-        self.group_locale = group_locale
+        self.group_locale, self.images = group_locale, images
         self.weekly_cron, self.tick_seconds = weekly_cron, tick_seconds
         self.extra_jobs = extra_jobs or []
         self.leadership = Leadership(engine)
@@ -120,7 +122,7 @@ class SchedulerRunner:
             if self._stopping or not self.leadership.acquire():
                 return None
             now = self.clock()
-            result = jobs.tick(self.engine, now, self.group_locale)
+            result = jobs.tick(self.engine, now, self.group_locale, self.images)
             for job in self.extra_jobs:
                 job(self.engine, now)
             self.reconcile(now)

@@ -9,6 +9,7 @@ one message per `chat_interval` seconds to one chat. Faults per chat id: `blocke
 from __future__ import annotations
 
 import asyncio
+import email
 import json
 import socket
 import threading
@@ -36,6 +37,7 @@ class FloodFake:
     delivered: list[tuple[str, str, float]] = field(default_factory=list)
     refused: Counter = field(default_factory=Counter)  # reason → count
     throttled_at: list[float] = field(default_factory=list)
+    photos: list[tuple[str, bytes]] = field(default_factory=list)
     log_path: str | None = None  # also append "chat_id<TAB>text<TAB>time" per delivered message here
 
     def __post_init__(self) -> None:
@@ -56,8 +58,12 @@ class FloodFake:
         params = await _params(request)
         if method == "getMe":
             return _ok({"id": 1, "is_bot": True, "first_name": "Mianzi", "username": "mianzi_bot"})
-        if method != "sendMessage":
+        if method not in ("sendMessage", "sendPhoto"):
             return _ok(True)
+        if method == "sendPhoto":
+            photo = params.get("photo", b"")
+            self.photos.append((str(params.get("chat_id")), photo if isinstance(photo, bytes) else b""))
+            params["text"] = params.get("caption", "")
         chat = str(params.get("chat_id"))
         if self.slow.get(chat, 0) > 0:
             self.slow[chat] -= 1
@@ -137,8 +143,17 @@ class FloodFake:
 
 async def _params(request: Request) -> dict[str, Any]:
     body = await request.body()
-    if request.headers.get("content-type", "").startswith("application/json"):
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("application/json"):
         return json.loads(body or b"{}")
+    if kind.startswith("multipart/form-data"):
+        message = email.message_from_bytes(b"Content-Type: " + kind.encode() + b"\r\n\r\n" + body)
+        fields: dict[str, Any] = {}
+        for part in message.get_payload():  # type: ignore[union-attr]
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True)
+            fields[name] = data if part.get_filename() else data.decode()
+        return fields
     return {k: v[0] for k, v in parse_qs(body.decode()).items()}
 
 

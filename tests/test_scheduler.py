@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -214,3 +215,44 @@ def test_leadership_on_sqlite_is_this_process(engine: Engine) -> None:
         pytest.skip("SQLite only")
     lead = Leadership(engine)
     assert lead.acquire() and lead.holds()
+
+
+def test_recognition_images_reach_telegram_as_photos(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from PIL import Image
+
+    from handlers.announcements import ImageConfig
+    from messages.images import find_cjk_font
+
+    font = find_cjk_font(None)
+    if font is None:
+        pytest.skip("no CJK font on this machine (CI installs fonts-noto-cjk)")
+    program(engine)
+    jobs.close_due(engine, END.astimezone(UTC), images=ImageConfig(tmp_path, font))
+    rows = outbox_rows(engine)
+    images = [r for r in rows if r.payload.get("image")]
+    assert {r.key.rsplit(":", 1)[-1] for r in images} == {"board", "certificate"}
+    with FloodFake(rate=50) as fake:
+        asyncio.run(_drain_again(engine, fake))
+        photos = fake.photos
+    assert len(photos) == 2 and {chat for chat, _ in photos} == {"-100777", next(
+        r.chat_ref for r in images if r.key.endswith("certificate"))}
+    for _chat, png in photos:
+        picture = Image.open(io.BytesIO(png))
+        assert picture.format == "PNG" and picture.width >= 1000
+        extrema = picture.convert("L").getextrema()
+        assert extrema[1] - extrema[0] > 100  # not blank: there is ink on the paper
+
+
+def test_no_cjk_font_means_text_posts_only(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from handlers.announcements import ImageConfig
+    from messages.images import has_cjk
+
+    latin = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if Path(latin).exists():
+        assert has_cjk(latin) is False  # a font without Chinese is never used (no boxes)
+    program(engine)
+    jobs.close_due(engine, END.astimezone(UTC), images=ImageConfig(tmp_path, None))
+    assert not [r for r in outbox_rows(engine) if r.payload.get("image")]
+    assert len(outbox_rows(engine)) == 15
