@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
