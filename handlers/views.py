@@ -90,7 +90,7 @@ def line_view(line: Any, names: dict[str, dict[int, str]]) -> dict[str, Any]:
 
 def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
     """How far to the next place and to the next tier."""
-    out: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None}
+    out: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
     if not line.eligible:
         return out
     above = standings.next_above(session, contest, line)
@@ -118,7 +118,9 @@ def rank_view(session: Session, contest: Contest, partner: Partner | None, now: 
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [line_view(x, names) for x in top],
                             "me": None, "team": None, "ranked": _ranked_count(session, contest)}
     if own is not None:
-        view["me"] = {**line_view(own, names), **(gaps(session, contest, own) if own.kind == "partner" else {})}
+        no_gaps = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
+        view["me"] = {**line_view(own, names), **no_gaps, **(gaps(session, contest, own) if own.kind == "partner"
+                                                             else {})}
     if team_line is not None:
         view["team"] = {**line_view(team_line, names), **gaps(session, contest, team_line)}
     return view

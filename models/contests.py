@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -156,7 +157,8 @@ def _roll(session: Session, contest: Contest, now: datetime) -> Contest | None:
         return None
     period = next_period(as_utc(contest.start_at), as_utc(contest.end_at), contest.recur, zone(contest.timezone))
     nxt = Contest(
-        name=contest.name, metric=contest.metric, scope=contest.scope, team_score=contest.team_score,
+        name=_renamed(contest.name, as_utc(contest.start_at), period.start, zone(contest.timezone)),
+        metric=contest.metric, scope=contest.scope, team_score=contest.team_score,
         start_at=period.start, end_at=period.end, timezone=contest.timezone, grace_seconds=contest.grace_seconds,
         segment=contest.segment, min_tenure_days=contest.min_tenure_days, min_score=contest.min_score,
         min_satisfaction=contest.min_satisfaction, prizes=contest.prizes, tiers=contest.tiers,
@@ -167,6 +169,18 @@ def _roll(session: Session, contest: Contest, now: datetime) -> Contest | None:
     except IntegrityError:
         return None
     return nxt
+
+
+def _renamed(name: str, old_start: datetime, new_start: datetime, tz: ZoneInfo) -> str:
+    """`11月销售冠军` rolls into `12月销售冠军`; a name without its month or quarter stays as it is."""
+    old, new = old_start.astimezone(tz), new_start.astimezone(tz)
+    for before, after in ((f"{old.year}年{old.month}月", f"{new.year}年{new.month}月"),
+                          (f"{old.month}月", f"{new.month}月"),
+                          (f"Q{(old.month - 1) // 3 + 1}", f"Q{(new.month - 1) // 3 + 1}"),
+                          (old.strftime("%B"), new.strftime("%B")), (old.strftime("%b"), new.strftime("%b"))):
+        if before in name:
+            return name.replace(before, after, 1)
+    return name
 
 
 def due(session: Session, now: datetime) -> list[int]:

@@ -106,6 +106,7 @@ def test_recurrence_creates_the_next_period_once(engine: Engine) -> None:
         nxt = s.execute(select(Contest).where(Contest.previous_id == cid)).scalar_one()
         assert (nxt.start_at.isoformat(), nxt.end_at.isoformat()) == ("2026-11-30T16:00:00+00:00",
                                                                        "2026-12-31T16:00:00+00:00")
+        assert nxt.name == "12月销售冠军"  # the month in the name follows the period
         assert nxt.closed_at is None and nxt.recur == "monthly" and nxt.prizes == [{"rank": 1, "points": 500},
                                                                                    {"rank": 2, "points": 300}]
 
