@@ -20,8 +20,11 @@ from starlette.routing import Route
 
 from bot import context
 from bot.api import SalesApi
+from bot.background import Background
 from bot.settings import Settings, get_settings
 from bot.telegram import TelegramChannel
+from bot.wechat_oa import wechat_routes
+from bot.wecom import wecom_routes
 
 log = logging.getLogger("mianzi.app")
 
@@ -38,33 +41,45 @@ def database_ok(settings: Settings) -> bool:
         return False
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, background: bool = True) -> Starlette:
+    """The app; with `background` (the default, as in `mianzi serve`) it also runs the delivery
+    worker and the scheduler for as long as it serves."""
     settings = settings or get_settings()
     telegram = TelegramChannel(settings) if settings.telegram_token else None
     api = SalesApi(settings) if settings.api_token else None
+    engine = context.engine(settings)
+    services = Background(settings, engine) if background else None
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
             ok = await asyncio.wait_for(asyncio.to_thread(database_ok, settings), HEALTH_TIMEOUT)
         except TimeoutError:
             ok = False
-        return JSONResponse({"database": "ok" if ok else "error", "channels": {"telegram": telegram is not None},
-                             "scheduler": False})
+        channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
+        return JSONResponse({"database": "ok" if ok else "error", "channels": channels,
+                             "scheduler": bool(services and services.scheduler_leading()),
+                             "delivery": bool(services and services.delivering())})
 
     routes = [Route("/healthz", healthz, methods=["GET"])]
     if telegram is not None and telegram.webhook_mode:
         routes.append(Route("/telegram/webhook", telegram.webhook, methods=["POST"]))
     if api is not None:
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
+    wechat, wecom = wechat_routes(settings, engine), wecom_routes(settings, engine)
+    routes += wechat + wecom
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(context.engine, settings)  # create or migrate the schema before serving
         if telegram is not None:
             await telegram.start()
+        if services is not None:
+            await services.start()
         try:
             yield
         finally:
+            if services is not None:
+                await services.stop()
             if telegram is not None:
                 await telegram.stop()
 

@@ -452,7 +452,8 @@ def deliveries_drain() -> None:
     settings = get_settings()
 
     async def go() -> None:
-        worker = DeliveryWorker(context.engine(settings), push_senders(settings), ceilings(settings),
+        engine = context.engine(settings)
+        worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings),
                                 concurrency=settings.delivery_concurrency,
                                 max_attempts=settings.delivery_max_attempts)
         try:

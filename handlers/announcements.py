@@ -24,6 +24,8 @@ from models.tables import Contest, ContestResult, Partner, TeamChat
 from models.values import as_utc, zone
 
 PUBLIC_TOP_MAX = 10
+# Channels whose senders deliver images (WeChat/WeCom need a media upload first: not built yet).
+IMAGE_PLATFORMS = ("telegram", "console")
 
 
 def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, Any]:
@@ -124,7 +126,8 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
     rows: list[dict[str, Any]] = []
     board_png = board(images.media_dir / f"contest-{contest.id}-board.png", images.font, group_locale, info,
                       public["top"], period)
-    for link in session.execute(select(TeamChat).order_by(TeamChat.id)).scalars():
+    for link in session.execute(select(TeamChat).where(TeamChat.platform.in_(IMAGE_PLATFORMS))
+                                .order_by(TeamChat.id)).scalars():
         rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board", "kind": "announcement",
                      "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
                      "payload": {"image": str(board_png),
@@ -132,6 +135,8 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
     champions = [pid for pid, line in lines.items() if line.eligible and _is_champion(contest, line, public)]
     month_local = as_utc(contest.start_at).astimezone(zone(contest.timezone))
     for person in outbox.recipients(session, partner_ids=champions):
+        if person.platform not in IMAGE_PLATFORMS:
+            continue
         partner = session.get(Partner, person.partner_id)
         line = lines[person.partner_id]
         title = t("image.champion_title", person.locale, contest=contest.name,

@@ -1,0 +1,59 @@
+"""What `mianzi serve` runs besides answering requests: the delivery worker and the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bot.channels import ceilings, push_senders
+from bot.delivery import DeliveryWorker, release
+from bot.settings import Settings
+from handlers.announcements import ImageConfig
+from messages.images import find_cjk_font
+from scheduler.runner import SchedulerRunner
+
+log = logging.getLogger("mianzi.serve")
+
+
+class Background:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings, self.engine = settings, engine
+        self.worker: DeliveryWorker | None = None
+        self.runner: SchedulerRunner | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        senders = push_senders(self.settings, self.engine)
+        if senders:
+            self.worker = DeliveryWorker(self.engine, senders, ceilings(self.settings),
+                                         concurrency=self.settings.delivery_concurrency,
+                                         max_attempts=self.settings.delivery_max_attempts)
+            self._task = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
+            log.info("delivery worker %s on: %s", self.worker.worker_id, ", ".join(senders))
+        else:
+            log.info("no push channel configured: pushes wait in the outbox")
+        font = await asyncio.to_thread(find_cjk_font, self.settings.cjk_font)
+        self.runner = SchedulerRunner(self.engine, self.settings.timezone, self.settings.weekly_cron,
+                                      self.settings.scheduler_tick_seconds, self.settings.locale,
+                                      images=ImageConfig(Path(self.settings.media_dir), font))
+        await asyncio.to_thread(self.runner.start)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await asyncio.to_thread(self.runner.stop)
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        if self.worker is not None:
+            await asyncio.to_thread(release, self.engine, self.worker.worker_id)
+            await self.worker.close()
+
+    def scheduler_leading(self) -> bool:
+        return self.runner is not None and self.runner.running and self.runner.leadership.holds()
+
+    def delivering(self) -> bool:
+        return self._task is not None and not self._task.done()
