@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -31,7 +32,8 @@ class Background:
         if senders:
             self.worker = DeliveryWorker(self.engine, senders, ceilings(self.settings),
                                          concurrency=self.settings.delivery_concurrency,
-                                         max_attempts=self.settings.delivery_max_attempts)
+                                         max_attempts=self.settings.delivery_max_attempts,
+                                         lease=timedelta(seconds=self.settings.delivery_lease_seconds))
             self._task = asyncio.create_task(self.worker.run(self._stop), name="delivery-worker")
             log.info("delivery worker %s on: %s", self.worker.worker_id, ", ".join(senders))
         else:

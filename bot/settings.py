@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: int = 30  # how often the scheduler looks for due work
     delivery_concurrency: int = 64
     delivery_max_attempts: int = 5
+    delivery_lease_seconds: int = 60  # a crashed worker's rows are sent by another after this long
 
 
 @lru_cache
