@@ -25,7 +25,18 @@ from wechatpy.exceptions import InvalidAppIdException
 
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
-from bot.wechat_xml import Rejected, client, decrypt, inbound, new_nonce, parse_xml, read_body, signature_ok, text_reply
+from bot.wechat_xml import (
+    Rejected,
+    client,
+    decrypt,
+    inbound,
+    make_crypto,
+    new_nonce,
+    parse_xml,
+    read_body,
+    signature_ok,
+    text_reply,
+)
 
 log = logging.getLogger("mianzi.wechat")
 
@@ -38,8 +49,8 @@ class OfficialAccount:
             raise ValueError("MIANZI_WECHAT_TOKEN and MIANZI_WECHAT_APP_ID are required for /wechat/callback")
         self.token = settings.wechat_token
         self.app_id = settings.wechat_app_id
-        self.crypto = (WeChatCrypto(self.token, settings.wechat_aes_key, self.app_id)
-                       if settings.wechat_aes_key else None)
+        self.crypto = (make_crypto(WeChatCrypto, self.token, settings.wechat_aes_key, self.app_id,
+                                   "MIANZI_WECHAT_AES_KEY") if settings.wechat_aes_key else None)
         self.responder = Responder(engine, settings, "wechat", deadline=deadline)
 
     def _signed(self, request: Request) -> None:

@@ -95,6 +95,14 @@ def decrypt(key: bytes, encrypted: str, expected_id: str, prp: type, wrong_id: t
         raise Rejected(400, f"cannot decrypt: {type(exc).__name__}") from exc
 
 
+def make_crypto(crypto_class: type, token: str, aes_key: str, receive_id: str, setting: str) -> Any:
+    """wechatpy's crypto for a callback, with a readable error for a mistyped EncodingAESKey."""
+    try:
+        return crypto_class(token, aes_key, receive_id)
+    except (AssertionError, ValueError) as exc:  # wechatpy asserts a 32-byte key after base64
+        raise ValueError(f"{setting} must be the 43-character EncodingAESKey from the console") from exc
+
+
 def new_nonce() -> str:
     return str(secrets.randbelow(10**10))
 

@@ -24,7 +24,18 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
-from bot.wechat_xml import Rejected, client, decrypt, inbound, new_nonce, parse_xml, read_body, signature_ok, text_reply
+from bot.wechat_xml import (
+    Rejected,
+    client,
+    decrypt,
+    inbound,
+    make_crypto,
+    new_nonce,
+    parse_xml,
+    read_body,
+    signature_ok,
+    text_reply,
+)
 
 log = logging.getLogger("mianzi.wecom")
 
@@ -42,7 +53,8 @@ class WeComApp:
         self.token = str(settings.wecom_token)
         self.corp_id = str(settings.wecom_corp_id)
         self.agent_id = str(settings.wecom_agent_id)
-        self.crypto = WeChatCrypto(self.token, settings.wecom_aes_key, self.corp_id)
+        self.crypto = make_crypto(WeChatCrypto, self.token, str(settings.wecom_aes_key), self.corp_id,
+                                  "MIANZI_WECOM_AES_KEY")
         self.responder = Responder(engine, settings, "wecom", deadline=deadline)
 
     def _open(self, request: Request, encrypted: str | None) -> str:

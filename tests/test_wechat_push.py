@@ -6,6 +6,8 @@ and one access token fetched once and shared through the database by several sen
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,15 +15,21 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
+from starlette.applications import Starlette
 
+import handlers.dispatch
+from bot.delivery import DeliveryWorker
+from bot.ratelimit import Ceilings
 from bot.senders import OutboxItem, SendResult
 from bot.settings import Settings
+from bot.wechat_oa import wechat_routes
 from bot.wechat_senders import WeChatPush, WeComPush
+from bot.wecom import wecom_routes
 from models.db import session_scope
-from models.tables import AccessToken, ChatIdentity, Partner
+from models.tables import AccessToken, ChatIdentity, Outbox, Partner
 from models.values import as_utc, utcnow
 from tests import builders as b
-from tests.fake_wechat import FakeWeixin, serve_fake
+from tests.fake_wechat import FakeWeixin, http_client, sample_xml, serve_fake, signed_query
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 TEMPLATE = "TPL-notice-0001"
@@ -251,3 +259,46 @@ def test_wecom_outcomes(db_url: str, engine: Engine, fake: FakeWeixin) -> None:
     assert [(r.outcome, r.error and r.error.split(":")[0]) for r in results] == [
         ("blocked", "wecom_invalid_user"), ("blocked", "wecom_invalid_user"), ("retry", "wecom_-1"),
         ("retry", "wecom_45033"), ("failed", "wecom_301002")]
+
+
+# ---- a reply too slow for the passive answer reaches the user through the outbox ---------------------------
+
+
+def test_late_reply_goes_out_as_a_customer_service_message(db_url: str, engine: Engine, fake: FakeWeixin,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    iid = identity(engine, seen_hours_ago=100)  # a window long closed: the user's message reopens it
+    release, real = threading.Event(), handlers.dispatch.dispatch
+    monkeypatch.setattr(handlers.dispatch, "dispatch", lambda *a, **k: (release.wait(5), real(*a, **k))[1])
+    config = settings(db_url, fake, wechat_token="tok")
+    with http_client(Starlette(routes=wechat_routes(config, engine, deadline=0.2))) as client:
+        xml = sample_xml("text", Content="我的", MsgId="24581398459177777")
+        assert client.post("/wechat/callback", params=signed_query("tok"), content=xml).text == "success"
+        release.set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with Session(engine) as s:
+                if s.execute(select(Outbox)).first():
+                    break
+            time.sleep(0.02)
+
+    async def deliver() -> None:
+        worker = DeliveryWorker(engine, {"wechat": WeChatPush(config, engine)}, {"wechat": Ceilings(100, 0, 0)})
+        try:
+            await worker.drain()
+        finally:
+            await worker.close()
+
+    asyncio.run(deliver())
+    with Session(engine) as s:
+        row = s.execute(select(Outbox)).scalar_one()
+    assert (row.key, row.status, row.identity_id) == ("reply:wechat:24581398459177777", "sent", iid)
+    (call,) = fake.sent("message/custom/send")
+    assert call.body["touser"] == OPENID and "经销商1" in call.body["text"]["content"]
+    assert pushes(engine, iid) == 1
+
+
+def test_a_mistyped_aes_key_is_reported_at_start(db_url: str, engine: Engine, fake: FakeWeixin) -> None:
+    with pytest.raises(ValueError, match="MIANZI_WECHAT_AES_KEY"):
+        wechat_routes(settings(db_url, fake, wechat_token="tok", wechat_aes_key="short"), engine)
+    with pytest.raises(ValueError, match="MIANZI_WECOM_AES_KEY"):
+        wecom_routes(settings(db_url, fake, wecom_token="tok", wecom_aes_key="short"), engine)
