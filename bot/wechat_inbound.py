@@ -6,11 +6,13 @@ The rules that shape this module (DESIGN §5):
   request is answered `success` and the reply, when ready, is queued in the outbox as a
   customer-service message (`reply:<platform>:<key>`) for the delivery worker.
 - **Exactly once.** Each delivery is claimed by inserting its key (MsgId; for events
-  FromUserName + CreateTime) into `InboundSeen` before anything runs; a duplicate key means a
-  retry, which never runs again. A retry reaching the same process gets the same reply (it
-  waits for it if the first attempt is still running), because WeChat only retries when it did
-  not get our first answer; a retry reaching another process gets `success`. A crash between the
-  claim and the answer loses that one message (at most once, like a user repeating a command).
+  FromUserName + CreateTime) into `InboundSeen` as the first statement of the transaction that
+  runs the core: a duplicate key means a retry, which never runs again (a concurrent attempt in
+  another process waits on the unique index until the first commits). A failure rolls the claim
+  back with everything else, so nothing of a failed message is kept. A retry reaching the same
+  process gets the same reply (it waits for it if the first attempt is still running), because
+  WeChat only retries when it did not get our first answer; a retry reaching another process
+  gets `success`.
 - **Events.** A follow greets (and binds at once with a `qrscene_<invite>` QR code), `SCAN` of
   an invite QR code binds, an unfollow stops pushes, a menu click runs the command named by its
   key; other events are acknowledged and ignored.
@@ -21,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -83,6 +87,10 @@ def plan(msg: Inbound) -> Action | None:
     return None
 
 
+class _AlreadySeen(Exception):
+    """The delivery's key is already in `InboundSeen`: a retry, handled elsewhere."""
+
+
 @dataclass
 class _Entry:
     """One delivery handled by this process: its reply once ready, or `late` once handed to the outbox."""
@@ -107,6 +115,12 @@ class Responder:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._claims = 0
+        # Each message's transaction writes from its first statement. SQLite has one writer at a
+        # time, and its busy handler sleeps up to 100 ms between tries: threads queueing for the
+        # lock turn into multi-second tails. So on SQLite one thread runs them, one after another.
+        workers = 1 if engine.dialect.name == "sqlite" else 8
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{platform}-core")
+        weakref.finalize(self, self._pool.shutdown, wait=False)
 
     async def reply(self, msg: Inbound) -> str | None:
         """The passive reply for this callback, or None to answer `success` (nothing, or later)."""
@@ -119,15 +133,8 @@ class Responder:
         if not fresh:
             log.info("%s: retry of %s from %s, not run again", self.platform, key, msg.from_user)
             return await self._wait(entry)
-        if not await asyncio.to_thread(self._claim, key):
-            log.info("%s: %s from %s already handled (another process), not run again",
-                     self.platform, key, msg.from_user)
-            with entry.lock:
-                entry.late = True
-                entry.done.set()
-            return None
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(None, self._run, msg, action, key, entry)
+        job = loop.run_in_executor(self._pool, self._run, msg, action, key, entry)
         await asyncio.wait({job}, timeout=self.deadline)
         return self._answer(entry, key)
 
@@ -157,27 +164,28 @@ class Responder:
                 self._entries.popitem(last=False)
             return entry, True
 
-    def _claim(self, key: str) -> bool:
-        """Insert the key first: a duplicate means this delivery was already taken by someone."""
-        table = InboundSeen.__table__
-        now = utcnow()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(table).values(platform=self.platform, key=key, seen_at=now))
-        except IntegrityError:
-            return False
+    def _prune(self) -> None:
+        """Now and then, forget deliveries older than `KEEP_SEEN` (WeChat stopped retrying long ago)."""
         with self._lock:
             self._claims += 1
-            prune = self._claims % self.prune_every == 0
-        if prune:
-            with self.engine.begin() as conn:
-                conn.execute(delete(table).where(table.c.platform == self.platform,
-                                                 table.c.seen_at < now - KEEP_SEEN))
-        return True
+            if self._claims % self.prune_every:
+                return
+        table = InboundSeen.__table__
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.platform == self.platform,
+                                             table.c.seen_at < utcnow() - KEEP_SEEN))
 
     def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
         """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
-        text = self._execute(msg, action)
+        claimed, text = self._execute(msg, action, key)
+        if not claimed:
+            log.info("%s: %s from %s already handled (another process), not run again",
+                     self.platform, key, msg.from_user)
+            with entry.lock:
+                entry.late = True  # nothing to answer, now or later
+                entry.done.set()
+            return
+        self._prune()
         with entry.lock:
             late = entry.late
             entry.text = text
@@ -188,24 +196,34 @@ class Responder:
             except Exception:
                 log.exception("%s: could not queue the late reply to %s", self.platform, key)
 
-    def _execute(self, msg: Inbound, action: Action) -> str | None:
+    def _execute(self, msg: Inbound, action: Action, key: str) -> tuple[bool, str | None]:
+        """(claimed, reply). The claim is the transaction's first statement: a duplicate key means
+        another attempt got there first (it waits for that one to commit), and a failure undoes the
+        claim together with everything else, so nothing of a failed message is kept."""
         incoming = Incoming(platform=self.platform, user_ref=msg.from_user, chat_ref=msg.from_user,
                             text=action.text, is_group=False)
         try:
             with session_scope(self.engine) as session:
+                try:
+                    session.execute(insert(InboundSeen.__table__).values(platform=self.platform, key=key,
+                                                                         seen_at=utcnow()))
+                except IntegrityError:
+                    raise _AlreadySeen() from None
                 if action.unfollow:
                     self._set_active(session, msg.from_user, False)
                     log.info("%s: %s unfollowed, identity marked inactive", self.platform, msg.from_user)
-                    return None
+                    return True, None
                 if action.follow:
                     self._set_active(session, msg.from_user, True)
                 replies = handlers.dispatch.dispatch(session, incoming, self.config)
                 texts = [render(r.template, r.locale, **r.context) for r in replies]
                 joined = "\n\n".join(text for text in texts if text)
-                return fit(joined, max_bytes=REPLY_BYTES) if joined else None
+                return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
+        except _AlreadySeen:
+            return False, None
         except Exception:
             log.exception("%s: dispatch failed for a message from %s", self.platform, msg.from_user)
-            return fit(t("wechat.internal_error", self.config.default_locale), max_bytes=REPLY_BYTES)
+            return True, fit(t("wechat.internal_error", self.config.default_locale), max_bytes=REPLY_BYTES)
 
     def _set_active(self, session: Session, user_ref: str, active: bool) -> None:
         session.execute(update(ChatIdentity).where(ChatIdentity.platform == self.platform,

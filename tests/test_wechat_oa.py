@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.wechat_oa import wechat_routes
 from bot.wechat_xml import signature
 from models.tables import ChatIdentity, InboundSeen, Outbox
+from models.values import utcnow
 from tests.fake_wechat import build_program, http_client, reply_fields, sample_xml, signed_query
 
 APP_ID = "wx0123456789abcdef"
@@ -384,3 +385,18 @@ def test_bad_safe_mode_requests(safe_client: httpx.Client, engine: Engine, calls
 
 def test_routes_are_absent_without_configuration(db_url: str, engine: Engine) -> None:
     assert wechat_routes(settings(db_url, wechat_token=None), engine) == []
+
+
+def test_a_failing_core_apologises_and_keeps_nothing(client: httpx.Client, engine: Engine, invites: dict[str, str],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def broken(session: Session, incoming: Any, config: Any, now: Any = None) -> Any:
+        from handlers.identity import bind
+
+        bind(session, incoming, invites["P1"], utcnow())  # a change that must not survive the failure
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(handlers.dispatch, "dispatch", broken)
+    assert say(client, f"绑定 {invites['P1']}") == "抱歉，出了点问题，请稍后再试。"
+    assert count(engine, InboundSeen) == 0 and count(engine, ChatIdentity) == 0
+    assert "database on fire" in caplog.text
