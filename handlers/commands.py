@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from handlers import broadcasts, views
+from handlers import broadcasts, feedback, points, rewards, trainings, views
 from handlers.identity import LOCALES, Asker, bind
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
@@ -248,6 +248,11 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "rank": (cmd_rank, True), "team": (cmd_team, True), "me": (cmd_me, True), "contests": (cmd_contests, True),
     "honors": (cmd_honors, True), "linkgroup": (cmd_linkgroup, True), "broadcast": (cmd_broadcast, True),
     "confirm": (cmd_confirm, True), "cancel": (cmd_cancel, True), "deliveries": (cmd_deliveries, True),
+    # points, rewards store, trainings, feedback (issue 7)
+    "rewards": (rewards.cmd_rewards, True), "redeem": (rewards.cmd_redeem, True),
+    "approve": (rewards.cmd_approve, True), "reject": (rewards.cmd_reject, True), "adjust": (points.cmd_adjust, True),
+    "training": (trainings.cmd_training, True), "join": (trainings.cmd_join, True),
+    "checkin": (trainings.cmd_checkin, True), "feedback": (feedback.cmd_feedback, False),
 }
 # commands whose handler gets the whole text after the command word as its one argument
 RAW_ARGS = ("broadcast",)

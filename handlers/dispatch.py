@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from handlers import feedback
 from handlers.commands import COMMANDS, RAW_ARGS, say
 from handlers.identity import identify
 from handlers.parse import parse
@@ -32,6 +33,9 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
         # line of a busy WeChat-style group is the noise the program is meant to replace.
         if incoming.is_group:
             return []
+        comment = feedback.comment_reply(session, asker, text, now)  # free text right after a survey rating
+        if comment:
+            return comment
         return [say(asker, "chat.unknown" if asker.partner else "chat.need_bind")]
     handler, needs_partner = COMMANDS[command.name]
     if needs_partner and asker.partner is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -14,6 +15,12 @@ KEYWORDS = {
 COMMANDS = ("start", "bind", "help", "rank", "team", "me", "contests", "honors", "lang", "linkgroup",
             "broadcast", "confirm", "cancel", "deliveries")
 ALIASES = {"start": "bind"}
+# points, rewards store, trainings, feedback (issue 7)
+KEYWORDS.update({"积分商城": "rewards", "商城": "rewards", "兑换": "redeem", "批准": "approve", "驳回": "reject",
+                 "调整积分": "adjust", "培训": "training", "报名": "join", "签到": "checkin"})
+COMMANDS += ("rewards", "redeem", "approve", "reject", "adjust", "training", "join", "checkin", "feedback")
+# a survey answer typed as a bare number (WeChat); out-of-range numbers are told the range
+RATING = re.compile(r"^-?\d{1,3}\s*[分星]?$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,11 @@ def parse(text: str, bot_username: str = "") -> Command:
     if raw.startswith("bc:"):  # an inline button: bc:<confirm|cancel>:<broadcast id>
         _, action, ref = (raw.split(":") + ["", ""])[:3]
         return Command(action if action in ("confirm", "cancel") else "", [ref], raw)
+    if raw.startswith("fb:"):  # a feedback button: fb:<request id>:<rating>
+        _, ref, rating = (raw.split(":") + ["", ""])[:3]
+        return Command("feedback", [ref, rating], raw)
+    if RATING.match(raw):
+        return Command("feedback", [raw], raw)
     head, args = parts[0], parts[1:]
     rest = raw[len(head):].strip()
     if head.startswith("/"):
@@ -55,7 +67,7 @@ def parse(text: str, bot_username: str = "") -> Command:
             return Command(name, rest.split(), raw, rest)
         if head.lower() == keyword:
             return Command(name, args, raw, rest)
-        if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang"):
+        if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang", "redeem", "join", "checkin"):
             rest = head[len(keyword):].strip()  # "绑定AB12CD34" without a space
             return Command(name, [rest] if rest else [], raw, rest)
     return Command("", [], raw)

@@ -1,0 +1,44 @@
+"""Helpers shared by the rewards, training and feedback handlers: one-line replies and pushes.
+
+(`say` mirrors `handlers.commands.say`; it lives here too because `handlers.commands` imports
+these handlers for its command table.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from handlers.identity import Asker
+from handlers.types import Button, Reply
+from messages.render import render
+from models import outbox
+from models.outbox import Recipient
+
+
+def say(asker: Asker, key: str, **params: object) -> Reply:
+    """A one-line reply from the string table."""
+    return Reply("say", {"key": key, "params": params}, asker.locale)
+
+
+def push(session: Session, partner_ids: Iterable[int], *, key: Callable[[int], str], kind: str, template: str,
+         context: Callable[[Recipient], dict[str, Any]] | dict[str, Any], now: datetime,
+         buttons: Callable[[Recipient], list[Button]] | None = None) -> int:
+    """Queue one message per partner, to their most recently used chat account, in their language.
+
+    Idempotent through the outbox key; returns how many rows were new. Partners with no chat
+    account get nothing (they see the news the next time they ask).
+    """
+    rows = []
+    for r in outbox.recipients(session, partner_ids=list(partner_ids)):
+        ctx = context(r) if callable(context) else context
+        payload: dict[str, Any] = {"text": render(template, r.locale, **ctx)}
+        if buttons is not None:
+            payload["buttons"] = [[b.label, b.data] for b in buttons(r)]
+        rows.append({"key": key(r.partner_id), "kind": kind, "partner_id": r.partner_id,
+                     "identity_id": r.identity_id, "platform": r.platform, "chat_ref": r.chat_ref,
+                     "payload": payload})
+    return outbox.queue(session, rows, now)

@@ -1,0 +1,110 @@
+"""Chat commands of the rewards store: `/rewards`, `/redeem SKU`, and the admins' `/approve` and `/reject`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from handlers.identity import Asker
+from handlers.notify import push, say
+from handlers.types import ChatConfig, Reply
+from models import points
+from models import rewards as store
+from models.errors import DataError
+from models.outbox import Recipient
+from models.tables import Partner
+from models.tables_rewards import Redemption, RewardItem
+
+PENDING_SHOWN = 10
+
+
+def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    """The catalog, what the partner can afford first; for an admin also the pending requests."""
+    partner = asker.partner
+    assert partner is not None
+    have = points.balance(session, partner.id)  # type: ignore[arg-type]
+    shown = []
+    for item in store.items(session):
+        affordable = item.stock > 0 and item.points <= have
+        shown.append({"sku": item.sku, "name": store.name(item, asker.locale), "points": item.points,
+                      "stock": item.stock, "affordable": affordable, "short": max(item.points - have, 0)})
+    shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
+    pending = []
+    if asker.role == "admin":
+        pending = [{"id": r.id, "partner": p.name, "code": p.code, "item": store.name(i, asker.locale),
+                    "points": r.points, "at": r.created_at}
+                   for r, i, p in store.redemptions(session, status="pending", limit=PENDING_SHOWN)]
+    return [Reply("rewards", {"balance": have, "items": shown, "pending": pending, "role": asker.role,
+                              "tz": config.timezone}, asker.locale)]
+
+
+def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    partner = asker.partner
+    assert partner is not None
+    if asker.incoming.is_group:
+        return [say(asker, "rewards.in_private")]
+    if not args:
+        return [say(asker, "rewards.redeem_usage")]
+    try:
+        redemption, item = store.redeem(session, partner.id, args[0], now)  # type: ignore[arg-type]
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]
+    _tell_admins(session, redemption, item, partner, now)
+    return [say(asker, "rewards.requested", id=redemption.id, name=store.name(item, asker.locale),
+                points=item.points, balance=points.balance(session, partner.id))]  # type: ignore[arg-type]
+
+
+def _tell_admins(session: Session, redemption: Redemption, item: RewardItem, partner: Partner, now: datetime) -> None:
+    """Admins hear of a new request at once: the partner's points are reserved until someone decides."""
+    admins = session.execute(select(Partner.id).where(Partner.role == "admin", Partner.active.is_(True))).scalars()
+
+    def context(r: Recipient) -> dict[str, object]:
+        return {"key": "rewards.admin_new", "params": {
+            "id": redemption.id, "partner": partner.name, "code": partner.code, "points": redemption.points,
+            "name": store.name(item, r.locale)}}
+
+    push(session, list(admins), key=lambda pid: f"redemption:{redemption.id}:admin:{pid}", kind="redemption",
+         template="say", context=context, now=now)
+
+
+def cmd_approve(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    return _decide(session, asker, args, now, approve=True)
+
+
+def cmd_reject(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    return _decide(session, asker, args, now, approve=False)
+
+
+def _decide(session: Session, asker: Asker, args: list[str], now: datetime, approve: bool) -> list[Reply]:
+    if asker.role != "admin":
+        return [say(asker, "chat.admin_only")]
+    ref = args[0].lstrip("#") if args else ""
+    if not ref.isascii() or not ref.isdigit():
+        return [say(asker, "rewards.approve_usage" if approve else "rewards.reject_usage")]
+    by = asker.partner.id if asker.partner else None
+    try:
+        if approve:
+            decision = store.approve(session, int(ref), by, now)
+        else:
+            decision = store.reject(session, int(ref), by, " ".join(args[1:]), now)
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]
+    tell_partner(session, decision, now)
+    r = decision.redemption
+    return [say(asker, "rewards.approved" if approve else "rewards.rejected", id=r.id, partner=decision.partner.name,
+                name=store.name(decision.item, asker.locale), points=r.points)]
+
+
+def tell_partner(session: Session, decision: store.Decision, now: datetime) -> int:
+    """Queue the outcome for the partner (CLI and chat decisions alike)."""
+    r, item = decision.redemption, decision.item
+    balance = points.balance(session, r.partner_id)
+
+    def context(rec: Recipient) -> dict[str, object]:
+        return {"status": r.status, "id": r.id, "name": store.name(item, rec.locale), "points": r.points,
+                "note": r.note, "balance": balance}
+
+    return push(session, [r.partner_id], key=lambda pid: f"redemption:{r.id}:decided", kind="redemption",
+                template="redemption_decided", context=context, now=now)

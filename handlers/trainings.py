@@ -1,0 +1,87 @@
+"""Chat commands for trainings (`/training`, `/training join N` = `报名 N`, `/checkin CODE` = `签到 CODE`)
+and the reminder job the scheduler runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from handlers.identity import Asker
+from handlers.notify import push, say
+from handlers.types import ChatConfig, Reply
+from models import points
+from models import trainings as ops
+from models.tables_rewards import Training, TrainingSignup
+
+JOIN_WORDS = ("join", "报名")
+CHECKIN_WORDS = ("checkin", "签到")
+
+
+def cmd_training(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    """The partner's upcoming trainings; `join N` and `checkin CODE` as sub-commands."""
+    if args and args[0].lower() in JOIN_WORDS:
+        return cmd_join(session, asker, args[1:], config, now)
+    if args and args[0].lower() in CHECKIN_WORDS:
+        return cmd_checkin(session, asker, args[1:], config, now)
+    partner = asker.partner
+    assert partner is not None
+    shown = ops.upcoming(session, partner, now)
+    mine = {s.training_id: s for s in session.execute(select(TrainingSignup).where(
+        TrainingSignup.partner_id == partner.id,
+        TrainingSignup.training_id.in_([t.id for t in shown]))).scalars()}
+    rows = []
+    for t in shown:
+        signup = mine.get(t.id)
+        rows.append({"id": t.id, "title": t.title, "start": t.start_at, "end": ops.end_at(t), "place": t.place,
+                     "points": t.points, "tz": t.timezone, "running": t.start_at <= now,
+                     "joined": signup is not None and not signup.walk_in,
+                     "attended": signup is not None and signup.attended_at is not None})
+    return [Reply("trainings", {"trainings": rows, "role": asker.role}, asker.locale)]
+
+
+def cmd_join(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    partner = asker.partner
+    assert partner is not None
+    ref = args[0].lstrip("#") if args else ""
+    if not ref.isascii() or not ref.isdigit():
+        return [say(asker, "training.join_usage")]
+    outcome, training = ops.join(session, int(ref), partner, now)
+    if training is None:
+        return [say(asker, f"training.{outcome}", id=ref)]
+    return [say(asker, f"training.{outcome}", id=training.id, title=training.title, at=training.start_at,
+                place=training.place, tz=training.timezone)]
+
+
+def cmd_checkin(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    partner = asker.partner
+    assert partner is not None
+    if not args:
+        return [say(asker, "training.checkin_usage")]
+    done = ops.check_in(session, partner, args[0], now)
+    t = done.training
+    params: dict[str, object] = {"points": done.points, "tries": done.tries_left}
+    if t is not None:
+        params.update(title=t.title, at=t.start_at, until=ops.checkin_closes(t), tz=t.timezone)
+    if done.outcome == "ok":
+        params["balance"] = points.balance(session, partner.id)  # type: ignore[arg-type]
+    return [say(asker, f"training.checkin_{done.outcome}", **params)]
+
+
+def queue_reminders(session: Session, now: datetime) -> int:
+    """Scheduler job: queue the 24-hour and 1-hour reminders due by `now`. Idempotent; returns rows queued.
+
+    Run it every few minutes: each reminder goes out in the first run after its moment (24 h or
+    1 h before the start), once, under the outbox key `training:{id}:{remind24|remind1}:partner:{pid}`.
+    """
+    total = 0
+    for due in ops.reminders_due(session, now):
+        t: Training = due.training
+        context = {"which": due.which, "title": t.title, "start": t.start_at, "place": t.place, "tz": t.timezone,
+                   "points": t.points}
+        prefix = f"training:{t.id}:{due.which}:partner:"
+        total += push(session, due.partner_ids, key=lambda pid, prefix=prefix: f"{prefix}{pid}", kind="reminder",
+                      template="training_reminder", context=context, now=now)
+    return total
