@@ -466,5 +466,310 @@ def deliveries_drain() -> None:
         asyncio.run(go())
 
 
+# --- points, rewards store, trainings, feedback (issue 7) ---------------------------------------
+
+rewards_app = typer.Typer(no_args_is_help=True, help="The rewards catalog (积分商城).")
+redemptions_app = typer.Typer(no_args_is_help=True, help="Redemption requests: list, approve, reject.")
+points_app = typer.Typer(no_args_is_help=True, help="The points ledger: balances and adjustments.")
+trainings_app = typer.Typer(no_args_is_help=True, help="Trainings (培训): create, list, attendance.")
+feedback_app = typer.Typer(no_args_is_help=True, help="Feedback surveys after trainings and contests.")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(redemptions_app, name="redemptions")
+app.add_typer(points_app, name="points")
+app.add_typer(trainings_app, name="trainings")
+app.add_typer(feedback_app, name="feedback")
+
+
+@rewards_app.command("import")
+def rewards_import(file: Path) -> None:
+    """Add or update catalog items from a CSV file (sku,name_zh,name_en,points,stock,active)."""
+    from models import rewards as store
+
+    loc = _locale()
+    with (guarded(), _open(file) as stream, open_csv(stream, store.CATALOG_REQUIRED) as csv_rows,
+          session_scope(context.engine()) as session):
+        report = store.import_catalog(session, rows_from_csv(csv_rows.columns, csv_rows.rows, store.CATALOG_COLUMNS),
+                                      utcnow())
+    out.print(t("cli.imported", loc, what=t("rewards.what_catalog", loc), rows=report.rows, inserted=report.inserted,
+                updated=report.updated, unchanged=report.unchanged), markup=False)
+
+
+@rewards_app.command("list")
+def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Every catalog item with its points, stock and pending requests."""
+    from sqlalchemy import func, select
+
+    from models import rewards as store
+    from models.tables_rewards import Redemption
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        items = store.items(session, active_only=False)
+        pending = dict(session.execute(select(Redemption.item_id, func.count()).where(Redemption.status == "pending")
+                                       .group_by(Redemption.item_id)).all())
+    docs = [{"sku": i.sku, "name_zh": i.name_zh, "name_en": i.name_en, "points": i.points, "stock": i.stock,
+             "active": i.active, "pending": int(pending.get(i.id, 0))} for i in items]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("rewards.empty", loc), markup=False)
+        return
+    table = Table("sku", "name_zh", "name_en", "points", "stock", "active", "pending")
+    for d in docs:
+        table.add_row(*(str(d[k]) for k in ("sku", "name_zh", "name_en", "points", "stock", "active", "pending")))
+    out.print(table)
+
+
+def _redemption_json(r: Any, item: Any, partner: Any) -> dict[str, Any]:
+    return {"id": r.id, "partner": partner.code, "partner_name": partner.name, "sku": item.sku,
+            "item": item.name_zh, "item_en": item.name_en, "points": r.points, "status": r.status,
+            "created_at": r.created_at.isoformat(), "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+            "note": r.note}
+
+
+@redemptions_app.command("list")
+def redemptions_list(status: str | None = typer.Option(None, "--status", help="pending|approved|rejected"),
+                     json_out: bool = typer.Option(False, "--json")) -> None:
+    """Redemption requests, oldest first."""
+    from models import rewards as store
+    from models.tables_rewards import REDEMPTION_STATUSES
+
+    loc = _locale()
+    if status is not None and status not in REDEMPTION_STATUSES:
+        fail("rewards.bad_status", value=status, choices=", ".join(REDEMPTION_STATUSES))
+    with guarded(), session_scope(context.engine()) as session:
+        docs = [_redemption_json(r, i, p) for r, i, p in store.redemptions(session, status=status)]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("rewards.no_redemptions", loc), markup=False)
+        return
+    table = Table("id", "partner", "sku", "points", "status", "created_at", "note")
+    for d in docs:
+        table.add_row(str(d["id"]), f"{d['partner']} {d['partner_name']}", d["sku"], str(d["points"]),
+                      t(f"redemption.{d['status']}", loc), d["created_at"][:16], d["note"] or "")
+    out.print(table)
+
+
+@redemptions_app.command("approve")
+def redemptions_approve(redemption_id: int = typer.Argument(..., metavar="ID"),
+                        json_out: bool = typer.Option(False, "--json")) -> None:
+    """Approve a pending redemption; the partner is told through the outbox."""
+    _decide_redemption(redemption_id, True, None, json_out)
+
+
+@redemptions_app.command("reject")
+def redemptions_reject(redemption_id: int = typer.Argument(..., metavar="ID"),
+                       reason: str | None = typer.Option(None, "--reason", help="told to the partner"),
+                       json_out: bool = typer.Option(False, "--json")) -> None:
+    """Reject a pending redemption: points and stock are given back, the partner is told."""
+    _decide_redemption(redemption_id, False, reason, json_out)
+
+
+def _decide_redemption(redemption_id: int, approve: bool, reason: str | None, json_out: bool) -> None:
+    from handlers.rewards import tell_partner
+    from models import rewards as store
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        if approve:
+            decision = store.approve(session, redemption_id, None, now)
+        else:
+            decision = store.reject(session, redemption_id, None, reason, now)
+        tell_partner(session, decision, now)
+        doc = _redemption_json(decision.redemption, decision.item, decision.partner)
+    if json_out:
+        print_json(doc)
+        return
+    out.print(t("rewards.cli_approved" if approve else "rewards.cli_rejected", loc, id=redemption_id), markup=False)
+
+
+@points_app.command("adjust", context_settings={"ignore_unknown_options": True})
+def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
+                  amount: str = typer.Argument(..., metavar="AMOUNT", help="+100 or -50"),
+                  reason: str = typer.Option(..., "--reason", help="why; shown to the partner"),
+                  json_out: bool = typer.Option(False, "--json")) -> None:
+    """Add or take away points with a reason (never below zero); the partner is told."""
+    from handlers.points import tell_adjusted
+    from models import points
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        who = contest_ops.partner_by_code(session, partner)
+        entry = points.adjust(session, who.id, points.parse_amount(amount), reason, None, now)  # type: ignore[arg-type]
+        balance = tell_adjusted(session, who.id, entry.amount, entry.reason["note"], entry.id, now)  # type: ignore[arg-type]
+    if json_out:
+        print_json({"partner": partner, "amount": entry.amount, "balance": balance, "entry": entry.id})
+        return
+    out.print(t("ledger.cli_adjusted", loc, code=partner, amount=entry.amount, balance=balance), markup=False)
+
+
+@points_app.command("show")
+def points_show(partner: str = typer.Argument(..., metavar="PARTNER"),
+                limit: int = typer.Option(20, "--limit", help="entries shown, newest first"),
+                json_out: bool = typer.Option(False, "--json")) -> None:
+    """A partner's balance and latest ledger entries."""
+    from models import points
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        who = contest_ops.partner_by_code(session, partner)
+        balance = points.balance(session, who.id)  # type: ignore[arg-type]
+        rows = points.entries(session, who.id, limit)  # type: ignore[arg-type]
+    docs = [{"id": e.id, "kind": e.kind, "amount": e.amount, "reason": e.reason, "source_key": e.source_key,
+             "created_at": e.created_at.isoformat()} for e in rows]
+    if json_out:
+        print_json({"partner": partner, "balance": balance, "entries": docs})
+        return
+    out.print(t("ledger.cli_balance", loc, name=who.name, code=who.code, balance=balance), markup=False)
+    if not docs:
+        out.print(t("ledger.no_entries", loc), markup=False)
+        return
+    table = Table("created_at", "kind", "amount", "reason")
+    for d in docs:
+        code = d["reason"].get("code")
+        label = t(code, loc) if code else ""
+        note = d["reason"].get("note")
+        table.add_row(d["created_at"][:16], d["kind"], f"{d['amount']:+d}", f"{label} {note}" if note else label)
+    out.print(table)
+
+
+@trainings_app.command("create")
+def trainings_create(
+    title: str = typer.Option(..., "--title"),
+    start: str = typer.Option(..., "--start", help="DATETIME (program time zone), e.g. 2026-12-03T14:00"),
+    duration: str = typer.Option("90m", "--duration", help="e.g. 90m, 2h"),
+    place: str = typer.Option(..., "--place", help="a place or a link"),
+    segment: str | None = typer.Option(None, "--segment", help="KEY=VALUE[,…]: region, city_tier, industry, "
+                                                                "size, team, role"),
+    points_: int = typer.Option(0, "--points", help="points for attending"),
+    code: str | None = typer.Option(None, "--code", help="check-in code (default: a random one)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a training; prints its id and check-in code."""
+    from models import trainings
+
+    settings = get_settings()
+    with guarded():
+        tz = zone(settings.timezone)
+        spec = trainings.TrainingSpec(title=title, start_at=parse_period_bound(start, tz, is_end=False),
+                                      duration_seconds=parse_duration(duration), place=place,
+                                      segment=parse_segment(segment, allow_role=True), points=points_, code=code,
+                                      timezone=settings.timezone)
+        with session_scope(context.engine(settings)) as session:
+            item = trainings.create(session, spec, utcnow())
+    if json_out:
+        print_json({"id": item.id, "code": item.checkin_code, "start": item.start_at.isoformat()})
+        return
+    out.print(t("training.created", _locale(), id=item.id, title=item.title, code=item.checkin_code), markup=False)
+
+
+@trainings_app.command("list")
+def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Every training with its sign-ups and attendance."""
+    from sqlalchemy import func, select
+
+    from models import trainings
+    from models.tables_rewards import Training, TrainingSignup
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        rows = list(session.execute(select(Training).order_by(Training.start_at, Training.id)).scalars())
+        counts = {tid: (int(joined), int(came)) for tid, joined, came in session.execute(
+            select(TrainingSignup.training_id,
+                   func.count().filter(TrainingSignup.walk_in.is_(False)),
+                   func.count(TrainingSignup.attended_at)).group_by(TrainingSignup.training_id))}
+    docs = [{"id": x.id, "title": x.title, "start": x.start_at.isoformat(), "end": trainings.end_at(x).isoformat(),
+             "place": x.place, "segment": x.segment, "points": x.points, "code": x.checkin_code,
+             "joined": counts.get(x.id, (0, 0))[0], "attended": counts.get(x.id, (0, 0))[1]} for x in rows]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("training.no_trainings", loc), markup=False)
+        return
+    tz = zone(get_settings().timezone)
+    table = Table("id", "title", "start", "place", "points", "code", "joined", "attended")
+    for d, x in zip(docs, rows, strict=True):
+        table.add_row(str(d["id"]), d["title"], x.start_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), d["place"],
+                      str(d["points"]), d["code"], str(d["joined"]), str(d["attended"]))
+    out.print(table)
+
+
+@trainings_app.command("attendance")
+def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
+                         json_out: bool = typer.Option(False, "--json")) -> None:
+    """Who joined a training and who checked in."""
+    from models import trainings
+    from models.tables_rewards import Training
+
+    with guarded(), session_scope(context.engine()) as session:
+        item = session.get(Training, training_id)
+        if item is None:
+            fail("training.unknown", value=training_id)
+        rows = trainings.attendance(session, training_id)
+    people = [{"partner": p.code, "name": p.name, "joined_at": None if s.walk_in else s.joined_at.isoformat(),
+               "walk_in": s.walk_in, "attended_at": s.attended_at.isoformat() if s.attended_at else None,
+               "points": item.points if s.attended_at else 0} for s, p in rows]
+    doc = {"id": item.id, "title": item.title, "start": item.start_at.isoformat(),
+           "joined": sum(1 for x in people if not x["walk_in"]),
+           "attended": sum(1 for x in people if x["attended_at"]), "people": people}
+    if json_out:
+        print_json(doc)
+        return
+    out.print(f"#{item.id} {item.title} · {doc['joined']} / {doc['attended']}", markup=False, highlight=False)
+    table = Table("partner", "name", "joined_at", "attended_at", "points")
+    for x in people:
+        table.add_row(x["partner"], x["name"], (x["joined_at"] or "-")[:16], (x["attended_at"] or "-")[:16],
+                      str(x["points"]))
+    out.print(table)
+
+
+@feedback_app.command("report")
+def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Average rating, spread and comments per training and contest."""
+    from sqlalchemy import select
+
+    from models import feedback
+    from models.tables_rewards import Training
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        summaries = feedback.report(session)
+        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
+        titles: dict[tuple[str, int], str] = {}
+        for s in summaries:
+            if s.subject == "training":
+                training = session.get(Training, s.subject_id)
+                titles[(s.subject, s.subject_id)] = training.title if training else ""
+            else:
+                contest = session.get(Contest, s.subject_id)
+                titles[(s.subject, s.subject_id)] = contest.name if contest else ""
+    docs = [{"subject": s.subject, "id": s.subject_id, "title": titles[(s.subject, s.subject_id)], "asked": s.asked,
+             "answered": s.answered, "average": str(s.average) if s.average is not None else None,
+             "ratings": {str(k): v for k, v in s.counts.items()},
+             "comments": [{"partner": partners.get(c["partner_id"]), "rating": c["rating"], "comment": c["comment"]}
+                          for c in s.comments]} for s in summaries]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("feedback.no_answers", loc), markup=False)
+        return
+    table = Table(*(t(f"feedback.col_{k}", loc) for k in ("subject", "asked", "answered", "average", "spread")))
+    for d in docs:
+        spread = " / ".join(str(d["ratings"][str(n)]) for n in range(1, 6))
+        table.add_row(f"{t('feedback.subject_' + d['subject'], loc)} #{d['id']} {d['title']}", str(d["asked"]),
+                      str(d["answered"]), d["average"] or "-", spread)
+    out.print(table)
+    for d in docs:
+        for c in d["comments"]:
+            out.print(f"#{d['id']} {c['partner']} ({c['rating']}): {c['comment']}", markup=False, highlight=False)
+
+
 def main() -> None:
     app()
