@@ -97,14 +97,19 @@ def claim(conn: Connection, worker: str, limit: int, lease: timedelta, now: date
     """
     now = now or utcnow()
     o = Outbox
+    # A lease that ran out is taken over, but never by the worker that holds it: its row is still
+    # in its hands (waiting for a rate slot), and claiming it again would send it twice.
     due = or_(and_(o.status == "pending", o.next_attempt_at <= now),
-              and_(o.status == "sending", o.lease_until < now))
+              and_(o.status == "sending", o.lease_until < now, o.leased_by != worker))
     pick = select(o.id).where(due).order_by(o.id).limit(limit)
     if platforms is not None:
         pick = pick.where(o.platform.in_(list(platforms)))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    stmt = (update(o).where(o.id.in_(pick.scalar_subquery())).where(due)
+    # A CTE, not `id IN (subquery … LIMIT n)`: PostgreSQL may run such a subquery more than once
+    # and so update more than n rows (seen: 205 claimed for 16 asked).
+    picked = pick.cte("picked")
+    stmt = (update(o).where(o.id == picked.c.id)
             .values(status="sending", lease_until=now + lease, leased_by=worker)
             .returning(o.id, o.platform, o.chat_ref, o.is_group, o.payload, o.identity_id, o.partner_id,
                        o.attempts))
