@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
 
     invite_ttl_days: int = 7
+    points_expiry_months: int = 0  # points expire N months after they were earned, oldest first; 0: never
 
     # Delivery ceilings (DESIGN §5): the platforms' figures can change, so they are settings.
     telegram_rate: float = 30.0  # messages per second for the whole bot (1000 with paid broadcasts)
