@@ -1,8 +1,9 @@
-"""Pushes to Telegram: one Bot API `sendMessage` call per outbox row, outcome mapped for the worker.
+"""Pushes to Telegram: one Bot API call per outbox row, outcome mapped for the delivery worker.
 
-Plain httpx rather than python-telegram-bot's `Bot` here: the worker owns ceilings and retries
-(PTB's limiter pauses everything on one RetryAfter and skips the per-chat limit, DESIGN §5), and a
-broadcast at 1,000 messages/s wants the lightest call we can make.
+Not python-telegram-bot's `Bot` here: the worker owns ceilings and retries (PTB's limiter pauses
+everything on one RetryAfter and skips the per-chat limit, DESIGN §5). And aiohttp rather than
+httpx: measured on this machine against the same local fake, 64 requests in flight, httpx managed
+385 requests/s and aiohttp 5,300 — a broadcast at Telegram's paid rate (1,000/s) needs the latter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from bot.senders import OutboxItem, SendResult
 from messages.render import fit
@@ -24,26 +25,28 @@ class TelegramPush:
     platform = "telegram"
 
     def __init__(self, token: str, base_url: str, timeout: float = 10.0, connections: int = 64) -> None:
-        self.url = f"{base_url.rstrip('/')}{token}/" if base_url.endswith("/bot") else f"{base_url}{token}/"
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        self.url = f"{base_url}{token}/"
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        """Created on first use, inside the worker's event loop (aiohttp binds a session to its loop)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=self.connections)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=False)
+        return self._session
 
     async def send(self, item: OutboxItem) -> SendResult:
         if item.payload.get("image"):
             return await self._photo(item)
-        payload = item.payload
-        body: dict[str, Any] = {"chat_id": item.chat_ref, "text": fit(payload.get("text", ""), max_chars=MAX_CHARS)}
-        if payload.get("buttons"):
+        body: dict[str, Any] = {"chat_id": item.chat_ref,
+                                "text": fit(item.payload.get("text", ""), max_chars=MAX_CHARS)}
+        if item.payload.get("buttons"):
             body["reply_markup"] = json.dumps({"inline_keyboard": [[{"text": label, "callback_data": data}]
-                                                                   for label, data in payload["buttons"]]},
+                                                                   for label, data in item.payload["buttons"]]},
                                               ensure_ascii=False)
-        try:
-            response = await self.client.post(self.url + "sendMessage", data=body)
-        except httpx.TimeoutException:
-            return SendResult("retry", error="timeout")
-        except httpx.HTTPError as exc:
-            return SendResult("retry", error=f"network: {type(exc).__name__}")
-        return self.outcome(response)
+        return await self._call("sendMessage", body)
 
     async def _photo(self, item: OutboxItem) -> SendResult:
         """A recognition image as `sendPhoto` (multipart upload), with its caption."""
@@ -52,34 +55,43 @@ class TelegramPush:
             data = path.read_bytes()
         except OSError as exc:
             return SendResult("failed", error=f"image: {exc.strerror}")
-        body = {"chat_id": item.chat_ref, "caption": fit(item.payload.get("caption", ""), max_chars=MAX_CAPTION)}
+        form = aiohttp.FormData()
+        form.add_field("chat_id", item.chat_ref)
+        form.add_field("caption", fit(item.payload.get("caption", ""), max_chars=MAX_CAPTION))
+        form.add_field("photo", data, filename=path.name, content_type="image/png")
+        return await self._call("sendPhoto", form)
+
+    async def _call(self, method: str, body: Any) -> SendResult:
         try:
-            response = await self.client.post(self.url + "sendPhoto", data=body,
-                                              files={"photo": (path.name, data, "image/png")})
-        except httpx.TimeoutException:
+            async with self._client().post(self.url + method, data=body) as response:
+                raw = await response.read()
+                return self.outcome(response.status, response.reason or "", raw)
+        except TimeoutError:
             return SendResult("retry", error="timeout")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return SendResult("retry", error=f"network: {type(exc).__name__}")
-        return self.outcome(response)
 
     @staticmethod
-    def outcome(response: httpx.Response) -> SendResult:
+    def outcome(status: int, reason: str, raw: bytes) -> SendResult:
         try:
-            data = response.json()
+            data = json.loads(raw)
         except ValueError:
             data = {}
-        if response.status_code == 200 and data.get("ok"):
+        if not isinstance(data, dict):
+            data = {}
+        if status == 200 and data.get("ok"):
             return SendResult("sent")
-        description = str(data.get("description") or response.reason_phrase)[:200]
-        code = response.status_code
-        if code == 429:
+        description = str(data.get("description") or reason)[:200]
+        if status == 429:
             retry_after = float((data.get("parameters") or {}).get("retry_after") or 1)
             return SendResult("retry", error="429 " + description, retry_after=retry_after)
-        if code == 403:
+        if status == 403:
             return SendResult("blocked", error="403 " + description)
-        if code >= 500:
-            return SendResult("retry", error=f"{code} {description}")
-        return SendResult("failed", error=f"{code} {description}")
+        if status >= 500:
+            return SendResult("retry", error=f"{status} {description}")
+        return SendResult("failed", error=f"{status} {description}")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -130,9 +130,10 @@ def _ranked_count(session: Session, contest: Contest) -> int:
     from sqlalchemy import func
 
     table = standings.table_for(contest)
-    return int(session.execute(select(func.count()).select_from(table).where(
-        table.contest_id == contest.id, table.kind == standings.primary_kind(contest),
-        table.position.is_not(None))).scalar_one())
+    # Positions run 1..n over the ranked lines, so the largest is their count: one index probe
+    # instead of counting 100,000 rows on every /rank.
+    return int(session.execute(select(func.max(table.position)).where(
+        table.contest_id == contest.id, table.kind == standings.primary_kind(contest))).scalar_one() or 0)
 
 
 def team_view(session: Session, contest: Contest | None, team: Team, asker: Partner, now: datetime) -> dict[str, Any]:
