@@ -7,7 +7,8 @@ Run by hand, never in CI:
 
 Scenarios (issue 5):
   paid     100,000 recipients, fake ceiling 1,000 messages/s (Telegram's paid broadcasts), worker
-           set to MIANZI_TELEGRAM_RATE=1000: sustained messages/s and the worker's peak memory;
+           set to MIANZI_TELEGRAM_RATE=1000 and MIANZI_DELIVERY_CONCURRENCY=128: sustained
+           messages/s and the worker's peak memory;
   normal   3,000 recipients, fake ceiling 30/s, the default settings: share of the ceiling
            achieved and how often the fake answered 429.
 
@@ -60,13 +61,15 @@ def program(db: Path, n: int, env: dict[str, str]) -> None:
                          ((i, str(10_000_000 + i), str(10_000_000 + i), now, now) for i in range(1, n + 1)))
 
 
-def scenario(name: str, recipients: int, ceiling: float, worker_rate: float) -> dict[str, object]:
+def scenario(name: str, recipients: int, ceiling: float, worker_rate: float,
+             concurrency: int = 64) -> dict[str, object]:
     OUT.mkdir(parents=True, exist_ok=True)
     db, log = OUT / f"broadcast-{name}.db", OUT / f"broadcast-{name}.log"
     log.unlink(missing_ok=True)
     fake_port = port()
     env = {**os.environ, "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TELEGRAM_TOKEN": "1:BENCH",
            "MIANZI_TELEGRAM_API_URL": f"http://127.0.0.1:{fake_port}/bot", "MIANZI_TELEGRAM_RATE": str(worker_rate),
+           "MIANZI_DELIVERY_CONCURRENCY": str(concurrency),
            "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     program(db, recipients, env)
@@ -112,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     if args.paid:
-        results.append(scenario("paid", args.paid, 1000, 1000))
+        results.append(scenario("paid", args.paid, 1000, 1000, concurrency=128))
     if args.normal:
         results.append(scenario("normal", args.normal, 30, 30))
     print(json.dumps(results, indent=2, ensure_ascii=False))

@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             ok = False
         channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
         return JSONResponse({"database": "ok" if ok else "error", "channels": channels,
-                             "scheduler": bool(services and services.scheduler_leading()),
+                             "scheduler": bool(services and services.scheduler_running()),
+                             "scheduler_leader": bool(services and services.scheduler_leading()),
                              "delivery": bool(services and services.delivering())})
 
     routes = [Route("/healthz", healthz, methods=["GET"])]

@@ -41,7 +41,8 @@ class Background:
         font = await asyncio.to_thread(find_cjk_font, self.settings.cjk_font)
         self.runner = SchedulerRunner(self.engine, self.settings.timezone, self.settings.weekly_cron,
                                       self.settings.scheduler_tick_seconds, self.settings.locale,
-                                      images=ImageConfig(Path(self.settings.media_dir), font))
+                                      images=ImageConfig(Path(self.settings.media_dir), font),
+                                      points_expiry_months=self.settings.points_expiry_months)
         await asyncio.to_thread(self.runner.start)
 
     async def stop(self) -> None:
@@ -54,8 +55,12 @@ class Background:
             await asyncio.to_thread(release, self.engine, self.worker.worker_id)
             await self.worker.close()
 
+    def scheduler_running(self) -> bool:
+        return self.runner is not None and self.runner.running
+
     def scheduler_leading(self) -> bool:
-        return self.runner is not None and self.runner.running and self.runner.leadership.holds()
+        """Whether this process is the one running the jobs (PostgreSQL: the advisory lock holder)."""
+        return self.scheduler_running() and self.runner is not None and self.runner.leadership.holds()
 
     def delivering(self) -> bool:
         return self._task is not None and not self._task.done()

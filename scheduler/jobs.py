@@ -10,7 +10,10 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from handlers.announcements import ImageConfig, announce_close, announce_opening
+from handlers.feedback import queue_contest_feedback, queue_feedback_requests
 from handlers.nudges import queue_final_hours, queue_overtaken, queue_weekly
+from handlers.points import expire_due, queue_expiry_reminders
+from handlers.trainings import queue_reminders
 from models import contests, standings
 from models.db import session_scope
 from models.tables import Contest
@@ -41,6 +44,7 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
             if closed is None:
                 continue
             queued = announce_close(session, cid, now, group_locale, images)
+            queued += queue_contest_feedback(session, cid, now)
             nxt = closed.next_contest.id if closed.next_contest else None
             if nxt is not None:
                 queued += announce_opening(session, nxt, now)
@@ -68,6 +72,24 @@ def refresh_and_nudge(engine: Engine, now: datetime) -> int:
     return queued
 
 
+def incentives(engine: Engine, now: datetime) -> int:
+    """Training reminders (24 h and 1 h before) and surveys after trainings end."""
+    with session_scope(engine) as session:
+        return queue_reminders(session, now) + queue_feedback_requests(session, now)
+
+
+def daily(engine: Engine, now: datetime, expiry_months: int, timezone: str) -> int:
+    """Points expiry (oldest first) and the reminder a month before; nothing when points never expire."""
+    if expiry_months <= 0:
+        return 0
+    with session_scope(engine) as session:
+        expired = expire_due(session, now, expiry_months)
+        reminded = queue_expiry_reminders(session, now, expiry_months, timezone)
+    if expired:
+        log.info("expired points of %s partners", len(expired))
+    return reminded
+
+
 def weekly_standings(engine: Engine, now: datetime) -> int:
     with session_scope(engine) as session:
         return queue_weekly(session, now)
@@ -77,5 +99,5 @@ def tick(engine: Engine, now: datetime, group_locale: str = "zh",
          images: ImageConfig | None = None) -> dict[str, int]:
     """Everything that is due by `now` (the scheduler runs it every few seconds, and at start-up)."""
     closed = close_due(engine, now, group_locale, images)
-    nudged = refresh_and_nudge(engine, now)
+    nudged = refresh_and_nudge(engine, now) + incentives(engine, now)
     return {"closed": len(closed), "queued": sum(c.queued for c in closed) + nudged}

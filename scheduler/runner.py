@@ -75,10 +75,11 @@ class Leadership:
 class SchedulerRunner:
     def __init__(self, engine: Engine, timezone: str, weekly_cron: str = "0 9 * * mon", tick_seconds: int = 30,
                  group_locale: str = "zh", clock: Callable[[], datetime] = utcnow,
-                 images: ImageConfig | None = None,
+                 images: ImageConfig | None = None, points_expiry_months: int = 0,
                  extra_jobs: list[Callable[[Engine, datetime], object]] | None = None) -> None:
         self.engine, self.timezone, self.clock = engine, timezone, clock
         self.group_locale, self.images = group_locale, images
+        self.points_expiry_months = points_expiry_months
         self.weekly_cron, self.tick_seconds = weekly_cron, tick_seconds
         self.extra_jobs = extra_jobs or []
         self.leadership = Leadership(engine)
@@ -96,6 +97,8 @@ class SchedulerRunner:
                                next_run_time=datetime.now(zone(self.timezone)))
         self.scheduler.add_job(self.weekly, CronTrigger.from_crontab(self.weekly_cron, timezone=zone(self.timezone)),
                                id="weekly", replace_existing=True)
+        self.scheduler.add_job(self.daily, CronTrigger(hour=2, minute=0, timezone=zone(self.timezone)), id="daily",
+                               replace_existing=True)
         self.scheduler.start()
         self.running = True
 
@@ -133,6 +136,12 @@ class SchedulerRunner:
             if self._stopping or not self.leadership.acquire():
                 return None
             return jobs.weekly_standings(self.engine, self.clock())
+
+    def daily(self) -> int | None:
+        with self._lock:
+            if self._stopping or not self.leadership.acquire():
+                return None
+            return jobs.daily(self.engine, self.clock(), self.points_expiry_months, self.timezone)
 
     def reconcile(self, now: datetime) -> None:
         """A date job per open contest at its settle time, and one 48 hours before its end."""

@@ -256,3 +256,24 @@ def test_no_cjk_font_means_text_posts_only(engine: Engine, tmp_path) -> None:  #
     jobs.close_due(engine, END.astimezone(UTC), images=ImageConfig(tmp_path, None))
     assert not [r for r in outbox_rows(engine) if r.payload.get("image")]
     assert len(outbox_rows(engine)) == 15
+
+
+def test_tick_sends_training_reminders_and_contest_surveys(engine: Engine) -> None:
+    """The scheduler runs the incentive jobs: training reminders, and a survey after a contest closes."""
+    from models import trainings
+
+    cid = program(engine, n=5)
+    start = datetime(2026, 11, 25, 19, 0, tzinfo=SH)
+    with session_scope(engine) as s:
+        training = trainings.create(s, trainings.TrainingSpec("新品培训", start, 5400, "线上会议"), MID)
+        partner = s.execute(select(Partner).where(Partner.code == "P01")).scalar_one()
+        assert trainings.join(s, training.id, partner, MID)[0] == "joined"
+    jobs.tick(engine, (start - timedelta(hours=23)).astimezone(UTC))
+    jobs.tick(engine, (start - timedelta(minutes=50)).astimezone(UTC))
+    jobs.tick(engine, (start - timedelta(minutes=40)).astimezone(UTC))  # nothing twice
+    reminders = [r.key for r in outbox_rows(engine) if r.key.startswith(f"training:{training.id}:")]
+    assert sorted(k.split(":")[2] for k in reminders) == ["remind1", "remind24"]
+    jobs.tick(engine, END.astimezone(UTC))
+    surveys = [r for r in outbox_rows(engine) if r.kind != "result" and f":{cid}:" in r.key
+               and "feedback" in r.key]
+    assert len(surveys) == 5
