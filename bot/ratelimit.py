@@ -45,12 +45,11 @@ class ChannelLimiter:
     def __init__(self, ceilings: Ceilings, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
         self.ceilings = ceilings
         self.clock = clock
-        stretch = 1 + ceilings.margin
-        # A one-second window of N calls allows bursts of N; split it into tenths to keep the
-        # pace even (Telegram counts per second but dislikes bursts).
-        per_tenth = max(int(ceilings.per_second / 10), 1)
-        self.overall = Window(per_tenth, 0.1 * stretch) if ceilings.per_second >= 10 else \
-            Window(max(int(ceilings.per_second), 1), 1.0 * stretch)
+        # N per second as a window of n per n/N seconds with n ≈ N/20: the same average, but bursts of
+        # at most n, which keeps arrivals under the platform's count even when the network bunches
+        # them a little (1,000/s becomes 50 per 50 ms; 30/s becomes 2 per 67 ms).
+        n = max(1, round(ceilings.per_second / 20))
+        self.overall = Window(n, n / ceilings.per_second * (1 + ceilings.margin))
         self.chat_next: dict[str, float] = {}
         self.groups: dict[str, Window] = {}
         self.paused_until = 0.0

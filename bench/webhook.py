@@ -1,0 +1,165 @@
+"""Benchmark of the Telegram webhook: `/rank` updates from a load generator, replies to a fake Bot API.
+
+Run by hand, never in CI:
+
+    python bench/webhook.py                        # 100,000 partners, 20 s of load, 32 in flight
+    python bench/webhook.py --partners 5000 --seconds 5
+
+A program of N partners (one sale each in the running month, one revenue contest, its standings
+built) is written to a fresh SQLite file; 1,000 of the partners are bound to Telegram users.
+`mianzi serve` runs in its own process with the webhook route on; the fake Bot API
+(`tests/fake_flood.py`) in another; the load generator (aiohttp, in this process) POSTs real
+Update JSON with the secret header. The webhook answers only after the reply was accepted by the
+fake, so the POST's round trip bounds "POST to the reply reaching the fake API". The server's peak
+memory is read from /proc before it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+SECRET = "bench-secret"
+USERS = 1000
+
+
+def port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(db: Path, n: int, env: dict[str, str]) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "db", "upgrade"], env=env, cwd=OUT,
+                   check=True, capture_output=True)
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    month = now.strftime("%Y-%m-01 00:00:00.000000")
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT INTO partner (id, code, name, role, locale, active, city_tier, joined_on) "
+                         "VALUES (?, ?, ?, 'dealer', 'zh', 1, 1, '2020-01-01')",
+                         ((i, f"P{i:06d}", f"伙伴{i}") for i in range(1, n + 1)))
+        conn.executemany("INSERT INTO sale (ext_id, partner_id, occurred_at, amount_fen, units, imported_at) "
+                         "VALUES (?, ?, ?, ?, 1, ?)",
+                         ((f"S{i}", i, stamp, (i * 7919) % 10_000_000 + 100, stamp) for i in range(1, n + 1)))
+        conn.executemany("INSERT INTO chatidentity (partner_id, platform, user_ref, chat_ref, active, bound_at, "
+                         "last_seen_at, window_pushes) VALUES (?, 'telegram', ?, ?, 1, ?, ?, 0)",
+                         ((i, str(7_000_000 + i), str(7_000_000 + i), stamp, stamp) for i in range(1, USERS + 1)))
+        conn.execute("INSERT INTO contest (name, metric, scope, team_score, start_at, end_at, timezone, grace_seconds,"
+                     " segment, prizes, tiers, top_n, recur, created_at, standings_dirty) VALUES ('本月销售冠军',"
+                     " 'revenue', 'individual', 'sum', ?, '2099-01-01 00:00:00.000000', 'Asia/Shanghai', 0, '{}',"
+                     " '[{\"rank\": 1, \"points\": 500}]', '[{\"name\": \"gold\", \"threshold\": 5000000,"
+                     " \"points\": 100}]', 10, 'none', ?, 1)", (month, stamp))
+    code = ("from bot import context; from models.db import session_scope; from models import standings;"
+            "e = context.engine();\nwith session_scope(e) as s: standings.refresh(s, 1)")
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=OUT, check=True)
+
+
+def update(n: int, user: int) -> dict:
+    return {"update_id": 100_000 + n, "message": {
+        "message_id": n, "date": int(time.time()), "text": "/rank",
+        "from": {"id": user, "is_bot": False, "first_name": "伙伴", "language_code": "zh-hans"},
+        "chat": {"id": user, "type": "private", "first_name": "伙伴"},
+        "entities": [{"offset": 0, "length": 5, "type": "bot_command"}]}}
+
+
+async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    deadline = time.monotonic() + seconds
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker(k: int) -> None:
+            nonlocal errors, counter
+            while time.monotonic() < deadline:
+                counter += 1
+                n = counter
+                body = update(n, 7_000_000 + 1 + (n * 37 + k) % USERS)
+                t0 = time.monotonic()
+                async with session.post(url, json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                latencies.append(time.monotonic() - t0)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return latencies, errors, time.monotonic() - t0
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partners", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    db = OUT / "webhook.db"
+    fake_port, serve_port = port(), port()
+    env = {**os.environ, "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TELEGRAM_TOKEN": "1:BENCH",
+           "MIANZI_TELEGRAM_API_URL": f"http://127.0.0.1:{fake_port}/bot", "MIANZI_TELEGRAM_SECRET": SECRET,
+           "MIANZI_TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{serve_port}/telegram/webhook",
+           "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
+    build(db, args.partners, env)
+    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate", "1000000"],
+                            cwd=ROOT, env=env)
+    serve = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port",
+                              str(serve_port)], cwd=OUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", serve_port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        url = f"http://127.0.0.1:{serve_port}/telegram/webhook"
+        asyncio.run(load(url, 2, 4))  # warm-up
+        latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
+        peak = peak_rss_mb(serve.pid)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+        fake.terminate()
+        fake.wait()
+    latencies.sort()
+    p = lambda q: round(latencies[min(int(len(latencies) * q), len(latencies) - 1)] * 1000, 1)  # noqa: E731
+    doc = {"partners": args.partners, "concurrency": args.concurrency, "updates": len(latencies), "errors": errors,
+           "updates_per_s": round(len(latencies) / wall, 1), "p50_ms": p(0.50), "p99_ms": p(0.99),
+           "server_peak_mb": peak}
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    print(json.dumps(doc, indent=2))
+    print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}\n")
+    print("| partners | in flight | updates/s | p50 | p99 | server peak MB |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {args.partners:,} | {args.concurrency} | {doc['updates_per_s']} | {doc['p50_ms']} ms | "
+          f"{doc['p99_ms']} ms | {peak} |")
+
+
+if __name__ == "__main__":
+    main()
