@@ -33,6 +33,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeH
 from bot import context
 from bot.conversation import Outgoing, answer, chat_config, locale_for
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys
+from bot.ptb_request import AiohttpRequest
 from bot.settings import Settings
 from handlers.types import ChatConfig, Incoming
 from messages.render import fit, t
@@ -111,6 +112,7 @@ class TelegramChannel:
         self.dedupe: Dedupe | None = dedupe  # default, once the engine is known: memory, then database
         self.webhook_mode = bool(settings.telegram_webhook_url)
         builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
+                   .request(AiohttpRequest()).get_updates_request(AiohttpRequest(connections=2, read_timeout=40))
                    .job_queue(None))  # our scheduler is APScheduler directly (DESIGN §5)
         if self.webhook_mode:
             builder = builder.updater(None)
