@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from models import standings
 from models.errors import DataError
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
-from models.standings import Entry, compute
-from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
 from models.values import as_utc, utcnow, zone
 
 
@@ -122,32 +122,49 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
         return None
     contest = session.execute(select(Contest).where(Contest.id == contest_id)).scalar_one()
     session.refresh(contest)
-    entries = compute(session, contest)
-    if entries:
-        session.execute(ContestResult.__table__.insert(), [e.as_row(contest_id) for e in entries])
-    ledger = _prize_entries(session, contest, entries, now)
+    if contest.standings_dirty or contest.standings_at is None:
+        contest = standings.refresh(session, contest_id)  # the cache is rebuilt from the ledger first
+    results = _freeze(session, contest_id)
+    ledger = _prize_entries(session, contest, now)
     if ledger:
         session.execute(PointsEntry.__table__.insert(), ledger)
+    session.execute(delete(Standing).where(Standing.contest_id == contest_id))  # frozen now: the cache goes
     follow_up = _roll(session, contest, now)
     session.flush()
-    return Closed(contest, len(entries), len(ledger), follow_up)
+    return Closed(contest, results, len(ledger), follow_up)
 
 
-def _prize_entries(session: Session, contest: Contest, entries: list[Entry], now: datetime) -> list[dict]:
+_LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reached_at", "eligible", "reason", "rank",
+                 "position", "tier", "prize_points", "rebate_pct")
+
+
+def _freeze(session: Session, contest_id: int) -> int:
+    """Copy the fresh standings into the frozen results inside the database (no round trip per line)."""
+    source = select(*(Standing.__table__.c[name] for name in _LINE_COLUMNS)).where(Standing.contest_id == contest_id)
+    done = session.execute(insert(ContestResult.__table__).from_select(list(_LINE_COLUMNS), source))
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict]:
     """Ledger rows for every prize; in a team contest each counted member receives the team's prize."""
+    r = ContestResult
+    lines = session.execute(select(r.kind, r.partner_id, r.team_id, r.rank, r.tier, r.prize_points, r.eligible)
+                            .where(r.contest_id == contest.id,
+                                   ((r.kind != "member") & (r.prize_points > 0))
+                                   | ((r.kind == "member") & r.eligible.is_(True)))).all()
+    team_prizes = {line.team_id: line for line in lines if line.kind == "team"}
     rows = []
-    team_prizes = {e.team_id: e for e in entries if e.kind == "team" and e.prize_points > 0}
-    for e in entries:
-        if e.kind == "partner" and e.prize_points > 0:
-            winner = e
-        elif e.kind == "member" and e.eligible and e.team_id in team_prizes:
-            winner = team_prizes[e.team_id]
+    for line in lines:
+        if line.kind == "partner":
+            winner = line
+        elif line.kind == "member" and line.team_id in team_prizes:
+            winner = team_prizes[line.team_id]
         else:
             continue
-        rows.append({"partner_id": e.partner_id, "kind": "earned", "amount": winner.prize_points,
+        rows.append({"partner_id": line.partner_id, "kind": "earned", "amount": winner.prize_points,
                      "reason": {"code": "points.contest_prize", "contest_id": contest.id, "rank": winner.rank,
-                                "tier": winner.tier, "team_id": e.team_id if e.kind == "member" else None},
-                     "source_key": f"contest:{contest.id}:partner:{e.partner_id}", "created_at": now})
+                                "tier": winner.tier, "team_id": line.team_id if line.kind == "member" else None},
+                     "source_key": f"contest:{contest.id}:partner:{line.partner_id}", "created_at": now})
     return rows
 
 

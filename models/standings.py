@@ -393,10 +393,11 @@ def next_above(session: Session, contest: Contest, line: Standing | ContestResul
     if line.position is None:
         return None
     table = table_for(contest)
+    # The lowest score above this one, then the last position holding it: by the score index,
+    # so a partner among 14,000 tied at zero costs one probe, not a walk through the tie.
     stmt = (select(table).where(table.contest_id == contest.id, table.kind == line.kind,
-                                table.position.is_not(None), table.position < line.position,
-                                table.score > line.score)
-            .order_by(table.position.desc()).limit(1))
+                                table.position.is_not(None), table.score > line.score)
+            .order_by(table.score, table.position.desc()).limit(1))
     return session.execute(stmt).scalars().first()
 
 

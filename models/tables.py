@@ -151,6 +151,7 @@ class Standing(_StandingColumns, table=True):
         Index("ix_standing_lookup", "contest_id", "kind", "partner_id"),
         Index("ix_standing_team", "contest_id", "kind", "team_id"),
         Index("ix_standing_position", "contest_id", "kind", "position"),
+        Index("ix_standing_score", "contest_id", "kind", "score", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +164,7 @@ class ContestResult(_StandingColumns, table=True):
         Index("ix_result_lookup", "contest_id", "kind", "partner_id"),
         Index("ix_result_team", "contest_id", "kind", "team_id"),
         Index("ix_result_position", "contest_id", "kind", "position"),
+        Index("ix_result_score", "contest_id", "kind", "score", "position"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
