@@ -141,8 +141,10 @@ _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reache
 def _freeze(session: Session, contest_id: int) -> int:
     """Copy the fresh standings into the frozen results inside the database (no round trip per line)."""
     source = select(*(Standing.__table__.c[name] for name in _LINE_COLUMNS)).where(Standing.contest_id == contest_id)
-    done = session.execute(insert(ContestResult.__table__).from_select(list(_LINE_COLUMNS), source))
-    return int(done.rowcount)  # type: ignore[attr-defined]
+    session.execute(insert(ContestResult.__table__).from_select(list(_LINE_COLUMNS), source))
+    # (rowcount of INSERT … SELECT is -1 with psycopg: count what was frozen)
+    return int(session.execute(select(func.count()).select_from(ContestResult)
+                               .where(ContestResult.contest_id == contest_id)).scalar_one())
 
 
 def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict]:
