@@ -30,7 +30,7 @@ from telegram import CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMa
 from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
-from bot import context
+from bot import context, core_pool
 from bot.conversation import Outgoing, answer, chat_config, locale_for
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys
 from bot.ptb_request import AiohttpRequest
@@ -220,7 +220,7 @@ class TelegramChannel:
         if incoming is None:
             return
         assert self._engine is not None
-        for out in await asyncio.to_thread(answer, self._engine, incoming, self.config, fit_text):
+        for out in await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text):
             if not await self.send(incoming.chat_ref, out):
                 break
 
@@ -228,7 +228,7 @@ class TelegramChannel:
         """The claim; if the database cannot be asked, go on: the user then gets at least an apology."""
         assert self.dedupe is not None
         try:
-            return await asyncio.to_thread(self.dedupe.seen_before, PLATFORM, str(update_id))
+            return await core_pool.run(self._engine, self.dedupe.seen_before, PLATFORM, str(update_id))
         except Exception:
             log.exception("could not check update %s for a repeat delivery", update_id)
             return False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlmodel import Session
@@ -42,12 +42,26 @@ def identify(session: Session, incoming: Incoming, config: ChatConfig, now: date
     partner = session.get(Partner, identity.partner_id) if identity else None
     if partner is not None and not partner.active:
         partner = None
-    if identity is not None and not incoming.is_group:
+    if identity is not None and not incoming.is_group and _worth_writing(identity, incoming, now):
         session.execute(update(ChatIdentity).where(ChatIdentity.id == identity.id)
                         .values(last_seen_at=now, chat_ref=incoming.chat_ref, window_pushes=0))
     if partner is not None:
         return Asker(incoming, partner, partner.locale)
     return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale))
+
+
+SEEN_PRECISION = timedelta(minutes=1)
+
+
+def _worth_writing(identity: ChatIdentity, incoming: Incoming, now: datetime) -> bool:
+    """Record the visit unless nothing would change: `last_seen_at` to the minute (it drives
+    WeChat's 48-hour window and the choice of app to push on), the push count, the chat.
+
+    Skipping the write keeps a burst of questions from one person off SQLite's single write lock.
+    """
+    last = as_utc(identity.last_seen_at) if identity.last_seen_at else None
+    return (last is None or now - last >= SEEN_PRECISION or identity.window_pushes != 0
+            or identity.chat_ref != incoming.chat_ref)
 
 
 def bind(session: Session, incoming: Incoming, code: str, now: datetime) -> tuple[str, Partner | None]:
