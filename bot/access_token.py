@@ -160,19 +160,30 @@ class WeixinApi:
 
         Transport errors (httpx.HTTPError) are left to the caller, which knows whether to retry.
         """
+        # WeChat wants UTF-8 text in the JSON, not \u escapes (wechatpy sends it the same way).
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return await self._with_token(path, {}, {"content": payload,
+                                                 "headers": {"Content-Type": "application/json; charset=utf-8"}})
+
+    async def upload(self, path: str, field: str, filename: str, data: bytes, content_type: str,
+                     params: dict[str, str] | None = None) -> dict[str, Any]:
+        """A multipart/form-data upload of one file as `field` (e.g. `media/upload?type=image`, field `media`).
+
+        Same answers, errors and token refresh as `post`.
+        """
+        return await self._with_token(path, params or {}, {"files": {field: (filename, data, content_type)}})
+
+    async def _with_token(self, path: str, params: dict[str, str], request: dict[str, Any]) -> dict[str, Any]:
         token = await self.token()
-        data = await self._post(path, body, token)
+        data = await self._post(path, params, request, token)
         if data.get("errcode") in TOKEN_ERRORS:
             log.info("%s rejected the access token (%s); refreshing once", self.app, data.get("errcode"))
             self._memo = None
-            data = await self._post(path, body, await self.token(stale=token))
+            data = await self._post(path, params, request, await self.token(stale=token))
         return data
 
-    async def _post(self, path: str, body: dict[str, Any], token: str) -> dict[str, Any]:
-        # WeChat wants UTF-8 text in the JSON, not \u escapes (wechatpy sends it the same way).
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        response = await self.http.post(self.base_url + path, params={"access_token": token}, content=payload,
-                                        headers={"Content-Type": "application/json; charset=utf-8"})
+    async def _post(self, path: str, params: dict[str, str], request: dict[str, Any], token: str) -> dict[str, Any]:
+        response = await self.http.post(self.base_url + path, params={**params, "access_token": token}, **request)
         data = _json(response)
         if response.status_code != 200:
             raise ApiError(data.get("errcode"), str(data.get("errmsg") or response.reason_phrase),

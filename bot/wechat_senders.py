@@ -20,6 +20,18 @@ WeCom: `message/send` text to a member (`touser`), `appchat/send` to a group cha
 (`item.is_group`, `chat_ref` the chatid). A member who left or is outside the app's visible
 range (`81013`, `60111`, or listed in `invaliduser`) is `blocked`.
 
+Recognition images (payload `image`: a file path, and `caption`) are uploaded as temporary media
+(`media/upload?type=image`, multipart field `media`; kept 3 days by the platform, so a media id is
+reused for the same bytes for `MEDIA_REUSE` by this sender: a board goes to several groups with one
+upload), then sent as an image message with the returned `media_id`. An unreadable or missing
+file is `failed` (`image_unreadable: …`) without any call. On the Official Account an image follows
+the text rules — customer-service message inside the window, counted against its quota — except
+that no template can carry an image: outside the window it is `undeliverable` (`wechat_window_closed`)
+even with a template configured. The caption goes as a separate text after the image, best effort
+(its failure does not make the delivered image a failure or a retry, which would send it twice):
+on WeCom always, on the Official Account only if the window still has a push to spare after the
+image — otherwise it is skipped rather than use the user's last push on a caption.
+
 Texts are cut to 2048 bytes. The worker owns ceilings and retries: `-1` (busy), 5xx and network
 errors are `retry`; frequency limits are `retry` with `retry_after`; anything else `failed`.
 """
@@ -27,8 +39,13 @@ errors are `retry`; frequency limits are `retry` with `retry_after`; anything el
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
+import mimetypes
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,7 +59,12 @@ from messages.render import fit, local_time
 from models.tables import ChatIdentity
 from models.values import as_utc, utcnow
 
+log = logging.getLogger("mianzi.wechat.push")
+
 TEXT_BYTES = 2048
+IMAGE_BYTES = 10 * 1024 * 1024  # both platforms' limit for an image as temporary media
+MEDIA_REUSE = 2 * 24 * 3600.0  # seconds a media id is reused; the platform keeps temporary media 3 days
+INVALID_MEDIA = 40007
 TEMPLATE_CHARS = 200
 WINDOW = timedelta(hours=48)
 WINDOW_PUSHES = 5
@@ -82,11 +104,61 @@ async def guarded(prefix: str, call: Any) -> dict[str, Any] | SendResult:
         return SendResult(outcome, error=f"{prefix}: {exc}"[:300])
 
 
+async def read_image(item: OutboxItem) -> tuple[Path, bytes] | SendResult:
+    """The image file of an outbox row, or why it cannot be sent (`failed`: retrying will not help)."""
+    path = Path(str(item.payload["image"]))
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        return SendResult("failed", error=f"image_unreadable: {exc.strerror or type(exc).__name__}: {path}"[:300])
+    if not data:
+        return SendResult("failed", error=f"image_empty: {path}"[:300])
+    if len(data) > IMAGE_BYTES:
+        return SendResult("failed", error=f"image_too_large: {len(data)} bytes: {path}"[:300])
+    return path, data
+
+
+class MediaUploads:
+    """Temporary media uploaded by one sender, by content, while the platform still keeps it."""
+
+    def __init__(self, api: WeixinApi, prefix: str) -> None:
+        self.api = api
+        self.prefix = prefix
+        self._ids: dict[str, tuple[str, float]] = {}
+
+    async def media_id(self, path: Path, data: bytes) -> str | SendResult:
+        """The `media_id` of the image `data`, uploaded unless it was lately; else the `SendResult` to report."""
+        key = hashlib.sha256(data).hexdigest()
+        known = self._ids.get(key)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        content_type = mimetypes.guess_type(path.name)[0] or "image/png"
+        answer = await guarded(self.prefix, self.api.upload("media/upload", "media", path.name, data, content_type,
+                                                            {"type": "image"}))
+        if isinstance(answer, SendResult):
+            return answer
+        result = common_outcome(answer, f"{self.prefix}_upload")
+        if result is not None and result.outcome == "sent":
+            if not answer.get("media_id"):
+                return SendResult("failed", error=f"{self.prefix}_upload: no media_id in the answer")
+            self._ids[key] = (str(answer["media_id"]), time.monotonic() + MEDIA_REUSE)
+            return str(answer["media_id"])
+        if result is not None:
+            return result
+        return SendResult("failed", error=f"{self.prefix}_upload_{answer.get('errcode')}: "
+                                          f"{str(answer.get('errmsg', ''))[:200]}")
+
+    def forget(self, media_id: str) -> None:
+        """The platform no longer knows `media_id` (40007): upload again next time."""
+        self._ids = {k: v for k, v in self._ids.items() if v[0] != media_id}
+
+
 @dataclass(frozen=True)
 class _Window:
     identity_id: int | None
     active: bool
     open: bool
+    pushes: int = 0
 
 
 class WeChatPush:
@@ -103,8 +175,11 @@ class WeChatPush:
         self.api = WeixinApi(engine, f"wechat:{settings.wechat_app_id}", settings.wechat_api_url, "token",
                              {"grant_type": "client_credential", "appid": settings.wechat_app_id,
                               "secret": settings.wechat_app_secret}, **api_options)
+        self.media = MediaUploads(self.api, "wechat")
 
     async def send(self, item: OutboxItem) -> SendResult:
+        if item.payload.get("image"):
+            return await self._image(item)
         text = fit(str(item.payload.get("text") or ""), max_bytes=TEXT_BYTES)
         if not text.strip():
             return SendResult("failed", error="empty_text")
@@ -134,6 +209,52 @@ class WeChatPush:
                 return SendResult("retry", error=reason)  # the next attempt goes out as a template
             return SendResult("undeliverable", error=reason)
         return result
+
+    async def _image(self, item: OutboxItem) -> SendResult:
+        """A recognition image as a customer-service image message; only inside the window (no template
+        carries images). Its caption follows as a text if the window keeps a push to spare after the image."""
+        if item.is_group:
+            return SendResult("failed", error="wechat_no_group_chats")
+        image = await read_image(item)
+        if isinstance(image, SendResult):
+            return image
+        window = await asyncio.to_thread(self._window, item)
+        if not window.active:
+            return SendResult("blocked", error="wechat_unsubscribed")
+        if not window.open:
+            return SendResult("undeliverable", error=WINDOW_CLOSED)
+        media_id = await self.media.media_id(*image)
+        if isinstance(media_id, SendResult):
+            return media_id
+        body = {"touser": item.chat_ref, "msgtype": "image", "image": {"media_id": media_id}}
+        data = await guarded("wechat", self.api.post("message/custom/send", body))
+        if isinstance(data, SendResult):
+            return data
+        if data.get("errcode") == INVALID_MEDIA:
+            self.media.forget(media_id)
+            return SendResult("retry", error=f"wechat_{INVALID_MEDIA}: {str(data.get('errmsg', ''))[:200]}")
+        result = self._outcome(data)
+        if result.outcome == "sent":
+            if window.identity_id is not None:
+                await asyncio.to_thread(self._count, window.identity_id)
+            if window.pushes + 1 < WINDOW_PUSHES:
+                await self._caption(item, window)
+        elif data.get("errcode") in WECHAT_WINDOW and self.template_id and window.identity_id is not None:
+            await asyncio.to_thread(self._close, window.identity_id)  # later texts go out as templates
+        return result
+
+    async def _caption(self, item: OutboxItem, window: _Window) -> None:
+        """The caption of a delivered image, best effort: its failure is logged, not reported."""
+        text = fit(str(item.payload.get("caption") or ""), max_bytes=TEXT_BYTES)
+        if not text.strip():
+            return
+        body = {"touser": item.chat_ref, "msgtype": "text", "text": {"content": text}}
+        data = await guarded("wechat", self.api.post("message/custom/send", body))
+        result = data if isinstance(data, SendResult) else self._outcome(data)
+        if result.outcome == "sent" and window.identity_id is not None:
+            await asyncio.to_thread(self._count, window.identity_id)
+        elif result.outcome != "sent":
+            log.warning("caption of outbox row %s not sent: %s", item.id, result.error)
 
     async def _template(self, item: OutboxItem, text: str) -> SendResult:
         body = {"touser": item.chat_ref, "template_id": self.template_id,
@@ -167,7 +288,7 @@ class WeChatPush:
             return _Window(None, True, bool(item.payload.get("reply_to")))
         seen = identity.last_seen_at
         is_open = (seen is not None and as_utc(seen) > utcnow() - WINDOW and identity.window_pushes < WINDOW_PUSHES)
-        return _Window(identity.id, identity.active, is_open)
+        return _Window(identity.id, identity.active, is_open, identity.window_pushes)
 
     def _count(self, identity_id: int) -> None:
         with self.engine.begin() as conn:
@@ -195,16 +316,42 @@ class WeComPush:
         self.api = WeixinApi(engine, f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}",
                              settings.wecom_api_url, "gettoken",
                              {"corpid": settings.wecom_corp_id, "corpsecret": settings.wecom_secret}, **api_options)
+        self.media = MediaUploads(self.api, "wecom")
 
     async def send(self, item: OutboxItem) -> SendResult:
+        if item.payload.get("image"):
+            return await self._image(item)
         text = fit(str(item.payload.get("text") or ""), max_bytes=TEXT_BYTES)
         if not text.strip():
             return SendResult("failed", error="empty_text")
+        return await self._message(item, {"msgtype": "text", "text": {"content": text}})
+
+    async def _image(self, item: OutboxItem) -> SendResult:
+        """A recognition image as an image message, then its caption as a text (best effort)."""
+        image = await read_image(item)
+        if isinstance(image, SendResult):
+            return image
+        media_id = await self.media.media_id(*image)
+        if isinstance(media_id, SendResult):
+            return media_id
+        result = await self._message(item, {"msgtype": "image", "image": {"media_id": media_id}})
+        if result.error and result.error.startswith(f"wecom_{INVALID_MEDIA}:"):
+            self.media.forget(media_id)
+            return SendResult("retry", error=result.error)
+        caption = fit(str(item.payload.get("caption") or ""), max_bytes=TEXT_BYTES)
+        if result.outcome == "sent" and caption.strip():
+            text = await self._message(item, {"msgtype": "text", "text": {"content": caption}})
+            if text.outcome != "sent":
+                log.warning("caption of outbox row %s not sent: %s", item.id, text.error)
+        return result
+
+    async def _message(self, item: OutboxItem, message: dict[str, Any]) -> SendResult:
+        """One message (`msgtype` and its content) to the member or the group chat of `item`."""
         if item.is_group:
-            path, body = "appchat/send", {"chatid": item.chat_ref, "msgtype": "text", "text": {"content": text}}
+            path, body = "appchat/send", {"chatid": item.chat_ref, **message}
         else:
-            path, body = "message/send", {"touser": item.chat_ref, "msgtype": "text", "agentid": self.agent_id,
-                                          "text": {"content": text}}
+            path, body = "message/send", {"touser": item.chat_ref, "msgtype": message["msgtype"],
+                                          "agentid": self.agent_id, **message}
         data = await guarded("wecom", self.api.post(path, body))
         if isinstance(data, SendResult):
             return data

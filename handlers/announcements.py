@@ -24,8 +24,8 @@ from models.tables import Contest, ContestResult, Partner, TeamChat
 from models.values import as_utc, zone
 
 PUBLIC_TOP_MAX = 10
-# Channels whose senders deliver images (WeChat/WeCom need a media upload first: not built yet).
-IMAGE_PLATFORMS = ("telegram", "console")
+# Channels whose senders deliver images (WeChat/WeCom upload them as temporary media first).
+IMAGE_PLATFORMS = ("telegram", "console", "wechat", "wecom")
 
 
 def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, Any]:

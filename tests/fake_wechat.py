@@ -1,13 +1,17 @@
 """A fake WeChat / WeCom API on 127.0.0.1 (uvicorn in a thread), and helpers to sign callbacks.
 
 The fake answers the calls our senders make — `token` and `gettoken`, `message/custom/send`,
-`message/template/send`, `message/send`, `appchat/send` — records every call, counts token
+`message/template/send`, `message/send`, `appchat/send` (text or image messages alike), and
+`media/upload` (multipart: recorded as `{"type", "field", "filename", "content_type", "data"}`,
+answered with a fresh `media_id` `MEDIA-<n>`) — records every call, counts token
 fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like the real
 API), and answers a queued error code when a test asks for one.
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
 import re
 import socket
@@ -64,6 +68,9 @@ class FakeWeixin:
     def sent(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
 
+    def uploads(self) -> list[Call]:
+        return self.sent("media/upload")
+
     def app(self) -> Starlette:
         async def token(request: Request) -> JSONResponse:
             with self.lock:
@@ -78,7 +85,13 @@ class FakeWeixin:
         async def api(request: Request) -> JSONResponse:
             path = request.url.path.removeprefix("/cgi-bin/")
             raw = await request.body()
-            call = Call(path, request.query_params.get("access_token"), json.loads(raw.decode("utf-8")))
+            content_type = request.headers.get("content-type", "")
+            if content_type.startswith("multipart/form-data"):
+                body = _multipart(content_type, raw)
+                body["type"] = request.query_params.get("type")
+            else:
+                body = json.loads(raw.decode("utf-8"))
+            call = Call(path, request.query_params.get("access_token"), body)
             with self.lock:
                 self.calls.append(call)
                 if call.token not in self.valid:
@@ -86,12 +99,24 @@ class FakeWeixin:
                 queued = self.errors.get(path)
                 if queued:
                     return JSONResponse(queued.pop(0))
+                if path == "media/upload":  # the Official Account answers without errcode on success
+                    return JSONResponse({"type": body["type"], "media_id": f"MEDIA-{len(self.uploads())}",
+                                         "created_at": int(time.time())})
             return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)})
 
         return Starlette(routes=[
             Route("/cgi-bin/token", token), Route("/cgi-bin/gettoken", token),
             Route("/cgi-bin/{path:path}", api, methods=["POST"]),
         ])
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The one file part of a multipart/form-data body: its field name, file name, content type and bytes."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    (part,) = [p for p in message.iter_parts()]
+    return {"field": part.get_param("name", header="content-disposition"), "filename": part.get_filename(),
+            "content_type": part.get_content_type(), "data": part.get_payload(decode=True)}
 
 
 @contextmanager
