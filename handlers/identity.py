@@ -36,10 +36,10 @@ def locale_from_hint(hint: str | None, default: str) -> str:
 
 def identify(session: Session, incoming: Incoming, config: ChatConfig, now: datetime) -> Asker:
     """The partner behind this chat account (if bound and active), with their language."""
-    identity = session.execute(select(ChatIdentity).where(
+    row = session.execute(select(ChatIdentity, Partner).join(Partner, Partner.id == ChatIdentity.partner_id).where(
         ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref,
-        ChatIdentity.active.is_(True))).scalars().first()
-    partner = session.get(Partner, identity.partner_id) if identity else None
+        ChatIdentity.active.is_(True))).first()
+    identity, partner = (row[0], row[1]) if row is not None else (None, None)
     if partner is not None and not partner.active:
         partner = None
     if identity is not None and not incoming.is_group and _worth_writing(identity, incoming, now):

@@ -6,6 +6,8 @@ ever leave here: the bottom of a ranking is never shown to anyone but the partne
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -107,16 +109,15 @@ def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
 def rank_view(session: Session, contest: Contest, partner: Partner | None, now: datetime) -> dict[str, Any]:
     """The public top N of a contest and the asker's own standing."""
     standings.ensure_fresh(session, contest)
-    session.refresh(contest)
-    top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
+    board, ranked = public_board(session, contest)
     own = team_line = None
     if partner is not None and partner.role != "admin":
         own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
         if contest.scope == "team" and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
-    names = _names(session, [*top, *(x for x in (own, team_line) if x is not None)])
-    view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [line_view(x, names) for x in top],
-                            "me": None, "team": None, "ranked": _ranked_count(session, contest)}
+    names = _names(session, [x for x in (own, team_line) if x is not None])
+    view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
+                            "me": None, "team": None, "ranked": ranked}
     if own is not None:
         no_gaps = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
         view["me"] = {**line_view(own, names), **no_gaps, **(gaps(session, contest, own) if own.kind == "partner"
@@ -124,6 +125,32 @@ def rank_view(session: Session, contest: Contest, partner: Partner | None, now: 
     if team_line is not None:
         view["team"] = {**line_view(team_line, names), **gaps(session, contest, team_line)}
     return view
+
+
+_BOARDS: OrderedDict[tuple, tuple[list[dict[str, Any]], int]] = OrderedDict()
+_BOARDS_LOCK = threading.Lock()
+
+
+def public_board(session: Session, contest: Contest) -> tuple[list[dict[str, Any]], int]:
+    """The public top lines with names, and how many are ranked — the same for every asker.
+
+    Kept per process, keyed by the moment the standings were built (or frozen): a rebuild in
+    any process changes `standings_at`, so a stale board is never served.
+    """
+    key = (contest.id, contest.standings_at, contest.closed_at, contest.top_n)
+    with _BOARDS_LOCK:
+        found = _BOARDS.get(key)
+        if found is not None:
+            _BOARDS.move_to_end(key)
+            return found
+    top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
+    names = _names(session, list(top))
+    found = ([line_view(x, names) for x in top], _ranked_count(session, contest))
+    with _BOARDS_LOCK:
+        _BOARDS[key] = found
+        while len(_BOARDS) > 64:
+            _BOARDS.popitem(last=False)
+    return found
 
 
 def _ranked_count(session: Session, contest: Contest) -> int:

@@ -343,10 +343,14 @@ def table_for(contest: Contest) -> type[Standing] | type[ContestResult]:
     return ContestResult if contest.closed_at is not None else Standing
 
 
-def ensure_fresh(session: Session, contest: Contest) -> None:
-    """Rebuild the cache if imports changed the data since it was built (open contests only)."""
+def ensure_fresh(session: Session, contest: Contest) -> bool:
+    """Rebuild the cache if imports changed the data since it was built (open contests only).
+
+    Returns whether it rebuilt (the contest row was then reloaded in place)."""
     if contest.closed_at is None and contest.standings_dirty:
         refresh(session, contest.id)  # type: ignore[arg-type]
+        return True
+    return False
 
 
 def primary_kind(contest: Contest) -> str:
