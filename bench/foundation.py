@@ -4,6 +4,7 @@ Run by hand, never in CI:
 
     python bench/foundation.py                     # full size: 100,000 partners, 1,000,000 sales
     python bench/foundation.py --partners 2000 --teams 40 --sales 20000 --lookups 200   # quick
+    python bench/foundation.py --wait-quiet 300    # on a shared machine: wait for a quiet CPU per step
 
 The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
 starts from a fresh database file in the output directory, and each step runs in its own
@@ -47,6 +48,7 @@ TZ = "Asia/Shanghai"
 PRIZES = "1=500,2=300,3=100"
 TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
 CLOSE_AT = "2026-12-01T00:00:00"
+LOAD_WARN = 1.0  # a 1-min load average above this (on 2 cores) before a step is reported
 
 STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "close")
 
@@ -298,16 +300,17 @@ def run_step(a: argparse.Namespace) -> None:
 
 
 def _measure(cmd: list[str], cwd: Path | None = None) -> tuple[dict, float, int | None, float]:
-    """Run a command; its RESULT line (if any), wall seconds, max RSS in KiB, and the exit code."""
+    """Run a command; its RESULT line (if any), wall seconds, max RSS in KiB, and CPU seconds (user + system)."""
     with tempfile.NamedTemporaryFile(prefix="maxrss", suffix=".txt", delete=False) as f:
         rss_file = Path(f.name)
-    timed = [GNU_TIME, "-f", "%M", "-o", str(rss_file), *cmd] if os.path.exists(GNU_TIME) else cmd
+    timed = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_file), *cmd] if os.path.exists(GNU_TIME) else cmd
     t0 = time.perf_counter()
     proc = subprocess.run(timed, cwd=cwd, stdout=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    rss = None
+    rss, cpu = None, float("nan")
     try:
-        rss = int(rss_file.read_text().strip().splitlines()[-1])
+        kib, user, system = rss_file.read_text().strip().splitlines()[-1].split()
+        rss, cpu = int(kib), float(user) + float(system)
     except (OSError, ValueError, IndexError):
         pass
     rss_file.unlink(missing_ok=True)
@@ -320,7 +323,7 @@ def _measure(cmd: list[str], cwd: Path | None = None) -> tuple[dict, float, int 
             result = json.loads(line[7:])
         else:
             print(line)
-    return result, wall, rss, proc.returncode
+    return result, wall, rss, cpu
 
 
 def _child(a: argparse.Namespace, step: str, db: Path) -> list[str]:
@@ -376,12 +379,19 @@ def sqlite3_import(a: argparse.Namespace) -> tuple[dict, float, int | None]:
         " customer TEXT, satisfaction INTEGER);\n"
         ".mode csv\n"
         f".import --skip 1 '{a.out / 'sales.csv'}' sales\n", encoding="utf-8")
-    _result, wall, rss, _rc = _measure([SQLITE3, "-bail", str(db), f".read '{script}'"])
+    _result, wall, rss, cpu = _measure([SQLITE3, "-bail", str(db), f".read '{script}'"])
     out = subprocess.run([SQLITE3, str(db), "SELECT count(*) FROM sales"], capture_output=True, text=True)
     rows = int(out.stdout.strip() or 0)
     _fresh(db)
     script.unlink(missing_ok=True)
-    return {"seconds": wall, "rows": rows, "rows_per_s": rows / wall if wall else 0.0}, wall, rss
+    return {"seconds": wall, "rows": rows, "rows_per_s": rows / wall if wall else 0.0, "cpu": cpu}, wall, rss
+
+
+def _wait_quiet(limit: float, below: float = 0.6) -> None:
+    """Wait (at most `limit` seconds) until the 1-min load average falls below `below`: a shared machine."""
+    deadline = time.monotonic() + limit
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
 
 
 def orchestrate(a: argparse.Namespace) -> int:
@@ -390,12 +400,20 @@ def orchestrate(a: argparse.Namespace) -> int:
     db = a.out / "foundation.db"
     _fresh(db)
     results: dict[str, dict] = {}
+    busy = []
     for step in STEPS:
-        print(f"· {step} …", flush=True)
+        if a.wait_quiet:
+            _wait_quiet(a.wait_quiet)
+        load = os.getloadavg()[0]
+        print(f"· {step} … (load average {load:.2f})", flush=True)
+        if load > LOAD_WARN:
+            busy.append(f"{step} ({load:.1f})")
         if step == "sqlite3":
             res, wall, rss = sqlite3_import(a)
         else:
-            res, wall, rss, _rc = _measure(_child(a, step, db), cwd=HERE)
+            res, wall, rss, cpu = _measure(_child(a, step, db), cwd=HERE)
+            res["cpu"] = cpu
+        res["load_before"] = load
         res["wall"] = wall
         res["max_rss_mib"] = rss / 1024 if rss is not None else None
         results[step] = res
@@ -403,7 +421,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     if not a.keep:
         _fresh(db)
     doc = {"machine": machine(), "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
-           "db_bytes": db_size, "steps": results}
+           "db_bytes": db_size, "busy": busy, "steps": results}
     (a.out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     report(doc, a)
     return 0
@@ -492,6 +510,9 @@ def report(doc: dict, a: argparse.Namespace) -> None:
     lk = doc["steps"]["lookups"]
     console.print(f"slowest lookup: {lk.get('slowest')} · unranked partners in the sample: {lk.get('unranked')}"
                   f" · database {doc['db_bytes'] / 2**20:,.0f} MiB", highlight=False)
+    if doc["busy"]:
+        console.print(f"[yellow]warning: the machine was busy (1-min load average > {LOAD_WARN}) before: "
+                      f"{', '.join(doc['busy'])}; timings may be inflated, run again on a quiet machine[/]")
     print("\nMarkdown:\n")
     print(markdown(doc))
     print(f"(full figures in {a.out / 'results.json'})")
@@ -507,6 +528,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=50, help="untimed lookups first (a server's warm pool)")
     p.add_argument("--seed", type=int, default=20261101)
     p.add_argument("--regenerate", action="store_true", help="rewrite the CSV files even if they match")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="before each step wait up to SECONDS for the 1-min load average to fall below 0.6")
     p.add_argument("--keep", action="store_true", help="keep bench/out/foundation.db after the run")
     p.add_argument("--profile-steps", default="", help="comma-separated steps to run under cProfile "
                    "(stats to stderr and bench/out/profile_STEP.pstats); timings then include the profiler")

@@ -16,9 +16,6 @@ with a new MsgId and a random bound user. Requests are prepared before the clock
 the generator's own cost is small. Every answer must be 200 with a passive reply; a sample is
 decrypted and checked to hold the asker's rank.
 
-`--fix-top` runs the server with a one-line change to `models.standings.top` (bounding the
-board query by position, see the report): it shows what the WeChat path costs once the
-standings query no longer scans the whole table. It changes nothing on disk.
 """
 
 from __future__ import annotations
@@ -81,7 +78,7 @@ def prepare(source: Path, db: Path, users: int, seed: int) -> list[str]:
     return refs
 
 
-def serve(db: Path, port: int, mode: str, fix_top: bool) -> None:
+def serve(db: Path, port: int, mode: str) -> None:
     """The server process: the WeChat routes only, one uvicorn worker, no access log."""
     import logging
 
@@ -92,29 +89,11 @@ def serve(db: Path, port: int, mode: str, fix_top: bool) -> None:
     from bot.wechat_oa import wechat_routes
     from models.db import make_engine
 
-    if fix_top:
-        _patch_top()
     logging.getLogger("mianzi").setLevel(logging.ERROR)
     settings = Settings(database_url=f"sqlite:///{db}", wechat_app_id=APP_ID, wechat_token=TOKEN,
                         wechat_aes_key=AES_KEY if mode == "safe" else None)
     app = Starlette(routes=wechat_routes(settings, make_engine(settings.database_url)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
-
-
-def _patch_top() -> None:
-    from sqlalchemy import select
-
-    from models import standings
-
-    def top(session: Any, contest: Any, n: int) -> list:
-        table = standings.table_for(contest)
-        stmt = (select(table).where(table.contest_id == contest.id, table.kind == standings.primary_kind(contest),
-                                    table.rank.is_not(None), table.rank <= n, table.score > 0,
-                                    table.position <= 2 * n)
-                .order_by(table.position).limit(2 * n))
-        return list(session.execute(stmt).scalars())
-
-    standings.top = top
 
 
 def requests(refs: list[str], count: int, mode: str, port: int, seed: int, text: str = "排行") -> list[bytes]:
@@ -222,8 +201,6 @@ def free_port() -> int:
 def run_mode(a: argparse.Namespace, db: Path, refs: list[str], mode: str) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", mode, "--db", str(db), "--port", str(port)]
-    if a.fix_top:
-        cmd.append("--fix-top")
     server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 30
@@ -249,7 +226,7 @@ def report(results: dict[str, dict[str, Any]], a: argparse.Namespace) -> None:
         return f"{x * 1000:.1f} ms"
 
     print(f"\n/wechat/callback, {a.text} from {a.users} bound users, {a.connections} connections, {a.seconds:.0f} s"
-          f"{' (with the standings.top fix)' if a.fix_top else ''}; load average {os.getloadavg()[0]:.2f}")
+          f"; load average {os.getloadavg()[0]:.2f}")
     print("| mode | messages/s | p50 | p99 | max | errors | replies | target |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, r in results.items():
@@ -271,14 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=20000, help="requests prepared per mode")
     p.add_argument("--modes", default="plain,safe")
     p.add_argument("--text", default="排行", help="the message sent (帮助 measures the channel without standings)")
-    p.add_argument("--fix-top", action="store_true", help="serve with the proposed standings.top fix")
     p.add_argument("--serve", choices=("plain", "safe"), help=argparse.SUPPRESS)
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if a.serve:
-        serve(a.db, a.port, a.serve, a.fix_top)
+        serve(a.db, a.port, a.serve)
         return 0
     if not a.source.exists():
         print(f"{a.source} is missing: run `python bench/foundation.py --keep` first", file=sys.stderr)
