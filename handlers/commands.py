@@ -196,26 +196,26 @@ def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatC
 
 
 def cmd_confirm(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    if asker.role != "admin":
-        return [say(asker, "broadcast.admin_only")]
-    target = _draft_ref(session, asker, args, now)
-    if target is None:
-        return [say(asker, "broadcast.nothing_to_confirm")]
-    try:
-        item = broadcasts.confirm(session, target, now, by=asker.partner.id)  # type: ignore[union-attr]
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
-    return [say(asker, "broadcast.queued", id=item.id, count=item.recipients)]
+    return _decide_draft(session, asker, args, now, confirm=True)
 
 
 def cmd_cancel(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
+    return _decide_draft(session, asker, args, now, confirm=False)
+
+
+def _decide_draft(session: Session, asker: Asker, args: list[str], now: datetime, confirm: bool) -> list[Reply]:
+    """`确认` / `取消` (or the inline buttons): send or drop the admin's broadcast draft."""
     if asker.role != "admin":
         return [say(asker, "broadcast.admin_only")]
     target = _draft_ref(session, asker, args, now)
     if target is None:
         return [say(asker, "broadcast.nothing_to_confirm")]
+    admin_id = asker.partner.id  # type: ignore[union-attr]
     try:
-        item = broadcasts.cancel(session, target, by=asker.partner.id)  # type: ignore[union-attr]
+        if confirm:
+            item = broadcasts.confirm(session, target, now, by=admin_id)
+            return [say(asker, "broadcast.queued", id=item.id, count=item.recipients)]
+        item = broadcasts.cancel(session, target, by=admin_id)
     except DataError as exc:
         return [say(asker, exc.key, **exc.params)]
     if item.status != "cancelled":

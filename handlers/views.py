@@ -17,6 +17,7 @@ from sqlmodel import Session
 from models import contests as contest_ops
 from models import standings
 from models.rules import next_tier
+from models.segments import matches
 from models.tables import Contest, Partner, Team
 
 PUBLIC_TOP_MAX = 10
@@ -40,19 +41,10 @@ def open_contests(session: Session, now: datetime) -> list[Contest]:
 
 
 def takes_part(session: Session, contest: Contest, partner: Partner) -> bool:
-    seg = contest.segment or {}
-    if partner.role == "admin":
+    """Admins never take part; a team contest needs a team; then the contest's segment decides."""
+    if partner.role == "admin" or (contest.scope == "team" and partner.team_id is None):
         return False
-    for key in ("region", "industry", "size"):
-        if key in seg and getattr(partner, key) != seg[key]:
-            return False
-    if "city_tier" in seg and str(partner.city_tier) != str(seg["city_tier"]):
-        return False
-    if "team" in seg:
-        team = session.get(Team, partner.team_id) if partner.team_id else None
-        if team is None or team.code != seg["team"]:
-            return False
-    return not (contest.scope == "team" and partner.team_id is None)
+    return matches(session, contest.segment or {}, partner)
 
 
 def pick_contest(session: Session, partner: Partner | None, arg: str | None, now: datetime,

@@ -20,7 +20,8 @@ from sqlmodel import Session
 
 from models import points
 from models.errors import DataError
-from models.tables import Partner, Team
+from models.segments import matches
+from models.tables import Partner
 from models.tables_rewards import Training, TrainingSignup
 from models.values import as_utc, zone
 
@@ -76,17 +77,8 @@ def checkin_closes(training: Training) -> datetime:
 
 
 def in_segment(session: Session, segment: dict[str, Any], partner: Partner) -> bool:
-    """Whether a partner belongs to an audience (region, city tier, industry, size, team code, role)."""
-    for key in ("region", "industry", "size", "role"):
-        if key in segment and getattr(partner, key) != segment[key]:
-            return False
-    if "city_tier" in segment and str(partner.city_tier) != str(segment["city_tier"]):
-        return False
-    if "team" in segment:
-        team = session.get(Team, partner.team_id) if partner.team_id else None
-        if team is None or team.code != segment["team"]:
-            return False
-    return True
+    """Whether a partner belongs to a training's audience."""
+    return matches(session, segment, partner)
 
 
 def visible(session: Session, training: Training, partner: Partner) -> bool:
