@@ -1,4 +1,4 @@
-"""The terminal as a chat platform: the same handlers, replies printed instead of sent."""
+"""The terminal as a chat platform: the same path as every adapter, replies printed instead of sent."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from handlers.dispatch import dispatch
+from bot.conversation import answer
 from handlers.types import ChatConfig, Incoming
-from messages.render import fit, render
-from models.db import session_scope
+from messages.render import fit
 
 MAX_CHARS = 4096
 
@@ -17,6 +16,5 @@ MAX_CHARS = 4096
 def converse(engine: Engine, user_ref: str, text: str, config: ChatConfig, now: datetime | None = None) -> str:
     """One exchange with the bot as the console user `user_ref`; returns the rendered replies."""
     incoming = Incoming(platform="console", user_ref=user_ref, chat_ref=user_ref, text=text)
-    with session_scope(engine) as session:
-        replies = dispatch(session, incoming, config, now)
-        return "\n\n".join(fit(render(r.template, r.locale, **r.context), max_chars=MAX_CHARS) for r in replies)
+    replies = answer(engine, incoming, config, lambda body: fit(body, max_chars=MAX_CHARS), now)
+    return "\n\n".join(out.text for out in replies)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -48,7 +49,8 @@ def locale_for(hint: str | None, default: str) -> str:
     return default
 
 
-def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit) -> list[Outgoing]:
+def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
+           now: datetime | None = None) -> list[Outgoing]:
     """Dispatch and render in one transaction; on any error, nothing is kept and an apology is sent.
 
     Rendering inside the transaction means a reply that cannot be shown also undoes what it
@@ -56,7 +58,7 @@ def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit) -> 
     """
     try:
         with session_scope(engine) as session:
-            replies = handlers.dispatch.dispatch(session, incoming, config)
+            replies = handlers.dispatch.dispatch(session, incoming, config, now)
             return [out for out in (rendered(reply, fit) for reply in replies) if out.text]
     except Exception:
         log.exception("dispatch failed for %s message in chat %s", incoming.platform, incoming.chat_ref)

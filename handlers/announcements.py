@@ -33,7 +33,7 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
     top_n = min(contest.top_n, PUBLIC_TOP_MAX)
     primary = "team" if contest.scope == "team" else "partner"
     lines = standings.top(session, contest, top_n)
-    names = views._names(session, list(lines))
+    names = views.names_of(session, list(lines))
     top = [views.line_view(line, names) for line in lines]
     champions = [x for x in top if x["rank"] == 1]
     winning_members: list[str] = []
@@ -56,7 +56,7 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
 
 def private_view(session: Session, contest: Contest, line: ContestResult, team_line: ContestResult | None,
                  now: datetime) -> dict[str, Any]:
-    names = views._names(session, [line] + ([team_line] if team_line else []))
+    names = views.names_of(session, [line] + ([team_line] if team_line else []))
     own = views.line_view(line, names)
     if line.eligible and line.kind == "partner":
         own.update(views.gaps(session, contest, line))

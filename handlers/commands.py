@@ -134,7 +134,7 @@ def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConf
             ContestResult.contest_id == contest.id, ContestResult.kind != "member",
             ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
             .order_by(ContestResult.position)).scalars().all()
-        names = views._names(session, list(winners))
+        names = views.names_of(session, list(winners))
         roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
                                                                                 for w in winners]})
     return [Reply("honors", {"roll": roll}, asker.locale)]

@@ -67,7 +67,7 @@ def pick_contest(session: Session, partner: Partner | None, arg: str | None, now
     return (candidates[0] if candidates else None), candidates
 
 
-def _names(session: Session, lines: list) -> dict[str, dict[int, str]]:
+def names_of(session: Session, lines: list) -> dict[str, dict[int, str]]:
     pids = {line.partner_id for line in lines if line.partner_id}
     tids = {line.team_id for line in lines if line.team_id}
     partners = dict(session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(pids))).all()) if pids else {}
@@ -107,7 +107,7 @@ def rank_view(session: Session, contest: Contest, partner: Partner | None, now: 
         own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
         if contest.scope == "team" and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
-    names = _names(session, [x for x in (own, team_line) if x is not None])
+    names = names_of(session, [x for x in (own, team_line) if x is not None])
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
                             "me": None, "team": None, "ranked": ranked}
     if own is not None:
@@ -136,7 +136,7 @@ def public_board(session: Session, contest: Contest) -> tuple[list[dict[str, Any
             _BOARDS.move_to_end(key)
             return found
     top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
-    names = _names(session, list(top))
+    names = names_of(session, list(top))
     found = ([line_view(x, names) for x in top], _ranked_count(session, contest))
     with _BOARDS_LOCK:
         _BOARDS[key] = found
@@ -179,7 +179,7 @@ def team_view(session: Session, contest: Contest | None, team: Team, asker: Part
         lines = list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
                                                          table.partner_id.in_(ids))
                                      .order_by(table.score.desc())).scalars())
-    names = _names(session, [*lines, *([line] if line else [])])
+    names = names_of(session, [*lines, *([line] if line else [])])
     if line is not None:
         view["line"] = {**line_view(line, names), **gaps(session, contest, line)}
     total = sum(x.score for x in lines if x.eligible)

@@ -204,8 +204,9 @@ def test_broadcast_preview_confirm_and_refusal(engine: Engine, program: dict) ->
     with Session(engine) as s:
         texts = s.execute(select(Outbox.payload)).scalars().all()
     assert len(texts) == 3 and all("Training tonight at 8" in p["text"] for p in texts)
-    assert "Nothing has been pushed" not in ask(engine, boss, f"/deliveries {draft.id}")
-    assert "telegram" not in ask(engine, boss, f"/deliveries {draft.id}")  # console accounts only here
+    report = ask(engine, boss, f"/deliveries {draft.id}")
+    assert f"Delivery report: #{draft.id}" in report
+    assert "console: 0 sent, 3 pending, 0 failed, 0 blocked, 0 undeliverable" in report
     # WeChat style: reply 确认 to the latest draft; 取消 drops it
     ask(engine, boss, "群发 明天放假")
     assert "is queued" in ask(engine, boss, "确认")
