@@ -128,7 +128,8 @@ def main() -> None:
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate", "1000000"],
                             cwd=ROOT, env=env)
     serve = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port",
-                              str(serve_port)], cwd=OUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              str(serve_port)], cwd=OUT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=(OUT / "webhook-serve.log").open("w"))
     try:
         for _ in range(300):
             try:

@@ -91,7 +91,7 @@ class FloodFake:
         self.delivered.append((chat, str(params.get("text", "")), now))
         if self._log is not None:
             self._log.write(f"{chat}\t{params.get('text', '')[:40]!r}\t{now:.6f}\n")
-        return _ok({"message_id": len(self.delivered), "date": int(time.time()), "chat": {"id": chat},
+        return _ok({"message_id": len(self.delivered), "date": int(time.time()), "chat": _chat(chat),
                     "text": params.get("text", "")})
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -155,6 +155,12 @@ async def _params(request: Request) -> dict[str, Any]:
             fields[name] = data if part.get_filename() else data.decode()
         return fields
     return {k: v[0] for k, v in parse_qs(body.decode()).items()}
+
+
+def _chat(chat_id: str) -> dict:
+    """The `chat` of a sent Message as the Bot API returns it (PTB refuses a chat without `type`)."""
+    number = int(chat_id) if chat_id.lstrip("-").isdigit() else 0
+    return {"id": number, "type": "private" if number > 0 else "supergroup"}
 
 
 def _ok(result: Any) -> JSONResponse:
