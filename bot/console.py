@@ -17,4 +17,4 @@ def converse(engine: Engine, user_ref: str, text: str, config: ChatConfig, now: 
     """One exchange with the bot as the console user `user_ref`; returns the rendered replies."""
     incoming = Incoming(platform="console", user_ref=user_ref, chat_ref=user_ref, text=text)
     replies = answer(engine, incoming, config, lambda body: fit(body, max_chars=MAX_CHARS), now)
-    return "\n\n".join(out.text for out in replies)
+    return "\n\n".join(out.text for out in replies or [])

@@ -9,17 +9,21 @@ platform + key), so several workers behind one PostgreSQL database process a del
 `Layered` asks memory first, so a burst of retries costs no database round trip.
 
 A key is claimed before it is processed: a crash in between loses that one delivery rather
-than risking a double answer (at most once, like a user who repeats a command).
+than risking a double answer (at most once, like a user who repeats a command). A chat message
+is claimed better still, by `DatabaseKeys.claim` as the first statement of the transaction that
+answers it: the claim and the answer's changes commit together or not at all, and a second
+delivery of the same key waits for the first one's commit and then finds the key taken.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Connection, Delete, Engine, Insert, delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from models.tables import InboundSeen
@@ -76,13 +80,50 @@ class DatabaseKeys:
                 conn.execute(insert(table).values(platform=platform, key=key[:128], seen_at=now))
         except IntegrityError:
             return True
+        if self._count_claim():
+            with self.engine.begin() as conn:
+                conn.execute(self._prune(now))
+        return False
+
+    def claim(self, conn: Connection, platform: str, key: str) -> bool:
+        """Claim `key` inside the caller's transaction: True if it is ours to process.
+
+        `ON CONFLICT DO NOTHING` rather than catching the unique violation, because on PostgreSQL a
+        failed statement spoils the whole transaction it ran in.
+        """
+        now = utcnow()
+        row = conn.execute(_claim_statement(conn.dialect.name),
+                           {"platform": platform, "key": key[:128], "seen_at": now}).first()
+        if row is not None and self._count_claim():
+            conn.execute(self._prune(now))  # in this transaction: a second connection would wait for its lock
+        return row is not None
+
+    def _count_claim(self) -> bool:
+        """Count a claim; True when it is time to prune."""
         with self._lock:
             self._claims += 1
-            prune = self._claims % self.prune_every == 0
-        if prune:
-            with self.engine.begin() as conn:
-                conn.execute(delete(table).where(table.c.seen_at < now - self.keep))
-        return False
+            return self._claims % self.prune_every == 0
+
+    def _prune(self, now: datetime) -> Delete:
+        table = InboundSeen.__table__
+        return delete(table).where(table.c.seen_at < now - self.keep)
+
+
+_CLAIMS: dict[str, Insert] = {}
+
+
+def _claim_statement(dialect: str) -> Insert:
+    """The insert that skips a key already there, built once per dialect."""
+    found = _CLAIMS.get(dialect)
+    if found is None:
+        module = postgresql if dialect == "postgresql" else sqlite
+        table = InboundSeen.__table__
+        # RETURNING tells whether a row went in on both databases; rowcount does not on PostgreSQL
+        # (its implicit RETURNING of the id).
+        found = (module.insert(table).on_conflict_do_nothing(index_elements=["platform", "key"])
+                 .returning(table.c.id))
+        _CLAIMS[dialect] = found
+    return found
 
 
 class Layered:

@@ -10,7 +10,8 @@ What it decides (and nothing else — who won is the core's business):
   private chat the user is told to send a new message instead, in a group nothing is said;
 - `my_chat_member` (blocked, kicked, added) and every other update type: ignored for now;
 - each `update_id` is processed once (`bot.dedupe`: this process's memory, then the database
-  shared by all workers), whether it came by webhook or polling.
+  shared by all workers), whether it came by webhook or polling; a new message's claim is part of
+  the transaction that answers it.
 
 Replies are plain text (no parse mode, so nothing a user typed can turn into markup), cut to
 4096 UTF-16 code units, the unit Telegram counts in.
@@ -105,11 +106,13 @@ def keyboard(out: Outgoing) -> InlineKeyboardMarkup | None:
 class TelegramChannel:
     """One bot: its PTB `Application`, the webhook route, and the start/stop of the lifespan."""
 
-    def __init__(self, settings: Settings, dedupe: Dedupe | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         if not settings.telegram_token:
             raise ValueError("Telegram is off: MIANZI_TELEGRAM_TOKEN is not set")
         self.settings = settings
-        self.dedupe: Dedupe | None = dedupe  # default, once the engine is known: memory, then database
+        self._recent = RecentKeys()
+        self._claims: DatabaseKeys | None = None  # once the engine is known
+        self.dedupe: Dedupe | None = None  # this process's memory, then the database
         self.webhook_mode = bool(settings.telegram_webhook_url)
         builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
                    .request(AiohttpRequest()).get_updates_request(AiohttpRequest(connections=2, read_timeout=40))
@@ -131,8 +134,8 @@ class TelegramChannel:
     async def start(self) -> None:
         """Ask Telegram who we are, then register the webhook or start long polling."""
         self._engine = await asyncio.to_thread(context.engine, self.settings)
-        if self.dedupe is None:
-            self.dedupe = Layered(RecentKeys(), DatabaseKeys(self._engine))
+        self._claims = DatabaseKeys(self._engine)
+        self.dedupe = Layered(self._recent, self._claims)
         app = self.application
         try:
             try:
@@ -208,6 +211,9 @@ class TelegramChannel:
     # --- one update ------------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, _context: CallbackContext) -> None:
+        if update.message is not None:
+            await self._on_message(update)
+            return
         if await self._seen_before(update.update_id):
             log.info("update %s already processed: skipped", update.update_id)
             return
@@ -220,7 +226,27 @@ class TelegramChannel:
         if incoming is None:
             return
         assert self._engine is not None
-        for out in await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text):
+        for out in await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text) or []:
+            if not await self.send(incoming.chat_ref, out):
+                break
+
+    async def _on_message(self, update: Update) -> None:
+        """A new message: claimed and answered in one transaction on the core's thread."""
+        key = str(update.update_id)
+        if self._recent.seen_before(PLATFORM, key):
+            log.info("update %s already processed: skipped", key)
+            return
+        incoming = incoming_from_update(update, self.bot_username)
+        if incoming is None:
+            return
+        assert self._engine is not None and self._claims is not None
+        claims = self._claims
+        outs = await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text, None,
+                                   lambda conn: claims.claim(conn, PLATFORM, key))
+        if outs is None:
+            log.info("update %s already processed by another worker: skipped", key)
+            return
+        for out in outs:
             if not await self.send(incoming.chat_ref, out):
                 break
 

@@ -303,3 +303,30 @@ def test_database_keys_claim_once_and_prune_old_rows(engine: Engine) -> None:
         assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() <= 1
     both = Layered(RecentKeys(), DatabaseKeys(engine))
     assert [both.seen_before("telegram", "9"), both.seen_before("telegram", "9")] == [False, True]
+
+
+def test_a_claim_commits_or_rolls_back_with_the_answer_it_belongs_to(engine: Engine) -> None:
+    from bot.dedupe import DatabaseKeys
+
+    keys = DatabaseKeys(engine)
+    with engine.connect() as conn, conn.begin() as transaction:
+        assert keys.claim(conn, "telegram", "7") is True
+        transaction.rollback()  # the answer failed: the delivery is not taken
+    with engine.begin() as conn:
+        assert keys.claim(conn, "telegram", "7") is True
+    with engine.begin() as conn:
+        assert keys.claim(conn, "telegram", "7") is False  # no error: the transaction stays usable
+        assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 1
+
+
+def test_claims_in_transactions_prune_old_rows_in_the_same_transaction(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from bot.dedupe import DatabaseKeys
+
+    keys = DatabaseKeys(engine, keep=timedelta(0), prune_every=2)
+    for key in ("1", "2", "3"):
+        with engine.begin() as conn:  # a prune on another connection would wait for this one's lock
+            assert keys.claim(conn, "telegram", key) is True
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 2  # "1" went at claim 2
