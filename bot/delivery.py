@@ -1,10 +1,19 @@
 """The delivery worker: drains the outbox through the channel senders under each channel's ceilings.
 
+Batches: a sender that can name many recipients in one call (`bot.senders.BatchSender`: WeCom's
+`message/send`, up to 1000 members) gets the claimed rows of one content together. When a claim
+holds such rows — of a broadcast, or the same content twice — the worker also claims the due rows
+alike that follow them (`outbox.claim_alike`: the rest of the broadcast, or within `lookahead`
+ids), then cuts each content into calls of at most `batch_size` distinct chats. Rows of different
+contents are never merged; every row keeps its own outcome. Ceilings stay honest: a batch takes one
+slot of the channel's calls per second and, for each member it names, that member's own interval.
+
 Crash bound: a row is marked `sending` with a lease before it is sent and `sent` right after (in
-batches flushed every `flush_interval`). If the process dies in between, the lease expires and the
-row is sent again, so a restart can duplicate at most the rows this worker held at the moment of
-the kill: those being sent (at most `concurrency`) plus those sent but not yet recorded (at most
-one flush interval's worth). Nothing is lost: unclaimed and unrecorded rows are sent later.
+batches flushed every `flush_interval`), only once its call succeeded. If the process dies in
+between, the lease expires and the row is sent again, so a restart can duplicate at most the rows
+this worker held at the moment of the kill: those being sent (at most `concurrency` calls, each a
+single row or one batch) plus those sent but not yet recorded (at most one flush interval's worth).
+Nothing is lost: unclaimed and unrecorded rows are sent later.
 """
 
 from __future__ import annotations
@@ -13,14 +22,14 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, case, update
 
 from bot.ratelimit import Ceilings, ChannelLimiter
-from bot.senders import OutboxItem, Sender, SendResult
+from bot.senders import BatchSender, OutboxItem, Sender, SendResult, batching
 from models import outbox
 from models.tables import Outbox
 from models.values import utcnow
@@ -36,6 +45,7 @@ class Stats:
     blocked: int = 0
     undeliverable: int = 0
     throttled: int = 0  # 429 answers
+    calls: int = 0  # platform calls made (a batch is one)
 
 
 @dataclass
@@ -46,15 +56,40 @@ class _Pending:
     other: list[tuple[int, SendResult, int]] = field(default_factory=list)  # id, result, attempts
 
 
+class BatchLimiter(ChannelLimiter):
+    """A channel's ceilings for single rows (`acquire`) and for one call naming several members."""
+
+    async def acquire_many(self, chats: Sequence[str]) -> None:
+        """One call to several private chats: the channel's ceiling counts the call, each member's own
+        interval counts the member (WeCom drops silently what goes over its per-member limits)."""
+        def members(now: float) -> float:
+            return max((self._chat_wait(chat, False, now) for chat in chats), default=0.0)
+
+        while (wait := members(self.clock())) > 0:
+            await asyncio.sleep(wait)
+        async with self.lock:
+            while True:
+                now = self.clock()
+                wait = max(self.paused_until - now, self.overall.wait_time(now), members(now))
+                if wait <= 0:
+                    self.overall.take(now)
+                    for chat in chats:
+                        self._chat_take(chat, False, now)
+                    return
+                await asyncio.sleep(wait)
+
+
 class DeliveryWorker:
     def __init__(self, engine: Engine, senders: Mapping[str, Sender], ceilings: Mapping[str, Ceilings], *,
                  worker_id: str | None = None, concurrency: int = 64, batch: int = 200,
                  lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
                  flush_interval: float = 0.05, idle_sleep: float = 0.5, backoff: float = 2.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 lookahead: int = 5000, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.senders = dict(senders)
-        self.limiters = {p: ChannelLimiter(ceilings[p]) for p in self.senders}
+        self.batchers = {p: b for p, s in self.senders.items() if (b := batching(s)) is not None}
+        self.limiters = {p: BatchLimiter(ceilings[p]) for p in self.senders}
+        self.lookahead = lookahead  # ids past a claim searched for rows alike, outside a broadcast
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.concurrency, self.batch, self.lease = concurrency, batch, lease
         self.max_attempts, self.flush_interval, self.idle_sleep = max_attempts, flush_interval, idle_sleep
@@ -114,45 +149,102 @@ class DeliveryWorker:
         if room <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
-        rows = await asyncio.to_thread(self._claim, min(room, self.batch))
-        for row in rows:
-            item = OutboxItem(id=row.id, platform=row.platform, chat_ref=row.chat_ref, is_group=row.is_group,
-                              payload=row.payload or {}, identity_id=row.identity_id, partner_id=row.partner_id,
-                              attempts=row.attempts)
-            task = asyncio.create_task(self._deliver(item))
+        items = await asyncio.to_thread(self._claim, min(room, self.batch))
+        for unit in self._units(items):
+            task = asyncio.create_task(self._deliver(unit))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        return len(rows)
+        return len(items)
 
-    def _claim(self, limit: int) -> list:
+    def _claim(self, limit: int) -> list[OutboxItem]:
+        now = self.clock()
         with self.engine.begin() as conn:
-            return outbox.claim(conn, self.worker_id, limit, self.lease, now=self.clock(),
-                                platforms=list(self.senders))
+            rows = outbox.claim(conn, self.worker_id, limit, self.lease, now=now, platforms=list(self.senders))
+            for platform, sender in self.batchers.items():
+                rows += self._claim_alike(conn, platform, sender, rows, now)
+        return [_item(row) for row in rows]
 
-    async def _deliver(self, item: OutboxItem) -> None:
-        sender = self.senders[item.platform]
-        limiter = self.limiters[item.platform]
+    def _claim_alike(self, conn, platform: str, sender: BatchSender, rows: list, now: datetime) -> list:  # type: ignore[no-untyped-def]
+        """The due rows that could share a call with claimed ones: the rest of a broadcast whose row was
+        claimed, or of a content claimed twice (within `lookahead` ids). A lone personal row looks no
+        further: nothing would share its call, and the search is not free."""
+        groups: dict[Hashable, list] = {}
+        for row in rows:
+            if row.platform == platform and (key := sender.batch_key(_item(row))) is not None:
+                groups.setdefault(key, []).append(row)
+        wanted = [g for g in groups.values() if len(g) > 1 or g[0].batch_id is not None]
+        seeds = [row.id for g in wanted for row in g]
+        limit = min(len(wanted), 2) * sender.batch_size - len(seeds)
+        if not wanted or limit <= 0:
+            return []
+        batches = sorted({row.batch_id for g in wanted for row in g if row.batch_id is not None})
+        repeated = [row.id for g in wanted if len(g) > 1 for row in g]
+        return outbox.claim_alike(conn, self.worker_id, platform, seeds, limit, self.lease, now=now,
+                                  batches=batches, until_id=max(repeated) + self.lookahead if repeated else None)
+
+    def _units(self, items: list[OutboxItem]) -> list[list[OutboxItem]]:
+        """The calls to make, in claim order: a row alone, or rows of one content to distinct chats, at
+        most the sender's `batch_size` (a chat named twice in one call would get one message for two rows)."""
+        units: list[list[OutboxItem]] = []
+        filling: dict[tuple[str, Hashable], list[tuple[list[OutboxItem], set[str]]]] = {}
+        for item in sorted(items, key=lambda i: i.id):
+            sender = self.batchers.get(item.platform)
+            key = sender.batch_key(item) if sender is not None else None
+            if sender is None or key is None:
+                units.append([item])
+                continue
+            chunks = filling.setdefault((item.platform, key), [])
+            for chunk, chats in chunks:
+                if len(chunk) < sender.batch_size and item.chat_ref not in chats:
+                    break
+            else:
+                chunk, chats = [], set()
+                chunks.append((chunk, chats))
+                units.append(chunk)
+            chunk.append(item)
+            chats.add(item.chat_ref)
+        return units
+
+    async def _deliver(self, items: list[OutboxItem]) -> None:
+        """One call: a row, or a batch of rows of one content; each row's outcome recorded on its own."""
+        first = items[0]
+        sender, limiter = self.senders[first.platform], self.limiters[first.platform]
         async with self._slots:
-            await limiter.acquire(item.chat_ref, item.is_group)
+            if len(items) == 1:
+                await limiter.acquire(first.chat_ref, first.is_group)
+            else:
+                await limiter.acquire_many([i.chat_ref for i in items])
             try:
-                result = await sender.send(item)
+                if len(items) == 1:
+                    results = [await sender.send(first)]
+                else:
+                    results = await self.batchers[first.platform].send_batch(items)
+                    if len(results) != len(items):
+                        raise RuntimeError(f"{len(results)} results for {len(items)} rows")
             except Exception as exc:  # a sender bug must not stop the worker
-                log.exception("sender %s failed on outbox row %s", item.platform, item.id)
-                result = SendResult("retry", error=f"internal: {type(exc).__name__}")
-        if result.retry_after:
-            limiter.pause(result.retry_after)
+                log.exception("sender %s failed on outbox rows %s…", first.platform, first.id)
+                results = [SendResult("retry", error=f"internal: {type(exc).__name__}")] * len(items)
+        self.stats.calls += 1
+        pause = max((r.retry_after or 0.0 for r in results), default=0.0)
+        if pause:
+            limiter.pause(pause)
             self.stats.throttled += 1
-        if result.outcome == "sent":
-            self.stats.sent += 1
-            self._pending.sent.append(item.id)
-        else:
-            self._pending.other.append((item.id, result, item.attempts))
-            if result.outcome == "blocked" and item.identity_id is not None:
-                await asyncio.to_thread(self._deactivate, item.identity_id)
+        blocked = []
+        for item, result in zip(items, results, strict=True):
+            if result.outcome == "sent":
+                self.stats.sent += 1
+                self._pending.sent.append(item.id)
+            else:
+                self._pending.other.append((item.id, result, item.attempts))
+                if result.outcome == "blocked" and item.identity_id is not None:
+                    blocked.append(item.identity_id)
+        if blocked:
+            await asyncio.to_thread(self._deactivate, blocked)
 
-    def _deactivate(self, identity_id: int) -> None:
+    def _deactivate(self, identity_ids: list[int]) -> None:
         with self.engine.begin() as conn:
-            outbox.deactivate_identity(conn, identity_id)
+            for identity_id in identity_ids:
+                outbox.deactivate_identity(conn, identity_id)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -201,6 +293,13 @@ class DeliveryWorker:
     async def close(self) -> None:
         for sender in self.senders.values():
             await sender.close()
+
+
+def _item(row) -> OutboxItem:  # type: ignore[no-untyped-def]
+    """What a sender needs of a claimed outbox row."""
+    return OutboxItem(id=row.id, platform=row.platform, chat_ref=row.chat_ref, is_group=row.is_group,
+                      payload=row.payload or {}, identity_id=row.identity_id, partner_id=row.partner_id,
+                      attempts=row.attempts)
 
 
 def release(engine: Engine, worker_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Pushes to WeChat Official Account users and WeCom members: one API call per outbox row.
+"""Pushes to WeChat Official Account users and WeCom members: one API call per outbox row (on WeCom,
+one per batch of rows with the same content).
 
 Official Account (DESIGN §5: pushes are scarce there):
 - a **customer-service text** (`message/custom/send`) only while the user's window is open:
@@ -16,9 +17,15 @@ Official Account (DESIGN §5: pushes are scarce there):
   else it is undeliverable.
 - an account that unfollowed (`active = False`) is `blocked` without a call; `43004` likewise.
 
-WeCom: `message/send` text to a member (`touser`), `appchat/send` to a group chat
-(`item.is_group`, `chat_ref` the chatid). A member who left or is outside the app's visible
-range (`81013`, `60111`, or listed in `invaliduser`) is `blocked`.
+WeCom: `message/send` to members (`touser`), `appchat/send` to a group chat (`item.is_group`,
+`chat_ref` the chatid). Rows of one content to members go in one call, up to 1000 of them
+(`touser` = UserIDs joined with `|`; the delivery worker groups them, see `bot.delivery`). WeCom
+sends a partly valid call to the valid members and lists the others in the answer, lowercased:
+a member who left or is outside the app's visible range (`invaliduser`; `81013` when every member
+is, `60111` for a lone one) is `blocked` (`wecom_invalid_user`, shown in the delivery report); a
+member the app has no licence for (`unlicenseduser`) is `undeliverable` (`wecom_unlicensed_user`):
+their account stays, a licence may come. Everything else about the answer (token refresh, `-1`,
+frequency limits, 5xx and timeouts) is the same for every row of the call.
 
 Recognition images (payload `image`: a file path, and `caption`) are uploaded as temporary media
 (`media/upload?type=image`, multipart field `media`; kept 3 days by the platform, so a media id is
@@ -40,9 +47,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import mimetypes
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -73,7 +82,10 @@ WINDOW_CLOSED = "wechat_window_closed"
 RATE_LIMITED = {45009: 600.0, 45011: 1.0, 45033: 1.0}  # daily quota, per-minute quota, concurrency
 WECHAT_BLOCKED = {43004: "wechat_unsubscribed", 40003: "wechat_invalid_openid", 43101: "wechat_user_refused"}
 WECHAT_WINDOW = {45015: WINDOW_CLOSED, 45047: "wechat_window_quota"}
-WECOM_BLOCKED = {81013: "wecom_invalid_user", 60111: "wecom_user_not_found", 86003: "wecom_chat_not_found"}
+WECOM_ALL_INVALID = 81013
+WECOM_BLOCKED = {WECOM_ALL_INVALID: "wecom_invalid_user", 60111: "wecom_user_not_found", 86003: "wecom_chat_not_found"}
+WECOM_UNLICENSED = "wecom_unlicensed_user"
+WECOM_BATCH = 1000  # members one `message/send` may name
 
 
 def common_outcome(data: dict[str, Any], prefix: str) -> SendResult | None:
@@ -305,9 +317,11 @@ class WeChatPush:
 
 
 class WeComPush:
-    """Sender for the WeCom app (`platform = "wecom"`)."""
+    """Sender for the WeCom app (`platform = "wecom"`); a `BatchSender`: one `message/send` names up to
+    `batch_size` members when they get the same content."""
 
     platform = "wecom"
+    batch_size = WECOM_BATCH
 
     def __init__(self, settings: Settings, engine: Engine, **api_options: Any) -> None:
         if not settings.wecom_corp_id or not settings.wecom_secret or not settings.wecom_agent_id:
@@ -318,55 +332,85 @@ class WeComPush:
                              {"corpid": settings.wecom_corp_id, "corpsecret": settings.wecom_secret}, **api_options)
         self.media = MediaUploads(self.api, "wecom")
 
-    async def send(self, item: OutboxItem) -> SendResult:
-        if item.payload.get("image"):
-            return await self._image(item)
-        text = fit(str(item.payload.get("text") or ""), max_bytes=TEXT_BYTES)
-        if not text.strip():
-            return SendResult("failed", error="empty_text")
-        return await self._message(item, {"msgtype": "text", "text": {"content": text}})
+    def batch_key(self, item: OutboxItem) -> str | None:
+        """Rows to members with the same payload share a call; group chats (`appchat/send`) go one by one."""
+        if item.is_group:
+            return None
+        return json.dumps(item.payload, sort_keys=True, ensure_ascii=False, default=str)
 
-    async def _image(self, item: OutboxItem) -> SendResult:
-        """A recognition image as an image message, then its caption as a text (best effort)."""
-        image = await read_image(item)
+    async def send(self, item: OutboxItem) -> SendResult:
+        return (await self.send_batch([item]))[0]
+
+    async def send_batch(self, items: Sequence[OutboxItem]) -> list[SendResult]:
+        """Rows of one content (`batch_key`) to distinct members — or one row to a group chat — in one call."""
+        payload = items[0].payload
+        if payload.get("image"):
+            return await self._image(items)
+        text = fit(str(payload.get("text") or ""), max_bytes=TEXT_BYTES)
+        if not text.strip():
+            return [SendResult("failed", error="empty_text")] * len(items)
+        return await self._message(items, {"msgtype": "text", "text": {"content": text}})
+
+    async def _image(self, items: Sequence[OutboxItem]) -> list[SendResult]:
+        """A recognition image as an image message, then its caption as a text to those who got it (best effort)."""
+        image = await read_image(items[0])
         if isinstance(image, SendResult):
-            return image
+            return [image] * len(items)
         media_id = await self.media.media_id(*image)
         if isinstance(media_id, SendResult):
-            return media_id
-        result = await self._message(item, {"msgtype": "image", "image": {"media_id": media_id}})
-        if result.error and result.error.startswith(f"wecom_{INVALID_MEDIA}:"):
+            return [media_id] * len(items)
+        results = await self._message(items, {"msgtype": "image", "image": {"media_id": media_id}})
+        error = results[0].error
+        if error and error.startswith(f"wecom_{INVALID_MEDIA}:"):
             self.media.forget(media_id)
-            return SendResult("retry", error=result.error)
-        caption = fit(str(item.payload.get("caption") or ""), max_bytes=TEXT_BYTES)
-        if result.outcome == "sent" and caption.strip():
-            text = await self._message(item, {"msgtype": "text", "text": {"content": caption}})
-            if text.outcome != "sent":
-                log.warning("caption of outbox row %s not sent: %s", item.id, text.error)
-        return result
+            return [SendResult("retry", error=error)] * len(items)
+        caption = fit(str(items[0].payload.get("caption") or ""), max_bytes=TEXT_BYTES)
+        got = [item for item, result in zip(items, results, strict=True) if result.outcome == "sent"]
+        if got and caption.strip():
+            for item, text in zip(got, await self._message(got, {"msgtype": "text", "text": {"content": caption}}),
+                                  strict=True):
+                if text.outcome != "sent":
+                    log.warning("caption of outbox row %s not sent: %s", item.id, text.error)
+        return results
 
-    async def _message(self, item: OutboxItem, message: dict[str, Any]) -> SendResult:
-        """One message (`msgtype` and its content) to the member or the group chat of `item`."""
-        if item.is_group:
-            path, body = "appchat/send", {"chatid": item.chat_ref, **message}
+    async def _message(self, items: Sequence[OutboxItem], message: dict[str, Any]) -> list[SendResult]:
+        """One message (`msgtype` and its content) to the members of `items` (`touser` joined with `|`), or
+        to the group chat of a single group row; a result per row."""
+        if items[0].is_group:
+            path, body = "appchat/send", {"chatid": items[0].chat_ref, **message}
         else:
-            path, body = "message/send", {"touser": item.chat_ref, "msgtype": message["msgtype"],
-                                          "agentid": self.agent_id, **message}
+            path, body = "message/send", {"touser": "|".join(i.chat_ref for i in items),
+                                          "msgtype": message["msgtype"], "agentid": self.agent_id, **message}
         data = await guarded("wecom", self.api.post(path, body))
         if isinstance(data, SendResult):
-            return data
-        result = common_outcome(data, "wecom")
-        if result is not None and result.outcome == "sent":
-            invalid = str(data.get("invaliduser") or "").split("|")
-            if not item.is_group and item.chat_ref in invalid:  # accepted, but not for this member
-                return SendResult("blocked", error="wecom_invalid_user")
-            return result
-        if result is not None:
-            return result
+            return [data] * len(items)
         code = data.get("errcode")
-        if code in WECOM_BLOCKED:
-            return SendResult("blocked", error=WECOM_BLOCKED[code])
-        return SendResult("failed", error=f"wecom_{code}: {str(data.get('errmsg', ''))[:200]}")
+        if code in (0, WECOM_ALL_INVALID) and not items[0].is_group:
+            # Accepted for the members it does not list (WeCom lowercases the ids it lists); 81013: none.
+            invalid, unlicensed = _listed(data.get("invaliduser")), _listed(data.get("unlicenseduser"))
+            return [self._member(item.chat_ref.lower(), code, invalid, unlicensed) for item in items]
+        result = common_outcome(data, "wecom")
+        if result is None:
+            message_text = f"wecom_{code}: {str(data.get('errmsg', ''))[:200]}"
+            # A code that names no member blocks the one member of a single row; for a batch it cannot say whom.
+            if code in WECOM_BLOCKED and len(items) == 1:
+                result = SendResult("blocked", error=WECOM_BLOCKED[code])
+            else:
+                result = SendResult("failed", error=message_text)
+        return [result] * len(items)
+
+    @staticmethod
+    def _member(user: str, code: int, invalid: set[str], unlicensed: set[str]) -> SendResult:
+        if user in unlicensed:
+            return SendResult("undeliverable", error=WECOM_UNLICENSED)
+        if code == WECOM_ALL_INVALID or user in invalid:
+            return SendResult("blocked", error=WECOM_BLOCKED[WECOM_ALL_INVALID])
+        return SendResult("sent")
 
     async def close(self) -> None:
         await self.api.close()
+
+
+def _listed(ids: Any) -> set[str]:
+    """The ids of a WeCom `invaliduser`/`unlicenseduser` field (`a|b|c`), lowercased as WeCom lists them."""
+    return {part.strip().lower() for part in str(ids or "").split("|") if part.strip()}
