@@ -3,7 +3,14 @@
 Run by hand, never in CI:
 
     python bench/webhook.py                        # 100,000 partners, 20 s of load, 32 in flight
+    python bench/webhook.py --rate 300             # open loop: 300 updates/s offered, as Telegram sends them
     python bench/webhook.py --partners 5000 --seconds 5
+
+Two ways to load the server. Closed loop (`--concurrency N`): N senders each wait for their answer
+before the next POST, so the mean latency is N / throughput by construction — it finds the ceiling.
+Open loop (`--rate R`): a POST every 1/R s whatever the server does, at most `--max-in-flight`
+(Telegram's `max_connections`, default 40) outstanding — it shows whether R/s is *sustained* and
+with what p99, which is the question a channel manager asks.
 
 A program of N partners (one sale each in the running month, one revenue contest, its standings
 built) is written to a fresh SQLite file; 1,000 of the partners are bound to Telegram users.
@@ -104,6 +111,46 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float],
         return latencies, errors, time.monotonic() - t0
 
 
+async def load_at_rate(url: str, seconds: float, rate: float, max_in_flight: int) -> tuple[list[float], int, float]:
+    """Open loop: one POST every 1/rate s; when `max_in_flight` are outstanding the next one waits."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    slots = asyncio.Semaphore(max_in_flight)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max_in_flight)) as session:
+        async def one(n: int) -> None:
+            nonlocal errors
+            body = update(n, 7_000_000 + 1 + (n * 37) % USERS)
+            t0 = time.monotonic()
+            try:
+                async with session.post(url, json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+            finally:
+                slots.release()
+            latencies.append(time.monotonic() - t0)
+
+        tasks = []
+        start = time.monotonic()
+        n = 0
+        while (now := time.monotonic()) - start < seconds:
+            due = start + n / rate
+            if due > now:
+                await asyncio.sleep(due - now)
+            await slots.acquire()
+            n += 1
+            tasks.append(asyncio.create_task(one(200_000 + n)))
+        await asyncio.gather(*tasks)
+        return latencies, errors, time.monotonic() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -115,7 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partners", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for answers")
+    parser.add_argument("--rate", type=float, default=0, help="open loop: updates offered per second")
+    parser.add_argument("--max-in-flight", type=int, default=40, help="open loop: Telegram's max_connections")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     db = OUT / "webhook.db"
@@ -140,7 +189,12 @@ def main() -> None:
         time.sleep(1.0)
         url = f"http://127.0.0.1:{serve_port}/telegram/webhook"
         asyncio.run(load(url, 2, 4))  # warm-up
-        latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
+        cpu0 = cpu_seconds(serve.pid)
+        if args.rate:
+            latencies, errors, wall = asyncio.run(load_at_rate(url, args.seconds, args.rate, args.max_in_flight))
+        else:
+            latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
+        server_cpu = cpu_seconds(serve.pid) - cpu0
         peak = peak_rss_mb(serve.pid)
     finally:
         serve.terminate()
@@ -149,17 +203,18 @@ def main() -> None:
         fake.wait()
     latencies.sort()
     p = lambda q: round(latencies[min(int(len(latencies) * q), len(latencies) - 1)] * 1000, 1)  # noqa: E731
-    doc = {"partners": args.partners, "concurrency": args.concurrency, "updates": len(latencies), "errors": errors,
+    mode = f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight"
+    doc = {"partners": args.partners, "load": mode, "updates": len(latencies), "errors": errors,
            "updates_per_s": round(len(latencies) / wall, 1), "p50_ms": p(0.50), "p99_ms": p(0.99),
-           "server_peak_mb": peak}
+           "server_peak_mb": peak, "server_cpu_ms_per_update": round(server_cpu * 1000 / max(len(latencies), 1), 2)}
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     print(json.dumps(doc, indent=2))
     print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}\n")
-    print("| partners | in flight | updates/s | p50 | p99 | server peak MB |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {args.partners:,} | {args.concurrency} | {doc['updates_per_s']} | {doc['p50_ms']} ms | "
-          f"{doc['p99_ms']} ms | {peak} |")
+    print("| partners | load | updates/s | p50 | p99 | server CPU per update | server peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {args.partners:,} | {mode} | {doc['updates_per_s']} | {doc['p50_ms']} ms | "
+          f"{doc['p99_ms']} ms | {doc['server_cpu_ms_per_update']} ms | {peak} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from handlers.types import ChatConfig, Incoming
@@ -34,11 +34,15 @@ def locale_from_hint(hint: str | None, default: str) -> str:
     return default
 
 
+# Built once: every message asks it, and building the statement costs more than running it.
+_ASKER = (select(ChatIdentity, Partner).join(Partner, Partner.id == ChatIdentity.partner_id)
+          .where(ChatIdentity.platform == bindparam("platform"), ChatIdentity.user_ref == bindparam("user_ref"),
+                 ChatIdentity.active.is_(True)))
+
+
 def identify(session: Session, incoming: Incoming, config: ChatConfig, now: datetime) -> Asker:
     """The partner behind this chat account (if bound and active), with their language."""
-    row = session.execute(select(ChatIdentity, Partner).join(Partner, Partner.id == ChatIdentity.partner_id).where(
-        ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref,
-        ChatIdentity.active.is_(True))).first()
+    row = session.execute(_ASKER, {"platform": incoming.platform, "user_ref": incoming.user_ref}).first()
     identity, partner = (row[0], row[1]) if row is not None else (None, None)
     if partner is not None and not partner.active:
         partner = None

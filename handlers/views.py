@@ -33,10 +33,12 @@ def contest_info(contest: Contest, now: datetime) -> dict[str, Any]:
             "recur": contest.recur}
 
 
+_OPEN = select(Contest).where(Contest.closed_at.is_(None)).order_by(Contest.start_at, Contest.end_at, Contest.id)
+
+
 def open_contests(session: Session, now: datetime) -> list[Contest]:
     """Active and settling contests first (soonest end first), then upcoming ones."""
-    rows = session.execute(select(Contest).where(Contest.closed_at.is_(None))
-                           .order_by(Contest.start_at, Contest.end_at, Contest.id)).scalars().all()
+    rows = session.execute(_OPEN).scalars().all()
     return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
 
 
@@ -107,7 +109,9 @@ def rank_view(session: Session, contest: Contest, partner: Partner | None, now: 
         own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
         if contest.scope == "team" and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
-    names = names_of(session, [x for x in (own, team_line) if x is not None])
+    names = names_of(session, [team_line] if team_line is not None else [])
+    if own is not None and partner is not None:
+        names["partner"][partner.id] = partner.name  # type: ignore[index]  # one's own line: no need to ask
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
                             "me": None, "team": None, "ranked": ranked}
     if own is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -371,12 +371,24 @@ def top(session: Session, contest: Contest, n: int) -> list[Standing | ContestRe
     return list(session.execute(stmt).scalars())
 
 
+# The two questions of every /rank, built once: constructing a SQLAlchemy statement costs more
+# than running it against the index.
+_OWN_LINE = {table: select(table).where(table.contest_id == bindparam("contest"), table.kind == bindparam("kind"),
+                                        table.partner_id == bindparam("partner")).limit(1)
+             for table in (Standing, ContestResult)}
+# The lowest score above this one, then the last position holding it: by the score index, so a
+# partner among 14,000 tied at zero costs one probe, not a walk through the tie.
+_NEXT_ABOVE = {table: select(table).where(table.contest_id == bindparam("contest"), table.kind == bindparam("kind"),
+                                          table.position.is_not(None), table.score > bindparam("score"))
+               .order_by(table.score, table.position.desc()).limit(1)
+               for table in (Standing, ContestResult)}
+
+
 def line_of_partner(session: Session, contest: Contest, partner_id: int) -> Standing | ContestResult | None:
     """A partner's own line: their partner line, or their member line in a team contest."""
-    table = table_for(contest)
     kind = "member" if contest.scope == "team" else "partner"
-    stmt = select(table).where(table.contest_id == contest.id, table.kind == kind, table.partner_id == partner_id)
-    return session.execute(stmt).scalars().first()
+    params = {"contest": contest.id, "kind": kind, "partner": partner_id}
+    return session.execute(_OWN_LINE[table_for(contest)], params).scalars().first()
 
 
 def line_of_team(session: Session, contest: Contest, team_id: int) -> Standing | ContestResult | None:
@@ -396,13 +408,8 @@ def next_above(session: Session, contest: Contest, line: Standing | ContestResul
     """The nearest line ahead with a strictly higher score (the next place to take)."""
     if line.position is None:
         return None
-    table = table_for(contest)
-    # The lowest score above this one, then the last position holding it: by the score index,
-    # so a partner among 14,000 tied at zero costs one probe, not a walk through the tie.
-    stmt = (select(table).where(table.contest_id == contest.id, table.kind == line.kind,
-                                table.position.is_not(None), table.score > line.score)
-            .order_by(table.score, table.position.desc()).limit(1))
-    return session.execute(stmt).scalars().first()
+    params = {"contest": contest.id, "kind": line.kind, "score": line.score}
+    return session.execute(_NEXT_ABOVE[table_for(contest)], params).scalars().first()
 
 
 def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResult]:
