@@ -3,9 +3,15 @@
 The fake answers the calls our senders make — `token` and `gettoken`, `message/custom/send`,
 `message/template/send`, `message/send`, `appchat/send` (text or image messages alike), and
 `media/upload` (multipart: recorded as `{"type", "field", "filename", "content_type", "data"}`,
-answered with a fresh `media_id` `MEDIA-<n>`) — records every call, counts token
-fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like the real
-API), and answers a queued error code when a test asks for one.
+answered with a fresh `media_id` `MEDIA-<n>`) — records every call (with its time and answer),
+counts token fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like
+the real API), and answers a queued error code (or HTTP status) when a test asks for one.
+
+`message/send` reads `touser` as WeCom does (UserIDs joined with `|`, case-insensitive) and answers
+as WeCom does for members a test marked `invalid_users` or `unlicensed_users`: the call goes to the
+others and the answer lists them, lowercased (`invaliduser`, `unlicenseduser`); `81013` when no
+member is left. `revoke_after` revokes every token once that many `message/send` calls were accepted
+(a token expiring in the middle of a run).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import xmltodict
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -47,6 +53,13 @@ class Call:
     path: str
     token: str | None
     body: dict[str, Any]
+    at: float = 0.0  # time.monotonic() when it arrived
+    answer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def users(self) -> list[str]:
+        """The members a `message/send` named."""
+        return str(self.body.get("touser") or "").split("|")
 
 
 @dataclass
@@ -56,11 +69,35 @@ class FakeWeixin:
     valid: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path → answers to give first
+    http_errors: dict[str, list[int]] = field(default_factory=dict)  # path → HTTP statuses to answer first
     expired_code: int = 42001
+    invalid_users: set[str] = field(default_factory=set)
+    unlicensed_users: set[str] = field(default_factory=set)
+    revoke_after: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, path: str, errcode: int, errmsg: str = "error", **extra: Any) -> None:
         self.errors.setdefault(path, []).append({"errcode": errcode, "errmsg": errmsg, **extra})
+
+    def fail_http(self, path: str, status: int = 502) -> None:
+        self.http_errors.setdefault(path, []).append(status)
+
+    def accepted(self, path: str = "message/send") -> list[Call]:
+        """The calls to `path` the fake accepted (errcode 0)."""
+        return [c for c in self.sent(path) if c.answer.get("errcode") == 0]
+
+    def _member_answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(body.get("touser") or "").split("|") if u]
+        invalid = [u.lower() for u in users if u.lower() in {i.lower() for i in self.invalid_users}]
+        unlicensed = [u.lower() for u in users if u.lower() in {i.lower() for i in self.unlicensed_users}]
+        answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok"}
+        if len(invalid) + len(unlicensed) >= len(users):
+            answer = {"errcode": 81013, "errmsg": "user & party & tag all invalid"}
+        if invalid:
+            answer["invaliduser"] = "|".join(invalid)
+        if unlicensed:
+            answer["unlicenseduser"] = "|".join(unlicensed)
+        return answer
 
     def revoke_tokens(self) -> None:
         self.valid.clear()
@@ -91,18 +128,30 @@ class FakeWeixin:
                 body["type"] = request.query_params.get("type")
             else:
                 body = json.loads(raw.decode("utf-8"))
-            call = Call(path, request.query_params.get("access_token"), body)
+            call = Call(path, request.query_params.get("access_token"), body, at=time.monotonic())
             with self.lock:
                 self.calls.append(call)
+                statuses = self.http_errors.get(path)
+                if statuses:
+                    status = statuses.pop(0)
+                    call.answer = {"status": status}
+                    return PlainTextResponse("<html>server error</html>", status_code=status)
                 if call.token not in self.valid:
-                    return JSONResponse({"errcode": self.expired_code, "errmsg": "access_token expired"})
-                queued = self.errors.get(path)
-                if queued:
-                    return JSONResponse(queued.pop(0))
-                if path == "media/upload":  # the Official Account answers without errcode on success
-                    return JSONResponse({"type": body["type"], "media_id": f"MEDIA-{len(self.uploads())}",
-                                         "created_at": int(time.time())})
-            return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)})
+                    call.answer = {"errcode": self.expired_code, "errmsg": "access_token expired"}
+                elif self.errors.get(path):
+                    call.answer = self.errors[path].pop(0)
+                elif path == "media/upload":  # the Official Account answers without errcode on success
+                    call.answer = {"type": body["type"], "media_id": f"MEDIA-{len(self.uploads())}",
+                                   "created_at": int(time.time())}
+                elif path == "message/send":
+                    call.answer = {**self._member_answer(body), "msgid": len(self.calls)}
+                else:
+                    call.answer = {"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)}
+                if path == "message/send" and self.revoke_after is not None and call.answer.get("errcode") == 0 \
+                        and len(self.accepted()) >= self.revoke_after:
+                    self.revoke_after = None
+                    self.revoke_tokens()
+                return JSONResponse(call.answer)
 
         return Starlette(routes=[
             Route("/cgi-bin/token", token), Route("/cgi-bin/gettoken", token),

@@ -261,6 +261,14 @@ def test_wecom_outcomes(db_url: str, engine: Engine, fake: FakeWeixin) -> None:
         ("retry", "wecom_45033"), ("failed", "wecom_301002")]
 
 
+def test_wecom_lists_members_lowercased_and_unlicensed_ones(db_url: str, engine: Engine, fake: FakeWeixin) -> None:
+    fake.fail_next("message/send", 0, "ok", invaliduser="zhangsan")  # WeCom lowercases the ids it lists
+    fake.fail_next("message/send", 0, "ok", unlicenseduser="lisi")
+    results = run(WeComPush(settings(db_url, fake), engine), wecom_item("ZhangSan"), wecom_item("LiSi"))
+    assert [(r.outcome, r.error) for r in results] == [("blocked", "wecom_invalid_user"),
+                                                       ("undeliverable", "wecom_unlicensed_user")]
+
+
 # ---- a reply too slow for the passive answer reaches the user through the outbox ---------------------------
 
 
