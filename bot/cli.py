@@ -369,7 +369,9 @@ def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite fi
 
 
 @app.command("serve")
-def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port")) -> None:
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
+          access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                          help="a log line per HTTP request (every webhook message)")) -> None:
     """The server: /healthz, the Telegram webhook (or long polling) and the sales API."""
     import logging
 
@@ -390,7 +392,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     out.print(t("web.channels", loc, channels=", ".join(channels) if channels else t("web.no_channels", loc)),
               markup=False, highlight=False)
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
 
 
 deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")

@@ -9,6 +9,7 @@ httpx: measured on this machine against the same local fake, 64 requests in flig
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,14 @@ class TelegramPush:
     async def send(self, item: OutboxItem) -> SendResult:
         if item.payload.get("image"):
             return await self._photo(item)
-        body: dict[str, Any] = {"chat_id": item.chat_ref,
-                                "text": fit(item.payload.get("text", ""), max_chars=MAX_CHARS)}
-        if item.payload.get("buttons"):
+        return await self.send_text(item.chat_ref, item.payload.get("text", ""), item.payload.get("buttons") or ())
+
+    async def send_text(self, chat_ref: str, text: str, buttons: Sequence[Sequence[str]] = ()) -> SendResult:
+        """`sendMessage` with inline buttons given as (label, callback data) pairs."""
+        body: dict[str, Any] = {"chat_id": chat_ref, "text": fit(text, max_chars=MAX_CHARS)}
+        if buttons:
             body["reply_markup"] = json.dumps({"inline_keyboard": [[{"text": label, "callback_data": data}]
-                                                                   for label, data in item.payload["buttons"]]},
-                                              ensure_ascii=False)
+                                                                   for label, data in buttons]}, ensure_ascii=False)
         return await self._call("sendMessage", body)
 
     async def _photo(self, item: OutboxItem) -> SendResult:
