@@ -25,6 +25,7 @@ import socket
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, case, update
 
@@ -98,6 +99,7 @@ class DeliveryWorker:
         self.stats = Stats()
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
+        self._flushing = asyncio.Lock()
         self._inflight: set[asyncio.Task] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -255,40 +257,44 @@ class DeliveryWorker:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, _Pending()
-        if pending.sent or pending.other:
-            await asyncio.to_thread(self._record, pending)
+        """Record the outcomes gathered so far; returns once they are written, also those another flush
+        (the periodic one) had taken (so `drain` never stops while a retry is still being recorded)."""
+        async with self._flushing:
+            pending, self._pending = self._pending, _Pending()
+            if pending.sent or pending.other:
+                await asyncio.to_thread(self._record, pending)
 
     def _record(self, pending: _Pending) -> None:
+        """Write the outcomes: rows with the same new values (all those sent; a batch retried or blocked
+        alike) in one UPDATE."""
         now = self.clock()
+        groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+        if pending.sent:
+            groups[(("status", "sent"), ("sent_at", now), ("last_error", None))] = pending.sent
+        for row_id, result, attempts in pending.other:
+            groups.setdefault(tuple(sorted(self._outcome(result, attempts, now).items())), []).append(row_id)
         with self.engine.begin() as conn:
-            if pending.sent:
-                outbox.mark(conn, pending.sent, self.worker_id, status="sent", sent_at=now, last_error=None)
-            for row_id, result, attempts in pending.other:
-                self._record_one(conn, row_id, result, attempts, now)
+            for values, ids in groups.items():
+                outbox.mark(conn, ids, self.worker_id, **dict(values))
 
-    def _record_one(self, conn, row_id: int, result: SendResult, attempts: int, now) -> None:  # type: ignore[no-untyped-def]
+    def _outcome(self, result: SendResult, attempts: int, now: datetime) -> dict[str, Any]:
+        """The new values of a row that was not sent (and the count of it in `stats`)."""
         error = (result.error or result.outcome)[:500]
         if result.outcome == "retry":
             if result.retry_after:  # the platform's flood control: not the message's fault
-                outbox.mark(conn, [row_id], self.worker_id, status="pending", last_error=error,
-                            next_attempt_at=now + timedelta(seconds=result.retry_after))
                 self.stats.retried += 1
-                return
+                return {"status": "pending", "last_error": error,
+                        "next_attempt_at": now + timedelta(seconds=result.retry_after)}
             attempts += 1
             if attempts >= self.max_attempts:
-                outbox.mark(conn, [row_id], self.worker_id, status="failed", attempts=attempts, last_error=error)
                 self.stats.failed += 1
-                return
+                return {"status": "failed", "attempts": attempts, "last_error": error}
             backoff = timedelta(seconds=min(self.backoff * 2 ** (attempts - 1), 300))
-            outbox.mark(conn, [row_id], self.worker_id, status="pending", attempts=attempts, last_error=error,
-                        next_attempt_at=now + backoff)
             self.stats.retried += 1
-            return
-        outbox.mark(conn, [row_id], self.worker_id, status=result.outcome, last_error=error,
-                    attempts=attempts + 1)
+            return {"status": "pending", "attempts": attempts, "last_error": error, "next_attempt_at": now + backoff}
         counter = {"failed": "failed", "blocked": "blocked", "undeliverable": "undeliverable"}[result.outcome]
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        return {"status": result.outcome, "last_error": error, "attempts": attempts + 1}
 
     async def close(self) -> None:
         for sender in self.senders.values():
