@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +19,7 @@ class CsvRows:
     """The header's column positions and an iterator of (line number, values)."""
 
     columns: dict[str, int]
-    rows: Iterator[tuple[int, list[str]]]
+    rows: CsvLines
 
 
 @contextmanager
@@ -48,7 +49,38 @@ def _checked(text: io.TextIOWrapper, stream: BinaryIO, required: tuple[str, ...]
     missing = [name for name in required if name not in columns]
     if missing:
         raise DataError("error.csv_missing_columns", columns=", ".join(missing))
-    return CsvRows(columns=columns, rows=_rows(reader, stream))
+    return CsvRows(columns=columns, rows=CsvLines(reader, stream))
+
+
+class CsvLines:
+    """The data rows as (line number, values), blank lines skipped; `batch` reads many at once."""
+
+    def __init__(self, reader: csv._reader, stream: BinaryIO) -> None:
+        self._reader = reader
+        self._stream = stream
+        self._rows: Iterator[tuple[int, list[str]]] | None = None
+
+    def __iter__(self) -> CsvLines:
+        return self
+
+    def __next__(self) -> tuple[int, list[str]]:
+        if self._rows is None:
+            self._rows = _rows(self._reader, self._stream)
+        return next(self._rows)
+
+    def batch(self, size: int) -> list[tuple[int, list[str]]]:
+        """Up to `size` rows read at once (fewer at the end of the file, none after it)."""
+        reader = self._reader
+        try:
+            while got := [(reader.line_num, values) for values in islice(reader, size)]:
+                kept = [row for row in got if len(row[1]) > 1 or (row[1] and row[1][0].strip())]
+                if kept:
+                    return kept
+        except UnicodeDecodeError as exc:
+            raise DataError("error.csv_encoding", line=_bad_line(self._stream)) from exc
+        except csv.Error as exc:
+            raise DataError("error.csv_malformed", line=reader.line_num, detail=str(exc)) from exc
+        return []
 
 
 def _rows(reader: csv._reader, stream: BinaryIO) -> Iterator[tuple[int, list[str]]]:

@@ -8,13 +8,12 @@ was imported before with other content is an error (the sales ledger is append-o
 from __future__ import annotations
 
 import json
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
+from itertools import islice, repeat
+from operator import itemgetter, methodcaller
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -62,8 +61,13 @@ class ImportRejected(DataError):
 
 
 def rows_from_csv(columns: dict[str, int], rows: Iterable[tuple[int, list[str]]],
-                  names: tuple[str, ...]) -> Iterator[Row]:
+                  names: tuple[str, ...]) -> CsvRecords:
     """Turn positional CSV rows into dicts of the known columns (absent columns read as empty)."""
+    return CsvRecords(columns, rows, names)
+
+
+def _dicts_from_csv(columns: dict[str, int], rows: Iterable[tuple[int, list[str]]],
+                    names: tuple[str, ...]) -> Iterator[Row]:
     index = [(name, columns.get(name)) for name in names]
     positions = [i for _name, i in index if i is not None]
     # The usual case (every column present, a full row) without a Python loop per value.
@@ -409,23 +413,50 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: 
         bounds.extend((lo, hi))  # type: ignore[arg-type]
 
 
-# --- sales on SQLite: a fast path for well-formed rows and a writer thread -----------------------
+# --- sales on SQLite: whole columns at a time, one executemany per chunk ---------------------------
+#
+# Per chunk, each column is checked and converted with one C-level pass (`map` over a precompiled
+# regex, `int`, a dict); only a chunk with something unusual in it goes row by row through the
+# careful `_parse_sale`, so the errors (and the values) are exactly those of the general path. The
+# rows are inserted with `ON CONFLICT (ext_id) DO NOTHING`: when every row went in (the usual
+# case) no id had been seen before; otherwise the chunk's ids are looked up and compared.
 
 SqliteSale = tuple[str, int, str, int, int, int | None, str | None, int | None]
-SqliteChunk = list[tuple[int, SqliteSale]]
 
+SQLITE_CHUNK = 20_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
-# One statement per chunk: SQLite steps through the whole chunk with the GIL released, while the
-# driver's executemany takes the GIL back for every row and then competes with the parsing thread.
-_SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) SELECT "
-                  + ", ".join(f"value ->> {i}" for i in range(8))
-                  + ", ? FROM json_each(?)")
-_SQLITE_KNOWN = (f"SELECT {_SALE_SQLITE_COLUMNS} FROM sale "
+_SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT (ext_id) DO NOTHING")
+_SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
 _FAST_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-5][0-9]:[0-5][0-9]").fullmatch
 _FAST_MONEY = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?").fullmatch
+_MONEY_2DP = re.compile(r"[0-9]{1,13}\.[0-9]{2}").fullmatch
+_UNITS = re.compile(r"[0-9]{1,10}").fullmatch
+_NO_DOT = methodcaller("replace", ".", "")
+_HOUR = itemgetter(slice(0, 13))
 _SATISFACTION = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
+_BAD = object()
 _MAX_HOURS = 100_000
+
+
+class CsvRecords:
+    """`rows_from_csv`'s rows: an iterator of (line, dict) that also keeps the positional rows, so
+    that `import_sales` can take whole columns without building a dict per row."""
+
+    def __init__(self, columns: dict[str, int], rows: Iterable[tuple[int, list[str]]], names: tuple[str, ...]):
+        self.columns = columns
+        self.raw = rows
+        self.names = names
+        self._dicts: Iterator[Row] | None = None
+
+    def __iter__(self) -> CsvRecords:
+        return self
+
+    def __next__(self) -> Row:
+        if self._dicts is None:
+            self._dicts = _dicts_from_csv(self.columns, self.raw, self.names)
+        return next(self._dicts)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -433,79 +464,139 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row], partners: dict[str, int],
-                         tz: ZoneInfo, progress: Progress | None, now: datetime) -> ImportReport:
-    """`import_sales` on SQLite: this thread parses, a writer thread checks and inserts the chunks.
+class _SqliteSales:
+    """The SQLite path of `import_sales`: chunks of positional values in, inserted rows out."""
 
-    Same results as the general path: every row goes through the careful `_parse_sale` unless the
-    fast path has proved it well-formed, and the writer uses the caller's transaction.
-    """
-    report = ImportReport()
-    errors: list[RowError] = []
-    writer = _SqliteWriter(conn, errors, report, _sqlite_time(now))
-    hours: dict[str, str] = {}
-    chunk: SqliteChunk = []
-    try:
-        for line, row in rows:
-            report.rows += 1
-            sale = _fast_sale(row, partners, tz, hours)
+    def __init__(self, conn: Connection, partners: dict[str, int], tz: ZoneInfo, now: datetime,
+                 report: ImportReport, errors: list[RowError]) -> None:
+        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self.partners = partners
+        self.tz = tz
+        self.imported = _sqlite_time(now)
+        self.report = report
+        self.errors = errors
+        self.hours: dict[str, str] = {}
+        self.lo: str | None = None
+        self.hi: str | None = None
+
+    def chunk(self, lines: list[int], rows: list[tuple[str, ...]]) -> None:
+        """Rows of the eight SALE_COLUMNS values (unstripped), with their line numbers."""
+        sales = self._columns(rows)
+        self._write(lines, self._careful(lines, rows) if sales is None else sales)
+
+    def _columns(self, rows: list[tuple[str, ...]]) -> list[tuple] | None:
+        """The chunk's sales if every value is of the usual shape, else None."""
+        if None in rows:
+            return None
+        ids, codes, times, amounts, units, margins, customers, ratings = (
+            list(map(str.strip, col)) for col in zip(*rows, strict=True))
+        if not all(ids) or max(map(len, ids)) > 128:
+            return None
+        partner_ids = list(map(self.partners.get, codes))
+        if None in partner_ids:
+            return None
+        utc_times = self._times(times)
+        if utc_times is None:
+            return None
+        fen = _fen_column(amounts)
+        if fen is None:
+            return None
+        margin_fen = _fen_column(margins, optional=True)
+        if margin_fen is None:
+            return None
+        if not all(map(_UNITS, units)):
+            return None
+        unit_counts = list(map(int, units))
+        if max(unit_counts) > 10**9:
+            return None
+        stars = list(map(_SATISFACTION.get, ratings, repeat(_BAD)))
+        if _BAD in stars:
+            return None
+        if max(map(len, customers)) > MAX_TEXT:
+            return None
+        buyers = [c or None for c in customers]
+        return list(zip(ids, partner_ids, utc_times, fen, unit_counts, margin_fen, buyers, stars,
+                        repeat(self.imported), strict=False))
+
+    def _times(self, times: list[str]) -> list[str] | None:
+        """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, each hour's offset cached."""
+        if not all(map(_FAST_TIME, times)):
+            return None
+        hours = self.hours
+        keys = list(map(_HOUR, times))
+        for key in set(keys).difference(hours):
+            if len(hours) >= _MAX_HOURS:
+                hours.clear()
+            hours[key] = _utc_hour(key, self.tz)
+        prefixes = list(map(hours.__getitem__, keys))
+        if "" in prefixes:
+            return None
+        return [f"{prefix}{text[13:]}.000000" for prefix, text in zip(prefixes, times, strict=True)]
+
+    def _careful(self, lines: list[int], rows: list[tuple[str, ...]]) -> list[tuple]:
+        sales = []
+        for line, values in zip(lines, rows, strict=True):
+            row = (dict(zip(SALE_COLUMNS, map(str.strip, values), strict=True)) if values is not None
+                   else {"__invalid__": "not_an_object"})
+            sale = _parse_sale(row, line, self.errors, self.partners, self.tz)
             if sale is None:
-                sale = _careful_sqlite_sale(row, line, errors, partners, tz)
-            if sale is not None:
-                chunk.append((line, sale))
-            if len(chunk) >= CHUNK:
-                writer.put(chunk)
-                chunk = []
-                if progress:
-                    progress(report.rows)
-        if chunk:
-            writer.put(chunk)
-    finally:
-        writer.stop()
-    writer.check()
-    if progress:
-        progress(report.rows)
-    if errors:
-        errors.sort(key=lambda e: e.line)
-        raise ImportRejected(errors)
-    if report.inserted:
-        lo, hi = min(writer.bounds), max(writer.bounds)
-        mark_open_contests_dirty(session, datetime.fromisoformat(lo).replace(tzinfo=UTC),
-                                 datetime.fromisoformat(hi).replace(tzinfo=UTC))
-    return report
+                sales.append(None)
+            else:
+                sales.append((row["id"], sale[0], _sqlite_time(sale[1]), *sale[2:], self.imported))
+        return sales
+
+    def _write(self, lines: list[int], sales: list[tuple | None]) -> None:
+        good = [sale for sale in sales if sale is not None]
+        if not good:
+            return
+        before = self.cursor.execute("SELECT max(id) FROM sale").fetchone()[0] or 0
+        self.cursor.executemany(_SQLITE_INSERT, good)
+        inserted = self.cursor.rowcount
+        self.report.inserted += inserted
+        if inserted == len(good):
+            self._bounds(sale[2] for sale in good)
+        else:
+            self._sift(lines, sales, before)
+
+    def _bounds(self, times: Iterable[str]) -> None:
+        times = list(times)
+        if times:
+            lo, hi = min(times), max(times)
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+
+    def _sift(self, lines: list[int], sales: list[tuple | None], before: int) -> None:
+        """Some ids were there already (or twice in the chunk): like `_write_sales`, after the fact."""
+        ids = [sale[0] for sale in sales if sale is not None]
+        stored = {r[1]: (r[0], tuple(r[2:])) for r in self.cursor.execute(_SQLITE_KNOWN, (json.dumps(ids),))}
+        first_line: dict[str, int] = {}
+        new_times = []
+        for line, sale in zip(lines, sales, strict=True):
+            if sale is None:
+                continue
+            ext_id = sale[0]
+            rowid, values = stored[ext_id]
+            if rowid > before and ext_id not in first_line:
+                first_line[ext_id] = line  # this row went in
+                new_times.append(sale[2])
+            elif values == sale[1:-1]:
+                self.report.unchanged += 1
+            else:
+                self.errors.append(RowError(line, "row.conflicting_id", {"value": ext_id[:40],
+                                                                          "first": first_line.get(ext_id)}))
+        self._bounds(new_times)
 
 
-def _careful_sqlite_sale(row: dict[str, str], line: int, errors: list[RowError], partners: dict[str, int],
-                         tz: ZoneInfo) -> SqliteSale | None:
-    sale = _parse_sale(row, line, errors, partners, tz)
-    if sale is None:
-        return None
-    return (row["id"], sale[0], _sqlite_time(sale[1]), *sale[2:])
-
-
-def _fast_sale(row: dict[str, str], partners: dict[str, int], tz: ZoneInfo,
-               hours: dict[str, str]) -> SqliteSale | None:
-    """A well-formed row's values, or None when anything is unusual (then `_parse_sale` decides)."""
-    try:
-        ext_id = row["id"]
-        partner_id = partners.get(row["partner"])
-        occurred = _fast_time(row["occurred_at"], tz, hours)
-        amount = _fast_fen(row["amount"])
-        raw_margin = row["margin"]
-        raw_units = row["units"]
-        customer = row["customer"] or None
-        satisfaction = _SATISFACTION[row["satisfaction"]]
-    except KeyError:
-        return None
-    margin = _fast_fen(raw_margin) if raw_margin else None
-    if (not ext_id or len(ext_id) > 128 or partner_id is None or occurred is None or amount is None
-            or (raw_margin and margin is None) or not raw_units.isascii() or not raw_units.isdigit()
-            or (customer is not None and len(customer) > MAX_TEXT)):
-        return None
-    units = int(raw_units)
-    if units > 10**9:
-        return None
-    return (ext_id, partner_id, occurred, amount, units, margin, customer, satisfaction)
+def _fen_column(texts: list[str], optional: bool = False) -> list[int | None] | None:
+    """Amounts in CNY as fen; None if any is unusual (then the careful path decides)."""
+    if all(map(_MONEY_2DP, texts)):
+        return list(map(int, map(_NO_DOT, texts)))
+    if optional and all(map(_MONEY_2DP, filter(None, texts))):
+        return [int(text.replace(".", "")) if text else None for text in texts]
+    fen = [_fast_fen(text) if text or not optional else None for text in texts]
+    if optional:
+        return None if any(f is None and t for f, t in zip(fen, texts, strict=True)) else fen
+    return None if None in fen else fen
 
 
 def _fast_fen(text: str) -> int | None:
@@ -514,21 +605,6 @@ def _fast_fen(text: str) -> int | None:
         return None
     whole, frac = m.groups()
     return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
-
-
-def _fast_time(text: str, tz: ZoneInfo, hours: dict[str, str]) -> str | None:
-    """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, the hour's offset cached."""
-    if _FAST_TIME(text) is None:
-        return None
-    key = text[:13]
-    prefix = hours.get(key)
-    if prefix is None:
-        if len(hours) >= _MAX_HOURS:
-            hours.clear()
-        prefix = hours[key] = _utc_hour(key, tz)
-    if not prefix:
-        return None
-    return f"{prefix}{text[13:]}.000000"
 
 
 def _utc_hour(key: str, tz: ZoneInfo) -> str:
@@ -548,73 +624,69 @@ def _utc_hour(key: str, tz: ZoneInfo) -> str:
         return ""
 
 
-class _SqliteWriter:
-    """Checks and inserts chunks of sales on its own thread, over the caller's connection.
+def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row], partners: dict[str, int],
+                         tz: ZoneInfo, progress: Progress | None, now: datetime) -> ImportReport:
+    """`import_sales` on SQLite, with the same results as the general path."""
+    report = ImportReport()
+    errors: list[RowError] = []
+    writer = _SqliteSales(conn, partners, tz, now, report, errors)
+    for lines, values in _positional_chunks(rows):
+        report.rows += len(lines)
+        writer.chunk(lines, values)
+        if progress:
+            progress(report.rows)
+    if progress:
+        progress(report.rows)
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        raise ImportRejected(errors)
+    if report.inserted:
+        mark_open_contests_dirty(session, datetime.fromisoformat(writer.lo).replace(tzinfo=UTC),  # type: ignore
+                                 datetime.fromisoformat(writer.hi).replace(tzinfo=UTC))  # type: ignore
+    return report
 
-    The parsing thread does not touch the connection until `stop`, so the connection is used by
-    one thread at a time. A failure is kept and raised by `check`; later chunks are then dropped.
-    """
 
-    def __init__(self, conn: Connection, errors: list[RowError], report: ImportReport, imported: str) -> None:
-        self._conn = conn
-        self._errors = errors
-        self._report = report
-        self._imported = imported
-        self._queue: queue.Queue[SqliteChunk | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.bounds: list[str] = []
-        self._thread = threading.Thread(target=self._run, name="sales-writer", daemon=True)
-        self._thread.start()
+def _positional_chunks(rows: Iterable[Row]) -> Iterator[tuple[list[int], list[Sequence[str] | None]]]:
+    """Chunks of (line numbers, the eight SALE_COLUMNS values of each row or None for a non-object)."""
+    if isinstance(rows, CsvRecords) and hasattr(rows.raw, "batch"):
+        yield from _csv_chunks(rows)
+        return
+    if isinstance(rows, CsvRecords):
+        source: Iterator[tuple[int, Sequence[str] | None]] = _csv_values(rows)
+    else:
+        source = ((line, None if "__invalid__" in row else tuple(row.get(name, "") for name in SALE_COLUMNS))
+                  for line, row in rows)
+    while batch := list(islice(source, SQLITE_CHUNK)):
+        lines, values = zip(*batch, strict=True)
+        yield list(lines), list(values)
 
-    def put(self, chunk: SqliteChunk) -> None:
-        self.check()
-        self._queue.put(chunk)
 
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+def _csv_chunks(records: CsvRecords) -> Iterator[tuple[list[int], list[Sequence[str] | None]]]:
+    """`_positional_chunks` for a CSV file read a chunk at a time."""
+    index = [records.columns.get(name) for name in SALE_COLUMNS]
+    width = len(SALE_COLUMNS)
+    usual = index == list(range(width))
+    while batch := records.raw.batch(SQLITE_CHUNK):  # type: ignore[attr-defined]
+        lines, values = zip(*batch, strict=True)
+        if not usual or min(map(len, values)) != width or max(map(len, values)) != width:
+            values = tuple(v if usual and len(v) == width else _pick(v, index) for v in values)
+        yield list(lines), list(values)
 
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
 
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self._write(chunk)
-                except BaseException as exc:  # noqa: BLE001 - handed to the parsing thread
-                    self.error = exc
+def _csv_values(records: CsvRecords) -> Iterator[tuple[int, Sequence[str]]]:
+    index = [records.columns.get(name) for name in SALE_COLUMNS]
+    width = len(SALE_COLUMNS)
+    if index == list(range(width)):
+        for line, values in records.raw:
+            yield line, values if len(values) == width else _pick(values, index)
+    else:
+        for line, values in records.raw:
+            yield line, _pick(values, index)
 
-    def _write(self, chunk: SqliteChunk) -> None:
-        ids = [sale[0] for _line, sale in chunk]
-        known = {r[0]: tuple(r[1:]) for r in self._conn.exec_driver_sql(_SQLITE_KNOWN, (json.dumps(ids),))}
-        repeated = bool(known) or len(set(ids)) != len(ids)
-        new_rows = self._sift(chunk, known) if repeated else [sale for _line, sale in chunk]
-        if new_rows:
-            self._conn.exec_driver_sql(_SQLITE_INSERT, (self._imported, json.dumps(new_rows, ensure_ascii=False)))
-            self._report.inserted += len(new_rows)
-            times = [sale[2] for sale in new_rows]
-            self.bounds.extend((min(times), max(times)))
 
-    def _sift(self, chunk: SqliteChunk, known: dict[str, tuple]) -> list[SqliteSale]:
-        """The rows to insert when some ids were seen before: like `_write_sales`."""
-        new_rows: list[SqliteSale] = []
-        first_line: dict[str, int] = {}
-        for line, sale in chunk:
-            ext_id = sale[0]
-            before = known.get(ext_id)
-            if before is not None:
-                if before == sale[1:]:
-                    self._report.unchanged += 1
-                else:
-                    self._errors.append(RowError(line, "row.conflicting_id", {"value": ext_id[:40],
-                                                                              "first": first_line.get(ext_id)}))
-                continue
-            known[ext_id] = sale[1:]
-            first_line[ext_id] = line
-            new_rows.append(sale)
-        return new_rows
+def _pick(values: Sequence[str], index: list[int | None]) -> tuple[str, ...]:
+    n = len(values)
+    return tuple(values[i] if i is not None and i < n else "" for i in index)
 
 
 def mark_open_contests_dirty(session: Session, start: datetime | None = None,

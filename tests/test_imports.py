@@ -177,3 +177,38 @@ def test_bad_partner_rows(db_url: str, workdir: Path, session: Session) -> None:
 def test_missing_file(db_url: str, workdir: Path) -> None:
     ran = mianzi("sales", "import", str(workdir / "nope.csv"))
     assert ran.code == 2 and "找不到文件" in ran.err
+
+
+def test_csv_chunks_and_records_store_the_same_rows(with_partners: Path, session: Session) -> None:
+    """Whole-column checks (usual rows) and the row-by-row path (unusual ones) agree, value for value."""
+    from models.imports import SALE_COLUMNS, import_sales, rows_from_records
+    from models.values import zone
+
+    usual = ["U1,P001,2026-11-03T10:00:00,100.00,1,,C1,5", "U2,P002,2026-11-04 10:00:59,50.10,2,5.25,C2,",
+             "U3,P003,2026-11-05T00:30:00,0.01,0,0.00,,1"]
+    unusual = ["X1,P001,2026-11-03T10:00:00+08:00,100,1,,C1,5", "X2,P002, 2026-11-04T10:00:00.5 ,7.5,2,5.2,C2,",
+               "X3,P003,2026-11-05,1,3,,,"]
+    # Columns in another order, a blank line, a repeated row (unchanged) in the same file.
+    body = "\n".join(usual + [""] + unusual + [usual[0]])
+    reordered = "partner,id,occurred_at,amount,units,margin,customer,satisfaction\n" + "\n".join(
+        f"{r.split(',')[1]},{r.split(',')[0]},{','.join(r.split(',')[2:])}" if r else "" for r in body.split("\n"))
+    ran = mianzi("sales", "import", str(write(with_partners / "a.csv", reordered + "\n")))
+    assert ran.code == 0, ran.err
+    assert "新增 6" in ran.out and "未变 1" in ran.out
+    records = [dict(zip(SALE_COLUMNS, ("R" + r).split(","), strict=True)) for r in usual + unusual]
+    import_sales(session, rows_from_records(records, SALE_COLUMNS), zone("Asia/Shanghai"))
+    session.flush()
+    stored = {s.ext_id: s for s in session.execute(select(Sale)).scalars()}
+    for ext_id in ("U1", "U2", "U3", "X1", "X2", "X3"):
+        a, b = stored[ext_id], stored["R" + ext_id]
+        assert (a.partner_id, a.occurred_at, a.amount_fen, a.units, a.margin_fen, a.customer, a.satisfaction) == (
+            b.partner_id, b.occurred_at, b.amount_fen, b.units, b.margin_fen, b.customer, b.satisfaction), ext_id
+    assert stored["U2"].margin_fen == 525 and stored["U3"].customer is None and stored["U1"].margin_fen is None
+
+
+def test_repeated_id_in_one_file_with_other_content(with_partners: Path, session: Session) -> None:
+    rows = SALES_HEADER + "D1,P001,2026-11-03T10:00:00,100.00,1,,C1,5\nD1,P001,2026-11-03T10:00:00,100.01,1,,C1,5\n"
+    ran = mianzi("sales", "import", str(write(with_partners / "d.csv", rows)))
+    assert ran.code == 2 and "第 3 行" in ran.err and "D1" in ran.err
+    session.expire_all()
+    assert count(session, Sale) == 0
