@@ -18,7 +18,8 @@ built) is written to a fresh SQLite file; 1,000 of the partners are bound to Tel
 (`tests/fake_flood.py`) in another; the load generator (aiohttp, in this process) POSTs real
 Update JSON with the secret header. The webhook answers only after the reply was accepted by the
 fake, so the POST's round trip bounds "POST to the reply reaching the fake API". The server's peak
-memory is read from /proc before it stops.
+memory and CPU time (its core process included, with `--core process`, the default) are read from
+/proc.
 """
 
 from __future__ import annotations
@@ -145,17 +146,29 @@ async def load_at_rate(url: str, seconds: float, rate: float, max_in_flight: int
         return latencies, errors, time.monotonic() - start
 
 
+def family(pid: int) -> list[int]:
+    """The server and its child processes (the core process with MIANZI_CORE_PROCESS)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(c) for c in children)]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its living children so far."""
+    total = 0
+    for member in family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    """Peak resident memory of the server, its core process included."""
+    total = 0
+    for member in family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return round(total / 1024, 1)
 
 
 def main() -> None:
@@ -164,6 +177,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for answers")
     parser.add_argument("--rate", type=float, default=0, help="open loop: updates offered per second")
+    parser.add_argument("--core", choices=["process", "thread"], default="process",
+                        help="where chat answers run: MIANZI_CORE_PROCESS on (default) or off")
     parser.add_argument("--max-in-flight", type=int, default=40, help="open loop: Telegram's max_connections")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -172,7 +187,8 @@ def main() -> None:
     env = {**os.environ, "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TELEGRAM_TOKEN": "1:BENCH",
            "MIANZI_TELEGRAM_API_URL": f"http://127.0.0.1:{fake_port}/bot", "MIANZI_TELEGRAM_SECRET": SECRET,
            "MIANZI_TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{serve_port}/telegram/webhook",
-           "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
+           "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT),
+           "MIANZI_CORE_PROCESS": "1" if args.core == "process" else "0"}
     build(db, args.partners, env)
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate", "1000000"],
                             cwd=ROOT, env=env)
@@ -203,7 +219,7 @@ def main() -> None:
         fake.wait()
     latencies.sort()
     p = lambda q: round(latencies[min(int(len(latencies) * q), len(latencies) - 1)] * 1000, 1)  # noqa: E731
-    mode = f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight"
+    mode = (f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight") + f", core in a {args.core}"
     doc = {"partners": args.partners, "load": mode, "updates": len(latencies), "errors": errors,
            "updates_per_s": round(len(latencies) / wall, 1), "p50_ms": p(0.50), "p99_ms": p(0.99),
            "server_peak_mb": peak, "server_cpu_ms_per_update": round(server_cpu * 1000 / max(len(latencies), 1), 2)}

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 import handlers.dispatch
+from bot.dedupe import keys_for
 from bot.settings import Settings
 from handlers.types import Button, ChatConfig, Incoming, Reply
 from messages.render import LOCALES, render, t
@@ -49,21 +50,19 @@ def locale_for(hint: str | None, default: str) -> str:
     return default
 
 
-Claim = Callable[[Connection], bool]
-
-
 def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
-           now: datetime | None = None, claim: Claim | None = None) -> list[Outgoing] | None:
+           now: datetime | None = None, claim: str | None = None) -> list[Outgoing] | None:
     """Dispatch and render in one transaction; on any error, nothing is kept and an apology is sent.
 
     Rendering inside the transaction means a reply that cannot be shown also undoes what it
     reports (a bind, a language switch), so the user's next try starts from the same state.
-    `claim`, when given, runs first in the same transaction (the platform's delivery id, see
-    `bot.dedupe`); None means it said the delivery was already handled, and nothing ran.
+    `claim`, when given, is the platform's delivery id (Telegram's `update_id`): it is claimed
+    first, in the same transaction (`bot.dedupe`). None is returned when it was already taken:
+    the delivery was handled before, and nothing ran.
     """
     try:
         with session_scope(engine) as session:
-            if claim is not None and not claim(session.connection()):
+            if claim is not None and not keys_for(engine).claim(session.connection(), incoming.platform, claim):
                 return None
             replies = handlers.dispatch.dispatch(session, incoming, config, now)
             return [out for out in (rendered(reply, fit) for reply in replies) if out.text]

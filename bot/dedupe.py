@@ -109,6 +109,19 @@ class DatabaseKeys:
         return delete(table).where(table.c.seen_at < now - self.keep)
 
 
+_KEYS: dict[int, DatabaseKeys] = {}
+_KEYS_LOCK = threading.Lock()
+
+
+def keys_for(engine: Engine) -> DatabaseKeys:
+    """The `DatabaseKeys` of this process for `engine` (one prune counter per database)."""
+    with _KEYS_LOCK:
+        found = _KEYS.get(id(engine))
+        if found is None or found.engine is not engine:
+            found = _KEYS[id(engine)] = DatabaseKeys(engine)
+        return found
+
+
 _CLAIMS: dict[str, Insert] = {}
 
 

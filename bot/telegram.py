@@ -23,6 +23,7 @@ import asyncio
 import hmac
 import json
 import logging
+from concurrent.futures.process import BrokenProcessPool
 
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -33,7 +34,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeH
 
 from bot import context, core_pool
 from bot.conversation import Outgoing, answer, chat_config, locale_for
-from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys
+from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.ptb_request import AiohttpRequest
 from bot.settings import Settings
 from bot.telegram_push import TelegramPush
@@ -108,6 +109,7 @@ class TelegramChannel:
         self._recent = RecentKeys()
         self._replies = TelegramPush(settings.telegram_token, settings.telegram_api_url)
         self._claims: DatabaseKeys | None = None  # once the engine is known
+        self._core: core_pool.CoreProcess | None = None  # MIANZI_CORE_PROCESS: answers in a process of their own
         self.dedupe: Dedupe | None = None  # this process's memory, then the database
         self.webhook_mode = bool(settings.telegram_webhook_url)
         builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
@@ -130,8 +132,11 @@ class TelegramChannel:
     async def start(self) -> None:
         """Ask Telegram who we are, then register the webhook or start long polling."""
         self._engine = await asyncio.to_thread(context.engine, self.settings)
-        self._claims = DatabaseKeys(self._engine)
+        self._claims = keys_for(self._engine)
         self.dedupe = Layered(self._recent, self._claims)
+        if self.settings.core_process:
+            self._core = core_pool.CoreProcess(self.settings.database_url)
+            await self._core.start()
         app = self.application
         try:
             try:
@@ -171,6 +176,9 @@ class TelegramChannel:
         await app.shutdown()
         await app.bot.shutdown()  # after a failed start the application was never initialized, the bot's client was
         await self._replies.close()
+        if self._core is not None:
+            await asyncio.to_thread(self._core.stop)
+            self._core = None
 
     # --- the webhook route -----------------------------------------------------------------------
 
@@ -222,13 +230,12 @@ class TelegramChannel:
         incoming = incoming_from_update(update, self.bot_username)
         if incoming is None:
             return
-        assert self._engine is not None
-        for out in await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text) or []:
+        for out in await self._answer(incoming) or []:
             if not await self.send(incoming.chat_ref, out):
                 break
 
     async def _on_message(self, update: Update) -> None:
-        """A new message: claimed and answered in one transaction on the core's thread."""
+        """A new message: claimed and answered in one transaction, where the core runs."""
         key = str(update.update_id)
         if self._recent.seen_before(PLATFORM, key):
             log.info("update %s already processed: skipped", key)
@@ -236,16 +243,24 @@ class TelegramChannel:
         incoming = incoming_from_update(update, self.bot_username)
         if incoming is None:
             return
-        assert self._engine is not None and self._claims is not None
-        claims = self._claims
-        outs = await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text, None,
-                                   lambda conn: claims.claim(conn, PLATFORM, key))
+        outs = await self._answer(incoming, key)
         if outs is None:
             log.info("update %s already processed by another worker: skipped", key)
             return
         for out in outs:
             if not await self.send(incoming.chat_ref, out):
                 break
+
+    async def _answer(self, incoming: Incoming, claim: str | None = None) -> list[Outgoing] | None:
+        """`bot.conversation.answer` where the core runs: its own process, or a thread of this one."""
+        if self._core is not None:
+            try:
+                return await self._core.call(answer, incoming, self.config, fit_text, None, claim)
+            except BrokenProcessPool:
+                return [Outgoing(text=fit_text(t("web.internal_error", locale_for(incoming.locale_hint,
+                                                                                  self.config.default_locale))))]
+        assert self._engine is not None
+        return await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text, None, claim)
 
     async def _seen_before(self, update_id: int) -> bool:
         """The claim; if the database cannot be asked, go on: the user then gets at least an apology."""

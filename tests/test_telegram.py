@@ -330,3 +330,48 @@ def test_claims_in_transactions_prune_old_rows_in_the_same_transaction(engine: E
             assert keys.claim(conn, "telegram", key) is True
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 2  # "1" went at claim 2
+
+
+# --- the core in a process of its own (MIANZI_CORE_PROCESS) ---------------------------------------
+
+
+def test_with_the_core_in_its_own_process_the_conversation_is_the_same(db_url: str, fake: FakeBotApi,
+                                                                       engine: Engine) -> None:
+    import multiprocessing
+    import os
+    import signal
+    from datetime import timedelta
+
+    from models.db import session_scope
+    from models.identities import new_invite
+    from models.tables import Partner
+    from models.values import utcnow
+    from tests import builders as b
+
+    today = utcnow().date()
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "P1", "name": "经销商一"}, {"code": "P2", "name": "经销商二"})
+        b.sales(s, {"id": "s1", "partner": "P1", "occurred_at": f"{today}T01:00", "amount": "500"},
+                {"id": "s2", "partner": "P2", "occurred_at": f"{today}T01:00", "amount": "900"})
+        b.contest(s, name="本月冠军", start=str(today - timedelta(days=3)), end=str(today + timedelta(days=20)))
+        code = new_invite(s, s.execute(select(Partner).where(Partner.code == "P1")).scalar_one()).code
+    before = set(multiprocessing.active_children())
+    with live_app(create_app(settings_for(fake, core_process=True))) as client:
+        children = [p for p in multiprocessing.active_children() if p not in before]
+        assert len(children) == 1  # spawned at start-up, before the first message
+        assert post(client, text_update(30001, f"/start {code}")) == 200
+        rank = text_update(30002, "/rank")
+        assert [post(client, rank) for _ in range(2)] == [200, 200]
+        texts = [m["text"] for m in fake.sent("sendMessage")]
+        assert len(texts) == 2 and "经销商一" in texts[0]
+        assert "本月冠军" in texts[1] and "🥇 经销商二" in texts[1] and "第 2 名" in texts[1]
+
+        os.kill(children[0].pid, signal.SIGKILL)  # the core process dies: an apology, then a new one answers
+        children[0].join(5)
+        assert post(client, text_update(30003, "/rank")) == 200
+        assert post(client, text_update(30004, "/rank")) == 200
+        texts = [m["text"] for m in fake.sent("sendMessage")][2:]
+        assert texts[0] == t("web.internal_error", "zh") and "本月冠军" in texts[1]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 3  # 30003 was not kept
+    assert [p for p in multiprocessing.active_children() if p not in before] == []  # stopped with the app
