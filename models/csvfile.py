@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,16 +49,24 @@ def _checked(text: io.TextIOWrapper, stream: BinaryIO, required: tuple[str, ...]
     missing = [name for name in required if name not in columns]
     if missing:
         raise DataError("error.csv_missing_columns", columns=", ".join(missing))
-    return CsvRows(columns=columns, rows=CsvLines(reader, stream))
+    return CsvRows(columns=columns, rows=CsvLines(reader, text, stream))
 
 
 class CsvLines:
-    """The data rows as (line number, values), blank lines skipped; `batch` reads many at once."""
+    """The data rows as (line number, values), blank lines skipped.
 
-    def __init__(self, reader: csv._reader, stream: BinaryIO) -> None:
+    Iterate it for one row at a time, or call `batch` for many at once (the sales import), not both:
+    `batch` splits lines on commas itself until it meets the first quote, then hands the rest of
+    the file to a `csv.reader`.
+    """
+
+    def __init__(self, reader: csv._reader, text: io.TextIOWrapper, stream: BinaryIO) -> None:
         self._reader = reader
+        self._text = text
         self._stream = stream
         self._rows: Iterator[tuple[int, list[str]]] | None = None
+        self._line = reader.line_num  # the last line read
+        self._quoted: csv._reader | None = None
 
     def __iter__(self) -> CsvLines:
         return self
@@ -70,17 +78,32 @@ class CsvLines:
 
     def batch(self, size: int) -> list[tuple[int, list[str]]]:
         """Up to `size` rows read at once (fewer at the end of the file, none after it)."""
-        reader = self._reader
         try:
-            while got := [(reader.line_num, values) for values in islice(reader, size)]:
+            while True:
+                got = self._from_quoted(size) if self._quoted is not None else self._split(size)
+                if not got:
+                    return []
                 kept = [row for row in got if len(row[1]) > 1 or (row[1] and row[1][0].strip())]
                 if kept:
                     return kept
         except UnicodeDecodeError as exc:
             raise DataError("error.csv_encoding", line=_bad_line(self._stream)) from exc
         except csv.Error as exc:
-            raise DataError("error.csv_malformed", line=reader.line_num, detail=str(exc)) from exc
-        return []
+            line = self._line + (self._quoted.line_num if self._quoted is not None else 0)
+            raise DataError("error.csv_malformed", line=line, detail=str(exc)) from exc
+
+    def _split(self, size: int) -> list[tuple[int, list[str]]]:
+        lines = list(islice(self._text, size))
+        if any('"' in line or "\0" in line for line in lines):
+            self._quoted = csv.reader(chain(lines, self._text))
+            return self._from_quoted(size)
+        first = self._line + 1
+        self._line += len(lines)
+        return [(number, line.rstrip("\r\n").split(",")) for number, line in enumerate(lines, first)]
+
+    def _from_quoted(self, size: int) -> list[tuple[int, list[str]]]:
+        reader, line = self._quoted, self._line
+        return [(line + reader.line_num, values) for values in islice(reader, size)]  # type: ignore[union-attr]
 
 
 def _rows(reader: csv._reader, stream: BinaryIO) -> Iterator[tuple[int, list[str]]]:

@@ -8,6 +8,7 @@ was imported before with other content is an error (the sales ledger is append-o
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -438,6 +439,7 @@ _HOUR = itemgetter(slice(0, 13))
 _SATISFACTION = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 _BAD = object()
 _MAX_HOURS = 100_000
+_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
 class CsvRecords:
@@ -479,10 +481,12 @@ class _SqliteSales:
         self.lo: str | None = None
         self.hi: str | None = None
 
-    def chunk(self, lines: list[int], rows: list[tuple[str, ...]]) -> None:
-        """Rows of the eight SALE_COLUMNS values (unstripped), with their line numbers."""
+    def parse(self, lines: list[int], rows: list[Sequence[str] | None]) -> Parsed:
+        """Rows of the eight SALE_COLUMNS values (unstripped), with their line numbers: the sales
+        (None for a bad row) and the chunk's errors."""
+        errors = self.errors = []
         sales = self._columns(rows)
-        self._write(lines, self._careful(lines, rows) if sales is None else sales)
+        return lines, self._careful(lines, rows) if sales is None else sales, errors
 
     def _columns(self, rows: list[tuple[str, ...]]) -> list[tuple] | None:
         """The chunk's sales if every value is of the usual shape, else None."""
@@ -545,7 +549,7 @@ class _SqliteSales:
                 sales.append((row["id"], sale[0], _sqlite_time(sale[1]), *sale[2:], self.imported))
         return sales
 
-    def _write(self, lines: list[int], sales: list[tuple | None]) -> None:
+    def write(self, lines: list[int], sales: list[tuple | None]) -> None:
         good = [sale for sale in sales if sale is not None]
         if not good:
             return
@@ -629,10 +633,12 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
     """`import_sales` on SQLite, with the same results as the general path."""
     report = ImportReport()
     errors: list[RowError] = []
-    writer = _SqliteSales(conn, partners, tz, now, report, errors)
-    for lines, values in _positional_chunks(rows):
+    writer = _SqliteSales(conn, partners, tz, now, report, [])
+    for lines, sales, chunk_errors in _parsed_chunks(rows, writer):
         report.rows += len(lines)
-        writer.chunk(lines, values)
+        errors.extend(chunk_errors)
+        writer.errors = errors
+        writer.write(lines, sales)
         if progress:
             progress(report.rows)
     if progress:
@@ -644,6 +650,69 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
         mark_open_contests_dirty(session, datetime.fromisoformat(writer.lo).replace(tzinfo=UTC),  # type: ignore
                                  datetime.fromisoformat(writer.hi).replace(tzinfo=UTC))  # type: ignore
     return report
+
+
+Parsed = tuple[list[int], list[tuple | None], list[RowError]]
+
+
+def _parsed_chunks(rows: Iterable[Row], parser: _SqliteSales) -> Iterator[Parsed]:
+    """The chunks parsed: the first one here; for a CSV file of more, the rest in a forked process
+    while this one inserts (SQLite's work and Python's parsing then take a core each)."""
+    chunks = _positional_chunks(rows)
+    first = next(chunks, None)
+    if first is None:
+        return
+    yield parser.parse(*first)
+    if len(first[0]) < SQLITE_CHUNK or not isinstance(rows, CsvRecords) or not _CAN_FORK:
+        for chunk in chunks:
+            yield parser.parse(*chunk)
+        return
+    yield from _forked(chunks, parser)
+
+
+def _forked(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], parser: _SqliteSales) -> Iterator[Parsed]:
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_parse_in_child, args=(chunks, parser, send), name="mianzi-sales-parser",
+                            daemon=True)
+    child.start()
+    send.close()
+    try:
+        while True:
+            try:
+                message = receive.recv()
+            except EOFError as exc:
+                raise RuntimeError("the sales parser process ended early") from exc
+            if message is None:
+                return
+            if isinstance(message[0], str):
+                if message[0] == "data":
+                    raise DataError(message[1], **message[2])
+                raise RuntimeError(f"the sales parser process failed: {message[1]}")
+            yield message
+    finally:
+        receive.close()
+        child.join(5)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+
+
+def _parse_in_child(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], parser: _SqliteSales,
+                    send: Any) -> None:
+    """Runs in the forked process: parse every chunk and send it; never touches the database."""
+    try:
+        for chunk in chunks:
+            send.send(parser.parse(*chunk))
+        send.send(None)
+    except BrokenPipeError:
+        pass  # the importing process stopped reading (it failed); nothing to tell it
+    except DataError as exc:
+        send.send(("data", exc.key, exc.params))
+    except BaseException as exc:  # noqa: BLE001 - reported to the importing process
+        send.send(("crash", repr(exc)))
+    finally:
+        send.close()
 
 
 def _positional_chunks(rows: Iterable[Row]) -> Iterator[tuple[list[int], list[Sequence[str] | None]]]:

@@ -212,3 +212,41 @@ def test_repeated_id_in_one_file_with_other_content(with_partners: Path, session
     assert ran.code == 2 and "第 3 行" in ran.err and "D1" in ran.err
     session.expire_all()
     assert count(session, Sale) == 0
+
+
+def test_big_csv_is_parsed_in_a_forked_process(with_partners: Path, session: Session,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the first chunk a CSV is parsed by a child process: same rows, same errors, same re-import."""
+    import models.imports
+
+    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 2)
+    good = [f"F{i},P00{1 + i % 3},2026-11-0{1 + i % 9}T10:00:00,{i}.50,1,,C{i},\n" for i in range(9)]
+    path = write(with_partners / "f.csv", SALES_HEADER + "".join(good))
+    ran = mianzi("sales", "import", str(path))
+    assert ran.code == 0 and "新增 9" in ran.out, ran.err
+    again = mianzi("sales", "import", str(path))
+    assert again.code == 0 and "未变 9" in again.out
+    bad = SALES_HEADER + "".join(good[:5]) + "G1,NOPE,2026-11-01T10:00:00,1,1,,,\n" + good[2].replace(".50", ".51")
+    ran = mianzi("sales", "import", str(write(with_partners / "g.csv", bad)))
+    assert ran.code == 2 and "第 7 行" in ran.err and "第 8 行" in ran.err and "NOPE" in ran.err
+    broken = SALES_HEADER + "".join(good[:5]).replace("F", "H") + "H9,P001,2026-11-01T10:00:00,1,1,,,\n"
+    (with_partners / "h.csv").write_bytes(broken.encode() + b"H10,P001,\xff\n")
+    ran = mianzi("sales", "import", str(with_partners / "h.csv"))
+    assert ran.code == 2 and "第 8 行" in ran.err, ran.err
+    session.expire_all()
+    assert count(session, Sale) == 9
+
+
+def test_quoted_fields_after_plain_chunks_keep_line_numbers(with_partners: Path, session: Session,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.imports
+
+    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 2)
+    rows = (SALES_HEADER + "Q1,P001,2026-11-01T10:00:00,1,1,,C1,\r\n\r\nQ2,P001,2026-11-01T10:00:00,1,1,,C2,\n"
+            + 'Q3,P002,2026-11-02T10:00:00,2,1,,"Shop, ""East""\nside",\n' + "Q4,P003,2026-11-03T10:00:00,-3,1,,,\n")
+    ran = mianzi("sales", "import", str(write(with_partners / "q.csv", rows)))
+    assert ran.code == 2 and "第 7 行" in ran.err and ran.err.count("第 ") == 1, ran.err
+    ran = mianzi("sales", "import", str(write(with_partners / "q.csv", rows.replace("-3", "3"))))
+    assert ran.code == 0 and "新增 4" in ran.out, ran.err
+    session.expire_all()
+    assert session.execute(select(Sale.customer).where(Sale.ext_id == "Q3")).scalar_one() == 'Shop, "East"\nside'
