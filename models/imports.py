@@ -424,7 +424,7 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: 
 
 SqliteSale = tuple[str, int, str, int, int, int | None, str | None, int | None]
 
-SQLITE_CHUNK = 20_000
+SQLITE_CHUNK = 10_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
 _SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                   "ON CONFLICT (ext_id) DO NOTHING")
