@@ -5,6 +5,8 @@ Run by hand, never in CI, after the foundation benchmark has built its 100,000-p
     python bench/foundation.py --keep            # once: bench/out/foundation.db
     python bench/wechat.py                       # plaintext mode, then safe mode
     python bench/wechat.py --seconds 5 --connections 8 --users 500
+    python bench/wechat.py --rate 500                 # open loop: 500 messages a second on schedule
+    python bench/wechat.py --profile raw              # py-spy of the server into bench/out/wechat-<mode>.txt
 
 Set-up: the foundation database is copied to `bench/out/wechat.db` (a fresh copy each run),
 migrated, its contest reopened around the current time (the foundation run closes it) and
@@ -15,6 +17,14 @@ HTTP/1.1 connections on loopback busy with signed (and in safe mode encrypted) m
 with a new MsgId and a random bound user. Requests are prepared before the clock starts, so
 the generator's own cost is small. Every answer must be 200 with a passive reply; a sample is
 decrypted and checked to hold the asker's rank.
+
+Closed loop, mean latency is just in-flight ÷ throughput: it says how fast the server drains a
+queue, not what a sender sees. WeChat's servers push each message as it comes, so the target
+("sustains 500/s with p99 < 50 ms") is checked in open loop, `--rate 500`: message i is due at
+i/500 s, sent on an idle keep-alive connection (a new one while fewer than `--max-connections`
+are busy), and its latency runs from when it was due, so a stalled server shows in the p99
+instead of slowing the sender. The server's CPU per message (from /proc) is printed too: it
+moves less than rates do when other work shares the machine.
 
 """
 
@@ -41,6 +51,7 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 GH = "gh_bench00000001"
 TARGET_RATE = 500.0
 TARGET_P99 = 0.050
+IDLE_CLOSE = 4.0  # seconds: uvicorn closes a keep-alive connection idle for 5 (`timeout_keep_alive`)
 
 
 def prepare(source: Path, db: Path, users: int, seed: int) -> list[str]:
@@ -131,37 +142,104 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def load(port: int, pool: list[bytes], connections: int, warmup: float, seconds: float) -> dict[str, Any]:
-    """Closed-loop load: each connection sends its next request as soon as the answer arrived."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux), or NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+async def load(port: int, pool: list[bytes], a: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    """Closed loop (`--connections` requests always in flight, each sent when the previous one was
+    answered) or, with `--rate`, open loop: request i is due at start + i / rate whatever happened
+    to the earlier ones, sent on an idle keep-alive connection (a new one when none is idle), and
+    its latency runs from when it was due, so a server falling behind shows in the percentiles
+    instead of slowing the generator down."""
     latencies: list[float] = []
     samples: list[bytes] = []
     errors: list[str] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []  # oldest first, with when last used
+    opened = in_flight = peak = 0
     index = 0
     start = time.perf_counter()
-    measure_from, stop_at = start + warmup, start + warmup + seconds
+    measure_from, stop_at = start + a.warmup, start + a.warmup + a.seconds
+    cpu: list[float] = []
 
-    async def worker() -> None:
+    async def cpu_probe() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu.append(cpu_seconds(server_pid))
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        cpu.append(cpu_seconds(server_pid))
+
+    async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
+                       due: float) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        writer.write(request)
+        status, body = await _read_response(reader)
+        t1 = time.perf_counter()
+        in_flight -= 1
+        if status != 200 or b"<xml>" not in body:
+            errors.append(f"{status} {body[:80]!r}")
+        elif due >= measure_from and t1 <= stop_at:
+            latencies.append(t1 - due)
+            if len(samples) < 20:
+                samples.append(body)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        nonlocal opened
+        opened += 1
+        return await asyncio.open_connection("127.0.0.1", port)
+
+    async def closed_worker() -> None:
         nonlocal index
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await connect()
         try:
             while time.perf_counter() < stop_at and index < len(pool):
                 request = pool[index]
                 index += 1
-                t0 = time.perf_counter()
-                writer.write(request)
-                status, body = await _read_response(reader)
-                t1 = time.perf_counter()
-                if status != 200 or b"<xml>" not in body:
-                    errors.append(f"{status} {body[:80]!r}")
-                elif t0 >= measure_from and t1 <= stop_at:
-                    latencies.append(t1 - t0)
-                    if len(samples) < 20:
-                        samples.append(body)
+                await exchange(reader, writer, request, time.perf_counter())
         finally:
             writer.close()
             await writer.wait_closed()
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    slots = asyncio.Semaphore(a.max_connections)
+
+    async def open_send(request: bytes, due: float) -> None:
+        async with slots:  # past `--max-connections` busy connections, a message waits for one (its clock runs)
+            while idle and idle[0][2] < time.perf_counter() - IDLE_CLOSE:
+                idle.pop(0)[1].close()  # the server closes keep-alive connections idle for 5 s
+            reader, writer, _ = idle.pop() if idle else (*await connect(), 0.0)
+            try:
+                await exchange(reader, writer, request, due)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                writer.close()
+                return
+            idle.append((reader, writer, time.perf_counter()))
+
+    probe = asyncio.create_task(cpu_probe())
+    if a.rate:
+        tasks = set()
+        while index < len(pool):
+            due = start + index / a.rate
+            if due >= stop_at:
+                break
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            task = asyncio.create_task(open_send(pool[index], due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            index += 1
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, stop_at - time.perf_counter()) + 10)
+        for _, writer, _ in idle:
+            writer.close()
+    else:
+        await asyncio.gather(*(closed_worker() for _ in range(a.connections)))
+    await probe
     if index >= len(pool):
         errors.append("ran out of prepared requests: raise --pool")
     latencies.sort()
@@ -169,8 +247,11 @@ async def load(port: int, pool: list[bytes], connections: int, warmup: float, se
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
 
-    return {"messages": len(latencies), "rate": len(latencies) / seconds, "p50": pct(0.5), "p90": pct(0.9),
-            "p99": pct(0.99), "max": latencies[-1] if latencies else float("nan"), "errors": errors[:5],
+    done = len(latencies)
+    return {"messages": done, "rate": done / a.seconds, "p50": pct(0.5), "p90": pct(0.9),
+            "p99": pct(0.99), "max": latencies[-1] if latencies else float("nan"),
+            "cpu_ms_per_message": (cpu[1] - cpu[0]) * 1000 / done if done else float("nan"),
+            "connections_opened": opened, "peak_in_flight": peak, "errors": errors[:5],
             "error_count": len(errors), "samples": [s.decode("utf-8") for s in samples]}
 
 
@@ -213,7 +294,18 @@ def run_mode(a: argparse.Namespace, db: Path, refs: list[str], mode: str) -> dic
                     raise SystemExit(f"the {mode} server did not start") from None
                 time.sleep(0.1)
         pool = requests(refs, a.pool, mode, port, seed=1 if mode == "plain" else 2, text=a.text)
-        result = asyncio.run(load(port, pool, a.connections, a.warmup, a.seconds))
+        print(f"{mode}: server pid {server.pid}", file=sys.stderr)
+        spy = None
+        if a.profile:  # py-spy records the server (the thread holding the GIL) while the load runs
+            a.out.mkdir(parents=True, exist_ok=True)
+            ext = {"raw": "txt", "flamegraph": "svg", "speedscope": "json"}[a.profile]
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil",
+                                    "-p", str(server.pid), "-d", str(int(a.warmup + a.seconds)), "-r", "200",
+                                    "-f", a.profile, "-o", str(a.out / f"wechat-{mode}.{ext}")],
+                                   stdout=subprocess.DEVNULL)
+        result = asyncio.run(load(port, pool, a, server.pid))
+        if spy is not None:
+            spy.wait(timeout=60)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -225,16 +317,25 @@ def report(results: dict[str, dict[str, Any]], a: argparse.Namespace) -> None:
     def ms(x: float) -> str:
         return f"{x * 1000:.1f} ms"
 
-    print(f"\n/wechat/callback, {a.text} from {a.users} bound users, {a.connections} connections, {a.seconds:.0f} s"
+    drive = (f"open loop at {a.rate:.0f}/s (latency from when each message was due)" if a.rate
+             else f"closed loop, {a.connections} in flight")
+    print(f"\n/wechat/callback, {a.text} from {a.users} bound users, {drive}, {a.seconds:.0f} s"
           f"; load average {os.getloadavg()[0]:.2f}")
-    print("| mode | messages/s | p50 | p99 | max | errors | replies | target |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | messages/s | p50 | p99 | max | peak in flight | server CPU/msg | errors | replies | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for mode, r in results.items():
-        ok = r["rate"] >= TARGET_RATE and r["p99"] < TARGET_P99 and not r["error_count"] and r["replies_ok"]
-        print(f"| {mode} | {r['rate']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['error_count']} "
+        ok = passed(r, a)
+        print(f"| {mode} | {r['rate']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['peak_in_flight']} "
+              f"| {r['cpu_ms_per_message']:.2f} ms | {r['error_count']} "
               f"| {'checked' if r['replies_ok'] else 'WRONG'} | ≥ 500/s, p99 < 50 ms {'✅' if ok else '❌'} |")
-    if len(results) == 2:
+    if len(results) == 2 and results["plain"]["rate"]:
         print(f"safe/plain throughput ratio: {results['safe']['rate'] / results['plain']['rate']:.2f}")
+
+
+def passed(r: dict[str, Any], a: argparse.Namespace) -> bool:
+    """The target: 500 messages/s answered with p99 under 50 ms (at `--rate`, within 2% of the rate asked)."""
+    rate_ok = r["rate"] >= TARGET_RATE and (not a.rate or r["rate"] >= 0.98 * a.rate)
+    return rate_ok and r["p99"] < TARGET_P99 and not r["error_count"] and r["replies_ok"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,12 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", type=Path, default=HERE / "out" / "foundation.db", help="the foundation's database")
     p.add_argument("--out", type=Path, default=HERE / "out")
     p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--connections", type=int, default=8, help="closed loop: requests in flight")
+    p.add_argument("--rate", type=float, help="open loop instead: messages per second, sent on schedule")
+    p.add_argument("--max-connections", type=int, default=64, help="open loop: connections at most")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--pool", type=int, default=20000, help="requests prepared per mode")
     p.add_argument("--modes", default="plain,safe")
     p.add_argument("--text", default="排行", help="the message sent (帮助 measures the channel without standings)")
+    p.add_argument("--profile", choices=("raw", "flamegraph", "speedscope"),
+                   help="record the server with py-spy (while the GIL is held) into --out/wechat-<mode>.txt|svg|json")
     p.add_argument("--serve", choices=("plain", "safe"), help=argparse.SUPPRESS)
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -266,9 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     report(results, a)
     (a.out / "wechat_results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()},
                                                            "results": results}, indent=2, default=str))
-    ok = all(r["rate"] >= TARGET_RATE and r["p99"] < TARGET_P99 and r["replies_ok"] and not r["error_count"]
-             for r in results.values())
-    return 0 if ok else 1
+    return 0 if all(passed(r, a) for r in results.values()) else 1
 
 
 if __name__ == "__main__":
