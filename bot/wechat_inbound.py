@@ -50,6 +50,7 @@ MENU_COMMANDS = ("rank", "team", "me", "contests", "honors", "help")
 MAX_TEXT = 2000
 MAX_CODE = 64
 KEEP_SEEN = timedelta(days=2)  # WeChat stops retrying after seconds; two days is generous
+CLAIM = insert(InboundSeen.__table__)  # executed with the values of each delivery
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -204,9 +205,8 @@ class Responder:
                             text=action.text, is_group=False)
         try:
             with session_scope(self.engine) as session:
-                try:
-                    session.execute(insert(InboundSeen.__table__).values(platform=self.platform, key=key,
-                                                                         seen_at=utcnow()))
+                try:  # on the session's own connection: the statement is built once, and no ORM layer is crossed
+                    session.connection().execute(CLAIM, {"platform": self.platform, "key": key, "seen_at": utcnow()})
                 except IntegrityError:
                     raise _AlreadySeen() from None
                 if action.unfollow:
