@@ -6,7 +6,7 @@ holds such rows — of a broadcast, or the same content twice — the worker als
 alike that follow them (`outbox.claim_alike`: the rest of the broadcast, or within `lookahead`
 ids), then cuts each content into calls of at most `batch_size` distinct chats. Rows of different
 contents are never merged; every row keeps its own outcome. Ceilings stay honest: a batch takes one
-slot of the channel's calls per second and, for each member it names, that member's own interval.
+slot of the channel's calls per second and, for each member it names, that member's own ceilings.
 
 Crash bound: a row is marked `sending` with a lease before it is sent and `sent` right after (in
 batches flushed every `flush_interval`), only once its call succeeded. If the process dies in
@@ -22,14 +22,14 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, case, update
 
-from bot.ratelimit import Ceilings, ChannelLimiter
+from bot.ratelimit import BatchLimiter, Ceilings
 from bot.senders import BatchSender, OutboxItem, Sender, SendResult, batching
 from models import outbox
 from models.tables import Outbox
@@ -55,29 +55,6 @@ class _Pending:
 
     sent: list[int] = field(default_factory=list)
     other: list[tuple[int, SendResult, int]] = field(default_factory=list)  # id, result, attempts
-
-
-class BatchLimiter(ChannelLimiter):
-    """A channel's ceilings for single rows (`acquire`) and for one call naming several members."""
-
-    async def acquire_many(self, chats: Sequence[str]) -> None:
-        """One call to several private chats: the channel's ceiling counts the call, each member's own
-        interval counts the member (WeCom drops silently what goes over its per-member limits)."""
-        def members(now: float) -> float:
-            return max((self._chat_wait(chat, False, now) for chat in chats), default=0.0)
-
-        while (wait := members(self.clock())) > 0:
-            await asyncio.sleep(wait)
-        async with self.lock:
-            while True:
-                now = self.clock()
-                wait = max(self.paused_until - now, self.overall.wait_time(now), members(now))
-                if wait <= 0:
-                    self.overall.take(now)
-                    for chat in chats:
-                        self._chat_take(chat, False, now)
-                    return
-                await asyncio.sleep(wait)
 
 
 class DeliveryWorker:

@@ -3,6 +3,10 @@
 Sliding windows, not token buckets: a window never lets more than N calls into any interval of
 its length, which is what platform flood controls count. A `pause` (after a 429 with
 `retry_after`) holds back the whole channel, not just the message that was refused.
+
+A message to a chat waits for that chat's own ceilings (interval, hourly count, group minute)
+without the channel's lock, so a chat at its ceiling never holds others up; only then does it queue
+(FIFO) for the channel's ceiling.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -18,6 +23,7 @@ class Ceilings:
     per_second: float  # calls per second for the whole channel
     chat_interval: float  # seconds between two messages to one private chat (0: no limit)
     group_per_minute: int  # messages per minute to one group chat (0: no limit)
+    chat_per_hour: int = 0  # messages per hour to one private chat (0: no limit; WeCom: 1000)
     margin: float = 0.02  # windows are this fraction longer than nominal, for clock and network jitter
 
 
@@ -38,6 +44,10 @@ class Window:
     def take(self, now: float) -> None:
         self.times.append(now)
 
+    def idle(self, now: float) -> bool:
+        """No event within the last `length`: the window holds nothing back and can be forgotten."""
+        return not self.times or now - self.times[-1] >= self.length
+
 
 class ChannelLimiter:
     """All the ceilings of one channel; `acquire` waits until a message to `chat` may go."""
@@ -51,6 +61,9 @@ class ChannelLimiter:
         n = max(1, round(ceilings.per_second / 20))
         self.overall = Window(n, n / ceilings.per_second * (1 + ceilings.margin))
         self.chat_next: dict[str, float] = {}
+        self.hour_length = 3600.0 * (1 + ceilings.margin)
+        self.chat_hours: dict[str, Window] = {}  # private chats with a message within the last hour
+        self.hours_pruned = self.clock()  # windows idle for an hour are dropped every quarter hour
         self.groups: dict[str, Window] = {}
         self.paused_until = 0.0
         self.lock = asyncio.Lock()
@@ -59,19 +72,28 @@ class ChannelLimiter:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
 
     async def acquire(self, chat: str, is_group: bool) -> None:
-        """Wait for the chat's own ceiling without holding others up, then queue (FIFO, under the
+        """Wait for the chat's own ceilings without holding others up, then queue (FIFO, under the
         lock) for the channel's ceiling and any pause."""
-        while (wait := self._chat_wait(chat, is_group, self.clock())) > 0:
-            await asyncio.sleep(wait)
-        async with self.lock:
-            while True:
-                now = self.clock()
-                wait = max(self.paused_until - now, self.overall.wait_time(now), self._chat_wait(chat, is_group, now))
-                if wait <= 0:
-                    self.overall.take(now)
-                    self._chat_take(chat, is_group, now)
-                    return
+        await self._acquire(lambda now: self._chat_wait(chat, is_group, now),
+                            lambda now: self._chat_take(chat, is_group, now))
+
+    async def _acquire(self, own_wait: Callable[[float], float], take: Callable[[float], None]) -> None:
+        while True:
+            while (wait := own_wait(self.clock())) > 0:
                 await asyncio.sleep(wait)
+            async with self.lock:
+                while True:
+                    now = self.clock()
+                    if own_wait(now) > 0:
+                        # A call to the same chat took its slot meanwhile: wait for it again outside the
+                        # lock (it may be an hour), not in the channel's queue.
+                        break
+                    wait = max(self.paused_until - now, self.overall.wait_time(now))
+                    if wait <= 0:
+                        self.overall.take(now)
+                        take(now)
+                        return
+                    await asyncio.sleep(wait)
 
     def _chat_wait(self, chat: str, is_group: bool, now: float) -> float:
         if is_group:
@@ -79,16 +101,49 @@ class ChannelLimiter:
                 return 0.0
             window = self.groups.get(chat)
             return window.wait_time(now) if window else 0.0
-        if not self.ceilings.chat_interval:
-            return 0.0
-        return self.chat_next.get(chat, 0.0) - now
+        wait = 0.0
+        if self.ceilings.chat_interval:
+            wait = self.chat_next.get(chat, 0.0) - now
+        if self.ceilings.chat_per_hour and (hour := self.chat_hours.get(chat)) is not None:
+            wait = max(wait, hour.wait_time(now))
+        return wait
 
     def _chat_take(self, chat: str, is_group: bool, now: float) -> None:
-        if is_group and self.ceilings.group_per_minute:
-            window = self.groups.setdefault(chat, Window(self.ceilings.group_per_minute,
-                                                         60.0 * (1 + self.ceilings.margin)))
-            window.take(now)
-        elif not is_group and self.ceilings.chat_interval:
+        if is_group:
+            if self.ceilings.group_per_minute:
+                window = self.groups.setdefault(chat, Window(self.ceilings.group_per_minute,
+                                                             60.0 * (1 + self.ceilings.margin)))
+                window.take(now)
+            return
+        if self.ceilings.chat_interval:
             if len(self.chat_next) > 50_000:
                 self.chat_next = {k: v for k, v in self.chat_next.items() if v > now}
             self.chat_next[chat] = now + self.ceilings.chat_interval * (1 + self.ceilings.margin)
+        if self.ceilings.chat_per_hour:
+            if now - self.hours_pruned >= self.hour_length / 4:
+                # Memory stays bounded by the chats messaged within the last hour and a quarter; one
+                # pass over them every quarter hour.
+                self.chat_hours = {k: w for k, w in self.chat_hours.items() if not w.idle(now)}
+                self.hours_pruned = now
+            window = self.chat_hours.get(chat)
+            if window is None:
+                window = self.chat_hours[chat] = Window(self.ceilings.chat_per_hour, self.hour_length)
+            window.take(now)
+
+
+class BatchLimiter(ChannelLimiter):
+    """A channel's ceilings for single rows (`acquire`) and for one call naming several members
+    (WeCom's `message/send`)."""
+
+    async def acquire_many(self, chats: Sequence[str]) -> None:
+        """One call to several private chats: the channel's ceiling counts the call, each member's own
+        ceilings (interval and hourly count) count the member (WeCom drops silently what goes over its
+        per-member limits). The call waits for the member that must wait longest."""
+        def members(now: float) -> float:
+            return max((self._chat_wait(chat, False, now) for chat in chats), default=0.0)
+
+        def take(now: float) -> None:
+            for chat in chats:
+                self._chat_take(chat, False, now)
+
+        await self._acquire(members, take)

@@ -1,0 +1,163 @@
+"""The delivery worker's own ceilings (bot/ratelimit.py), in virtual time: an event loop whose clock
+jumps to the next timer instead of sleeping, so an hour of sends runs in well under a second and the
+limiter's clock is the loop's."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.ratelimit import BatchLimiter, Ceilings, ChannelLimiter
+
+HOUR = 3600 * 1.02  # the hourly window with the default 2% margin
+WECOM = Ceilings(20.0, 2.0, 20, chat_per_hour=1000)
+
+
+class _Selector(selectors.DefaultSelector):
+    def __init__(self, loop: VirtualLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        if timeout is None:
+            raise RuntimeError("deadlock: nothing scheduled and nothing ready")
+        self.loop.now += max(timeout, 1e-9)  # time passes, as it does: a wait of 1e-13 must not spin
+        return super().select(0)
+
+
+class VirtualLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_Selector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run(test: Callable[[VirtualLoop], Awaitable[None]]) -> None:
+    loop = VirtualLoop()
+    try:
+        loop.run_until_complete(test(loop))
+    finally:
+        loop.close()
+
+
+async def send(limiter: ChannelLimiter, loop: VirtualLoop, chat: str, is_group: bool = False) -> float:
+    await limiter.acquire(chat, is_group)
+    return loop.time()
+
+
+async def send_many(limiter: BatchLimiter, loop: VirtualLoop, chats: list[str]) -> float:
+    await limiter.acquire_many(chats)
+    return loop.time()
+
+
+def test_the_1001st_message_to_a_member_waits_until_the_first_is_an_hour_old() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = BatchLimiter(WECOM, clock=loop.time)
+        times = [await send(limiter, loop, "m1") for _ in range(1000)]
+        assert times[1] - times[0] == pytest.approx(2.04)  # 30 a minute, with the margin
+        assert times[-1] == pytest.approx(999 * 2.04)  # 1000 within 34 minutes: the interval allows them
+        last = asyncio.create_task(send(limiter, loop, "m1"))
+        await asyncio.sleep(1)
+        start = loop.time()
+        assert await send(limiter, loop, "m2") - start < 0.1  # another member goes at once
+        assert not last.done()
+        assert await last == pytest.approx(times[0] + HOUR)
+        # and the window slides: the 1002nd waits for the second one, not another hour
+        assert await send(limiter, loop, "m1") == pytest.approx(times[1] + HOUR)
+
+    run(test)
+
+
+def test_a_member_at_its_hourly_ceiling_holds_nobody_up() -> None:
+    """Two calls to the same member both find room before either takes it: the loser waits an hour
+    outside the channel's queue, so a call to another member queued behind it goes at once."""
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(20.0, 0.0, 0, chat_per_hour=1000), clock=loop.time)
+        first = await send(limiter, loop, "m1")
+        for _ in range(998):
+            await send(limiter, loop, "m1")
+        start = loop.time()
+        a, b, other = (asyncio.create_task(send(limiter, loop, chat)) for chat in ("m1", "m1", "m2"))
+        assert await a - start < 0.1
+        assert await other - start < 0.2
+        assert not b.done()
+        assert await b == pytest.approx(first + HOUR)
+
+    run(test)
+
+
+def test_a_batch_counts_each_member_it_names() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = BatchLimiter(WECOM, clock=loop.time)
+        first = await send_many(limiter, loop, ["m1", "m2"])
+        for _ in range(999):
+            await send_many(limiter, loop, ["m1", "m2"])
+        assert loop.time() == pytest.approx(999 * 2.04)
+        start = loop.time() + 2.04  # past the interval, m1 and m2 are only held by the hour
+        await asyncio.sleep(2.04)
+        assert await send(limiter, loop, "m3") - start < 0.1
+        assert await send_many(limiter, loop, ["m3", "m4"]) == pytest.approx(start + 2.04)  # m3's interval
+        single = asyncio.create_task(send(limiter, loop, "m1"))
+        batch = asyncio.create_task(send_many(limiter, loop, ["m4", "m2", "m5"]))  # m2 holds the batch
+        await asyncio.sleep(60)
+        assert not single.done() and not batch.done()
+        assert await send_many(limiter, loop, ["m4", "m5", "m6"]) - loop.time() < 0.1
+        assert await single == pytest.approx(first + HOUR, abs=0.1)  # the two go one overall slot apart
+        assert await batch == pytest.approx(first + HOUR, abs=0.1)
+
+    run(test)
+
+
+def test_hourly_windows_of_quiet_members_are_dropped() -> None:
+    """100 new members a minute for four hours: the structure holds about the last hour and a quarter
+    of them, not all 24,000, and never forgets one messaged within the hour."""
+    async def test(loop: VirtualLoop) -> None:
+        limiter = BatchLimiter(WECOM, clock=loop.time)
+        sizes = []
+        for minute in range(240):
+            await send_many(limiter, loop, [f"m{minute}-{i}" for i in range(100)])
+            if minute < 10:
+                await send(limiter, loop, "busy")
+            sizes.append(len(limiter.chat_hours))
+            await asyncio.sleep(60 - 0.06)
+        assert max(sizes) <= 100 * (HOUR * 1.25 / 60 + 2)  # about 7,700 members, never 24,000
+        assert all(f"m{minute}-{i}" in limiter.chat_hours for minute in range(240 - 61, 240) for i in range(100))
+        assert "busy" not in limiter.chat_hours and "m0-0" not in limiter.chat_hours
+
+    run(test)
+
+
+def test_pruning_keeps_a_member_whose_hour_is_not_over() -> None:
+    """A window is dropped only when its newest event is an hour old, not its oldest."""
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(20.0, 0.0, 0, chat_per_hour=3), clock=loop.time)
+        await send(limiter, loop, "m1")
+        await asyncio.sleep(2000)
+        second = await send(limiter, loop, "m1")
+        await send(limiter, loop, "m1")
+        for minute in range(34):  # traffic to others prunes meanwhile, last after m1's first is an hour old
+            await send(limiter, loop, f"other{minute}")
+            await asyncio.sleep(60)
+        assert HOUR < limiter.hours_pruned < loop.time() and "m1" in limiter.chat_hours
+        start = loop.time()
+        assert await send(limiter, loop, "m1") - start < 0.1  # the first has left the window
+        assert await send(limiter, loop, "m1") == pytest.approx(second + HOUR)
+
+    run(test)
+
+
+def test_no_hourly_ceiling_keeps_no_windows() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(30.0, 1.0, 20), clock=loop.time)
+        for _ in range(5):
+            await send(limiter, loop, "c1")
+        assert limiter.chat_hours == {}
+
+    run(test)
+
