@@ -14,7 +14,8 @@ def ceilings(settings: Settings) -> dict[str, Ceilings]:
         "telegram": Ceilings(settings.telegram_rate, settings.telegram_chat_interval,
                              settings.telegram_group_per_minute),
         "wechat": Ceilings(settings.wechat_rate, 0.0, 0),
-        "wecom": Ceilings(settings.wecom_rate, settings.wecom_chat_interval, 20),
+        "wecom": Ceilings(settings.wecom_rate, settings.wecom_chat_interval, 20,
+                          chat_per_hour=settings.wecom_chat_per_hour),
     }
 
 

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     wechat_rate: float = 20.0
     wecom_rate: float = 20.0
     wecom_chat_interval: float = 2.0  # WeCom drops silently past 30 messages a minute per member
+    wecom_chat_per_hour: int = 1000  # ... and past 1000 an hour per member (0: no hourly limit)
     cjk_font: str | None = None  # a .ttf/.otf/.ttc with Chinese glyphs; default: a system font if found
     media_dir: str = "media"  # where recognition images are written
     weekly_cron: str = "0 9 * * mon"  # weekly standings push, program time zone

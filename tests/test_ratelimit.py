@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from bot.channels import ceilings
 from bot.ratelimit import BatchLimiter, Ceilings, ChannelLimiter
+from bot.settings import Settings
 
 HOUR = 3600 * 1.02  # the hourly window with the default 2% margin
 WECOM = Ceilings(20.0, 2.0, 20, chat_per_hour=1000)
@@ -161,3 +163,9 @@ def test_no_hourly_ceiling_keeps_no_windows() -> None:
 
     run(test)
 
+
+def test_wecom_gets_the_hourly_ceiling_from_the_settings() -> None:
+    got = ceilings(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert got["wecom"].chat_per_hour == 1000
+    assert got["telegram"].chat_per_hour == 0 and got["wechat"].chat_per_hour == 0
+    assert ceilings(Settings(_env_file=None, wecom_chat_per_hour=500))["wecom"].chat_per_hour == 500  # type: ignore[call-arg]
