@@ -33,7 +33,7 @@ ROLES = {"dealer": DEMO_DEALER, "captain": DEMO_CAPTAIN, "admin": DEMO_ADMIN}
 TOUR = [
     ("dealer", "帮助"), ("dealer", "排行"), ("dealer", "/lang en"), ("dealer", "/rank"), ("dealer", "/lang zh"),
     ("dealer", "团队"), ("captain", "团队"), ("dealer", "我的"), ("dealer", "比赛"), ("admin", "排行 2"),
-    ("admin", "/team"), ("dealer", "荣誉"), ("dealer", "你好"), ("admin", "/tick 10d"), ("dealer", "荣誉"),
+    ("admin", "/team"), ("dealer", "荣誉"), ("dealer", "你好"), ("admin", "/tick {days}d"), ("dealer", "荣誉"),
 ]
 _TICK = re.compile(r"^/tick\s+(\d+)\s*([dh])$")
 
@@ -100,6 +100,14 @@ def prepare(path: Path, timezone: str, locale: str) -> Demo:
     return demo
 
 
+def days_past_month_end(demo: Demo) -> int:
+    """Whole days from the demo's clock to the morning after the running month ends, so the tour
+    shows a close and its announcements whatever today's date is."""
+    local = demo.now.astimezone(zone(demo.config.timezone)).date()
+    next_month = (local.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return (next_month - local).days + 1
+
+
 def run(path: Path, timezone: str, locale: str, interactive: bool | None = None,
         ask: Callable[[str], str] = input) -> int:
     console = Console(highlight=False, soft_wrap=True)
@@ -108,7 +116,9 @@ def run(path: Path, timezone: str, locale: str, interactive: bool | None = None,
     if interactive is None:
         interactive = sys.stdin.isatty()
     if not interactive:
-        for role, text in TOUR:
+        days = days_past_month_end(demo)
+        for role, step in TOUR:
+            text = step.format(days=days)
             console.print(f"\n[{t('demo.role_' + role, locale)}] > {text}", markup=False)
             console.print(_answer(demo, role, text), markup=False)
         console.print("\n" + t("demo.tour_done", locale), markup=False)

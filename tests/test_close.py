@@ -16,6 +16,7 @@ from tests import builders as b
 from tests.cli_runner import mianzi
 
 AFTER = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 08:00 on 1 December in Shanghai
+IMPORTED = datetime(2026, 11, 20, tzinfo=UTC)  # before the close, whatever today's date is
 
 
 def setup_program(engine: Engine, **contest_kw) -> int:  # type: ignore[no-untyped-def]
@@ -23,7 +24,8 @@ def setup_program(engine: Engine, **contest_kw) -> int:  # type: ignore[no-untyp
         b.partners(session, *({"code": c, "team": "T" + str(i % 2)} for i, c in enumerate("ABCD")))
         b.sales(session, {"id": "a", "partner": "A", "occurred_at": "2026-11-05T10:00", "amount": "300"},
                 {"id": "b", "partner": "B", "occurred_at": "2026-11-05T10:00", "amount": "200"},
-                {"id": "c", "partner": "C", "occurred_at": "2026-11-04T10:00", "amount": "100"})
+                {"id": "c", "partner": "C", "occurred_at": "2026-11-04T10:00", "amount": "100"},
+                now=IMPORTED)
         contest = b.contest(session, prizes="1=500,2=300", tiers="gold=250:50", **contest_kw)
         return contest.id  # type: ignore[return-value]
 
