@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, update
 
-from bot.ratelimit import BatchLimiter, Ceilings
+from bot.ratelimit import BatchLimiter, Ceilings, Deferred
 from bot.senders import BatchSender, OutboxItem, Sender, SendResult, batching
 from models import outbox
 from models.tables import Outbox
@@ -47,6 +48,7 @@ class Stats:
     undeliverable: int = 0
     throttled: int = 0  # 429 answers
     calls: int = 0  # platform calls made (a batch is one)
+    deferred: int = 0  # rows given back to the outbox until their chat's ceilings let them go
 
 
 @dataclass
@@ -55,6 +57,7 @@ class _Pending:
 
     sent: list[int] = field(default_factory=list)
     other: list[tuple[int, SendResult, int]] = field(default_factory=list)  # id, result, attempts
+    deferred: list[tuple[int, datetime]] = field(default_factory=list)  # id, when it may go
 
 
 class DeliveryWorker:
@@ -62,17 +65,22 @@ class DeliveryWorker:
                  worker_id: str | None = None, concurrency: int = 64, batch: int = 200,
                  lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
                  flush_interval: float = 0.05, idle_sleep: float = 0.5, backoff: float = 2.0,
-                 lookahead: int = 5000, clock: Callable[[], datetime] = utcnow) -> None:
+                 lookahead: int = 5000, max_wait: float = 5.0, send_time: float = 20.0,
+                 clock: Callable[[], datetime] = utcnow, ticks: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.senders = dict(senders)
         self.batchers = {p: b for p, s in self.senders.items() if (b := batching(s)) is not None}
-        self.limiters = {p: BatchLimiter(ceilings[p]) for p in self.senders}
+        self.limiters = {p: BatchLimiter(ceilings[p], clock=ticks) for p in self.senders}
         self.lookahead = lookahead  # ids past a claim searched for rows alike, outside a broadcast
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.concurrency, self.batch, self.lease = concurrency, batch, lease
         self.max_attempts, self.flush_interval, self.idle_sleep = max_attempts, flush_interval, idle_sleep
         self.backoff = backoff  # seconds before the first retry; doubles with each attempt
-        self.clock = clock
+        self.max_wait = max_wait  # longest a row waits for its ceilings in a send slot; longer: deferred
+        # A claimed row's call must start this long after the claim at the latest: the rest of the lease is
+        # kept for the call itself (`send_time`, at most half the lease), so it cannot run out mid-call.
+        self.start_within = lease.total_seconds() - min(send_time, lease.total_seconds() / 2)
+        self.clock, self.ticks = clock, ticks  # the time for the database; the limiters' monotonic clock
         self.stats = Stats()
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
@@ -128,9 +136,10 @@ class DeliveryWorker:
         if room <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
+        start_by = self.ticks() + self.start_within
         items = await asyncio.to_thread(self._claim, min(room, self.batch))
         for unit in self._units(items):
-            task = asyncio.create_task(self._deliver(unit))
+            task = asyncio.create_task(self._deliver(unit, start_by))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(items)
@@ -184,15 +193,16 @@ class DeliveryWorker:
             chats.add(item.chat_ref)
         return units
 
-    async def _deliver(self, items: list[OutboxItem]) -> None:
-        """One call: a row, or a batch of rows of one content; each row's outcome recorded on its own."""
+    async def _deliver(self, items: list[OutboxItem], start_by: float) -> None:
+        """One call: a row, or a batch of rows of one content; each row's outcome recorded on its own.
+        Rows whose ceilings would keep them waiting long are deferred instead (`_admit`)."""
         first = items[0]
         sender, limiter = self.senders[first.platform], self.limiters[first.platform]
         async with self._slots:
-            if len(items) == 1:
-                await limiter.acquire(first.chat_ref, first.is_group)
-            else:
-                await limiter.acquire_many([i.chat_ref for i in items])
+            items = await self._admit(items, limiter, start_by)
+            if not items:
+                return
+            first = items[0]
             try:
                 if len(items) == 1:
                     results = [await sender.send(first)]
@@ -220,6 +230,25 @@ class DeliveryWorker:
         if blocked:
             await asyncio.to_thread(self._deactivate, blocked)
 
+    async def _admit(self, items: list[OutboxItem], limiter: BatchLimiter, start_by: float) -> list[OutboxItem]:
+        """Take the ceilings' slots for the rows of one call; the rows that would have to wait longer than
+        `max_wait` (or past `start_by`, when their lease would run short) are deferred, not waited for:
+        a send slot is never held for long by a chat at its ceiling. Returns the rows that may go now."""
+        within = min(self.max_wait, start_by - self.ticks())
+        if len(items) == 1:
+            late = await limiter.acquire(items[0].chat_ref, items[0].is_group, within)
+            deferred = {items[0].chat_ref: late} if late is not None else {}
+        else:
+            deferred = await limiter.acquire_many([i.chat_ref for i in items], within)
+        if self.ticks() > start_by:  # it queued too long for the channel: the lease could run out mid-call
+            deferred = {i.chat_ref: deferred.get(i.chat_ref, Deferred(0.0)) for i in items}
+        now = self.clock()
+        for item in items:
+            if (late := deferred.get(item.chat_ref)) is not None:
+                self.stats.deferred += 1
+                self._pending.deferred.append((item.id, _whole_second(now + timedelta(seconds=late.seconds))))
+        return [i for i in items if i.chat_ref not in deferred]
+
     def _deactivate(self, identity_ids: list[int]) -> None:
         with self.engine.begin() as conn:
             for identity_id in identity_ids:
@@ -238,7 +267,7 @@ class DeliveryWorker:
         (the periodic one) had taken (so `drain` never stops while a retry is still being recorded)."""
         async with self._flushing:
             pending, self._pending = self._pending, _Pending()
-            if pending.sent or pending.other:
+            if pending.sent or pending.other or pending.deferred:
                 await asyncio.to_thread(self._record, pending)
 
     def _record(self, pending: _Pending) -> None:
@@ -250,6 +279,8 @@ class DeliveryWorker:
             groups[(("status", "sent"), ("sent_at", now), ("last_error", None))] = pending.sent
         for row_id, result, attempts in pending.other:
             groups.setdefault(tuple(sorted(self._outcome(result, attempts, now).items())), []).append(row_id)
+        for row_id, at in pending.deferred:  # back in the queue as it was: no attempt counted, no backoff
+            groups.setdefault((("next_attempt_at", at), ("status", "pending")), []).append(row_id)
         with self.engine.begin() as conn:
             for values, ids in groups.items():
                 outbox.mark(conn, ids, self.worker_id, **dict(values))
@@ -276,6 +307,11 @@ class DeliveryWorker:
     async def close(self) -> None:
         for sender in self.senders.values():
             await sender.close()
+
+
+def _whole_second(at: datetime) -> datetime:
+    """`at` rounded up to a whole second: never earlier, and rows deferred together share one UPDATE."""
+    return at.replace(microsecond=0) + timedelta(seconds=1) if at.microsecond else at
 
 
 def _item(row) -> OutboxItem:  # type: ignore[no-untyped-def]

@@ -7,15 +7,31 @@ its length, which is what platform flood controls count. A `pause` (after a 429 
 A message to a chat waits for that chat's own ceilings (interval, hourly count, group minute)
 without the channel's lock, so a chat at its ceiling never holds others up; only then does it queue
 (FIFO) for the channel's ceiling.
+
+Waiting has a bound (`within`): each message books its place in its chat's queue (when the chat's
+ceilings open, after the messages booked before it, after a pause), and one that would go later
+than `within` takes nothing and gets a `Deferred` saying when to come back. The delivery worker
+gives such a row back to the outbox for that time instead of holding a send slot while it sleeps
+(a member at the hourly ceiling would otherwise hold one for up to an hour). In a batch, only the
+members that must wait long are left out; the others go.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A message that would have to wait longer than allowed: nothing was taken for it; it may go about
+    `seconds` from now (its chat's ceilings, the messages booked for the chat before it, a pause)."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -66,20 +82,58 @@ class ChannelLimiter:
         self.hours_pruned = self.clock()  # windows idle for an hour are dropped every quarter hour
         self.groups: dict[str, Window] = {}
         self.paused_until = 0.0
+        self.booked: dict[str, float] = {}  # per chat: when the next message to wait here may go
+        self.promised: dict[str, float] = {}  # per chat: when the next message deferred may come back
         self.lock = asyncio.Lock()
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, self.clock() + seconds)
 
-    async def acquire(self, chat: str, is_group: bool) -> None:
+    async def acquire(self, chat: str, is_group: bool, within: float = math.inf) -> Deferred | None:
         """Wait for the chat's own ceilings without holding others up, then queue (FIFO, under the
-        lock) for the channel's ceiling and any pause."""
-        await self._acquire(lambda now: self._chat_wait(chat, is_group, now),
-                            lambda now: self._chat_take(chat, is_group, now))
+        lock) for the channel's ceiling and any pause. None once the message may go; a `Deferred`
+        (nothing taken) when it would have to wait longer than `within` seconds."""
+        now = self.clock()
+        at = self._book(chat, is_group, now)
+        if at - now > within:
+            return self._defer(chat, is_group, at, now)
+        self._set_booked(chat, at, now)
+        return await self._acquire(lambda t: self._chat_wait(chat, is_group, t),
+                                   lambda t: self._chat_take(chat, is_group, t), now + within)
 
-    async def _acquire(self, own_wait: Callable[[float], float], take: Callable[[float], None]) -> None:
+    def _book(self, chat: str, is_group: bool, now: float) -> float:
+        """When a new message to `chat` may go: its chat's ceilings open, the messages waiting for it here
+        before this one have gone (a chat interval apart), and any pause is over."""
+        return max(now + self._chat_wait(chat, is_group, now), self.booked.get(chat, 0.0), self.paused_until)
+
+    def _set_booked(self, chat: str, at: float, now: float) -> None:
+        """A message to `chat` waits here to go at `at`: the next one to a private chat goes an interval
+        later. (A group's minute allows bursts: its waiters just see its window.)"""
+        if self.ceilings.chat_interval:
+            self.booked = _pruned(self.booked, now)
+            self.booked[chat] = at + self.ceilings.chat_interval * (1 + self.ceilings.margin)
+
+    def _defer(self, chat: str, is_group: bool, at: float, now: float) -> Deferred:
+        """A message that could go at `at`, past its bound: when to come back, after the ones deferred before
+        it (a chat interval, or a group's minute share, apart) so that they do not all return at once."""
+        at = max(at, self.promised.get(chat, 0.0))
+        if is_group:
+            step = 60.0 / self.ceilings.group_per_minute if self.ceilings.group_per_minute else 0.0
+        else:
+            step = self.ceilings.chat_interval
+        if step:
+            self.promised = _pruned(self.promised, now)
+            self.promised[chat] = at + step * (1 + self.ceilings.margin)
+        return Deferred(at - now)
+
+    async def _acquire(self, own_wait: Callable[[float], float], take: Callable[[float], None],
+                       deadline: float = math.inf) -> Deferred | None:
+        """Take the slot once the chat's own ceilings (`own_wait`) and then the channel's allow it; a
+        `Deferred` instead if the chat's wait or a pause would last past `deadline`."""
         while True:
-            while (wait := own_wait(self.clock())) > 0:
+            while (wait := own_wait(now := self.clock())) > 0:
+                if now + wait > deadline:
+                    return Deferred(wait)
                 await asyncio.sleep(wait)
             async with self.lock:
                 while True:
@@ -88,11 +142,13 @@ class ChannelLimiter:
                         # A call to the same chat took its slot meanwhile: wait for it again outside the
                         # lock (it may be an hour), not in the channel's queue.
                         break
+                    if self.paused_until > max(now, deadline):
+                        return Deferred(self.paused_until - now)
                     wait = max(self.paused_until - now, self.overall.wait_time(now))
                     if wait <= 0:
                         self.overall.take(now)
                         take(now)
-                        return
+                        return None
                     await asyncio.sleep(wait)
 
     def _chat_wait(self, chat: str, is_group: bool, now: float) -> float:
@@ -135,15 +191,32 @@ class BatchLimiter(ChannelLimiter):
     """A channel's ceilings for single rows (`acquire`) and for one call naming several members
     (WeCom's `message/send`)."""
 
-    async def acquire_many(self, chats: Sequence[str]) -> None:
+    async def acquire_many(self, chats: Sequence[str], within: float = math.inf) -> dict[str, Deferred]:
         """One call to several private chats: the channel's ceiling counts the call, each member's own
         ceilings (interval and hourly count) count the member (WeCom drops silently what goes over its
-        per-member limits). The call waits for the member that must wait longest."""
-        def members(now: float) -> float:
-            return max((self._chat_wait(chat, False, now) for chat in chats), default=0.0)
+        per-member limits). Members that would have to wait longer than `within` are left out (the
+        answer: when each may come back); the call waits for the slowest of the others and they go."""
+        now = self.clock()
+        at = {chat: self._book(chat, False, now) for chat in chats}
+        late = {chat: self._defer(chat, False, t, now) for chat, t in at.items() if t - now > within}
+        going = [chat for chat in chats if chat not in late]
+        if not going:
+            return late
+        start = max(at[chat] for chat in going)  # they all go together
+        for chat in going:
+            self._set_booked(chat, start, now)
 
-        def take(now: float) -> None:
-            for chat in chats:
-                self._chat_take(chat, False, now)
+        def members(t: float) -> float:
+            return max(self._chat_wait(chat, False, t) for chat in going)
 
-        await self._acquire(members, take)
+        def take(t: float) -> None:
+            for chat in going:
+                self._chat_take(chat, False, t)
+
+        deferred = await self._acquire(members, take, now + within)
+        return late if deferred is None else {**late, **dict.fromkeys(going, deferred)}
+
+
+def _pruned(times: dict[str, float], now: float) -> dict[str, float]:
+    """`times` without the entries already past, once it holds many (memory stays bounded)."""
+    return {k: v for k, v in times.items() if v > now} if len(times) > 50_000 else times
