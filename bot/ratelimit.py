@@ -8,12 +8,13 @@ A message to a chat waits for that chat's own ceilings (interval, hourly count, 
 without the channel's lock, so a chat at its ceiling never holds others up; only then does it queue
 (FIFO) for the channel's ceiling.
 
-Waiting has a bound (`within`): each message books its place in its chat's queue (when the chat's
-ceilings open, after the messages booked before it, after a pause), and one that would go later
-than `within` takes nothing and gets a `Deferred` saying when to come back. The delivery worker
-gives such a row back to the outbox for that time instead of holding a send slot while it sleeps
-(a member at the hourly ceiling would otherwise hold one for up to an hour). In a batch, only the
-members that must wait long are left out; the others go.
+Waiting has a bound (`within`): a message that would go later than that — its chat's ceilings,
+counting the messages already waiting here for the same chat, or a pause — takes nothing and gets a
+`Deferred` saying when to come back (messages deferred for one chat are spread a chat interval
+apart, so they do not all come back at once). The delivery worker gives such a row back to the
+outbox for that time instead of holding a send slot while it sleeps (a member at the hourly
+ceiling would otherwise hold one for up to an hour). In a batch, only the members that must wait
+long are left out; the others go.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Deferred:
     """A message that would have to wait longer than allowed: nothing was taken for it; it may go about
-    `seconds` from now (its chat's ceilings, the messages booked for the chat before it, a pause)."""
+    `seconds` from now (its chat's ceilings, the messages queued for the chat before it, a pause)."""
 
     seconds: float
 
@@ -50,12 +51,17 @@ class Window:
         self.limit, self.length = max(limit, 1), length
         self.times: deque[float] = deque()
 
-    def wait_time(self, now: float) -> float:
+    def wait_time(self, now: float, ahead: int = 0) -> float:
+        """Until one more event fits, after `ahead` others not taken yet (those, when they fill the window
+        themselves, hold it for at least a `length` from now: an estimate)."""
         while self.times and now - self.times[0] >= self.length:
             self.times.popleft()
-        if len(self.times) < self.limit:
+        first = len(self.times) + ahead - self.limit  # the event that must leave the window first
+        if first < 0:
             return 0.0
-        return self.length - (now - self.times[0])
+        if first >= len(self.times):
+            return self.length
+        return self.length - (now - self.times[first])
 
     def take(self, now: float) -> None:
         self.times.append(now)
@@ -82,7 +88,7 @@ class ChannelLimiter:
         self.hours_pruned = self.clock()  # windows idle for an hour are dropped every quarter hour
         self.groups: dict[str, Window] = {}
         self.paused_until = 0.0
-        self.booked: dict[str, float] = {}  # per chat: when the next message to wait here may go
+        self.waiting: Counter[str] = Counter()  # per chat: messages waiting here for a slot
         self.promised: dict[str, float] = {}  # per chat: when the next message deferred may come back
         self.lock = asyncio.Lock()
 
@@ -97,21 +103,23 @@ class ChannelLimiter:
         at = self._book(chat, is_group, now)
         if at - now > within:
             return self._defer(chat, is_group, at, now)
-        self._set_booked(chat, at, now)
-        return await self._acquire(lambda t: self._chat_wait(chat, is_group, t),
-                                   lambda t: self._chat_take(chat, is_group, t), now + within)
+        self.waiting[chat] += 1
+        try:
+            return await self._acquire(lambda t: self._chat_wait(chat, is_group, t),
+                                       lambda t: self._chat_take(chat, is_group, t), now + within)
+        finally:
+            self._done_waiting([chat])
 
     def _book(self, chat: str, is_group: bool, now: float) -> float:
-        """When a new message to `chat` may go: its chat's ceilings open, the messages waiting for it here
-        before this one have gone (a chat interval apart), and any pause is over."""
-        return max(now + self._chat_wait(chat, is_group, now), self.booked.get(chat, 0.0), self.paused_until)
+        """When a new message to `chat` may go: its chat's ceilings let it, after the messages already
+        waiting here for that chat, and any pause is over."""
+        return max(now + self._chat_wait(chat, is_group, now, self.waiting[chat]), self.paused_until)
 
-    def _set_booked(self, chat: str, at: float, now: float) -> None:
-        """A message to `chat` waits here to go at `at`: the next one to a private chat goes an interval
-        later. (A group's minute allows bursts: its waiters just see its window.)"""
-        if self.ceilings.chat_interval:
-            self.booked = _pruned(self.booked, now)
-            self.booked[chat] = at + self.ceilings.chat_interval * (1 + self.ceilings.margin)
+    def _done_waiting(self, chats: Sequence[str]) -> None:
+        for chat in chats:
+            self.waiting[chat] -= 1
+            if not self.waiting[chat]:
+                del self.waiting[chat]
 
     def _defer(self, chat: str, is_group: bool, at: float, now: float) -> Deferred:
         """A message that could go at `at`, past its bound: when to come back, after the ones deferred before
@@ -151,17 +159,26 @@ class ChannelLimiter:
                         return None
                     await asyncio.sleep(wait)
 
-    def _chat_wait(self, chat: str, is_group: bool, now: float) -> float:
+    def _chat_wait(self, chat: str, is_group: bool, now: float, ahead: int = 0) -> float:
+        """Until the chat's own ceilings let one more message go, after `ahead` others still waiting for it."""
+        c = self.ceilings
         if is_group:
-            if not self.ceilings.group_per_minute:
+            if not c.group_per_minute:
                 return 0.0
             window = self.groups.get(chat)
-            return window.wait_time(now) if window else 0.0
+            if window is None:
+                return 60.0 * (1 + c.margin) if ahead >= c.group_per_minute else 0.0
+            return window.wait_time(now, ahead)
         wait = 0.0
-        if self.ceilings.chat_interval:
+        if c.chat_interval:
             wait = self.chat_next.get(chat, 0.0) - now
-        if self.ceilings.chat_per_hour and (hour := self.chat_hours.get(chat)) is not None:
-            wait = max(wait, hour.wait_time(now))
+            if ahead:
+                wait = max(wait, 0.0) + ahead * c.chat_interval * (1 + c.margin)
+        if c.chat_per_hour:
+            if (hour := self.chat_hours.get(chat)) is not None:
+                wait = max(wait, hour.wait_time(now, ahead))
+            elif ahead >= c.chat_per_hour:
+                wait = max(wait, self.hour_length)
         return wait
 
     def _chat_take(self, chat: str, is_group: bool, now: float) -> None:
@@ -202,9 +219,7 @@ class BatchLimiter(ChannelLimiter):
         going = [chat for chat in chats if chat not in late]
         if not going:
             return late
-        start = max(at[chat] for chat in going)  # they all go together
-        for chat in going:
-            self._set_booked(chat, start, now)
+        self.waiting.update(going)
 
         def members(t: float) -> float:
             return max(self._chat_wait(chat, False, t) for chat in going)
@@ -213,7 +228,10 @@ class BatchLimiter(ChannelLimiter):
             for chat in going:
                 self._chat_take(chat, False, t)
 
-        deferred = await self._acquire(members, take, now + within)
+        try:
+            deferred = await self._acquire(members, take, now + within)
+        finally:
+            self._done_waiting(going)
         return late if deferred is None else {**late, **dict.fromkeys(going, deferred)}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.channels import ceilings
-from bot.ratelimit import BatchLimiter, Ceilings, ChannelLimiter
+from bot.ratelimit import BatchLimiter, Ceilings, ChannelLimiter, Deferred
 from bot.settings import Settings
 
 HOUR = 3600 * 1.02  # the hourly window with the default 2% margin
@@ -169,3 +169,66 @@ def test_wecom_gets_the_hourly_ceiling_from_the_settings() -> None:
     assert got["wecom"].chat_per_hour == 1000
     assert got["telegram"].chat_per_hour == 0 and got["wechat"].chat_per_hour == 0
     assert ceilings(Settings(_env_file=None, wecom_chat_per_hour=500))["wecom"].chat_per_hour == 500  # type: ignore[call-arg]
+
+
+async def attempt(limiter: ChannelLimiter, loop: VirtualLoop, chat: str, within: float) -> float | Deferred:
+    """When a message to `chat` went, or its `Deferred` when it would have had to wait over `within`."""
+    deferred = await limiter.acquire(chat, False, within)
+    return deferred if deferred is not None else loop.time()
+
+
+def test_a_member_at_its_hourly_ceiling_is_deferred_not_waited_for() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = BatchLimiter(Ceilings(20.0, 2.0, 20, chat_per_hour=3), clock=loop.time)
+        first = await send(limiter, loop, "m1")
+        await send(limiter, loop, "m1")
+        await send(limiter, loop, "m1")
+        start = loop.time()
+        late = await attempt(limiter, loop, "m1", within=5)
+        assert isinstance(late, Deferred) and late.seconds == pytest.approx(first + HOUR - start)
+        assert loop.time() == start and len(limiter.chat_hours["m1"].times) == 3  # nothing waited, nothing taken
+        assert await attempt(limiter, loop, "m2", within=5) - start < 0.1  # one overall slot
+        assert limiter.waiting == {}
+
+    run(test)
+
+
+def test_messages_queued_for_one_chat_wait_up_to_the_bound_and_the_rest_are_spread() -> None:
+    """Ten messages at once to a chat with a 1 s interval: the ones that can go within 3.5 s wait their
+    turn; the others are deferred to their turns, an interval apart, not all to the same moment."""
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(20.0, 1.0, 20), clock=loop.time)
+        got = await asyncio.gather(*(attempt(limiter, loop, "c1", within=3.5) for _ in range(10)))
+        went = [g for g in got if not isinstance(g, Deferred)]
+        later = [g.seconds for g in got if isinstance(g, Deferred)]
+        assert went == pytest.approx([0, 1.02, 2.04, 3.06], abs=1e-6)
+        assert later == pytest.approx([4.08 + 1.02 * k for k in range(6)])
+
+    run(test)
+
+
+def test_a_batch_leaves_out_only_the_members_that_must_wait_long() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = BatchLimiter(Ceilings(20.0, 0.5, 20, chat_per_hour=2), clock=loop.time)
+        first = await send(limiter, loop, "m1")
+        await send(limiter, loop, "m1")
+        await send(limiter, loop, "m2")  # m2 must wait its interval, well within the bound
+        start = loop.time()
+        late = await limiter.acquire_many(["m1", "m2", "m3"], within=5)
+        assert set(late) == {"m1"} and late["m1"].seconds == pytest.approx(first + HOUR - start)
+        assert loop.time() - start == pytest.approx(0.51)  # the others went together after m2's interval
+        assert len(limiter.chat_hours["m2"].times) == 2 and len(limiter.chat_hours["m3"].times) == 1
+        assert len(limiter.chat_hours["m1"].times) == 2
+
+    run(test)
+
+
+def test_a_long_pause_defers_instead_of_holding_everyone() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(20.0, 1.0, 20), clock=loop.time)
+        limiter.pause(30)
+        late = await limiter.acquire("c1", False, within=5)
+        assert late is not None and late.seconds == pytest.approx(30)
+        assert await send(limiter, loop, "c1") == pytest.approx(30)  # without a bound it waits, as before
+
+    run(test)
