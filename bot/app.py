@@ -21,6 +21,7 @@ from starlette.routing import Route
 from bot import context
 from bot.api import SalesApi
 from bot.background import Background
+from bot.core_pool import CoreProcess
 from bot.settings import Settings, get_settings
 from bot.telegram import TelegramChannel
 from bot.wechat_oa import wechat_routes
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     """The app; with `background` (the default, as in `mianzi serve`) it also runs the delivery
     worker and the scheduler for as long as it serves."""
     settings = settings or get_settings()
-    telegram = TelegramChannel(settings) if settings.telegram_token else None
+    # MIANZI_CORE_PROCESS: one process answers every channel's chat messages (one writer on SQLite)
+    core = CoreProcess(settings.database_url) if settings.core_process else None
+    telegram = TelegramChannel(settings, core) if settings.telegram_token else None
     api = SalesApi(settings) if settings.api_token else None
     engine = context.engine(settings)
     services = Background(settings, engine) if background else None
@@ -66,23 +69,29 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         routes.append(Route("/telegram/webhook", telegram.webhook, methods=["POST"]))
     if api is not None:
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
-    wechat, wecom = wechat_routes(settings, engine), wecom_routes(settings, engine)
+    wechat, wecom = wechat_routes(settings, engine, core=core), wecom_routes(settings, engine, core=core)
     routes += wechat + wecom
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(context.engine, settings)  # create or migrate the schema before serving
-        if telegram is not None:
-            await telegram.start()
-        if services is not None:
-            await services.start()
+        if core is not None:
+            await core.start()  # spawned now, so that the first message does not wait for it
         try:
-            yield
-        finally:
-            if services is not None:
-                await services.stop()
             if telegram is not None:
-                await telegram.stop()
+                await telegram.start()
+            if services is not None:
+                await services.start()
+            try:
+                yield
+            finally:
+                if services is not None:
+                    await services.stop()
+                if telegram is not None:
+                    await telegram.stop()
+        finally:
+            if core is not None:
+                await asyncio.to_thread(core.stop)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

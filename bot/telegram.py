@@ -102,14 +102,15 @@ def incoming_from_update(update: Update, bot_username: str) -> Incoming | None:
 class TelegramChannel:
     """One bot: its PTB `Application`, the webhook route, and the start/stop of the lifespan."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, core: core_pool.CoreProcess | None = None) -> None:
+        """`core`: the process chat answers run in (MIANZI_CORE_PROCESS), started and stopped by the app."""
         if not settings.telegram_token:
             raise ValueError("Telegram is off: MIANZI_TELEGRAM_TOKEN is not set")
         self.settings = settings
         self._recent = RecentKeys()
         self._replies = TelegramPush(settings.telegram_token, settings.telegram_api_url)
         self._claims: DatabaseKeys | None = None  # once the engine is known
-        self._core: core_pool.CoreProcess | None = None  # MIANZI_CORE_PROCESS: answers in a process of their own
+        self._core = core  # MIANZI_CORE_PROCESS: answers in a process of their own
         self.dedupe: Dedupe | None = None  # this process's memory, then the database
         self.webhook_mode = bool(settings.telegram_webhook_url)
         builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
@@ -134,9 +135,6 @@ class TelegramChannel:
         self._engine = await asyncio.to_thread(context.engine, self.settings)
         self._claims = keys_for(self._engine)
         self.dedupe = Layered(self._recent, self._claims)
-        if self.settings.core_process:
-            self._core = core_pool.CoreProcess(self.settings.database_url)
-            await self._core.start()
         app = self.application
         try:
             try:
@@ -176,9 +174,6 @@ class TelegramChannel:
         await app.shutdown()
         await app.bot.shutdown()  # after a failed start the application was never initialized, the bot's client was
         await self._replies.close()
-        if self._core is not None:
-            await asyncio.to_thread(self._core.stop)
-            self._core = None
 
     # --- the webhook route -----------------------------------------------------------------------
 

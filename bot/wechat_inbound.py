@@ -13,6 +13,11 @@ The rules that shape this module (DESIGN §5):
   process gets the same reply (it waits for it if the first attempt is still running), because
   WeChat only retries when it did not get our first answer; a retry reaching another process
   gets `success`.
+- **Where the core runs.** A worker thread of this process, or with `MIANZI_CORE_PROCESS=1` the
+  core process (`bot.core_pool.CoreProcess`): only `execute` (claim, dispatch, render, fit)
+  crosses to it; the entries, the deadline and the late replies stay here. If that process dies,
+  the message being answered gets the apology, and nothing of it was kept (its transaction died
+  with the process): a retry runs it again in the new one.
 - **Events.** A follow greets (and binds at once with a `qrscene_<invite>` QR code), `SCAN` of
   an invite QR code binds, an unfollow stops pushes, a menu click runs the command named by its
   key; other events are acknowledged and ignored.
@@ -25,15 +30,19 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 import handlers.dispatch
+from bot.core_pool import CoreProcess
 from bot.settings import Settings
 from bot.wechat_xml import Inbound
 from handlers.types import ChatConfig, Incoming
@@ -106,8 +115,10 @@ class Responder:
     """Runs the core for callbacks of one platform (`wechat` or `wecom`) and keeps the 5-second rule."""
 
     def __init__(self, engine: Engine, settings: Settings, platform: str, *, deadline: float = DEADLINE,
-                 memory: int = 10_000, prune_every: int = 1000) -> None:
+                 memory: int = 10_000, prune_every: int = 1000, core: CoreProcess | None = None) -> None:
         self.engine = engine
+        self.core = core  # MIANZI_CORE_PROCESS: the core runs there instead of in `_pool`
+        self._tasks: set[asyncio.Task[None]] = set()  # core-process runs outliving their request
         self.platform = platform
         self.config = chat_config(settings)
         self.deadline = deadline
@@ -134,8 +145,13 @@ class Responder:
         if not fresh:
             log.info("%s: retry of %s from %s, not run again", self.platform, key, msg.from_user)
             return await self._wait(entry)
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._pool, self._run, msg, action, key, entry)
+        job: asyncio.Future[None]
+        if self.core is None:
+            job = asyncio.get_running_loop().run_in_executor(self._pool, self._run, msg, action, key, entry)
+        else:
+            job = asyncio.ensure_future(self._run_in_core(self.core, msg, action, key, entry))
+            self._tasks.add(job)
+            job.add_done_callback(self._tasks.discard)
         await asyncio.wait({job}, timeout=self.deadline)
         return self._answer(entry, key)
 
@@ -165,81 +181,128 @@ class Responder:
                 self._entries.popitem(last=False)
             return entry, True
 
-    def _prune(self) -> None:
-        """Now and then, forget deliveries older than `KEEP_SEEN` (WeChat stopped retrying long ago)."""
+    def _prune_due(self) -> bool:
+        """Every `prune_every` claims, old deliveries are forgotten (`prune`)."""
         with self._lock:
             self._claims += 1
-            if self._claims % self.prune_every:
-                return
-        table = InboundSeen.__table__
-        with self.engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.platform == self.platform,
-                                             table.c.seen_at < utcnow() - KEEP_SEEN))
+            return self._claims % self.prune_every == 0
 
     def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
         """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
-        claimed, text = self._execute(msg, action, key)
+        claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key)
+        if not self._settle(msg, key, entry, claimed, text):
+            return
+        if self._prune_due():
+            self._guarded("forget old deliveries", prune, self.engine, self.platform)
+        if self._late_text(entry):
+            self._guarded(f"queue the late reply to {key}", queue_late, self.engine, self.platform,
+                          msg.from_user, key, entry.text)
+
+    async def _run_in_core(self, core: CoreProcess, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
+        """`_run` with the database work in the core process; a dead one costs this message the apology."""
+        try:
+            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key)
+        except BrokenProcessPool:
+            claimed, text = True, apology(self.config)
+        if not self._settle(msg, key, entry, claimed, text):
+            return
+        if self._prune_due():
+            await self._guarded_in_core(core, "forget old deliveries", prune, self.platform)
+        if self._late_text(entry):
+            await self._guarded_in_core(core, f"queue the late reply to {key}", queue_late, self.platform,
+                                        msg.from_user, key, entry.text)
+
+    def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s: could not %s", self.platform, what)
+
+    async def _guarded_in_core(self, core: CoreProcess, what: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            await core.call(fn, *args)
+        except Exception:  # the core process died (BrokenProcessPool), or `fn` failed there
+            log.exception("%s: could not %s", self.platform, what)
+
+    def _settle(self, msg: Inbound, key: str, entry: _Entry, claimed: bool, text: str | None) -> bool:
+        """The outcome into the entry (for the request, or for the retries); False when not ours to answer."""
         if not claimed:
             log.info("%s: %s from %s already handled (another process), not run again",
                      self.platform, key, msg.from_user)
             with entry.lock:
                 entry.late = True  # nothing to answer, now or later
                 entry.done.set()
-            return
-        self._prune()
+            return False
         with entry.lock:
-            late = entry.late
             entry.text = text
             entry.done.set()
-        if late and text:
-            try:
-                self._queue_late(msg, key, text)
-            except Exception:
-                log.exception("%s: could not queue the late reply to %s", self.platform, key)
+        return True
 
-    def _execute(self, msg: Inbound, action: Action, key: str) -> tuple[bool, str | None]:
-        """(claimed, reply). The claim is the transaction's first statement: a duplicate key means
-        another attempt got there first (it waits for that one to commit), and a failure undoes the
-        claim together with everything else, so nothing of a failed message is kept."""
-        incoming = Incoming(platform=self.platform, user_ref=msg.from_user, chat_ref=msg.from_user,
-                            text=action.text, is_group=False)
-        try:
-            with session_scope(self.engine) as session:
-                try:  # on the session's own connection: the statement is built once, and no ORM layer is crossed
-                    session.connection().execute(CLAIM, {"platform": self.platform, "key": key, "seen_at": utcnow()})
-                except IntegrityError:
-                    raise _AlreadySeen() from None
-                if action.unfollow:
-                    self._set_active(session, msg.from_user, False)
-                    log.info("%s: %s unfollowed, identity marked inactive", self.platform, msg.from_user)
-                    return True, None
-                if action.follow:
-                    self._set_active(session, msg.from_user, True)
-                replies = handlers.dispatch.dispatch(session, incoming, self.config)
-                texts = [render(r.template, r.locale, **r.context) for r in replies]
-                joined = "\n\n".join(text for text in texts if text)
-                return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
-        except _AlreadySeen:
-            return False, None
-        except Exception:
-            log.exception("%s: dispatch failed for a message from %s", self.platform, msg.from_user)
-            return True, fit(t("wechat.internal_error", self.config.default_locale), max_bytes=REPLY_BYTES)
+    def _late_text(self, entry: _Entry) -> bool:
+        """Whether the request gave up waiting for a reply that now exists (it goes to the outbox)."""
+        with entry.lock:
+            return entry.late and bool(entry.text)
 
-    def _set_active(self, session: Session, user_ref: str, active: bool) -> None:
-        session.execute(update(ChatIdentity).where(ChatIdentity.platform == self.platform,
-                                                   ChatIdentity.user_ref == user_ref,
-                                                   ChatIdentity.active.is_(not active)).values(active=active))
 
-    def _queue_late(self, msg: Inbound, key: str, text: str) -> None:
-        """The reply as a customer-service message, sent by the delivery worker."""
-        now = utcnow()
-        with session_scope(self.engine) as session:
-            identity = session.execute(select(ChatIdentity).where(
-                ChatIdentity.platform == self.platform, ChatIdentity.user_ref == msg.from_user,
-                ChatIdentity.active.is_(True))).scalars().first()
-            session.add(Outbox(key=f"reply:{self.platform}:{key.split(':', 1)[1]}"[:200], kind="reply",
-                               partner_id=identity.partner_id if identity else None,
-                               identity_id=identity.id if identity else None, platform=self.platform,
-                               chat_ref=msg.from_user, payload={"text": text, "reply_to": key},
-                               status="pending", next_attempt_at=now, created_at=now))
-        log.info("%s: late reply to %s queued in the outbox", self.platform, key)
+# --- where the core runs: module-level functions of plain arguments (they cross to the core process)
+
+
+def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
+            key: str) -> tuple[bool, str | None]:
+    """(claimed, reply). The claim is the transaction's first statement: a duplicate key means
+    another attempt got there first (it waits for that one to commit), and a failure undoes the
+    claim together with everything else, so nothing of a failed message is kept."""
+    incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=user_ref, text=action.text, is_group=False)
+    try:
+        with session_scope(engine) as session:
+            try:  # on the session's own connection: the statement is built once, and no ORM layer is crossed
+                session.connection().execute(CLAIM, {"platform": platform, "key": key, "seen_at": utcnow()})
+            except IntegrityError:
+                raise _AlreadySeen() from None
+            if action.unfollow:
+                _set_active(session, platform, user_ref, False)
+                log.info("%s: %s unfollowed, identity marked inactive", platform, user_ref)
+                return True, None
+            if action.follow:
+                _set_active(session, platform, user_ref, True)
+            replies = handlers.dispatch.dispatch(session, incoming, config)
+            texts = [render(r.template, r.locale, **r.context) for r in replies]
+            joined = "\n\n".join(text for text in texts if text)
+            return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
+    except _AlreadySeen:
+        return False, None
+    except Exception:
+        log.exception("%s: dispatch failed for a message from %s", platform, user_ref)
+        return True, apology(config)
+
+
+def apology(config: ChatConfig) -> str:
+    return fit(t("wechat.internal_error", config.default_locale), max_bytes=REPLY_BYTES)
+
+
+def _set_active(session: Session, platform: str, user_ref: str, active: bool) -> None:
+    session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
+                                               ChatIdentity.active.is_(not active)).values(active=active))
+
+
+def prune(engine: Engine, platform: str) -> None:
+    """Forget deliveries older than `KEEP_SEEN` (WeChat stopped retrying long ago)."""
+    table = InboundSeen.__table__
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.platform == platform, table.c.seen_at < utcnow() - KEEP_SEEN))
+
+
+def queue_late(engine: Engine, platform: str, user_ref: str, key: str, text: str) -> None:
+    """A reply the request could not wait for, as a customer-service message (`reply:<platform>:<key>`)
+    for the delivery worker."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        identity = session.execute(select(ChatIdentity).where(
+            ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
+            ChatIdentity.active.is_(True))).scalars().first()
+        session.add(Outbox(key=f"reply:{platform}:{key.split(':', 1)[1]}"[:200], kind="reply",
+                           partner_id=identity.partner_id if identity else None,
+                           identity_id=identity.id if identity else None, platform=platform,
+                           chat_ref=user_ref, payload={"text": text, "reply_to": key},
+                           status="pending", next_attempt_at=now, created_at=now))
+    log.info("%s: late reply to %s queued in the outbox", platform, key)

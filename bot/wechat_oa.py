@@ -23,6 +23,7 @@ from starlette.routing import Route
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
+from bot.core_pool import CoreProcess
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
 from bot.wechat_xml import (
@@ -44,14 +45,15 @@ SUCCESS = "success"
 
 
 class OfficialAccount:
-    def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE) -> None:
+    def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE,
+                 core: CoreProcess | None = None) -> None:
         if not settings.wechat_token or not settings.wechat_app_id:
             raise ValueError("MIANZI_WECHAT_TOKEN and MIANZI_WECHAT_APP_ID are required for /wechat/callback")
         self.token = settings.wechat_token
         self.app_id = settings.wechat_app_id
         self.crypto = (make_crypto(WeChatCrypto, self.token, settings.wechat_aes_key, self.app_id,
                                    "MIANZI_WECHAT_AES_KEY") if settings.wechat_aes_key else None)
-        self.responder = Responder(engine, settings, "wechat", deadline=deadline)
+        self.responder = Responder(engine, settings, "wechat", deadline=deadline, core=core)
 
     def _signed(self, request: Request) -> None:
         q = request.query_params
@@ -95,10 +97,11 @@ class OfficialAccount:
         return parse_xml(decrypt(self.crypto.key, encrypted, self.app_id, PrpCrypto, InvalidAppIdException))
 
 
-def wechat_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE) -> list[Route]:
+def wechat_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE,
+                  core: CoreProcess | None = None) -> list[Route]:
     """The Official Account callback routes (empty when the account is not configured)."""
     if not settings.wechat_token or not settings.wechat_app_id:
         return []
-    account = OfficialAccount(settings, engine, deadline)
+    account = OfficialAccount(settings, engine, deadline, core)
     return [Route("/wechat/callback", account.verify, methods=["GET"]),
             Route("/wechat/callback", account.receive, methods=["POST"])]

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 
+from bot.core_pool import CoreProcess
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
 from bot.wechat_xml import (
@@ -47,7 +48,8 @@ def configured(settings: Settings) -> bool:
 
 
 class WeComApp:
-    def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE) -> None:
+    def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE,
+                 core: CoreProcess | None = None) -> None:
         if not configured(settings):
             raise ValueError("MIANZI_WECOM_CORP_ID, _AGENT_ID, _TOKEN and _AES_KEY are required for /wecom/callback")
         self.token = str(settings.wecom_token)
@@ -55,7 +57,7 @@ class WeComApp:
         self.agent_id = str(settings.wecom_agent_id)
         self.crypto = make_crypto(WeChatCrypto, self.token, str(settings.wecom_aes_key), self.corp_id,
                                   "MIANZI_WECOM_AES_KEY")
-        self.responder = Responder(engine, settings, "wecom", deadline=deadline)
+        self.responder = Responder(engine, settings, "wecom", deadline=deadline, core=core)
 
     def _open(self, request: Request, encrypted: str | None) -> str:
         q = request.query_params
@@ -90,10 +92,11 @@ class WeComApp:
                         media_type="application/xml")
 
 
-def wecom_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE) -> list[Route]:
+def wecom_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE,
+                 core: CoreProcess | None = None) -> list[Route]:
     """The WeCom callback routes (empty when the app is not configured)."""
     if not configured(settings):
         return []
-    app = WeComApp(settings, engine, deadline)
+    app = WeComApp(settings, engine, deadline, core)
     return [Route("/wecom/callback", app.verify, methods=["GET"]),
             Route("/wecom/callback", app.receive, methods=["POST"])]

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -14,18 +17,22 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 from starlette.applications import Starlette
 from wechatpy.crypto import WeChatCrypto
 
 import handlers.dispatch
+from bot.app import create_app
+from bot.core_pool import CoreProcess
 from bot.settings import Settings
 from bot.wechat_oa import wechat_routes
 from bot.wechat_xml import signature
+from messages.render import t
 from models.tables import ChatIdentity, InboundSeen, Outbox
 from models.values import utcnow
 from tests.fake_wechat import build_program, http_client, reply_fields, sample_xml, signed_query
+from tests.live_app import live_app
 
 APP_ID = "wx0123456789abcdef"
 TOKEN = "mianzi-token-42"
@@ -400,3 +407,62 @@ def test_a_failing_core_apologises_and_keeps_nothing(client: httpx.Client, engin
     assert say(client, f"绑定 {invites['P1']}") == "抱歉，出了点问题，请稍后再试。"
     assert count(engine, InboundSeen) == 0 and count(engine, ChatIdentity) == 0
     assert "database on fire" in caplog.text
+
+
+# ---- the core in a process of its own (MIANZI_CORE_PROCESS) ---------------------------------------------------
+
+
+def test_with_the_core_in_its_own_process_the_callback_is_the_same(db_url: str, engine: Engine,
+                                                                   invites: dict[str, str]) -> None:
+    before = set(multiprocessing.active_children())
+    app = create_app(settings(db_url, core_process=True, wechat_aes_key=AES_KEY), background=False)
+    with live_app(app) as c:
+        children = [p for p in multiprocessing.active_children() if p not in before]
+        assert len(children) == 1  # spawned at start-up, before the first message
+
+        def ask(xml: str) -> httpx.Response:
+            body, query = encrypted(xml)
+            return c.post("/wechat/callback", params=query, content=body)
+
+        assert "绑定成功" in decrypted_reply(ask(text_xml(f"绑定 {invites['P1']}")))["Content"]
+        rank = text_xml("排行", msg_id=24581398459112350)
+        answers = [ask(rank) for _ in range(3)]  # WeChat's retries: answered from this process, not run again
+        first = decrypted_reply(answers[0])["Content"]
+        assert "本月销售冠军" in first and "您：第 1 名" in first
+        assert all(a.text == "success" or decrypted_reply(a)["Content"] == first for a in answers[1:])
+
+        os.kill(children[0].pid, signal.SIGKILL)  # the core process dies: an apology, then a new one answers
+        children[0].join(5)
+        assert decrypted_reply(ask(text_xml("排行", msg_id=24581398459112351)))["Content"] == t(
+            "wechat.internal_error", "zh")
+        assert "您：第 1 名" in decrypted_reply(ask(text_xml("排行", msg_id=24581398459112352)))["Content"]
+    with Session(engine) as s:
+        keys = set(s.execute(select(InboundSeen.key)).scalars())
+    assert "msg:24581398459112350" in keys and "msg:24581398459112352" in keys
+    assert "msg:24581398459112351" not in keys and len(keys) == 3  # the one the dead process ran was not kept
+    assert [p for p in multiprocessing.active_children() if p not in before] == []  # stopped with the app
+
+
+def test_with_the_core_in_its_own_process_a_late_reply_is_queued(db_url: str, engine: Engine,
+                                                                 invites: dict[str, str]) -> None:
+    core = CoreProcess(db_url)
+    app = Starlette(routes=wechat_routes(settings(db_url), engine, deadline=0.3, core=core))
+    msg_id = 24581398459112353
+    try:
+        with http_client(app) as c:
+            with engine.connect() as blocker:  # another attempt holds the claim: the core waits for it
+                blocker.execute(insert(InboundSeen), {"platform": "wechat", "key": f"msg:{msg_id}",
+                                                      "seen_at": utcnow()})
+                assert post(c, text_xml("帮助", msg_id=msg_id)).text == "success"
+                blocker.rollback()  # ... and gives up: the core claims it and answers, too late for the request
+            deadline = time.monotonic() + 10
+            while count(engine, Outbox) == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert post(c, text_xml("帮助", msg_id=msg_id)).text == "success"  # WeChat's retry: not answered twice
+    finally:
+        core.stop()
+    with Session(engine) as s:
+        row = s.execute(select(Outbox)).scalar_one()
+        assert s.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 1
+    assert row.key == f"reply:wechat:{msg_id}" and row.kind == "reply" and row.status == "pending"
+    assert row.chat_ref == OPENID and "绑定 邀请码" in row.payload["text"]
