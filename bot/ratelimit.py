@@ -105,6 +105,8 @@ class ChannelLimiter:
             return self._defer(chat, is_group, at, now)
         self.waiting[chat] += 1
         try:
+            if at > now:
+                await asyncio.sleep(at - now)  # its turn: those queued before it for the chat go first
             return await self._acquire(lambda t: self._chat_wait(chat, is_group, t),
                                        lambda t: self._chat_take(chat, is_group, t), now + within)
         finally:
@@ -220,6 +222,7 @@ class BatchLimiter(ChannelLimiter):
         if not going:
             return late
         self.waiting.update(going)
+        start = max(at[chat] for chat in going)
 
         def members(t: float) -> float:
             return max(self._chat_wait(chat, False, t) for chat in going)
@@ -229,6 +232,8 @@ class BatchLimiter(ChannelLimiter):
                 self._chat_take(chat, False, t)
 
         try:
+            if start > now:
+                await asyncio.sleep(start - now)
             deferred = await self._acquire(members, take, now + within)
         finally:
             self._done_waiting(going)
