@@ -7,12 +7,14 @@ Run by hand, never in CI, after the foundation benchmark has built its 100,000-p
     python bench/wechat.py --seconds 5 --connections 8 --users 500
     python bench/wechat.py --rate 500                 # open loop: 500 messages a second on schedule
     python bench/wechat.py --profile raw              # py-spy of the server into bench/out/wechat-<mode>.txt
+    python bench/wechat.py --core thread              # the core in a thread of the server (MIANZI_CORE_PROCESS=0)
 
 Set-up: the foundation database is copied to `bench/out/wechat.db` (a fresh copy each run),
 migrated, its contest reopened around the current time (the foundation run closes it) and
 `--users` random partners bound to WeChat OpenIDs. Then, for each mode, the app built from
 `bot.wechat_oa.wechat_routes` is served by uvicorn in its own process (one worker, as
-`mianzi serve` runs), and a load generator in this process keeps `--connections` keep-alive
+`mianzi serve` runs; by default with the core in a process of its own, `--core thread` for one
+process), and a load generator in this process keeps `--connections` keep-alive
 HTTP/1.1 connections on loopback busy with signed (and in safe mode encrypted) messages, each
 with a new MsgId and a random bound user. Requests are prepared before the clock starts, so
 the generator's own cost is small. Every answer must be 200 with a passive reply; a sample is
@@ -23,8 +25,8 @@ queue, not what a sender sees. WeChat's servers push each message as it comes, s
 ("sustains 500/s with p99 < 50 ms") is checked in open loop, `--rate 500`: message i is due at
 i/500 s, sent on an idle keep-alive connection (a new one while fewer than `--max-connections`
 are busy), and its latency runs from when it was due, so a stalled server shows in the p99
-instead of slowing the sender. The server's CPU per message (from /proc) is printed too: it
-moves less than rates do when other work shares the machine.
+instead of slowing the sender. The server's CPU per message (from /proc, its core process
+included) is printed too: it moves less than rates do when other work shares the machine.
 
 """
 
@@ -89,13 +91,17 @@ def prepare(source: Path, db: Path, users: int, seed: int) -> list[str]:
     return refs
 
 
-def serve(db: Path, port: int, mode: str) -> None:
-    """The server process: the WeChat routes only, one uvicorn worker, no access log."""
+def serve(db: Path, port: int, mode: str, core: str) -> None:
+    """The server process: the WeChat routes only, one uvicorn worker, no access log; with
+    `--core process` the chat core in a process of its own, as `MIANZI_CORE_PROCESS=1` runs it."""
     import logging
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
 
     import uvicorn
     from starlette.applications import Starlette
 
+    from bot.core_pool import CoreProcess, freeze_heap
     from bot.settings import Settings
     from bot.wechat_oa import wechat_routes
     from models.db import make_engine
@@ -103,8 +109,20 @@ def serve(db: Path, port: int, mode: str) -> None:
     logging.getLogger("mianzi").setLevel(logging.ERROR)
     settings = Settings(database_url=f"sqlite:///{db}", wechat_app_id=APP_ID, wechat_token=TOKEN,
                         wechat_aes_key=AES_KEY if mode == "safe" else None)
-    app = Starlette(routes=wechat_routes(settings, make_engine(settings.database_url)))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    process = CoreProcess(settings.database_url) if core == "process" else None
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if process is not None:
+            await process.start()
+        freeze_heap()  # as `mianzi serve` does once started
+        yield
+        if process is not None:
+            process.stop()
+
+    app = Starlette(routes=wechat_routes(settings, make_engine(settings.database_url), core=process),
+                    lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def requests(refs: list[str], count: int, mode: str, port: int, seed: int, text: str = "排行") -> list[bytes]:
@@ -142,11 +160,23 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and its living descendants (the core process, and multiprocessing's resource tracker)."""
+    found = [pid]
+    for member in found:
+        for task in Path(f"/proc/{member}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (Linux), or NaN elsewhere."""
+    """User + system CPU time of process `pid` and its children so far (Linux), or NaN elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for member in family(pid):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
 
@@ -184,7 +214,7 @@ async def load(port: int, pool: list[bytes], a: argparse.Namespace, server_pid: 
         in_flight -= 1
         if status != 200 or b"<xml>" not in body:
             errors.append(f"{status} {body[:80]!r}")
-        elif due >= measure_from and t1 <= stop_at:
+        elif due >= measure_from and (due < stop_at if a.rate else t1 <= stop_at):  # open loop: all that were due
             latencies.append(t1 - due)
             if len(samples) < 20:
                 samples.append(body)
@@ -281,7 +311,8 @@ def free_port() -> int:
 
 def run_mode(a: argparse.Namespace, db: Path, refs: list[str], mode: str) -> dict[str, Any]:
     port = free_port()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", mode, "--db", str(db), "--port", str(port)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", mode, "--db", str(db), "--port", str(port),
+           "--core", a.core]
     server = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 30
@@ -299,7 +330,7 @@ def run_mode(a: argparse.Namespace, db: Path, refs: list[str], mode: str) -> dic
         if a.profile:  # py-spy records the server (the thread holding the GIL) while the load runs
             a.out.mkdir(parents=True, exist_ok=True)
             ext = {"raw": "txt", "flamegraph": "svg", "speedscope": "json"}[a.profile]
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil",
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--subprocesses",
                                     "-p", str(server.pid), "-d", str(int(a.warmup + a.seconds)), "-r", "200",
                                     "-f", a.profile, "-o", str(a.out / f"wechat-{mode}.{ext}")],
                                    stdout=subprocess.DEVNULL)
@@ -319,6 +350,7 @@ def report(results: dict[str, dict[str, Any]], a: argparse.Namespace) -> None:
 
     drive = (f"open loop at {a.rate:.0f}/s (latency from when each message was due)" if a.rate
              else f"closed loop, {a.connections} in flight")
+    drive += ", core in its own process" if a.core == "process" else ", core in a thread"
     print(f"\n/wechat/callback, {a.text} from {a.users} bound users, {drive}, {a.seconds:.0f} s"
           f"; load average {os.getloadavg()[0]:.2f}")
     print("| mode | messages/s | p50 | p99 | max | peak in flight | server CPU/msg | errors | replies | target |")
@@ -353,13 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text", default="排行", help="the message sent (帮助 measures the channel without standings)")
     p.add_argument("--profile", choices=("raw", "flamegraph", "speedscope"),
                    help="record the server with py-spy (while the GIL is held) into --out/wechat-<mode>.txt|svg|json")
+    p.add_argument("--core", choices=("thread", "process"), default="process",
+                   help="where the chat core runs: its own process (MIANZI_CORE_PROCESS=1) or a thread")
     p.add_argument("--serve", choices=("plain", "safe"), help=argparse.SUPPRESS)
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if a.serve:
-        serve(a.db, a.port, a.serve)
+        serve(a.db, a.port, a.serve, a.core)
         return 0
     if not a.source.exists():
         print(f"{a.source} is missing: run `python bench/foundation.py --keep` first", file=sys.stderr)

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from bot import context
 from bot.api import SalesApi
 from bot.background import Background
-from bot.core_pool import CoreProcess
+from bot.core_pool import CoreProcess, freeze_heap
 from bot.settings import Settings, get_settings
 from bot.telegram import TelegramChannel
 from bot.wechat_oa import wechat_routes
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 await telegram.start()
             if services is not None:
                 await services.start()
+            freeze_heap()
             try:
                 yield
             finally:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import threading
@@ -106,4 +107,17 @@ def _in_child(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 
 def _ready(engine: Engine) -> bool:
     with engine.connect():
-        return True
+        pass
+    freeze_heap()
+    return True
+
+
+def freeze_heap() -> None:
+    """Once started: collect, then leave every object alive now out of all later collections.
+
+    The modules, the engine and their caches are some 100,000 objects that live as long as the
+    process; each full collection walks them all (measured: 50-85 ms on the 2-core bench machine),
+    and every message that arrives meanwhile waits. Frozen (`gc.freeze`), they are never walked.
+    """
+    gc.collect()
+    gc.freeze()
