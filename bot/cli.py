@@ -447,6 +447,7 @@ def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", h
 def deliveries_drain() -> None:
     """Send everything that is due now through the configured channels, then exit (cron, ops)."""
     import asyncio
+    from datetime import timedelta
 
     from bot.channels import ceilings, push_senders
     from bot.delivery import DeliveryWorker
@@ -457,7 +458,8 @@ def deliveries_drain() -> None:
         engine = context.engine(settings)
         worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings),
                                 concurrency=settings.delivery_concurrency,
-                                max_attempts=settings.delivery_max_attempts)
+                                max_attempts=settings.delivery_max_attempts,
+                                lease=timedelta(seconds=settings.delivery_lease_seconds))
         try:
             stats = await worker.drain()
         finally:

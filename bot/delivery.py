@@ -8,18 +8,29 @@ ids), then cuts each content into calls of at most `batch_size` distinct chats. 
 contents are never merged; every row keeps its own outcome. Ceilings stay honest: a batch takes one
 slot of the channel's calls per second and, for each member it names, that member's own ceilings.
 
+Waiting: a row waits for its chat's ceilings in a send slot for at most `max_wait` (5 s). One that
+would wait longer (a member at WeCom's hourly ceiling, the tenth message queued for a chat with a 1 s
+interval, a long 429 pause) is given back to the outbox — `pending`, `next_attempt_at` when its chat
+may go, no attempt counted — and the slot takes other work; a batch leaves out only such members.
+
+Leases: the worker renews the lease of every row it holds each quarter of the lease, so while it
+lives no other worker takes them over, however long a row waits or a call takes. Should renewing
+fail (the database away), a row starts its call only while at least `send_time` of the lease
+renewed last is left.
+
 Crash bound: a row is marked `sending` with a lease before it is sent and `sent` right after (in
 batches flushed every `flush_interval`), only once its call succeeded. If the process dies in
-between, the lease expires and the row is sent again, so a restart can duplicate at most the rows
-this worker held at the moment of the kill: those being sent (at most `concurrency` calls, each a
-single row or one batch) plus those sent but not yet recorded (at most one flush interval's worth).
-Nothing is lost: unclaimed and unrecorded rows are sent later.
+between, the lease (at most `lease` after its last renewal) expires and the row is sent again, so a
+restart can duplicate at most the rows this worker held at the moment of the kill: those being sent
+(at most `concurrency` calls, each a single row or one batch) plus those sent but not yet recorded
+(at most one flush interval's worth). Nothing is lost: unclaimed and unrecorded rows are sent later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import time
@@ -81,6 +92,8 @@ class DeliveryWorker:
         # kept for the call itself (`send_time`, at most half the lease), so it cannot run out mid-call.
         self.start_within = lease.total_seconds() - min(send_time, lease.total_seconds() / 2)
         self.clock, self.ticks = clock, ticks  # the time for the database; the limiters' monotonic clock
+        self.renew_every = lease.total_seconds() / 4  # the leases of the rows held are extended this often
+        self._renew_tried = self._renewed = -math.inf  # ticks when a renewal began; when the last one that worked did
         self.stats = Stats()
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
@@ -234,6 +247,7 @@ class DeliveryWorker:
         """Take the ceilings' slots for the rows of one call; the rows that would have to wait longer than
         `max_wait` (or past `start_by`, when their lease would run short) are deferred, not waited for:
         a send slot is never held for long by a chat at its ceiling. Returns the rows that may go now."""
+        start_by = max(start_by, self._renewed + self.start_within)  # a renewal since the claim moved it
         within = min(self.max_wait, start_by - self.ticks())
         if len(items) == 1:
             late = await limiter.acquire(items[0].chat_ref, items[0].is_group, within)
@@ -261,6 +275,25 @@ class DeliveryWorker:
             except TimeoutError:
                 pass
             await self.flush()
+            await self._renew()
+
+    async def _renew(self) -> None:
+        """Extend the lease of every row this worker holds (waiting for a slot, being sent, sent but not
+        yet recorded), every `renew_every`: while the worker lives, no other takes its rows over."""
+        started = self.ticks()
+        if started - self._renew_tried < self.renew_every:
+            return
+        self._renew_tried = started
+        try:
+            await asyncio.to_thread(self._extend, self.clock() + self.lease)
+        except Exception:  # the database is away: rows then start their calls only within their lease
+            log.exception("renewing the leases of worker %s failed", self.worker_id)
+            return
+        self._renewed = started
+
+    def _extend(self, lease_until: datetime) -> None:
+        with self.engine.begin() as conn:
+            outbox.renew(conn, self.worker_id, lease_until)
 
     async def flush(self) -> None:
         """Record the outcomes gathered so far; returns once they are written, also those another flush

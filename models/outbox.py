@@ -166,6 +166,13 @@ def mark(conn: Connection, ids: Sequence[int], worker: str, now: datetime | None
     return int(conn.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
+def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
+    """Extend the lease of the rows `worker` holds (still `sending` and its own): alive, it keeps them."""
+    stmt = (update(Outbox).where(Outbox.leased_by == worker, Outbox.status == "sending")
+            .values(lease_until=lease_until))
+    return int(conn.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
 def deactivate_identity(conn: Connection, identity_id: int) -> None:
     """The user blocked the bot: stop pushing to that account, and drop what is still queued for it."""
     conn.execute(update(ChatIdentity).where(ChatIdentity.id == identity_id).values(active=False))

@@ -213,3 +213,42 @@ def test_a_queue_for_one_chat_is_spread_over_its_interval(engine: Engine, flood:
     assert statuses(engine) == {"sent": 70}
     with Session(engine) as s:
         assert set(s.execute(select(Outbox.attempts)).scalars()) == {0}
+
+
+def test_a_row_held_past_its_lease_is_not_taken_over_and_sent_twice(engine: Engine) -> None:
+    """A worker with one send slot holds two rows while the first call hangs for 3 s, longer than the
+    2 s lease; a second worker is running alongside. The first worker renews its leases, so the second
+    never takes its rows over: every chat gets its message once."""
+    chats = [str(1000 + i) for i in range(6)]
+    queue_texts(engine, "telegram", [(chat, "您好") for chat in chats])
+    with FloodFake(rate=1000) as api:
+        api.slow, api.slow_seconds = {"1000": 1}, 3.0  # held 3 s, then a 504: retried later
+
+        def worker(concurrency: int) -> DeliveryWorker:
+            return DeliveryWorker(engine, {"telegram": TelegramPush("123:TEST", api.base_url, timeout=5.0)},
+                                  {"telegram": Ceilings(200, 0.0, 20)}, concurrency=concurrency, backoff=0.05,
+                                  lease=timedelta(seconds=2), send_time=0.5, idle_sleep=0.1)
+
+        async def go() -> None:
+            first, second = worker(1), worker(4)
+            try:
+                assert await first.step() == 2  # it holds 1000 (the slow one) and 1001, waiting for the slot
+                stop = asyncio.Event()
+                running = asyncio.create_task(second.run(stop))
+                await first.drain()
+                stop.set()
+                await running
+                while statuses(engine).get("pending"):  # 1000's retry after its backoff
+                    await asyncio.sleep(0.1)
+                    await first.drain()
+                with Session(engine) as s:
+                    holder = s.execute(select(Outbox.leased_by).where(Outbox.chat_ref == "1001")).scalar_one()
+                assert holder == first.worker_id  # sent by the worker that held it all along
+            finally:
+                await first.close()
+                await second.close()
+
+        asyncio.run(go())
+        assert api.refused["slow"] == 1
+        assert sorted(api.per_chat().items()) == [(chat, 1) for chat in chats]
+    assert statuses(engine) == {"sent": 6}
