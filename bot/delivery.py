@@ -247,14 +247,13 @@ class DeliveryWorker:
         """Take the ceilings' slots for the rows of one call; the rows that would have to wait longer than
         `max_wait` (or past `start_by`, when their lease would run short) are deferred, not waited for:
         a send slot is never held for long by a chat at its ceiling. Returns the rows that may go now."""
-        start_by = max(start_by, self._renewed + self.start_within)  # a renewal since the claim moved it
-        within = min(self.max_wait, start_by - self.ticks())
+        within = min(self.max_wait, self._start_by(start_by) - self.ticks())
         if len(items) == 1:
             late = await limiter.acquire(items[0].chat_ref, items[0].is_group, within)
             deferred = {items[0].chat_ref: late} if late is not None else {}
         else:
             deferred = await limiter.acquire_many([i.chat_ref for i in items], within)
-        if self.ticks() > start_by:  # it queued too long for the channel: the lease could run out mid-call
+        if self.ticks() > self._start_by(start_by):  # it queued too long: the lease could run out mid-call
             deferred = {i.chat_ref: deferred.get(i.chat_ref, Deferred(0.0)) for i in items}
         now = self.clock()
         for item in items:
@@ -262,6 +261,11 @@ class DeliveryWorker:
                 self.stats.deferred += 1
                 self._pending.deferred.append((item.id, _whole_second(now + timedelta(seconds=late.seconds))))
         return [i for i in items if i.chat_ref not in deferred]
+
+    def _start_by(self, claimed: float) -> float:
+        """When a row must start its call at the latest: `start_within` after its claim (`claimed` is that
+        deadline) or after the last renewal of this worker's leases, whichever is later."""
+        return max(claimed, self._renewed + self.start_within)
 
     def _deactivate(self, identity_ids: list[int]) -> None:
         with self.engine.begin() as conn:
