@@ -259,7 +259,7 @@ class DeliveryWorker:
         for item in items:
             if (late := deferred.get(item.chat_ref)) is not None:
                 self.stats.deferred += 1
-                self._pending.deferred.append((item.id, _whole_second(now + timedelta(seconds=late.seconds))))
+                self._pending.deferred.append((item.id, _tenth_up(now + timedelta(seconds=late.seconds))))
         return [i for i in items if i.chat_ref not in deferred]
 
     def _start_by(self, claimed: float) -> float:
@@ -346,9 +346,12 @@ class DeliveryWorker:
             await sender.close()
 
 
-def _whole_second(at: datetime) -> datetime:
-    """`at` rounded up to a whole second: never earlier, and rows deferred together share one UPDATE."""
-    return at.replace(microsecond=0) + timedelta(seconds=1) if at.microsecond else at
+def _tenth_up(at: datetime) -> datetime:
+    """`at` rounded up to a tenth of a second: never earlier, and the rows of a batch's members deferred
+    to the same moment share one UPDATE (a whole second would bring a chat's rows spread a fraction of
+    a second apart back together, only to defer most of them again)."""
+    extra = -at.microsecond % 100_000
+    return at + timedelta(microseconds=extra)
 
 
 def _item(row) -> OutboxItem:  # type: ignore[no-untyped-def]
