@@ -232,3 +232,14 @@ def test_a_long_pause_defers_instead_of_holding_everyone() -> None:
         assert await send(limiter, loop, "c1") == pytest.approx(30)  # without a bound it waits, as before
 
     run(test)
+
+
+def test_a_group_takes_its_burst_and_the_rest_is_deferred_past_its_minute() -> None:
+    async def test(loop: VirtualLoop) -> None:
+        limiter = ChannelLimiter(Ceilings(20.0, 1.0, 20), clock=loop.time)
+        got = await asyncio.gather(*(limiter.acquire("-100", True, within=5) for _ in range(23)))
+        assert got[:20] == [None] * 20 and loop.time() < 1.1  # a group's minute allows a burst of 20
+        later = [g.seconds for g in got[20:] if g is not None]
+        assert later == pytest.approx([61.2, 61.2 + 3.06, 61.2 + 6.12])  # past the minute, 60/20 s apart
+
+    run(test)
