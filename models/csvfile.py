@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,6 +93,17 @@ class CsvLines:
         except csv.Error as exc:
             line = self._line + (self._quoted.line_num if self._quoted is not None else 0)
             raise DataError("error.csv_malformed", line=line, detail=str(exc)) from exc
+
+    def share_read(self) -> float | None:
+        """The share of the file's bytes read so far (a few KiB of read-ahead included), or None
+        when the stream is not a regular file: to estimate how many rows are left."""
+        try:
+            info = os.fstat(self._stream.fileno())
+            if not stat.S_ISREG(info.st_mode) or not info.st_size:
+                return None
+            return min(1.0, self._stream.tell() / info.st_size)
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def _split(self, size: int) -> list[tuple[int, list[str]]]:
         lines = list(islice(self._text, size))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
+
+FOREIGN_KEYS_OFF = "mianzi_foreign_keys_off"
+"""Key in a pooled SQLite connection's `info`: its foreign-key checks are off until it is checked in."""
 
 
 def make_engine(url: str) -> Engine:
@@ -28,8 +32,19 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        event.listen(engine, "checkin", foreign_keys_back_on)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def foreign_keys_back_on(dbapi_conn: Any, record: Any) -> None:
+    """Pool `checkin` hook of SQLite engines: a connection whose foreign-key checks a bulk sales
+    import turned off (for its one transaction: the pragma cannot change inside a transaction) gets
+    them back once that transaction has ended, before anyone else can check it out."""
+    if dbapi_conn is not None and record.info.pop(FOREIGN_KEYS_OFF, False):
+        if dbapi_conn.in_transaction:
+            dbapi_conn.rollback()
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager
