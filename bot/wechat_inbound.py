@@ -2,7 +2,7 @@
 
 The rules that shape this module (DESIGN §5):
 - **5 seconds.** WeChat drops a callback not answered within 5 s and posts it again (three
-  times). The core runs in a worker thread; if it is not done after `deadline` (4 s), the
+  times). The core runs elsewhere (see below); if it is not done after `deadline` (4 s), the
   request is answered `success` and the reply, when ready, is queued in the outbox as a
   customer-service message (`reply:<platform>:<key>`) for the delivery worker.
 - **Exactly once.** Each delivery is claimed by inserting its key (MsgId; for events
@@ -16,8 +16,8 @@ The rules that shape this module (DESIGN §5):
 - **Where the core runs.** A worker thread of this process, or with `MIANZI_CORE_PROCESS=1` the
   core process (`bot.core_pool.CoreProcess`): only `execute` (claim, dispatch, render, fit)
   crosses to it; the entries, the deadline and the late replies stay here. If that process dies,
-  the message being answered gets the apology, and nothing of it was kept (its transaction died
-  with the process): a retry runs it again in the new one.
+  the messages it was answering get the apology and nothing of them is kept (their transactions
+  died with it); the next message starts a new one.
 - **Events.** A follow greets (and binds at once with a `qrscene_<invite>` QR code), `SCAN` of
   an invite QR code binds, an unfollow stops pushes, a menu click runs the command named by its
   key; other events are acknowledged and ignored.
