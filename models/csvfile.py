@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
+from operator import methodcaller
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +55,10 @@ def _checked(text: io.TextIOWrapper, stream: BinaryIO, required: tuple[str, ...]
     return CsvRows(columns=columns, rows=CsvLines(reader, text, stream))
 
 
+_STRIP_NEWLINE = methodcaller("rstrip", "\r\n")
+_SPLIT_COMMAS = methodcaller("split", ",")
+
+
 class CsvLines:
     """The data rows as (line number, values), blank lines skipped.
 
@@ -78,16 +83,19 @@ class CsvLines:
             self._rows = _rows(self._reader, self._stream)
         return next(self._rows)
 
-    def batch(self, size: int) -> list[tuple[int, list[str]]]:
-        """Up to `size` rows read at once (fewer at the end of the file, none after it)."""
+    def batch(self, size: int) -> tuple[list[int], list[list[str]]]:
+        """Up to `size` rows read at once, as their line numbers and their values (fewer at the end
+        of the file, none after it)."""
         try:
             while True:
-                got = self._from_quoted(size) if self._quoted is not None else self._split(size)
-                if not got:
-                    return []
-                kept = [row for row in got if len(row[1]) > 1 or (row[1] and row[1][0].strip())]
+                numbers, rows = self._from_quoted(size) if self._quoted is not None else self._split(size)
+                if not rows:
+                    return [], []
+                if min(map(len, rows)) > 1:
+                    return numbers, rows  # no blank line
+                kept = [i for i, values in enumerate(rows) if len(values) > 1 or (values and values[0].strip())]
                 if kept:
-                    return kept
+                    return [numbers[i] for i in kept], [rows[i] for i in kept]
         except UnicodeDecodeError as exc:
             raise DataError("error.csv_encoding", line=_bad_line(self._stream)) from exc
         except csv.Error as exc:
@@ -105,18 +113,20 @@ class CsvLines:
         except (OSError, ValueError, AttributeError):
             return None
 
-    def _split(self, size: int) -> list[tuple[int, list[str]]]:
+    def _split(self, size: int) -> tuple[list[int], list[list[str]]]:
         lines = list(islice(self._text, size))
-        if any('"' in line or "\0" in line for line in lines):
+        block = "".join(lines)  # one search for quotes and NULs instead of one per line
+        if '"' in block or "\0" in block:
             self._quoted = csv.reader(chain(lines, self._text))
             return self._from_quoted(size)
         first = self._line + 1
         self._line += len(lines)
-        return [(number, line.rstrip("\r\n").split(",")) for number, line in enumerate(lines, first)]
+        return list(range(first, self._line + 1)), list(map(_SPLIT_COMMAS, map(_STRIP_NEWLINE, lines)))
 
-    def _from_quoted(self, size: int) -> list[tuple[int, list[str]]]:
+    def _from_quoted(self, size: int) -> tuple[list[int], list[list[str]]]:
         reader, line = self._quoted, self._line
-        return [(line + reader.line_num, values) for values in islice(reader, size)]  # type: ignore[union-attr]
+        numbered = [(line + reader.line_num, values) for values in islice(reader, size)]  # type: ignore[union-attr]
+        return [number for number, _values in numbered], [values for _number, values in numbered]
 
 
 def _rows(reader: csv._reader, stream: BinaryIO) -> Iterator[tuple[int, list[str]]]:
