@@ -5,6 +5,8 @@ Run by hand, never in CI:
     python bench/foundation.py                     # full size: 100,000 partners, 1,000,000 sales
     python bench/foundation.py --partners 2000 --teams 40 --sales 20000 --lookups 200   # quick
     python bench/foundation.py --wait-quiet 300    # on a shared machine: wait for a quiet CPU per step
+    python bench/foundation.py --only sqlite3,sales  # just these steps, on a copy of the database as it
+                                                     # was after `partners` (kept from an earlier run)
 
 The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
 starts from a fresh database file in the output directory, and each step runs in its own
@@ -22,7 +24,8 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
   close      contests.close: freeze every result and write the prize ledger, committed
 
-It prints a summary table, a markdown table for the README, and writes results.json.
+It prints a summary table, a markdown table for the README, and writes results.json (with
+--only, results-only.json and the rows of the steps that ran).
 """
 
 from __future__ import annotations
@@ -352,6 +355,36 @@ def _fresh(db: Path) -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
+def _copy_db(src: Path, dst: Path) -> None:
+    _fresh(dst)
+    for suffix in ("", "-wal"):
+        if Path(f"{src}{suffix}").exists():
+            shutil.copyfile(f"{src}{suffix}", f"{dst}{suffix}")
+
+
+def _snapshot(a: argparse.Namespace) -> tuple[Path, Path]:
+    """The database as it was after `partners` (for --only), and the file naming its data."""
+    return a.out / "foundation-partners.db", a.out / "foundation-partners.json"
+
+
+def _save_snapshot(a: argparse.Namespace, db: Path) -> None:
+    snap, meta = _snapshot(a)
+    _copy_db(db, snap)
+    shutil.copyfile(a.out / "meta.json", meta)
+
+
+def _restore_snapshot(a: argparse.Namespace, db: Path) -> None:
+    """Copy the after-`partners` database to `db`, building it first if missing or of other data."""
+    snap, meta = _snapshot(a)
+    if not (snap.exists() and meta.exists() and meta.read_bytes() == (a.out / "meta.json").read_bytes()):
+        print("· building the database up to partners (not timed) …", flush=True)
+        _fresh(db)
+        for step in ("setup", "partners"):
+            _measure(_child(a, step, db), cwd=HERE)
+        _save_snapshot(a, db)
+    _copy_db(snap, db)
+
+
 def machine() -> dict:
     cpu = "?"
     try:
@@ -399,9 +432,12 @@ def orchestrate(a: argparse.Namespace) -> int:
     _ensure_data(a)
     db = a.out / "foundation.db"
     _fresh(db)
+    steps = [s for s in STEPS if not a.only or s in a.only]
+    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3"}:
+        _restore_snapshot(a, db)
     results: dict[str, dict] = {}
     busy = []
-    for step in STEPS:
+    for step in steps:
         if a.wait_quiet:
             _wait_quiet(a.wait_quiet)
         load = os.getloadavg()[0]
@@ -417,12 +453,15 @@ def orchestrate(a: argparse.Namespace) -> int:
         res["wall"] = wall
         res["max_rss_mib"] = rss / 1024 if rss is not None else None
         results[step] = res
+        if step == "partners":
+            _save_snapshot(a, db)
     db_size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
     if not a.keep:
         _fresh(db)
     doc = {"machine": machine(), "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
            "db_bytes": db_size, "busy": busy, "steps": results}
-    (a.out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    results_file = a.out / ("results-only.json" if a.only else "results.json")
+    results_file.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     report(doc, a)
     return 0
 
@@ -444,41 +483,64 @@ def _mib(r: dict) -> str:
 
 
 def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
-    """(step, figure, target, verdict, peak memory) lines of the summary."""
+    """(step, figure, target, verdict, peak memory) lines of the summary, for the steps that ran."""
     st = doc["steps"]
     n = doc["size"]
-    sales, sq = st["sales"], st["sqlite3"]
-    ratio = sq["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
 
     def ok(good: bool) -> str:
         return "✅" if good else "❌"
 
-    lk, tp, cl = st["lookups"], st["top10"], st["close"]
-    return [
-        ("Python with models/ imported, idle (floor)", "-", "", "", _mib(st["baseline"])),
-        ("schema (Alembic) + contest", _s(st["setup"]["seconds"]), "", "", _mib(st["setup"])),
-        (f"partners import ({n['partners']:,} in {n['teams']:,} teams) + targets import",
-         f"{_s(st['partners']['partners_seconds'])} + {_s(st['partners']['targets_seconds'])}", "", "",
-         _mib(st["partners"])),
-        (f"sales import ({sales['rows']:,} rows)",
-         f"{sales['rows_per_s']:,.0f} rows/s ({_s(sales['seconds'])})", f"≥ {TARGET_IMPORT_ROWS_S:,} rows/s",
-         ok(sales["rows_per_s"] >= TARGET_IMPORT_ROWS_S), _mib(sales)),
-        ("sqlite3 shell .import, bare table (floor)",
-         f"{sq['rows_per_s']:,.0f} rows/s ({_s(sq['seconds'])})", "", "", _mib(sq)),
-        ("sqlite3 .import ÷ sales import", f"{ratio:.1f}× faster", "", "", ""),
-        (f"standings refresh after import ({st['refresh']['lines']:,} lines)", _s(st["refresh"]["seconds"]), "", "",
-         _mib(st["refresh"])),
-        ("`sales import` as the CLI runs it (import + refresh)",
-         f"{sales['rows'] / (sales['seconds'] + st['refresh']['seconds']):,.0f} rows/s "
-         f"({_s(sales['seconds'] + st['refresh']['seconds'])})", "", "", ""),
-        (f"one partner's rank + score + gap, {lk['n']:,} lookups",
-         f"p50 {_ms(lk['p50'])} · p99 {_ms(lk['p99'])} · max {_ms(lk['max'])}", "p99 < 5 ms",
-         ok(lk["p99"] < TARGET_LOOKUP_P99), _mib(lk)),
-        (f"top 10, {tp['n']:,} queries", f"p50 {_ms(tp['p50'])} · p99 {_ms(tp['p99'])} · max {_ms(tp['max'])}",
-         "p99 < 5 ms", ok(tp["p99"] < TARGET_TOP_P99), _mib(tp)),
-        (f"close ({cl['results']:,} results, {cl['points_entries']:,} ledger entries)", _s(cl["seconds"]),
-         "< 5 s", ok(cl["seconds"] < TARGET_CLOSE), _mib(cl)),
+    def sales_row() -> tuple[str, str, str, str, str]:
+        sales = st["sales"]
+        return (f"sales import ({sales['rows']:,} rows)",
+                f"{sales['rows_per_s']:,.0f} rows/s ({_s(sales['seconds'])})", f"≥ {TARGET_IMPORT_ROWS_S:,} rows/s",
+                ok(sales["rows_per_s"] >= TARGET_IMPORT_ROWS_S), _mib(sales))
+
+    def ratio_row() -> tuple[str, str, str, str, str]:
+        sales, sq = st["sales"], st["sqlite3"]
+        ratio = sq["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
+        return ("sqlite3 .import ÷ sales import", f"{ratio:.1f}× faster", "", "", "")
+
+    def cli_row() -> tuple[str, str, str, str, str]:
+        sales, seconds = st["sales"], st["sales"]["seconds"] + st["refresh"]["seconds"]
+        return ("`sales import` as the CLI runs it (import + refresh)",
+                f"{sales['rows'] / seconds:,.0f} rows/s ({_s(seconds)})", "", "", "")
+
+    def lookups_row() -> tuple[str, str, str, str, str]:
+        lk = st["lookups"]
+        return (f"one partner's rank + score + gap, {lk['n']:,} lookups",
+                f"p50 {_ms(lk['p50'])} · p99 {_ms(lk['p99'])} · max {_ms(lk['max'])}", "p99 < 5 ms",
+                ok(lk["p99"] < TARGET_LOOKUP_P99), _mib(lk))
+
+    def top_row() -> tuple[str, str, str, str, str]:
+        tp = st["top10"]
+        return (f"top 10, {tp['n']:,} queries", f"p50 {_ms(tp['p50'])} · p99 {_ms(tp['p99'])} · max {_ms(tp['max'])}",
+                "p99 < 5 ms", ok(tp["p99"] < TARGET_TOP_P99), _mib(tp))
+
+    def close_row() -> tuple[str, str, str, str, str]:
+        cl = st["close"]
+        return (f"close ({cl['results']:,} results, {cl['points_entries']:,} ledger entries)", _s(cl["seconds"]),
+                "< 5 s", ok(cl["seconds"] < TARGET_CLOSE), _mib(cl))
+
+    rows: list[tuple[tuple[str, ...], Any]] = [
+        (("baseline",), lambda: ("Python with models/ imported, idle (floor)", "-", "", "", _mib(st["baseline"]))),
+        (("setup",), lambda: ("schema (Alembic) + contest", _s(st["setup"]["seconds"]), "", "", _mib(st["setup"]))),
+        (("partners",), lambda: (f"partners import ({n['partners']:,} in {n['teams']:,} teams) + targets import",
+                                 f"{_s(st['partners']['partners_seconds'])} + "
+                                 f"{_s(st['partners']['targets_seconds'])}", "", "", _mib(st["partners"]))),
+        (("sales",), sales_row),
+        (("sqlite3",), lambda: ("sqlite3 shell .import, bare table (floor)",
+                                f"{st['sqlite3']['rows_per_s']:,.0f} rows/s ({_s(st['sqlite3']['seconds'])})", "", "",
+                                _mib(st["sqlite3"]))),
+        (("sales", "sqlite3"), ratio_row),
+        (("refresh",), lambda: (f"standings refresh after import ({st['refresh']['lines']:,} lines)",
+                                _s(st["refresh"]["seconds"]), "", "", _mib(st["refresh"]))),
+        (("sales", "refresh"), cli_row),
+        (("lookups",), lookups_row),
+        (("top10",), top_row),
+        (("close",), close_row),
     ]
+    return [row() for needs, row in rows if all(step in st for step in needs)]
 
 
 def machine_line(doc: dict) -> str:
@@ -507,7 +569,7 @@ def report(doc: dict, a: argparse.Namespace) -> None:
     for r in rows_for(doc):
         table.add_row(*r)
     console.print(table)
-    lk = doc["steps"]["lookups"]
+    lk = doc["steps"].get("lookups", {})
     console.print(f"slowest lookup: {lk.get('slowest')} · unranked partners in the sample: {lk.get('unranked')}"
                   f" · database {doc['db_bytes'] / 2**20:,.0f} MiB", highlight=False)
     if doc["busy"]:
@@ -515,7 +577,7 @@ def report(doc: dict, a: argparse.Namespace) -> None:
                       f"{', '.join(doc['busy'])}; timings may be inflated, run again on a quiet machine[/]")
     print("\nMarkdown:\n")
     print(markdown(doc))
-    print(f"(full figures in {a.out / 'results.json'})")
+    print(f"(full figures in {a.out / ('results-only.json' if a.only else 'results.json')})")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -531,6 +593,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="before each step wait up to SECONDS for the 1-min load average to fall below 0.6")
     p.add_argument("--keep", action="store_true", help="keep bench/out/foundation.db after the run")
+    p.add_argument("--only", default="", metavar="STEPS",
+                   help=f"comma-separated steps to run ({', '.join(STEPS)}); without setup and partners, on a copy "
+                   "of the database as it was after partners (saved by a run that had them, else built first)")
     p.add_argument("--profile-steps", default="", help="comma-separated steps to run under cProfile "
                    "(stats to stderr and bench/out/profile_STEP.pstats); timings then include the profiler")
     # internal: one step in a child process
@@ -540,6 +605,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.profile_steps = {s.strip() for s in a.profile_steps.split(",") if s.strip()}
+    a.only = {s.strip() for s in a.only.split(",") if s.strip()}
+    if a.only - set(STEPS):
+        p.error(f"unknown steps: {', '.join(sorted(a.only - set(STEPS)))}")
     return a
 
 
