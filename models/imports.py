@@ -439,10 +439,26 @@ _SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUE
                   "ON CONFLICT (ext_id) DO NOTHING")
 _SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
-_FAST_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-5][0-9]:[0-5][0-9]").fullmatch
+
+
+def _each_line(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A fullmatch of newline-separated values that each match `pattern` (which has no newline)."""
+    return re.compile(f"(?:{pattern}\n)*{pattern}").fullmatch
+
+
+def _all_match(each_line: Callable[[str], re.Match[str] | None], values: Sequence[str]) -> bool:
+    """Whether every value matches: one regex pass over the values joined by newlines, a quarter of
+    the cost of one call per value (a value with a newline in it adds a line, and fails)."""
+    text = "\n".join(values)
+    return text.count("\n") == len(values) - 1 and each_line(text) is not None
+
+
+_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-5][0-9]:[0-5][0-9]"
+_TIMES = _each_line(_TIME)
 _FAST_MONEY = re.compile(r"([0-9]{1,13})(?:\.([0-9]{1,2}))?").fullmatch
-_MONEY_2DP = re.compile(r"[0-9]{1,13}\.[0-9]{2}").fullmatch
-_UNITS = re.compile(r"[0-9]{1,10}").fullmatch
+_MONEY_2DPS = _each_line(r"[0-9]{1,13}\.[0-9]{2}")
+_MONEY_2DPS_OR_EMPTY = _each_line(r"(?:[0-9]{1,13}\.[0-9]{2})?")
+_UNITS = _each_line(r"[0-9]{1,10}")
 _NO_DOT = methodcaller("replace", ".", "")
 _HOUR = itemgetter(slice(0, 13))
 _SATISFACTION = {"": None, "1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
@@ -523,7 +539,7 @@ class _SqliteSales:
         margin_fen = _fen_column(margins, optional=True)
         if margin_fen is None:
             return None
-        if not all(map(_UNITS, units)):
+        if not _all_match(_UNITS, units):
             return None
         unit_counts = list(map(int, units))
         if max(unit_counts) > 10**9:
@@ -539,7 +555,7 @@ class _SqliteSales:
 
     def _times(self, times: list[str]) -> list[str] | None:
         """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, each hour's offset cached."""
-        if not all(map(_FAST_TIME, times)):
+        if not _all_match(_TIMES, times):
             return None
         hours = self.hours
         keys = list(map(_HOUR, times))
@@ -636,9 +652,9 @@ class _SqliteSales:
 
 def _fen_column(texts: list[str], optional: bool = False) -> list[int | None] | None:
     """Amounts in CNY as fen; None if any is unusual (then the careful path decides)."""
-    if all(map(_MONEY_2DP, texts)):
+    if _all_match(_MONEY_2DPS, texts):
         return list(map(int, map(_NO_DOT, texts)))
-    if optional and all(map(_MONEY_2DP, filter(None, texts))):
+    if optional and _all_match(_MONEY_2DPS_OR_EMPTY, texts):
         return [int(text.replace(".", "")) if text else None for text in texts]
     fen = [_fast_fen(text) if text or not optional else None for text in texts]
     if optional:
