@@ -44,10 +44,30 @@ def strings(locale: str) -> dict[str, str]:
     return flat
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(Environment):
+    """Looks `x.name` up as a key first when `x` is a plain dict (what replies carry).
+
+    Jinja tries the attribute first and the key after the `AttributeError`: a raised exception
+    for each of the ~80 lookups of a `/rank` reply (a third of its render time). A plain dict has
+    no attributes but dict's own, so trying the key first for any other name gives the same value.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=4)
 def environment(locale: str) -> Environment:
-    env = Environment(loader=FileSystemLoader(str(HERE / locale)), autoescape=False, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    env = _Environment(loader=FileSystemLoader(str(HERE / locale)), autoescape=False, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
     env.filters.update(money=lambda fen: money(fen, locale), yuan=lambda fen: money(fen, locale, short=False),
                        num=lambda v: number(v), medal=medal, pct=percent,
                        score=lambda s, metric: score_text(s, metric, locale),
@@ -69,7 +89,15 @@ def _compiled(locale: str, key: str) -> Template:
 
 def t(key: str, locale: str | None = None, **params: Any) -> str:
     """A short phrase by key, in the given language (a missing key shows the key itself)."""
+    if not params:
+        return _plain(_locale(locale), key)
     return _compiled(_locale(locale), key).render(**params)
+
+
+@lru_cache(maxsize=2048)
+def _plain(locale: str, key: str) -> str:
+    """A phrase without parameters reads the same every time (`metric.revenue`, `status.active` …)."""
+    return _compiled(locale, key).render()
 
 
 def render(template: str, locale: str | None = None, **context: Any) -> str:
@@ -81,6 +109,9 @@ def money(fen: int | None, locale: str | None = None, short: bool = True) -> str
     """¥12,345.00; in Chinese, amounts from 10万 up read better as 12.3万 (`short`)."""
     if fen is None:
         return "-"
+    if type(fen) is int and (-10_000_000 < fen < 10_000_000 or not short):  # the common case, in integers (same text)
+        whole, cents = divmod(abs(fen), 100)
+        return f"¥{'-' if fen < 0 else ''}{whole:,}.{cents:02d}"
     yuan = Decimal(fen) / 100
     if short and _locale(locale) == "zh" and abs(yuan) >= 100000:
         wan = (yuan / 10000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
