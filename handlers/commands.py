@@ -25,15 +25,15 @@ def say(asker: Asker, key: str, **params: object) -> Reply:
 
 
 def cmd_help(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    return [Reply("help", {"role": asker.role, "bound": asker.partner is not None,
-                           "name": asker.partner.name if asker.partner else None}, asker.locale)]
+    return [Reply("help", {"role": asker.role, "bound": asker.member is not None,
+                           "name": asker.member.name if asker.member else None}, asker.locale)]
 
 
 def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     if asker.incoming.is_group:
         return [say(asker, "chat.bind_in_private")]
     if not args:
-        if asker.partner is not None:
+        if asker.member is not None:
             return cmd_help(session, asker, args, config, now)
         return [Reply("welcome", {}, asker.locale)]
     outcome, partner = bind(session, asker.incoming, args[0], now)
@@ -45,12 +45,12 @@ def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig
 
 
 def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    contest, running = views.pick_contest(session, asker.partner, args[0] if args else None, now)
+    contest, running = views.pick_contest(session, asker.member, args[0] if args else None, now)
     if contest is None:
         if args:
             return [say(asker, "chat.no_such_contest", value=args[0])]
         return [say(asker, "chat.no_running_contest")]
-    view = views.rank_view(session, contest, asker.partner, now)
+    view = views.rank_view(session, contest, asker.member, now)
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
     return [Reply("rank", view, asker.locale)]
@@ -118,8 +118,8 @@ def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
 def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     shown = []
     for contest in views.open_contests(session, now):
-        if asker.partner is not None and asker.role != "admin" and not views.takes_part(session, contest,
-                                                                                        asker.partner):
+        if asker.member is not None and asker.role != "admin" and not views.takes_part(session, contest,
+                                                                                       asker.member):
             continue
         shown.append(views.contest_info(contest, now))
     return [Reply("contests", {"contests": shown}, asker.locale)]

@@ -36,9 +36,9 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
         comment = feedback.comment_reply(session, asker, text, now)  # free text right after a survey rating
         if comment:
             return comment
-        return [say(asker, "chat.unknown" if asker.partner else "chat.need_bind")]
+        return [say(asker, "chat.unknown" if asker.member else "chat.need_bind")]
     handler, needs_partner = COMMANDS[command.name]
-    if needs_partner and asker.partner is None:
+    if needs_partner and asker.member is None:
         return [say(asker, "chat.need_bind")]
     args = [command.rest] if command.name in RAW_ARGS else command.args
     return handler(session, asker, args, config, now)

@@ -49,9 +49,9 @@ def cmd_feedback(session: Session, asker: Asker, args: list[str], config: ChatCo
 
 def comment_reply(session: Session, asker: Asker, text: str, now: datetime) -> list[Reply]:
     """Free text right after a rating is its comment; returns no replies when it is not one."""
-    if asker.partner is None or asker.incoming.is_group:
+    if asker.member is None or asker.incoming.is_group:
         return []
-    found = ops.awaiting_comment(session, asker.partner.id, now)  # type: ignore[arg-type]
+    found = ops.awaiting_comment(session, asker.member.id, now)
     if found is None or not ops.comment(session, found, text, now):
         return []
     return [say(asker, "feedback.commented")]

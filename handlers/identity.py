@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from handlers.types import ChatConfig, Incoming
+from models.db import read
+from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
 from models.values import as_utc
 
@@ -18,12 +21,20 @@ LOCALES = ("zh", "en")
 @dataclass
 class Asker:
     incoming: Incoming
-    partner: Partner | None
+    member: Member | None
     locale: str
+    session: Session | None = field(default=None, repr=False, compare=False)
 
     @property
     def role(self) -> str:
-        return self.partner.role if self.partner else "guest"
+        return self.member.role if self.member else "guest"
+
+    @cached_property
+    def partner(self) -> Partner | None:
+        """The bound partner as an ORM object (loaded on first use), for handlers that change it."""
+        if self.member is None or self.session is None:
+            return None
+        return self.session.get(Partner, self.member.id)
 
 
 def locale_from_hint(hint: str | None, default: str) -> str:
@@ -34,38 +45,44 @@ def locale_from_hint(hint: str | None, default: str) -> str:
     return default
 
 
-# Built once: every message asks it, and building the statement costs more than running it.
-_ASKER = (select(ChatIdentity, Partner).join(Partner, Partner.id == ChatIdentity.partner_id)
-          .where(ChatIdentity.platform == bindparam("platform"), ChatIdentity.user_ref == bindparam("user_ref"),
-                 ChatIdentity.active.is_(True)))
+# Built once: every message asks them, and building a statement costs more than running it.
+_MEMBER_COLUMNS = [Partner.__table__.c[f.name] for f in fields(Member)]  # type: ignore[attr-defined]
+_IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
+_ASKER = (select(_IDENTITY.c.id, _IDENTITY.c.last_seen_at, _IDENTITY.c.window_pushes, _IDENTITY.c.chat_ref,
+                 *_MEMBER_COLUMNS)
+          .join_from(_IDENTITY, Partner.__table__, Partner.__table__.c.id == _IDENTITY.c.partner_id)  # type: ignore[attr-defined]
+          .where(_IDENTITY.c.platform == bindparam("platform"), _IDENTITY.c.user_ref == bindparam("user_ref"),
+                 _IDENTITY.c.active.is_(True)))
+_SEEN = (update(_IDENTITY).where(_IDENTITY.c.id == bindparam("identity"))
+         .values(last_seen_at=bindparam("now"), chat_ref=bindparam("chat"), window_pushes=0))
 
 
 def identify(session: Session, incoming: Incoming, config: ChatConfig, now: datetime) -> Asker:
     """The partner behind this chat account (if bound and active), with their language."""
-    row = session.execute(_ASKER, {"platform": incoming.platform, "user_ref": incoming.user_ref}).first()
-    identity, partner = (row[0], row[1]) if row is not None else (None, None)
-    if partner is not None and not partner.active:
-        partner = None
-    if identity is not None and not incoming.is_group and _worth_writing(identity, incoming, now):
-        session.execute(update(ChatIdentity).where(ChatIdentity.id == identity.id)
-                        .values(last_seen_at=now, chat_ref=incoming.chat_ref, window_pushes=0))
-    if partner is not None:
-        return Asker(incoming, partner, partner.locale)
-    return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale))
+    row = read(session, _ASKER, {"platform": incoming.platform, "user_ref": incoming.user_ref}).first()
+    member = Member(*row[4:]) if row is not None else None
+    if member is not None and not member.active:
+        member = None
+    if row is not None and not incoming.is_group and _worth_writing(row[1], row[2], row[3], incoming, now):
+        session.connection().execute(_SEEN, {"identity": row[0], "now": now, "chat": incoming.chat_ref})
+    if member is not None:
+        return Asker(incoming, member, member.locale, session)
+    return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale), session)
 
 
 SEEN_PRECISION = timedelta(minutes=1)
 
 
-def _worth_writing(identity: ChatIdentity, incoming: Incoming, now: datetime) -> bool:
+def _worth_writing(last_seen_at: datetime | None, window_pushes: int, chat_ref: str | None, incoming: Incoming,
+                   now: datetime) -> bool:
     """Record the visit unless nothing would change: `last_seen_at` to the minute (it drives
     WeChat's 48-hour window and the choice of app to push on), the push count, the chat.
 
     Skipping the write keeps a burst of questions from one person off SQLite's single write lock.
     """
-    last = as_utc(identity.last_seen_at) if identity.last_seen_at else None
-    return (last is None or now - last >= SEEN_PRECISION or identity.window_pushes != 0
-            or identity.chat_ref != incoming.chat_ref)
+    last = as_utc(last_seen_at) if last_seen_at else None
+    return (last is None or now - last >= SEEN_PRECISION or window_pushes != 0
+            or chat_ref != incoming.chat_ref)
 
 
 def bind(session: Session, incoming: Incoming, code: str, now: datetime) -> tuple[str, Partner | None]:

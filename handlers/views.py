@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from models import contests as contest_ops
 from models import standings
+from models.rows import Member
 from models.rules import next_tier
 from models.segments import matches
 from models.tables import Contest, Partner, Team
@@ -42,14 +43,14 @@ def open_contests(session: Session, now: datetime) -> list[Contest]:
     return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
 
 
-def takes_part(session: Session, contest: Contest, partner: Partner) -> bool:
+def takes_part(session: Session, contest: Contest, partner: Partner | Member) -> bool:
     """Admins never take part; a team contest needs a team; then the contest's segment decides."""
     if partner.role == "admin" or (contest.scope == "team" and partner.team_id is None):
         return False
     return matches(session, contest.segment or {}, partner)
 
 
-def pick_contest(session: Session, partner: Partner | None, arg: str | None, now: datetime,
+def pick_contest(session: Session, partner: Partner | Member | None, arg: str | None, now: datetime,
                  scope: str | None = None) -> tuple[Contest | None, list[Contest]]:
     """The contest a question is about: by id or name fragment, else the partner's first running one."""
     candidates = [c for c in open_contests(session, now) if contest_ops.status(c, now) != "upcoming"]
@@ -100,7 +101,7 @@ def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
     return out
 
 
-def rank_view(session: Session, contest: Contest, partner: Partner | None, now: datetime) -> dict[str, Any]:
+def rank_view(session: Session, contest: Contest, partner: Partner | Member | None, now: datetime) -> dict[str, Any]:
     """The public top N of a contest and the asker's own standing."""
     standings.ensure_fresh(session, contest)
     board, ranked = public_board(session, contest)

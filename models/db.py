@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlmodel import Session
 
 FOREIGN_KEYS_OFF = "mianzi_foreign_keys_off"
@@ -57,3 +57,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def read(session: Session, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+    """A Core statement on the session's connection (in its transaction): plain rows, no ORM objects.
+
+    For the hot read paths of a chat message: `session.execute` builds ORM entities and crosses
+    the ORM's execution layer, several times the cost of the query itself on an index. Pending
+    ORM changes are flushed first, as `session.execute` would (autoflush).
+    """
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(statement, params)

@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from models.rows import Member
 from models.tables import Partner, Team
 
 
-def matches(session: Session, segment: dict[str, Any], partner: Partner) -> bool:
+def matches(session: Session, segment: dict[str, Any], partner: Partner | Member) -> bool:
     """Region, city tier, industry, size, role and team code, as `parse_segment` reads them."""
     for key in ("region", "industry", "size", "role"):
         if key in segment and getattr(partner, key) != segment[key]:

@@ -1,0 +1,33 @@
+"""Plain, read-only rows for the hot path of a chat message (no ORM objects to build).
+
+Loading ORM entities costs several times the indexed query behind them; a message that only
+reads (`/rank` and most others) gets these instead. Their fields carry the names of the table's
+columns, so code that reads a partner or a contest reads either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Member:
+    """The asker's partner row as read for answering: plain values, no ORM object to build.
+
+    Most messages only read who is asking (`/rank` and the like); a handler that changes the
+    partner asks for `Asker.partner`, the ORM object.
+    """
+
+    id: int
+    code: str
+    name: str
+    team_id: int | None
+    region: str | None
+    city_tier: int | None
+    industry: str | None
+    size: str | None
+    joined_on: date | None
+    role: str
+    locale: str
+    active: bool
