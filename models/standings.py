@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from models.db import read
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
 from models.values import as_utc, ratio_hundredths, utcnow, zone
@@ -371,30 +372,33 @@ def top(session: Session, contest: Contest, n: int) -> list[Standing | ContestRe
     return list(session.execute(stmt).scalars())
 
 
-# The two questions of every /rank, built once: constructing a SQLAlchemy statement costs more
-# than running it against the index.
-_OWN_LINE = {table: select(table).where(table.contest_id == bindparam("contest"), table.kind == bindparam("kind"),
-                                        table.partner_id == bindparam("partner")).limit(1)
-             for table in (Standing, ContestResult)}
+# The questions of every /rank, built once (constructing a SQLAlchemy statement costs more than
+# running it against the index) and answered as plain rows with the table's column names
+# (`models.db.read`): nothing here changes a line, so no ORM object is built.
+_TABLES = {Standing: Standing.__table__, ContestResult: ContestResult.__table__}  # type: ignore[attr-defined]
+_OWN_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == bindparam("kind"),
+                                    t.c.partner_id == bindparam("partner")).limit(1)
+             for model, t in _TABLES.items()}
+_TEAM_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == "team",
+                                     t.c.team_id == bindparam("team")).limit(1)
+              for model, t in _TABLES.items()}
 # The lowest score above this one, then the last position holding it: by the score index, so a
 # partner among 14,000 tied at zero costs one probe, not a walk through the tie.
-_NEXT_ABOVE = {table: select(table).where(table.contest_id == bindparam("contest"), table.kind == bindparam("kind"),
-                                          table.position.is_not(None), table.score > bindparam("score"))
-               .order_by(table.score, table.position.desc()).limit(1)
-               for table in (Standing, ContestResult)}
+_NEXT_ABOVE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == bindparam("kind"),
+                                      t.c.position.is_not(None), t.c.score > bindparam("score"))
+               .order_by(t.c.score, t.c.position.desc()).limit(1)
+               for model, t in _TABLES.items()}
 
 
-def line_of_partner(session: Session, contest: Contest, partner_id: int) -> Standing | ContestResult | None:
+def line_of_partner(session: Session, contest: Contest, partner_id: int) -> Row[Any] | None:
     """A partner's own line: their partner line, or their member line in a team contest."""
     kind = "member" if contest.scope == "team" else "partner"
     params = {"contest": contest.id, "kind": kind, "partner": partner_id}
-    return session.execute(_OWN_LINE[table_for(contest)], params).scalars().first()
+    return read(session, _OWN_LINE[table_for(contest)], params).first()
 
 
-def line_of_team(session: Session, contest: Contest, team_id: int) -> Standing | ContestResult | None:
-    table = table_for(contest)
-    stmt = select(table).where(table.contest_id == contest.id, table.kind == "team", table.team_id == team_id)
-    return session.execute(stmt).scalars().first()
+def line_of_team(session: Session, contest: Contest, team_id: int) -> Row[Any] | None:
+    return read(session, _TEAM_LINE[table_for(contest)], {"contest": contest.id, "team": team_id}).first()
 
 
 def members_of(session: Session, contest: Contest, team_id: int) -> list[Standing | ContestResult]:
@@ -404,12 +408,13 @@ def members_of(session: Session, contest: Contest, team_id: int) -> list[Standin
     return list(session.execute(stmt).scalars())
 
 
-def next_above(session: Session, contest: Contest, line: Standing | ContestResult) -> Standing | ContestResult | None:
-    """The nearest line ahead with a strictly higher score (the next place to take)."""
+def next_above(session: Session, contest: Contest, line: Any) -> Row[Any] | None:
+    """The nearest line ahead with a strictly higher score (the next place to take); `line` is a row
+    or an ORM line."""
     if line.position is None:
         return None
     params = {"contest": contest.id, "kind": line.kind, "score": line.score}
-    return session.execute(_NEXT_ABOVE[table_for(contest)], params).scalars().first()
+    return read(session, _NEXT_ABOVE[table_for(contest)], params).first()
 
 
 def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResult]:
