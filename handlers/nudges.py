@@ -12,17 +12,19 @@ from handlers import views
 from messages.render import render
 from models import contests as contest_ops
 from models import outbox, standings
+from models.rows import AnyContest
 from models.tables import Contest
 from models.values import as_utc, zone
 
 FINAL_HOURS = 48
 
 
-def _personal_rows(session: Session, contest: Contest, template: str, key: str, now: datetime,
+def _personal_rows(session: Session, contest: AnyContest, template: str, key: str, now: datetime,
                    only: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """One message per participant with a chat account, each with their own standing."""
-    standings.ensure_fresh(session, contest)
-    session.refresh(contest)
+    contest = views.fresh(session, contest)
+    if isinstance(contest, Contest):  # an ORM contest from the caller: as the database has it now
+        session.refresh(contest)
     lines = {line.partner_id: line for line in standings.all_lines(session, contest)
              if line.kind in ("partner", "member")}
     wanted = set(lines) if only is None else set(only) & set(lines)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from models import contests as contest_ops
 from models import standings
-from models.rows import Member
+from models.db import read
+from models.rows import AnyContest, ContestRow, Member
 from models.rules import next_tier
 from models.segments import matches
 from models.tables import Contest, Partner, Team
@@ -24,7 +26,7 @@ from models.tables import Contest, Partner, Team
 PUBLIC_TOP_MAX = 10
 
 
-def contest_info(contest: Contest, now: datetime) -> dict[str, Any]:
+def contest_info(contest: AnyContest, now: datetime) -> dict[str, Any]:
     return {"id": contest.id, "name": contest.name, "metric": contest.metric, "scope": contest.scope,
             "team_score": contest.team_score, "start": contest.start_at, "end": contest.end_at,
             "tz": contest.timezone, "status": contest_ops.status(contest, now), "top_n": contest.top_n,
@@ -34,16 +36,32 @@ def contest_info(contest: Contest, now: datetime) -> dict[str, Any]:
             "recur": contest.recur}
 
 
-_OPEN = select(Contest).where(Contest.closed_at.is_(None)).order_by(Contest.start_at, Contest.end_at, Contest.id)
+# Built once, read as plain rows (`models.db.read`): every /rank asks them.
+_CONTEST = Contest.__table__  # type: ignore[attr-defined]
+_CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
+_OPEN = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
+         .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))
+_ONE = select(*_CONTEST_COLUMNS).where(_CONTEST.c.id == bindparam("contest"))
 
 
-def open_contests(session: Session, now: datetime) -> list[Contest]:
+def open_contests(session: Session, now: datetime) -> list[ContestRow]:
     """Active and settling contests first (soonest end first), then upcoming ones."""
-    rows = session.execute(_OPEN).scalars().all()
+    rows = [ContestRow(*row) for row in read(session, _OPEN)]
     return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
 
 
-def takes_part(session: Session, contest: Contest, partner: Partner | Member) -> bool:
+def fresh(session: Session, contest: AnyContest) -> AnyContest:
+    """The contest with its standings rebuilt if imports changed the data since they were built.
+
+    A rebuild reloads an ORM contest in place; a plain row is read again.
+    """
+    rebuilt = standings.ensure_fresh(session, contest)
+    if rebuilt and isinstance(contest, ContestRow):
+        return ContestRow(*read(session, _ONE, {"contest": contest.id}).one())
+    return contest
+
+
+def takes_part(session: Session, contest: AnyContest, partner: Partner | Member) -> bool:
     """Admins never take part; a team contest needs a team; then the contest's segment decides."""
     if partner.role == "admin" or (contest.scope == "team" and partner.team_id is None):
         return False
@@ -51,13 +69,13 @@ def takes_part(session: Session, contest: Contest, partner: Partner | Member) ->
 
 
 def pick_contest(session: Session, partner: Partner | Member | None, arg: str | None, now: datetime,
-                 scope: str | None = None) -> tuple[Contest | None, list[Contest]]:
+                 scope: str | None = None) -> tuple[AnyContest | None, list[ContestRow]]:
     """The contest a question is about: by id or name fragment, else the partner's first running one."""
     candidates = [c for c in open_contests(session, now) if contest_ops.status(c, now) != "upcoming"]
     if scope:
         candidates = [c for c in candidates if c.scope == scope]
     if arg:
-        found = None
+        found: Contest | None = None
         if arg.isdigit():
             found = session.get(Contest, int(arg))
         else:
@@ -85,7 +103,7 @@ def line_view(line: Any, names: dict[str, dict[int, str]]) -> dict[str, Any]:
             "rebate_pct": line.rebate_pct}
 
 
-def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
+def gaps(session: Session, contest: AnyContest, line: Any) -> dict[str, Any]:
     """How far to the next place and to the next tier."""
     out: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
     if not line.eligible:
@@ -101,9 +119,10 @@ def gaps(session: Session, contest: Contest, line: Any) -> dict[str, Any]:
     return out
 
 
-def rank_view(session: Session, contest: Contest, partner: Partner | Member | None, now: datetime) -> dict[str, Any]:
+def rank_view(session: Session, contest: AnyContest, partner: Partner | Member | None,
+              now: datetime) -> dict[str, Any]:
     """The public top N of a contest and the asker's own standing."""
-    standings.ensure_fresh(session, contest)
+    contest = fresh(session, contest)
     board, ranked = public_board(session, contest)
     own = team_line = None
     if partner is not None and partner.role != "admin":
@@ -128,7 +147,7 @@ _BOARDS: OrderedDict[tuple, tuple[list[dict[str, Any]], int]] = OrderedDict()
 _BOARDS_LOCK = threading.Lock()
 
 
-def public_board(session: Session, contest: Contest) -> tuple[list[dict[str, Any]], int]:
+def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, Any]], int]:
     """The public top lines with names, and how many are ranked — the same for every asker.
 
     Kept per process, keyed by the moment the standings were built (or frozen): a rebuild in
@@ -150,7 +169,7 @@ def public_board(session: Session, contest: Contest) -> tuple[list[dict[str, Any
     return found
 
 
-def _ranked_count(session: Session, contest: Contest) -> int:
+def _ranked_count(session: Session, contest: AnyContest) -> int:
     from sqlalchemy import func
 
     table = standings.table_for(contest)
@@ -160,7 +179,8 @@ def _ranked_count(session: Session, contest: Contest) -> int:
         table.contest_id == contest.id, table.kind == standings.primary_kind(contest))).scalar_one() or 0)
 
 
-def team_view(session: Session, contest: Contest | None, team: Team, asker: Partner, now: datetime) -> dict[str, Any]:
+def team_view(session: Session, contest: AnyContest | None, team: Team, asker: Partner,
+              now: datetime) -> dict[str, Any]:
     """A team's standing and its members' contributions (the names and numbers only for the team's
     captain and admins; a dealer sees the team's total and their own share)."""
     see_members = asker.role == "admin" or (asker.role == "captain" and asker.team_id == team.id)
@@ -171,8 +191,7 @@ def team_view(session: Session, contest: Contest | None, team: Team, asker: Part
     if contest is None:
         view["members"] = [{"name": m.name, "role": m.role} for m in members] if see_members else []
         return view
-    standings.ensure_fresh(session, contest)
-    session.refresh(contest)
+    contest = fresh(session, contest)
     view["contest"] = contest_info(contest, now)
     if contest.scope == "team":
         line = standings.line_of_team(session, contest, team.id)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from models import standings
 from models.errors import DataError
+from models.rows import AnyContest
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
 from models.values import as_utc, utcnow, zone
@@ -73,7 +74,7 @@ def create(session: Session, spec: ContestSpec, now: datetime | None = None) -> 
     return contest
 
 
-def status(contest: Contest, now: datetime | None = None) -> str:
+def status(contest: AnyContest, now: datetime | None = None) -> str:
     now = now or utcnow()
     if contest.closed_at is not None:
         return "closed"

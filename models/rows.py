@@ -8,7 +8,10 @@ columns, so code that reads a partner or a contest reads either.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
+
+from models.tables import Contest
 
 
 @dataclass(frozen=True)
@@ -31,3 +34,35 @@ class Member:
     role: str
     locale: str
     active: bool
+
+
+@dataclass(frozen=True)
+class ContestRow:
+    """A contest as read for answering (`handlers.views.open_contests`): the `Contest` columns."""
+
+    id: int
+    name: str
+    metric: str
+    scope: str
+    team_score: str
+    start_at: datetime
+    end_at: datetime
+    timezone: str
+    grace_seconds: int
+    segment: dict[str, Any]
+    min_tenure_days: int | None
+    min_score: int | None
+    min_satisfaction: int | None
+    prizes: list[dict[str, Any]]
+    tiers: list[dict[str, Any]]
+    top_n: int
+    recur: str
+    previous_id: int | None
+    created_at: datetime
+    closed_at: datetime | None
+    standings_dirty: bool
+    standings_at: datetime | None
+
+
+AnyContest = Contest | ContestRow
+"""What the code that reads a contest accepts: the ORM object or the plain row."""

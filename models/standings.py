@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from models.db import read
+from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
 from models.values import as_utc, ratio_hundredths, utcnow, zone
@@ -339,12 +340,12 @@ def refresh(session: Session, contest_id: int) -> Contest:
     return contest
 
 
-def table_for(contest: Contest) -> type[Standing] | type[ContestResult]:
+def table_for(contest: AnyContest) -> type[Standing] | type[ContestResult]:
     """Frozen results for a closed contest, the live cache otherwise."""
     return ContestResult if contest.closed_at is not None else Standing
 
 
-def ensure_fresh(session: Session, contest: Contest) -> bool:
+def ensure_fresh(session: Session, contest: AnyContest) -> bool:
     """Rebuild the cache if imports changed the data since it was built (open contests only).
 
     Returns whether it rebuilt (the contest row was then reloaded in place)."""
@@ -354,11 +355,11 @@ def ensure_fresh(session: Session, contest: Contest) -> bool:
     return False
 
 
-def primary_kind(contest: Contest) -> str:
+def primary_kind(contest: AnyContest) -> str:
     return "team" if contest.scope == "team" else "partner"
 
 
-def top(session: Session, contest: Contest, n: int) -> list[Standing | ContestResult]:
+def top(session: Session, contest: AnyContest, n: int) -> list[Standing | ContestResult]:
     """The public board: ranked lines with a score, rank 1..n in position order.
 
     A tie at the boundary keeps everyone who shares the n-th rank on the board (capped at 2n
@@ -390,25 +391,25 @@ _NEXT_ABOVE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.
                for model, t in _TABLES.items()}
 
 
-def line_of_partner(session: Session, contest: Contest, partner_id: int) -> Row[Any] | None:
+def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> Row[Any] | None:
     """A partner's own line: their partner line, or their member line in a team contest."""
     kind = "member" if contest.scope == "team" else "partner"
     params = {"contest": contest.id, "kind": kind, "partner": partner_id}
     return read(session, _OWN_LINE[table_for(contest)], params).first()
 
 
-def line_of_team(session: Session, contest: Contest, team_id: int) -> Row[Any] | None:
+def line_of_team(session: Session, contest: AnyContest, team_id: int) -> Row[Any] | None:
     return read(session, _TEAM_LINE[table_for(contest)], {"contest": contest.id, "team": team_id}).first()
 
 
-def members_of(session: Session, contest: Contest, team_id: int) -> list[Standing | ContestResult]:
+def members_of(session: Session, contest: AnyContest, team_id: int) -> list[Standing | ContestResult]:
     table = table_for(contest)
     stmt = (select(table).where(table.contest_id == contest.id, table.kind == "member", table.team_id == team_id)
             .order_by(table.score.desc()))
     return list(session.execute(stmt).scalars())
 
 
-def next_above(session: Session, contest: Contest, line: Any) -> Row[Any] | None:
+def next_above(session: Session, contest: AnyContest, line: Any) -> Row[Any] | None:
     """The nearest line ahead with a strictly higher score (the next place to take); `line` is a row
     or an ORM line."""
     if line.position is None:
@@ -417,7 +418,7 @@ def next_above(session: Session, contest: Contest, line: Any) -> Row[Any] | None
     return read(session, _NEXT_ABOVE[table_for(contest)], params).first()
 
 
-def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResult]:
+def all_lines(session: Session, contest: AnyContest) -> list[Standing | ContestResult]:
     """Every line: ranked ones by position, then the ineligible ones by score."""
     table = table_for(contest)
     stmt = (select(table).where(table.contest_id == contest.id)
@@ -425,7 +426,7 @@ def all_lines(session: Session, contest: Contest) -> list[Standing | ContestResu
     return list(session.execute(stmt).scalars())
 
 
-def public_top_ids(session: Session, contest: Contest, limit: int = 10) -> set[int]:
+def public_top_ids(session: Session, contest: AnyContest, limit: int = 10) -> set[int]:
     """Partner ids on the public board of an individual contest (cached standings)."""
     if contest.closed_at is not None:
         return set()
