@@ -95,14 +95,17 @@ def test_a_large_file_goes_in_without_checks_and_with_the_index_built_at_the_end
     assert count(own_engine) == BIG
 
 
-def test_the_index_stays_when_the_table_holds_more_than_the_file(
+def test_the_index_stays_when_the_table_holds_more_than_twice_the_file(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
     assert run_import(own_engine, write(workdir / "first.csv", sales(BIG))) == BIG
     watch: list[tuple[int, int, int]] = []
-    assert run_import(own_engine, write(workdir / "more.csv", sales(BIG // 2, prefix="M")), watch) == BIG // 2
+    assert run_import(own_engine, write(workdir / "more.csv", sales(BIG // 3, prefix="M")), watch) == BIG // 3
     assert {index for _n, _fk, index in watch} == {1}
-    assert count(own_engine) == BIG + BIG // 2
+    watch.clear()
+    assert run_import(own_engine, write(workdir / "most.csv", sales(BIG, prefix="N")), watch) == BIG
+    assert watch[0] == (CHUNK, 0, 0) and watch[-1] == (-1, 0, 1)  # 2,500 more rows for 4,000: rebuilt
+    assert count(own_engine) == 2 * BIG + BIG // 3
 
 
 def test_a_rejected_file_leaves_nothing_and_the_checks_back_on(
