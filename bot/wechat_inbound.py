@@ -34,21 +34,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 import handlers.dispatch
 from bot.core_pool import CoreProcess
+from bot.dedupe import keys_for
 from bot.settings import Settings
 from bot.wechat_xml import Inbound
 from handlers.types import ChatConfig, Incoming
 from messages.render import fit, render, t
 from models.db import session_scope
-from models.tables import ChatIdentity, InboundSeen, Outbox
+from models.tables import ChatIdentity, Outbox
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.wechat")
@@ -58,8 +57,6 @@ DEADLINE = 4.0  # seconds before we give up on a passive reply (WeChat waits 5)
 MENU_COMMANDS = ("rank", "team", "me", "contests", "honors", "help")
 MAX_TEXT = 2000
 MAX_CODE = 64
-KEEP_SEEN = timedelta(days=2)  # WeChat stops retrying after seconds; two days is generous
-CLAIM = insert(InboundSeen.__table__)  # executed with the values of each delivery
 
 
 def chat_config(settings: Settings) -> ChatConfig:
@@ -97,10 +94,6 @@ def plan(msg: Inbound) -> Action | None:
     return None
 
 
-class _AlreadySeen(Exception):
-    """The delivery's key is already in `InboundSeen`: a retry, handled elsewhere."""
-
-
 @dataclass
 class _Entry:
     """One delivery handled by this process: its reply once ready, or `late` once handed to the outbox."""
@@ -115,7 +108,7 @@ class Responder:
     """Runs the core for callbacks of one platform (`wechat` or `wecom`) and keeps the 5-second rule."""
 
     def __init__(self, engine: Engine, settings: Settings, platform: str, *, deadline: float = DEADLINE,
-                 memory: int = 10_000, prune_every: int = 1000, core: CoreProcess | None = None) -> None:
+                 memory: int = 10_000, core: CoreProcess | None = None) -> None:
         self.engine = engine
         self.core = core  # MIANZI_CORE_PROCESS: the core runs there instead of in `_pool`
         self._tasks: set[asyncio.Task[None]] = set()  # core-process runs outliving their request
@@ -123,10 +116,8 @@ class Responder:
         self.config = chat_config(settings)
         self.deadline = deadline
         self.memory = memory
-        self.prune_every = prune_every
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
-        self._claims = 0
         # Each message's transaction writes from its first statement. SQLite has one writer at a
         # time, and its busy handler sleeps up to 100 ms between tries: threads queueing for the
         # lock turn into multi-second tails. So on SQLite one thread runs them, one after another.
@@ -181,19 +172,11 @@ class Responder:
                 self._entries.popitem(last=False)
             return entry, True
 
-    def _prune_due(self) -> bool:
-        """Every `prune_every` claims, old deliveries are forgotten (`prune`)."""
-        with self._lock:
-            self._claims += 1
-            return self._claims % self.prune_every == 0
-
     def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
         """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
         claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key)
         if not self._settle(msg, key, entry, claimed, text):
             return
-        if self._prune_due():
-            self._guarded("forget old deliveries", prune, self.engine, self.platform)
         if self._late_text(entry):
             self._guarded(f"queue the late reply to {key}", queue_late, self.engine, self.platform,
                           msg.from_user, key, entry.text)
@@ -206,8 +189,6 @@ class Responder:
             claimed, text = True, apology(self.config)
         if not self._settle(msg, key, entry, claimed, text):
             return
-        if self._prune_due():
-            await self._guarded_in_core(core, "forget old deliveries", prune, self.platform)
         if self._late_text(entry):
             await self._guarded_in_core(core, f"queue the late reply to {key}", queue_late, self.platform,
                                         msg.from_user, key, entry.text)
@@ -249,16 +230,15 @@ class Responder:
 
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
             key: str) -> tuple[bool, str | None]:
-    """(claimed, reply). The claim is the transaction's first statement: a duplicate key means
-    another attempt got there first (it waits for that one to commit), and a failure undoes the
-    claim together with everything else, so nothing of a failed message is kept."""
+    """(claimed, reply). The claim (`bot.dedupe`, as for Telegram) is the transaction's first
+    statement: a key already there means another attempt got there first (it waits for that one to
+    commit), and a failure undoes the claim together with everything else, so nothing of a failed
+    message is kept. Old keys are pruned by the claims now and then."""
     incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=user_ref, text=action.text, is_group=False)
     try:
         with session_scope(engine) as session:
-            try:  # on the session's own connection: the statement is built once, and no ORM layer is crossed
-                session.connection().execute(CLAIM, {"platform": platform, "key": key, "seen_at": utcnow()})
-            except IntegrityError:
-                raise _AlreadySeen() from None
+            if not keys_for(engine).claim(session.connection(), platform, key):
+                return False, None
             if action.unfollow:
                 _set_active(session, platform, user_ref, False)
                 log.info("%s: %s unfollowed, identity marked inactive", platform, user_ref)
@@ -269,8 +249,6 @@ def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, ac
             texts = [render(r.template, r.locale, **r.context) for r in replies]
             joined = "\n\n".join(text for text in texts if text)
             return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
-    except _AlreadySeen:
-        return False, None
     except Exception:
         log.exception("%s: dispatch failed for a message from %s", platform, user_ref)
         return True, apology(config)
@@ -283,13 +261,6 @@ def apology(config: ChatConfig) -> str:
 def _set_active(session: Session, platform: str, user_ref: str, active: bool) -> None:
     session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
                                                ChatIdentity.active.is_(not active)).values(active=active))
-
-
-def prune(engine: Engine, platform: str) -> None:
-    """Forget deliveries older than `KEEP_SEEN` (WeChat stopped retrying long ago)."""
-    table = InboundSeen.__table__
-    with engine.begin() as conn:
-        conn.execute(delete(table).where(table.c.platform == platform, table.c.seen_at < utcnow() - KEEP_SEEN))
 
 
 def queue_late(engine: Engine, platform: str, user_ref: str, key: str, text: str) -> None:

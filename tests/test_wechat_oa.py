@@ -233,6 +233,17 @@ def test_same_msgid_three_times_runs_once(client: httpx.Client, invites: dict[st
                          .where(InboundSeen.key == "msg:24581398459112345")).scalar_one() == 1
 
 
+def test_a_retry_reaching_another_server_process_is_answered_success_and_not_run(
+        client: httpx.Client, invites: dict[str, str], db_url: str, engine: Engine, calls: list) -> None:
+    say(client, f"绑定 {invites['P1']}")
+    xml = text_xml("/lang en", msg_id=24581398459112349)
+    assert reply_fields(post(client, xml).text)["Content"] == "OK, I will answer in English from now on."
+    with http_client(make_app(db_url, engine)) as other:  # a second process: its memory has never seen it
+        assert post(other, xml).text == "success"  # the database's claim says it was handled
+        assert reply_fields(post(other, text_xml("/lang zh", msg_id=24581398459112348)).text)["Content"]
+    assert calls.count("/lang en") == 1 and calls.count("/lang zh") == 1
+
+
 def test_concurrent_retries_of_a_slow_message_run_once(db_url: str, engine: Engine, invites: dict[str, str],
                                                        calls: list, monkeypatch: pytest.MonkeyPatch) -> None:
     real = handlers.dispatch.dispatch
