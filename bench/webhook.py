@@ -171,15 +171,52 @@ def peak_rss_mb(pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def wait_for(port_: int, proc: subprocess.Popen) -> None:
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port_), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.1)
+
+
+def measure(server: subprocess.Popen, server_port: int, args: argparse.Namespace) -> dict:
+    """Warm up, then load the server's webhook; its figures (CPU and memory of its process family)."""
+    try:
+        wait_for(server_port, server)
+        time.sleep(1.0)
+        url = f"http://127.0.0.1:{server_port}/telegram/webhook"
+        asyncio.run(load(url, 2, 4))  # warm-up
+        load_before = os.getloadavg()[0]
+        cpu0 = cpu_seconds(server.pid)
+        if args.rate:
+            latencies, errors, wall = asyncio.run(load_at_rate(url, args.seconds, args.rate, args.max_in_flight))
+        else:
+            latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
+        server_cpu = cpu_seconds(server.pid) - cpu0
+        peak = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies.sort()
+    p = lambda q: round(latencies[min(int(len(latencies) * q), len(latencies) - 1)] * 1000, 1)  # noqa: E731
+    return {"updates": len(latencies), "errors": errors, "updates_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": p(0.50), "p99_ms": p(0.99), "server_peak_mb": peak, "load_before": round(load_before, 2),
+            "server_cpu_ms_per_update": round(server_cpu * 1000 / max(len(latencies), 1), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partners", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for answers")
     parser.add_argument("--rate", type=float, default=0, help="open loop: updates offered per second")
-    parser.add_argument("--core", choices=["process", "thread"], default="process",
-                        help="where chat answers run: MIANZI_CORE_PROCESS on (default) or off")
+    parser.add_argument("--core", choices=["auto", "process", "thread"], default="auto",
+                        help="where chat answers run: MIANZI_CORE_PROCESS unset (the default), on or off")
     parser.add_argument("--max-in-flight", type=int, default=40, help="open loop: Telegram's max_connections")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the bare python-telegram-bot anchor")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     db = OUT / "webhook.db"
@@ -187,50 +224,45 @@ def main() -> None:
     env = {**os.environ, "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TELEGRAM_TOKEN": "1:BENCH",
            "MIANZI_TELEGRAM_API_URL": f"http://127.0.0.1:{fake_port}/bot", "MIANZI_TELEGRAM_SECRET": SECRET,
            "MIANZI_TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{serve_port}/telegram/webhook",
-           "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT),
-           "MIANZI_CORE_PROCESS": "1" if args.core == "process" else "0"}
+           "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
+    env.pop("MIANZI_CORE_PROCESS", None)
+    if args.core != "auto":
+        env["MIANZI_CORE_PROCESS"] = "1" if args.core == "process" else "0"
     build(db, args.partners, env)
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate", "1000000"],
                             cwd=ROOT, env=env)
-    serve = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port",
-                              str(serve_port)], cwd=OUT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=(OUT / "webhook-serve.log").open("w"))
+    results: dict[str, dict] = {}
     try:
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", serve_port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1.0)
-        url = f"http://127.0.0.1:{serve_port}/telegram/webhook"
-        asyncio.run(load(url, 2, 4))  # warm-up
-        cpu0 = cpu_seconds(serve.pid)
-        if args.rate:
-            latencies, errors, wall = asyncio.run(load_at_rate(url, args.seconds, args.rate, args.max_in_flight))
-        else:
-            latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
-        server_cpu = cpu_seconds(serve.pid) - cpu0
-        peak = peak_rss_mb(serve.pid)
+        serve = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port",
+                                  str(serve_port)], cwd=OUT, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=(OUT / "webhook-serve.log").open("w"))
+        results["mianzi"] = measure(serve, serve_port, args)
+        if not args.no_anchor:
+            anchor_port = port()
+            anchor = subprocess.Popen([sys.executable, str(ROOT / "bench" / "anchors.py"), "ptb", "--port",
+                                       str(anchor_port), "--api-url", env["MIANZI_TELEGRAM_API_URL"]],
+                                      cwd=OUT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=(OUT / "webhook-anchor.log").open("w"))
+            results["bare PTB"] = measure(anchor, anchor_port, args)
     finally:
-        serve.terminate()
-        serve.wait(timeout=30)
         fake.terminate()
         fake.wait()
-    latencies.sort()
-    p = lambda q: round(latencies[min(int(len(latencies) * q), len(latencies) - 1)] * 1000, 1)  # noqa: E731
-    mode = (f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight") + f", core in a {args.core}"
-    doc = {"partners": args.partners, "load": mode, "updates": len(latencies), "errors": errors,
-           "updates_per_s": round(len(latencies) / wall, 1), "p50_ms": p(0.50), "p99_ms": p(0.99),
-           "server_peak_mb": peak, "server_cpu_ms_per_update": round(server_cpu * 1000 / max(len(latencies), 1), 2)}
+    mode = (f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight")
+    core = {"auto": "default settings", "process": "MIANZI_CORE_PROCESS=1", "thread": "MIANZI_CORE_PROCESS=0"}
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    print(json.dumps(doc, indent=2))
+    print(json.dumps({"partners": args.partners, "load": mode, "core": args.core, **results}, indent=2))
     print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}\n")
-    print("| partners | load | updates/s | p50 | p99 | server CPU per update | server peak MB |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {args.partners:,} | {mode} | {doc['updates_per_s']} | {doc['p50_ms']} ms | "
-          f"{doc['p99_ms']} ms | {doc['server_cpu_ms_per_update']} ms | {peak} |")
+    print("| server | load | load avg before | updates/s | p50 | p99 | server CPU per update | server peak MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, doc in results.items():
+        label = f"Mianzi ({core[args.core]})" if name == "mianzi" else name
+        print(f"| {label} | {mode} | {doc['load_before']} | {doc['updates_per_s']} | {doc['p50_ms']} ms | "
+              f"{doc['p99_ms']} ms | {doc['server_cpu_ms_per_update']} ms | {doc['server_peak_mb']} |")
+    if "bare PTB" in results:
+        m, a = results["mianzi"], results["bare PTB"]
+        print(f"\nMianzi ÷ bare PTB: throughput {m['updates_per_s'] / max(a['updates_per_s'], 0.1):.2f}×, "
+              f"p99 {m['p99_ms'] / max(a['p99_ms'], 0.1):.2f}×")
 
 
 if __name__ == "__main__":
