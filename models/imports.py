@@ -693,6 +693,8 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
                          progress: Progress | None, now: datetime) -> ImportReport:
     """`import_sales` on SQLite, with the same results as the general path."""
     bulk = isinstance(rows, CsvRecords) and _begin_bulk(conn)
+    if not bulk:
+        _hold_write_lock(conn)
     partners: dict[str, int] = dict(session.exec(select(Partner.code, Partner.id)).all())
     report = ImportReport()
     errors: list[RowError] = []
@@ -751,6 +753,26 @@ def _begin_bulk(conn: Connection) -> bool:
     finally:
         cursor.close()
     return True
+
+
+def _hold_write_lock(conn: Connection) -> None:
+    """Take SQLite's write lock now, before anything is read, unless the transaction holds it.
+
+    `_SqliteSales.write` tells the rows it inserted from those already stored by comparing their
+    ids with the largest id read before the insert: that read must see every committed row, so
+    no other import may commit between it and the insert. pysqlite begins a transaction only at
+    the first write, so a read before it is outside any transaction; a transaction that has
+    begun has written, and holds the lock already. (A concurrent import of the same ids then
+    waits here for the other's commit, and finds its rows: unchanged, or a conflicting id.)
+    """
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None or dbapi.in_transaction:
+        return
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
 
 
 @contextmanager
