@@ -88,3 +88,21 @@ def test_one_run_catches_up_every_missed_period(engine: Engine, db_url: str, wor
     again = mianzi("contests", "close-due", "--now", CLOSE_AT)
     assert "没有需要结算的比赛" in again.out and announcements(engine) == keys
 
+
+def test_a_back_dated_close_counts_only_the_sales_it_did_not_see(engine: Engine, db_url: str, workdir: Path) -> None:
+    """Closed with `--now` on 1 December 2021, today: the sales were imported today, before the
+    close ran, and are in its results; only one imported after the close is late."""
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "A"}, {"code": "B"})
+        b.sales(s, {"id": "a", "partner": "A", "occurred_at": "2021-11-05T10:00", "amount": "300"},
+                {"id": "b", "partner": "B", "occurred_at": "2021-11-06T10:00", "amount": "200"})
+        cid = b.contest(s, start="2021-11-01", end="2021-11-30", name="2021年11月销售冠军").id
+    assert f"已结算比赛 #{cid}" in mianzi("contests", "close-due", "--now", "2021-12-01T08:00:00").out
+    shown = mianzi("contests", "show", str(cid), "--json").json()
+    assert shown["status"] == "closed" and shown["late_sales"] == 0
+    with session_scope(engine) as s:
+        b.sales(s, {"id": "late", "partner": "B", "occurred_at": "2021-11-29T10:00", "amount": "9999"},
+                {"id": "next-month", "partner": "B", "occurred_at": "2021-12-02T10:00", "amount": "1"})
+    shown = mianzi("contests", "show", str(cid), "--json").json()
+    assert shown["late_sales"] == 1
+    assert [(x["partner"], x["score"]) for x in shown["standings"]] == [("A", "300.00"), ("B", "200.00")]
