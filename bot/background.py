@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -13,7 +12,6 @@ from bot.channels import ceilings, push_senders
 from bot.delivery import DeliveryWorker, release
 from bot.settings import Settings
 from handlers.announcements import ImageConfig
-from messages.images import find_cjk_font
 from scheduler.runner import SchedulerRunner
 
 log = logging.getLogger("mianzi.serve")
@@ -38,10 +36,10 @@ class Background:
             log.info("delivery worker %s on: %s", self.worker.worker_id, ", ".join(senders))
         else:
             log.info("no push channel configured: pushes wait in the outbox")
-        font = await asyncio.to_thread(find_cjk_font, self.settings.cjk_font)
+        images = await asyncio.to_thread(ImageConfig.configured, self.settings.media_dir, self.settings.cjk_font)
         self.runner = SchedulerRunner(self.engine, self.settings.timezone, self.settings.weekly_cron,
                                       self.settings.scheduler_tick_seconds, self.settings.locale,
-                                      images=ImageConfig(Path(self.settings.media_dir), font),
+                                      images=images,
                                       points_expiry_months=self.settings.points_expiry_months)
         await asyncio.to_thread(self.runner.start)
 

@@ -333,28 +333,30 @@ def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: 
 
 @contests_app.command("close-due")
 def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="ISO-8601; default: now")) -> None:
-    """Close every contest whose period plus grace has ended (idempotent)."""
+    """Close every contest whose period plus grace has ended, and queue its announcements (idempotent).
+
+    The scheduler's own close-and-announce (`scheduler.jobs.close_due`): a contest closed here is
+    announced here, once, and a later scheduler tick finds nothing left to do.
+    """
+    from handlers.announcements import ImageConfig
+    from scheduler import jobs
+
     settings = get_settings()
     loc = _locale()
     with guarded():
         now = parse_datetime_local(now_text, zone(settings.timezone)) if now_text else utcnow()
         engine = context.engine(settings)
-        with session_scope(engine) as session:
-            ids = contest_ops.due(session, now)
-        closed_any = False
-        for cid in ids:
-            with session_scope(engine) as session:
-                done = contest_ops.close(session, cid, now)
-                if done is None:
-                    continue
-                closed_any = True
-                out.print(t("cli.closed", loc, id=cid, name=done.contest.name, results=done.results,
-                            points=done.points_entries), markup=False)
-                if done.next_contest is not None:
-                    out.print(t("cli.closed_next", loc, id=done.next_contest.id,
-                                start=done.next_contest.start_at.astimezone(zone(settings.timezone)).date(),
-                                end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
-        if not closed_any:
+        images = ImageConfig.configured(settings.media_dir, settings.cjk_font)
+        closed_now = jobs.close_due(engine, now, settings.locale, images)
+        for closed in closed_now:
+            done = closed.outcome
+            out.print(t("cli.closed", loc, id=closed.contest_id, name=done.contest.name, results=done.results,
+                        points=done.points_entries, queued=closed.queued), markup=False)
+            if done.next_contest is not None:
+                out.print(t("cli.closed_next", loc, id=done.next_contest.id,
+                            start=done.next_contest.start_at.astimezone(zone(settings.timezone)).date(),
+                            end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
+        if not closed_now:
             out.print(t("cli.nothing_due", loc), markup=False)
 
 

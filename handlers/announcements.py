@@ -79,6 +79,13 @@ class ImageConfig:
     media_dir: Path
     font: str | None
 
+    @classmethod
+    def configured(cls, media_dir: str, cjk_font: str | None) -> ImageConfig:
+        """The settings' media directory and CJK font (the configured one, else a system font if any)."""
+        from messages.images import find_cjk_font
+
+        return cls(Path(media_dir), find_cjk_font(cjk_font))
+
 
 def announce_close(session: Session, contest_id: int, now: datetime, group_locale: str = "zh",
                    images: ImageConfig | None = None) -> int:

@@ -90,10 +90,27 @@ def settles_at(contest: Contest) -> datetime:
     return as_utc(contest.end_at) + timedelta(seconds=contest.grace_seconds)
 
 
+def _period_sales(contest_id: int) -> Any:
+    """The number of sales in a contest's period, as a subquery of the contest's own row."""
+    c = Contest.__table__.c
+    return (select(func.count()).select_from(Sale)
+            .where(Sale.occurred_at >= c.start_at, Sale.occurred_at < c.end_at, c.id == contest_id)
+            .scalar_subquery())
+
+
 def late_sales(session: Session, contest: Contest) -> int:
-    """Sales for the period imported after it closed: stored, but not in the frozen results."""
+    """Sales for the period imported after it closed: stored, but not in the frozen results.
+
+    Counted against what the close saw (`sales_at_close`; the ledger is append-only), not
+    against `closed_at`: a close back-dated with `--now` has seen every sale imported before it
+    ran, whatever their `imported_at`. Contests closed before the count was kept fall back to
+    the sales imported after `closed_at`.
+    """
     if contest.closed_at is None:
         return 0
+    if contest.sales_at_close is not None:
+        now_stored = int(session.execute(select(_period_sales(contest.id))).scalar_one())  # type: ignore[arg-type]
+        return max(0, now_stored - contest.sales_at_close)
     stmt = select(func.count()).select_from(Sale).where(
         Sale.occurred_at >= contest.start_at, Sale.occurred_at < contest.end_at,
         Sale.imported_at > contest.closed_at)
@@ -125,6 +142,10 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     session.refresh(contest)
     if contest.standings_dirty or contest.standings_at is None:
         contest = standings.refresh(session, contest_id)  # the cache is rebuilt from the ledger first
+    # What the results are made of: sales imported from now on are late (on SQLite no import can
+    # commit in between, the claim above holds the write lock).
+    session.execute(update(Contest).where(Contest.id == contest_id)
+                    .values(sales_at_close=_period_sales(contest_id)))
     results = _freeze(session, contest_id)
     ledger = _prize_entries(session, contest, now)
     if ledger:

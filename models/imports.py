@@ -7,12 +7,15 @@ was imported before with other content is an error (the sales ledger is append-o
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import marshal
 import multiprocessing
+import os
 import pickle
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -693,14 +696,17 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
                          progress: Progress | None, now: datetime) -> ImportReport:
     """`import_sales` on SQLite, with the same results as the general path."""
     bulk = isinstance(rows, CsvRecords) and _begin_bulk(conn)
+    if not bulk:
+        _hold_write_lock(conn)
     partners: dict[str, int] = dict(session.exec(select(Partner.code, Partner.id)).all())
     report = ImportReport()
     errors: list[RowError] = []
     share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None  # type: ignore[union-attr]
     writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share)
+    chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):
         try:
-            for lines, sales, chunk_errors in _parsed_chunks(rows, writer):
+            for lines, sales, chunk_errors in chunks:
                 report.rows += len(lines)
                 errors.extend(chunk_errors)
                 writer.errors = errors
@@ -708,6 +714,7 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
                 if progress:
                     progress(report.rows)
         except BaseException:
+            chunks.close()  # a forked parser stops now, not when the traceback is let go of
             # The transaction is lost anyway (and a rollback brings the index back); best effort.
             with suppress(Exception):
                 writer.build_deferred()
@@ -753,6 +760,26 @@ def _begin_bulk(conn: Connection) -> bool:
     return True
 
 
+def _hold_write_lock(conn: Connection) -> None:
+    """Take SQLite's write lock now, before anything is read, unless the transaction holds it.
+
+    `_SqliteSales.write` tells the rows it inserted from those already stored by comparing their
+    ids with the largest id read before the insert: that read must see every committed row, so
+    no other import may commit between it and the insert. pysqlite begins a transaction only at
+    the first write, so a read before it is outside any transaction; a transaction that has
+    begun has written, and holds the lock already. (A concurrent import of the same ids then
+    waits here for the other's commit, and finds its rows: unchanged, or a conflicting id.)
+    """
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None or dbapi.in_transaction:
+        return
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
+
+
 @contextmanager
 def _gc_paused(paused: bool) -> Iterator[None]:
     """No garbage collection while a large file goes in: each chunk allocates ~100,000 objects that
@@ -786,8 +813,8 @@ def _parsed_chunks(rows: Iterable[Row], parser: _SqliteSales) -> Iterator[Parsed
 def _forked(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], parser: _SqliteSales) -> Iterator[Parsed]:
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_parse_in_child, args=(chunks, parser, send), name="mianzi-sales-parser",
-                            daemon=True)
+    child = context.Process(target=_parse_in_child, args=(chunks, parser, send, receive, os.getpid()),
+                            name="mianzi-sales-parser", daemon=True)
     child.start()
     send.close()
     try:
@@ -806,6 +833,8 @@ def _forked(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], pars
             else:
                 raise RuntimeError(f"the sales parser process failed: {body[0]}")
     finally:
+        # Whatever ended the import (the end of the file, a bad row, an error here): the only
+        # reading end closes, so a parser still sending gets EPIPE and ends by itself.
         receive.close()
         child.join(5)
         if child.is_alive():
@@ -813,13 +842,34 @@ def _forked(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], pars
             child.join()
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the forked parser: end with the importing process, even when that one is killed outright.
+
+    On Linux the kernel sends SIGKILL to this process when the thread that forked it ends (the
+    importing thread, which lives until the import ends); elsewhere the EPIPE of the closed pipe
+    ends it at its next send. The parent may have died before the request was made: then its
+    pid is no longer our parent's.
+    """
+    with suppress(Exception):  # not Linux, or no libc to ask: the pipe is the only way
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _parse_in_child(chunks: Iterator[tuple[list[int], list[Sequence[str] | None]]], parser: _SqliteSales,
-                    send: Any) -> None:
+                    send: Any, receive: Any, parent: int) -> None:
     """Runs in the forked process: parse every chunk and send it; never touches the database.
 
+    It dies with the importing process (`_die_with_parent`), and closes its inherited copy of
+    the pipe's reading end, so that a send with nobody left to read fails instead of blocking.
     The heap inherited from the importing process is frozen: otherwise every full collection
     walks it (measured: ~3 s per million rows). The rows travel as `marshal` data (plain
     strings, ints and None; a quarter of pickle's cost to write), the rare errors pickled."""
+    _die_with_parent(parent)
+    receive.close()
     gc.freeze()
     try:
         for chunk in chunks:

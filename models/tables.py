@@ -118,6 +118,7 @@ class Contest(SQLModel, table=True):
     previous_id: int | None = Field(default=None, foreign_key="contest.id", unique=True)
     created_at: datetime
     closed_at: datetime | None = Field(default=None, index=True)
+    sales_at_close: int | None = None  # the period's sales the close saw; `late_sales` counts the others
     standings_dirty: bool = True
     standings_at: datetime | None = None
 

@@ -26,31 +26,42 @@ class Closed:
     contest_id: int
     queued: int
     next_contest_id: int | None
+    outcome: contests.Closed  # what the close froze (results, points) and the next period it created
 
 
 def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
               images: ImageConfig | None = None) -> list[Closed]:
     """Close every contest whose period plus grace has ended, and queue its announcements.
 
-    Close and announcement share one transaction: a crash leaves either both or neither, and a
-    contest closed once is never announced twice (`close` returns None the second time).
+    The one close-and-announce of the program: the scheduler's tick and `mianzi contests
+    close-due` both run it. Close and announcement share one transaction: a crash leaves either
+    both or neither, and a contest closed once is never announced twice (`close` returns None
+    the second time). A recurring contest that missed several periods (the server was down)
+    is caught up in one run: each period closed creates the next, and that one is closed too
+    if it is due as well, until nothing due is left. A period that has already ended when it is
+    created gets no "a new period has started" message, only its results.
     """
-    with session_scope(engine) as session:
-        due = contests.due(session, now)
-    done = []
-    for cid in due:
+    done: list[Closed] = []
+    tried: set[int] = set()
+    while True:
         with session_scope(engine) as session:
-            closed = contests.close(session, cid, now)
-            if closed is None:
-                continue
-            queued = announce_close(session, cid, now, group_locale, images)
-            queued += queue_contest_feedback(session, cid, now)
-            nxt = closed.next_contest.id if closed.next_contest else None
-            if nxt is not None:
-                queued += announce_opening(session, nxt, now)
-            done.append(Closed(cid, queued, nxt))
-            log.info("closed contest %s, queued %s messages, next period %s", cid, queued, nxt)
-    return done
+            due = [cid for cid in contests.due(session, now) if cid not in tried]
+        if not due:
+            return done
+        for cid in due:
+            tried.add(cid)
+            with session_scope(engine) as session:
+                closed = contests.close(session, cid, now)
+                if closed is None:
+                    continue
+                queued = announce_close(session, cid, now, group_locale, images)
+                queued += queue_contest_feedback(session, cid, now)
+                nxt = closed.next_contest
+                if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
+                    queued += announce_opening(session, nxt.id, now)  # type: ignore[arg-type]
+                done.append(Closed(cid, queued, nxt.id if nxt else None, closed))
+                log.info("closed contest %s, queued %s messages, next period %s", cid, queued,
+                         nxt.id if nxt else None)
 
 
 def refresh_and_nudge(engine: Engine, now: datetime) -> int:

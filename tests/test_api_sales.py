@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from bot import api
 from bot.app import create_app
@@ -130,3 +131,70 @@ def test_live_standings_are_refreshed_after_an_import(client: httpx.Client, engi
         lines = s.execute(select(Standing.partner_id, Standing.rank).where(Standing.contest_id == contest_id)
                           .order_by(Standing.rank)).all()
     assert [rank for _pid, rank in lines] == [1, 2]
+
+
+@pytest.mark.parametrize(("second", "status", "answer"), [
+    ([record("S1", amount="999.00"), record("S2")], 422, ["row.conflicting_id"]),
+    ([record("S1"), record("S2"), record("S3")], 200, {"rows": 3, "inserted": 1, "unchanged": 2}),
+], ids=["other-content", "same-content"])
+def test_a_concurrent_post_of_the_same_ids_is_compared_with_the_winner(
+        client: httpx.Client, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+        second: list[dict[str, Any]], status: int, answer: Any) -> None:
+    """Two requests at once: the first holds its inserted rows uncommitted until the second has
+    read what it reads before writing and begun to write; the second must then be judged against
+    the first's rows (422 for other content, unchanged for the same), never silently dropped."""
+    from bot import context
+
+    first_holds, second_writes = threading.Event(), threading.Event()
+    real_refresh = api.refresh_dirty
+
+    def holding_refresh(session: Any) -> None:  # runs in the first request, before its commit
+        if not first_holds.is_set():
+            first_holds.set()
+            assert second_writes.wait(30), "the second request never began to write"
+        real_refresh(session)
+
+    def watch(statement: str | None) -> None:
+        text = (statement or "").lstrip().upper()
+        if first_holds.is_set() and text.startswith(("BEGIN", "INSERT INTO SALE ")):
+            second_writes.set()
+
+    app_engine = context.engine_for(engine.url.render_as_string(hide_password=False))
+    if app_engine.dialect.name == "sqlite":  # the SQLite path writes through the DB-API cursor
+        def on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+            dbapi_conn.set_trace_callback(watch)
+        listener: Any = on_checkout
+        event.listen(app_engine, "checkout", listener)
+    else:
+        def before_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            watch(statement)
+        listener = before_execute
+        event.listen(app_engine, "before_cursor_execute", listener)
+    monkeypatch.setattr(api, "refresh_dirty", holding_refresh)
+    responses: dict[str, httpx.Response] = {}
+
+    def post(name: str, batch: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=client.base_url, trust_env=False, timeout=60) as own:
+            responses[name] = own.post("/api/sales", json=batch, headers=AUTH)
+
+    try:
+        first = threading.Thread(target=post, args=("first", [record("S1"), record("S2")]))
+        first.start()
+        assert first_holds.wait(30)
+        later = threading.Thread(target=post, args=("second", second))
+        later.start()
+        first.join(60)
+        later.join(60)
+    finally:
+        event.remove(app_engine, "checkout" if app_engine.dialect.name == "sqlite" else "before_cursor_execute",
+                     listener)
+    assert responses["first"].status_code == 200
+    assert responses["first"].json() == {"rows": 2, "inserted": 2, "unchanged": 0}
+    assert responses["second"].status_code == status, responses["second"].text
+    if status == 422:
+        assert [e["code"] for e in responses["second"].json()["errors"]] == answer
+    else:
+        assert responses["second"].json() == answer
+    with engine.connect() as conn:
+        amounts = dict(conn.execute(select(Sale.ext_id, Sale.amount_fen)).all())
+    assert amounts == {"S1": 100000, "S2": 100000, **({"S3": 100000} if status == 200 else {})}
