@@ -1,0 +1,131 @@
+"""Bad input at every door (issue 12): oversized and deeply nested bodies, numbers no row can have,
+invisible characters in names, a database that cannot be written, the start-up line.
+
+Bad input gets a clear answer, changes nothing, and never leaves a traceback for a user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from starlette.types import ASGIApp
+
+import handlers.dispatch
+from bot import api
+from bot.app import create_app
+from bot.settings import Settings
+from bot.telegram import MAX_UPDATE_BYTES
+from bot.wechat_xml import MAX_BODY
+from tests.fake_telegram import FakeBotApi
+from tests.fake_wechat import signed_query
+from tests.live_app import live_app
+from tests.test_telegram import HEADERS, settings_for, text_update
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    with FakeBotApi() as bot_api:
+        yield bot_api
+
+
+@pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every message the core was asked to answer."""
+    seen: list[Any] = []
+    real = handlers.dispatch.dispatch
+
+    def counting(session: Any, incoming: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(incoming)
+        return real(session, incoming, *args, **kw)
+
+    monkeypatch.setattr(handlers.dispatch, "dispatch", counting)
+    return seen
+
+
+# --- bodies -----------------------------------------------------------------------------------------
+
+
+def post_chunked(app: ASGIApp, path: str, query: dict[str, str], headers: dict[str, str],
+                 chunks: int, chunk: bytes) -> tuple[int, int]:
+    """POST a chunked body of `chunks` × `chunk` (no Content-Length) to the ASGI app, as uvicorn
+    hands one over; returns the status and how many chunks the app took before answering."""
+    taken = 0
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        if taken >= chunks:
+            await asyncio.sleep(3600)  # nothing more will come: an app that waits for more hangs the test
+        taken += 1
+        return {"type": "http.request", "body": chunk, "more_body": taken < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": urlencode(query).encode(), "root_path": "",
+             "headers": [(b"transfer-encoding", b"chunked"), *raw], "client": ("127.0.0.1", 5000),
+             "server": ("127.0.0.1", 8000)}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 60))
+    return status, taken
+
+
+def test_a_chunked_telegram_body_is_read_only_up_to_the_limit(db_url: str, fake: FakeBotApi,
+                                                               dispatched: list) -> None:
+    app = create_app(settings_for(fake), background=False)
+    status, taken = post_chunked(app, "/telegram/webhook", {}, HEADERS, chunks=300, chunk=b" " * MIB)
+    assert status == 413
+    assert taken <= MAX_UPDATE_BYTES // MIB + 1  # not the 300 MB (was: all of it, then 413)
+    assert dispatched == []
+
+
+def test_every_route_with_a_body_stops_reading_at_its_limit(db_url: str, dispatched: list) -> None:
+    """One reader for all: WeChat, WeCom and the sales API stop where their limits are, too."""
+    settings = Settings(api_token="api-token-0123456789", wechat_app_id="wx0123456789abcdef",
+                        wechat_app_secret="s3cret", wechat_token="tok", wecom_corp_id="wx5823bf96d3bd56c7",
+                        wecom_secret="corp-secret", wecom_agent_id="1000002", wecom_token="QDG6eK",
+                        wecom_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C")
+    app = create_app(settings, background=False)
+    now = str(int(time.time()))
+    cases = [("/wechat/callback", signed_query("tok", timestamp=now), {}, MAX_BODY),
+             ("/wecom/callback", {"msg_signature": "0" * 40, "timestamp": now, "nonce": "1"}, {}, MAX_BODY),
+             ("/api/sales", {}, {"Authorization": "Bearer api-token-0123456789"}, api.MAX_BODY_BYTES)]
+    for path, query, headers, limit in cases:
+        status, taken = post_chunked(app, path, query, headers, chunks=limit // MIB + 20, chunk=b" " * MIB)
+        assert (path, status) == (path, 413)
+        assert taken <= limit // MIB + 1, path
+    assert dispatched == []
+
+
+def test_deeply_nested_json_is_400_not_a_traceback(db_url: str, fake: FakeBotApi, dispatched: list,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    message = text_update(30001, "/help")["message"]
+    deep: dict[str, Any] = dict(message)
+    inner = deep
+    for _ in range(900):  # json.loads copes; python-telegram-bot's de_json recurses past the limit
+        inner["reply_to_message"] = dict(message)
+        inner = inner["reply_to_message"]
+    with live_app(create_app(settings_for(fake))) as client:
+        url = "/telegram/webhook"
+        assert client.post(url, content=b"[" * 100_000, headers=HEADERS).status_code == 400
+        assert client.post(url, content=b'{"update_id": 1, "x": ' + b"[" * 100_000, headers=HEADERS).status_code == 400
+        assert client.post(url, content=json.dumps({"update_id": 30001, "message": deep}),
+                           headers=HEADERS).status_code == 400
+        assert client.post(url, json=text_update(30002, "/help"), headers=HEADERS).status_code == 200
+    assert len(dispatched) == 1
+    assert fake.sent("sendMessage")[0]["chat_id"] == "1111111"
+    assert not [r for r in caplog.records if r.exc_info]
+
