@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 import handlers.dispatch
@@ -22,9 +23,11 @@ from bot.app import create_app
 from bot.settings import Settings
 from bot.telegram import MAX_UPDATE_BYTES
 from bot.wechat_xml import MAX_BODY
+from handlers.parse import id_arg, is_number
 from tests.fake_telegram import FakeBotApi
 from tests.fake_wechat import signed_query
 from tests.live_app import live_app
+from tests.test_chat import ask, bound, program  # noqa: F401 (a fixture)
 from tests.test_telegram import HEADERS, settings_for, text_update
 
 MIB = 1 << 20
@@ -129,3 +132,30 @@ def test_deeply_nested_json_is_400_not_a_traceback(db_url: str, fake: FakeBotApi
     assert fake.sent("sendMessage")[0]["chat_id"] == "1111111"
     assert not [r for r in caplog.records if r.exc_info]
 
+
+
+# --- numbers no row can have ------------------------------------------------------------------------
+
+TOO_BIG = ["2147483648", "9999999999", "99999999999999999999", "9" * 200]  # past PostgreSQL's INTEGER, SQLite's int64
+
+
+@pytest.mark.usefixtures("program")
+@pytest.mark.parametrize("command, user", [
+    ("/rank {}", "P1"), ("排行 {}", "P1"), ("fb:{}:5", "P1"), ("/training join {}", "P1"), ("报名 {}", "P1"),
+    ("/approve {}", "BOSS"), ("驳回 #{} 重复", "BOSS"), ("/confirm {}", "BOSS"), ("取消 {}", "BOSS"),
+    ("/deliveries {}", "BOSS"), ("/contests {}", "P1"),
+])
+def test_numbers_too_big_for_the_database_get_the_normal_not_found(engine: Engine, command: str, user: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    who = bound(engine, user)
+    normal = ask(engine, who, command.format("12345"))
+    assert "抱歉，出了点问题" not in normal and "went wrong" not in normal
+    for number in TOO_BIG:
+        assert ask(engine, who, command.format(number)) == normal.replace("12345", number), number
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_id_arguments_are_parsed_in_one_place() -> None:
+    assert [id_arg(a) for a in ("12", "#12", "＃１２", " 7 ", "2147483647")] == [12, 12, 12, 7, 2147483647]
+    assert [id_arg(a) for a in ("0", "2147483648", "9" * 5000, "-3", "1.5", "²", "", "abc")] == [None] * 8
+    assert [is_number(a) for a in ("9" * 5000, "#0", "１２", "²", "-3", "")] == [True, True, True, False, False, False]
