@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+import unicodedata
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
 from starlette.types import ASGIApp
 
 import handlers.dispatch
@@ -24,6 +28,10 @@ from bot.settings import Settings
 from bot.telegram import MAX_UPDATE_BYTES
 from bot.wechat_xml import MAX_BODY
 from handlers.parse import id_arg, is_number
+from models.db import session_scope
+from models.tables import Contest, Partner, Team
+from models.values import visible
+from tests.cli_runner import mianzi
 from tests.fake_telegram import FakeBotApi
 from tests.fake_wechat import signed_query
 from tests.live_app import live_app
@@ -159,3 +167,50 @@ def test_id_arguments_are_parsed_in_one_place() -> None:
     assert [id_arg(a) for a in ("12", "#12", "＃１２", " 7 ", "2147483647")] == [12, 12, 12, 7, 2147483647]
     assert [id_arg(a) for a in ("0", "2147483648", "9" * 5000, "-3", "1.5", "²", "", "abc")] == [None] * 8
     assert [is_number(a) for a in ("9" * 5000, "#0", "１２", "²", "-3", "")] == [True, True, True, False, False, False]
+
+
+# --- invisible characters ---------------------------------------------------------------------------
+
+RLO, ZWSP, LRI, PDI, BOM, ZWJ = "\u202e", "\u200b", "\u2066", "\u2069", "\ufeff", "\u200d"
+FAMILY = f"👨{ZWJ}👩{ZWJ}👧"  # an emoji made with zero-width joiners: kept
+
+
+def invisible_in(text: str) -> list[str]:
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cf", "Cc") and c not in "\n\t"
+            and c != ZWJ]
+
+
+def test_names_lose_bidi_overrides_and_zero_width_characters_on_import(db_url: str, workdir: Path,
+                                                                       engine: Engine) -> None:
+    csv = ("code,name,team,joined_on\n"
+           f"P1,{RLO}王五{ZWSP},EAST{BOM},2020-01-01\n"
+           f"P2,李{LRI}四{PDI} {FAMILY},EAST,2020-01-01\n"
+           f"P3,\u2067{ZWSP},EAST,2020-01-01\n")  # nothing visible: no name at all
+    path = workdir / "p.csv"
+    path.write_text(csv, encoding="utf-8")
+    ran = mianzi("partners", "import", str(path))
+    assert ran.code != 0 and "第 4 行：缺少 name" in ran.err  # P3's name is all invisible: no name at all
+    path.write_text(csv.rsplit("P3", 1)[0], encoding="utf-8")
+    assert mianzi("partners", "import", str(path)).code == 0
+    with Session(engine) as s:
+        assert sorted(s.execute(select(Partner.code, Partner.name)).all()) == [("P1", "王五"), ("P2", f"李四 {FAMILY}")]
+        assert s.execute(select(Team.code, Team.name)).all() == [("EAST", "EAST")]
+
+
+@pytest.mark.usefixtures("program")
+def test_boards_show_no_bidi_overrides_even_for_names_stored_before(engine: Engine) -> None:
+    with session_scope(engine) as s:  # as an older version imported them, and a contest named so by its admin
+        s.execute(update(Partner).where(Partner.code == "P1").values(name=f"{RLO}1商销经{ZWSP}"))
+        s.execute(update(Partner).where(Partner.code == "P2").values(name=f"经销商2 {FAMILY}"))
+        s.execute(update(Contest).values(name=f"{LRI}11月销售冠军{PDI}{BOM}"))
+    reply = ask(engine, bound(engine, "P3"), "排行")
+    assert "1商销经" in reply and f"经销商2 {FAMILY}" in reply and "11月销售冠军" in reply
+    assert invisible_in(reply) == []
+    assert visible(f"中文 {FAMILY} 🏳️{ZWJ}🌈 a{ZWJ}b\u00ad{RLO}") == f"中文 {FAMILY} 🏳️{ZWJ}🌈 ab"
+
+
+def test_visible_knows_every_invisible_character() -> None:
+    every = [chr(c) for c in range(sys.maxunicode + 1)
+             if unicodedata.category(chr(c)) in ("Cf", "Cc", "Zl", "Zp") and chr(c) not in "\n\t"]
+    assert visible("".join(every)) == ""
+    assert visible("排行\n第 1 名\t🥇 ¥12,345.00") == "排行\n第 1 名\t🥇 ¥12,345.00"
