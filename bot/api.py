@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot import context
 from bot.body import Rejected, read_body
+from bot.health import write_failure
 from bot.settings import Settings
 from bot.standings_refresh import refresh_dirty
 from messages.render import t
@@ -97,7 +98,11 @@ class SalesApi:
                                            for e in rejected.errors]})
         except DataError as exc:
             return Result(422, {"error": t(exc.key, loc, **exc.params)})
-        except SQLAlchemyError:
+        except Exception as exc:  # the ORM's errors, and the bulk path's own driver calls
+            reason = write_failure(exc)
+            if reason is not None:  # read-only, full, locked too long: the client may try again later
+                log.warning("sales import refused, the database cannot be written (%s): %s", reason, exc)
+                return Result(503, {"error": t("web.database_unwritable", loc), "reason": reason})
             log.exception("sales import failed")
             return Result(500, {"error": t("web.internal_error", loc)})
         return Result(200, {"rows": report.rows, "inserted": report.inserted, "unchanged": report.unchanged})

@@ -22,15 +22,18 @@ from sqlmodel import Session
 from starlette.types import ASGIApp
 
 import handlers.dispatch
-from bot import api
+from bot import api, context
+from bot import health as health_module
 from bot.app import create_app
 from bot.settings import Settings
 from bot.telegram import MAX_UPDATE_BYTES
 from bot.wechat_xml import MAX_BODY
 from handlers.parse import id_arg, is_number
+from messages.render import t
 from models.db import session_scope
 from models.tables import Contest, Partner, Team
 from models.values import visible
+from tests import builders as b
 from tests.cli_runner import mianzi
 from tests.fake_telegram import FakeBotApi
 from tests.fake_wechat import signed_query
@@ -214,3 +217,55 @@ def test_visible_knows_every_invisible_character() -> None:
              if unicodedata.category(chr(c)) in ("Cf", "Cc", "Zl", "Zp") and chr(c) not in "\n\t"]
     assert visible("".join(every)) == ""
     assert visible("排行\n第 1 名\t🥇 ¥12,345.00") == "排行\n第 1 名\t🥇 ¥12,345.00"
+
+
+# --- a database that cannot be written --------------------------------------------------------------
+
+
+def read_only(url: str) -> str:
+    """The same database opened so that every write fails, as on a full disk or a read-only file
+    (tests run as root: chmod would not stop them)."""
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return url + ("&" if "?" in url else "?") + "options=-c%20default_transaction_read_only%3Don"
+
+
+def test_healthz_and_the_sales_api_say_when_the_database_cannot_be_written(db_url: str, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "P1"})
+    settings = Settings(database_url=read_only(db_url), api_token="api-token-0123456789")
+    with live_app(create_app(settings, background=False)) as client:
+        health = client.get("/healthz")
+        assert (health.status_code, health.json()["database"]) == (503, "read_only")
+        sale = {"id": "S1", "partner": "P1", "occurred_at": "2026-11-10T10:00:00", "amount": "10.00", "units": 1}
+        posted = client.post("/api/sales", json=[sale], headers={"Authorization": "Bearer api-token-0123456789"})
+        assert posted.status_code == 503
+        assert posted.json() == {"error": t("web.database_unwritable", "zh"), "reason": "read_only"}
+    with live_app(create_app(Settings(), background=False)) as client:  # the same database, writable
+        health = client.get("/healthz")
+        assert (health.status_code, health.json()["database"]) == (200, "ok")
+
+
+def test_a_held_sqlite_write_lock_is_busy_not_broken(db_url: str, engine: Engine) -> None:
+    """An import holding SQLite's write lock for seconds must not make a load balancer drop the server."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single writer")
+    with live_app(create_app(Settings(), background=False)) as client, engine.connect() as other:
+        other.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            health = client.get("/healthz")
+        finally:
+            other.rollback()
+    assert (health.status_code, health.json()["database"]) == (200, "busy")
+
+
+def test_the_write_check_is_shared_by_askers_within_its_ttl(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[Engine] = []
+    monkeypatch.setattr(health_module, "check_writable", lambda engine: checks.append(engine) or "ok")
+
+    async def ask_three_times() -> list[str]:
+        health = health_module.DatabaseHealth(lambda: context.engine(), ttl=3600)
+        return [await health.state() for _ in range(3)]
+
+    assert asyncio.run(ask_three_times()) == ["ok"] * 3
+    assert len(checks) == 1
