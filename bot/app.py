@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     async def healthz(_request: Request) -> JSONResponse:
         """503 unless the database can be written (`bot.health`): read-only, full, unreachable."""
         database = await health.state()
-        channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
         return JSONResponse({"database": database, "channels": channels,
                              "scheduler": bool(services and services.scheduler_running()),
                              "scheduler_leader": bool(services and services.scheduler_leading()),
@@ -62,6 +61,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
     wechat, wecom = wechat_routes(settings, engine, core=core), wecom_routes(settings, engine, core=core)
     routes += wechat + wecom
+    channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -88,4 +88,5 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.telegram = telegram
+    app.state.channels = channels  # what /healthz reports and `mianzi serve` names at start-up
     return app

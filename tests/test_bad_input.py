@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 import unicodedata
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
@@ -25,6 +29,7 @@ import handlers.dispatch
 from bot import api, context
 from bot import health as health_module
 from bot.app import create_app
+from bot.cli import channel_names
 from bot.settings import Settings
 from bot.telegram import MAX_UPDATE_BYTES
 from bot.wechat_xml import MAX_BODY
@@ -39,6 +44,7 @@ from tests.fake_telegram import FakeBotApi
 from tests.fake_wechat import signed_query
 from tests.live_app import live_app
 from tests.test_chat import ask, bound, program  # noqa: F401 (a fixture)
+from tests.test_serve import free_port
 from tests.test_telegram import HEADERS, settings_for, text_update
 
 MIB = 1 << 20
@@ -269,3 +275,45 @@ def test_the_write_check_is_shared_by_askers_within_its_ttl(db_url: str, monkeyp
 
     assert asyncio.run(ask_three_times()) == ["ok"] * 3
     assert len(checks) == 1
+
+
+# --- the start-up line ------------------------------------------------------------------------------
+
+
+def test_serve_names_every_channel_it_answers_on(db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MIANZI_DATABASE_URL": db_url, "MIANZI_LOCALE": "zh", "NO_PROXY": "127.0.0.1",
+           "MIANZI_WECHAT_APP_ID": "wx0123456789abcdef", "MIANZI_WECHAT_TOKEN": "tok",
+           "MIANZI_WECOM_CORP_ID": "wx5823bf96d3bd56c7", "MIANZI_WECOM_SECRET": "corp-secret",
+           "MIANZI_WECOM_AGENT_ID": "1000002", "MIANZI_WECOM_TOKEN": "QDG6eK",
+           "MIANZI_WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
+    for name in ("MIANZI_TELEGRAM_TOKEN", "MIANZI_API_TOKEN", "MIANZI_WECHAT_APP_SECRET"):
+        env.pop(name, None)
+    out = (tmp_path / "out").open("w+")
+    proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        health = None
+        deadline = time.monotonic() + 30
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            while health is None and time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    health = client.get(f"http://127.0.0.1:{port}/healthz").json()
+                except httpx.TransportError:
+                    time.sleep(0.1)
+        assert health is not None and health["channels"] == {"telegram": False, "wechat": True, "wecom": True}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        out.seek(0)
+        printed = out.read()
+        out.close()
+    assert t("web.channels", "zh", channels=f"{t('web.wechat_on', 'zh')}、{t('web.wecom_on', 'zh')}") in printed
+
+
+def test_the_start_up_line_names_telegram_wechat_and_wecom_together() -> None:
+    settings = Settings(telegram_token="1:x", telegram_webhook_url="https://bot.example.test/telegram/webhook")
+    on = {"telegram": True, "wechat": True, "wecom": True}
+    assert channel_names(settings, on, "en") == ["Telegram (webhook)", "WeChat Official Account (/wechat/callback)",
+                                                 "WeCom (/wecom/callback)"]
+    assert channel_names(settings, {**on, "telegram": False, "wecom": False}, "zh") == ["微信公众号（/wechat/callback）"]
