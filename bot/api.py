@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot import context
+from bot.body import Rejected, read_body
+from bot.health import write_failure
 from bot.settings import Settings
 from bot.standings_refresh import refresh_dirty
 from messages.render import t
@@ -34,10 +36,6 @@ MAX_RECORDS = 50_000
 MAX_BODY_BYTES = 64 << 20  # far above 50,000 honest records, far below what would hurt the server
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Result:
     status: int
@@ -47,21 +45,6 @@ class Result:
 def bearer_ok(request: Request, token: str) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing to hold more than `limit` bytes (a lying or absent Content-Length included)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _no_constants(name: str) -> Any:
@@ -91,8 +74,11 @@ class SalesApi:
                                 headers={"WWW-Authenticate": "Bearer"})
         try:
             body = await read_body(request, MAX_BODY_BYTES)
-        except BodyTooLarge:
-            return JSONResponse({"error": t("web.body_too_large", loc, max=MAX_BODY_BYTES >> 20)}, status_code=413)
+        except Rejected as exc:
+            log.warning("sales API: request refused with %s: %s", exc.status, exc.reason)
+            too_large = exc.status == 413
+            error = t("web.body_too_large", loc, max=MAX_BODY_BYTES >> 20) if too_large else t("error.bad_json", loc)
+            return JSONResponse({"error": error}, status_code=exc.status)
         result = await asyncio.to_thread(self.import_body, body)
         return JSONResponse(result.body, status_code=result.status)
 
@@ -112,7 +98,11 @@ class SalesApi:
                                            for e in rejected.errors]})
         except DataError as exc:
             return Result(422, {"error": t(exc.key, loc, **exc.params)})
-        except SQLAlchemyError:
+        except Exception as exc:  # the ORM's errors, and the bulk path's own driver calls
+            reason = write_failure(exc)
+            if reason is not None:  # read-only, full, locked too long: the client may try again later
+                log.warning("sales import refused, the database cannot be written (%s): %s", reason, exc)
+                return Result(503, {"error": t("web.database_unwritable", loc), "reason": reason})
             log.exception("sales import failed")
             return Result(500, {"error": t("web.internal_error", loc)})
         return Result(200, {"rows": report.rows, "inserted": report.inserted, "unchanged": report.unchanged})

@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,6 +21,7 @@ from bot import context
 from bot.api import SalesApi
 from bot.background import Background
 from bot.core_pool import CoreProcess, freeze_heap
+from bot.health import DatabaseHealth
 from bot.settings import Settings, get_settings
 from bot.telegram import TelegramChannel
 from bot.wechat_oa import wechat_routes
@@ -30,16 +30,7 @@ from bot.wecom import wecom_routes
 log = logging.getLogger("mianzi.app")
 
 HEALTH_TIMEOUT = 5.0
-
-
-def database_ok(settings: Settings) -> bool:
-    try:
-        with context.engine(settings).connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        log.exception("health check: database unreachable")
-        return False
+HEALTHY = ("ok", "busy")  # busy: SQLite's write lock is held (an import); writes wait, nothing is broken
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Starlette:
@@ -52,17 +43,16 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     api = SalesApi(settings) if settings.api_token else None
     engine = context.engine(settings)
     services = Background(settings, engine) if background else None
+    health = DatabaseHealth(lambda: context.engine(settings), timeout=HEALTH_TIMEOUT)
 
     async def healthz(_request: Request) -> JSONResponse:
-        try:
-            ok = await asyncio.wait_for(asyncio.to_thread(database_ok, settings), HEALTH_TIMEOUT)
-        except TimeoutError:
-            ok = False
-        channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
-        return JSONResponse({"database": "ok" if ok else "error", "channels": channels,
+        """503 unless the database can be written (`bot.health`): read-only, full, unreachable."""
+        database = await health.state()
+        return JSONResponse({"database": database, "channels": channels,
                              "scheduler": bool(services and services.scheduler_running()),
                              "scheduler_leader": bool(services and services.scheduler_leading()),
-                             "delivery": bool(services and services.delivering())})
+                             "delivery": bool(services and services.delivering())},
+                            status_code=200 if database in HEALTHY else 503)
 
     routes = [Route("/healthz", healthz, methods=["GET"])]
     if telegram is not None and telegram.webhook_mode:
@@ -71,6 +61,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
     wechat, wecom = wechat_routes(settings, engine, core=core), wecom_routes(settings, engine, core=core)
     routes += wechat + wecom
+    channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -97,4 +88,5 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.telegram = telegram
+    app.state.channels = channels  # what /healthz reports and `mianzi serve` names at start-up
     return app

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import context
-from bot.settings import get_settings
+from bot.settings import Settings, get_settings
 from bot.standings_refresh import refresh_dirty
 from messages.render import reason_text, score_text, t
 from models import contests as contest_ops
@@ -370,11 +370,24 @@ def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite fi
     raise typer.Exit(run(db, settings.timezone, settings.locale, interactive=False if script else None))
 
 
+def channel_names(settings: Settings, on: dict[str, bool], loc: str) -> list[str]:
+    """The chat channels the server answers on (`on`: the app's, as `/healthz` reports them), as
+    `mianzi serve`'s start-up line names them."""
+    names = []
+    if on.get("telegram"):
+        names.append(t("web.telegram_webhook" if settings.telegram_webhook_url else "web.telegram_polling", loc))
+    if on.get("wechat"):
+        names.append(t("web.wechat_on", loc))
+    if on.get("wecom"):
+        names.append(t("web.wecom_on", loc))
+    return names
+
+
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
           access_log: bool = typer.Option(False, "--access-log/--no-access-log",
                                           help="a log line per HTTP request (every webhook message)")) -> None:
-    """The server: /healthz, the Telegram webhook (or long polling) and the sales API."""
+    """The server: /healthz, the Telegram webhook (or long polling), the WeChat and WeCom callbacks, the sales API."""
     import logging
 
     import uvicorn
@@ -385,13 +398,12 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     loc = _locale()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines show Bot API URLs, token included
-    channels = []
-    if settings.telegram_token:
-        channels.append(t("web.telegram_webhook" if settings.telegram_webhook_url else "web.telegram_polling", loc))
     with guarded():
         application = create_app(settings)
+    channels = channel_names(settings, application.state.channels, loc)
     out.print(t("web.serving", loc, url=f"http://{host}:{port}"), markup=False, highlight=False)
-    out.print(t("web.channels", loc, channels=", ".join(channels) if channels else t("web.no_channels", loc)),
+    listed = t("web.channel_separator", loc).join(channels) if channels else t("web.no_channels", loc)
+    out.print(t("web.channels", loc, channels=listed),
               markup=False, highlight=False)
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)

@@ -33,6 +33,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
 from bot import context, core_pool
+from bot.body import Rejected, read_body
 from bot.conversation import Outgoing, answer, chat_config, locale_for
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.ptb_request import AiohttpRequest
@@ -189,21 +190,20 @@ class TelegramChannel:
             given = request.headers.get(SECRET_HEADER, "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
                 return Response(status_code=403)
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_UPDATE_BYTES:
-            return Response(status_code=413)
-        body = await request.body()
-        if len(body) > MAX_UPDATE_BYTES:
-            return Response(status_code=413)
+        try:
+            body = await read_body(request, MAX_UPDATE_BYTES)
+        except Rejected as exc:
+            log.warning("webhook request refused with %s: %s", exc.status, exc.reason)
+            return Response(status_code=exc.status)
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep, never Telegram's
             return JSONResponse({"error": "invalid JSON"}, status_code=400)
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             return JSONResponse({"error": "not a Telegram Update"}, status_code=400)
         try:
             update = Update.de_json(data, self.application.bot)
-        except (TypeError, ValueError, KeyError, AttributeError):
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
             return JSONResponse({"error": "not a Telegram Update"}, status_code=400)
         await self.application.process_update(update)
         return Response(status_code=200)

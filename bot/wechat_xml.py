@@ -2,7 +2,8 @@
 
 Everything that comes in is hostile until proven otherwise, and each check fails with a
 `Rejected` carrying the HTTP status and a reason for the log (never for the caller):
-- the body is read up to `MAX_BODY` bytes and no further (a callback is a few hundred bytes);
+- the body is read up to `MAX_BODY` bytes and no further (a callback is a few hundred bytes), by
+  `bot.body`, the reader of every route;
 - XML goes through xmltodict with entities disabled, so a "billion laughs" document is refused
   (`ValueError: entities are disabled`) before anything expands;
 - signatures are compared in constant time.
@@ -25,35 +26,15 @@ from typing import Any
 import xmltodict
 from starlette.requests import Request
 
+from bot.body import Rejected
+from bot.body import read_body as capped_body
+
 MAX_BODY = 1 << 20  # 1 MiB: WeChat's callbacks are tiny; anything near this is not WeChat
 
 
-class Rejected(Exception):
-    """A request we refuse: `status` for the answer, `reason` for the log."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, or `Rejected(413)` as soon as it is known to be larger than `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise Rejected(413, f"body of {declared} bytes declared, limit {limit}")
-        except ValueError as exc:
-            raise Rejected(400, "unreadable Content-Length") from exc
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """`bot.body.read_body` with the callbacks' limit."""
+    return await capped_body(request, limit)
 
 
 def parse_xml(data: bytes | str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from handlers import broadcasts, feedback, points, rewards, trainings, views
 from handlers.identity import LOCALES, Asker, bind
+from handlers.parse import id_arg, is_number
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
 from models import contests as contest_ops
@@ -207,6 +208,8 @@ def _decide_draft(session: Session, asker: Asker, args: list[str], now: datetime
     """`确认` / `取消` (or the inline buttons): send or drop the admin's broadcast draft."""
     if asker.role != "admin":
         return [say(asker, "broadcast.admin_only")]
+    if args and is_number(args[0]) and id_arg(args[0]) is None:  # a number no broadcast can have
+        return [say(asker, "broadcast.not_found", id=args[0].lstrip("#＃"))]
     target = _draft_ref(session, asker, args, now)
     if target is None:
         return [say(asker, "broadcast.nothing_to_confirm")]
@@ -224,8 +227,8 @@ def _decide_draft(session: Session, asker: Asker, args: list[str], now: datetime
 
 
 def _draft_ref(session: Session, asker: Asker, args: list[str], now: datetime) -> int | None:
-    if args and args[0].isdigit():
-        return int(args[0])
+    if args and (ident := id_arg(args[0])) is not None:
+        return ident
     latest = broadcasts.latest_draft(session, asker.partner.id, now)  # type: ignore[union-attr]
     return latest.id if latest else None
 
@@ -234,9 +237,13 @@ def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: Chat
                    now: datetime) -> list[Reply]:
     if asker.role != "admin":
         return [say(asker, "chat.admin_only")]
-    batch = int(args[0]) if args and args[0].isdigit() else None
-    data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
-    title = f"#{batch}" if batch is not None else ""
+    number = args[0].lstrip("#＃") if args and is_number(args[0]) else None
+    batch = id_arg(number) if number is not None else None
+    if number is not None and batch is None:  # a number no batch can have: nothing pushed under it
+        data: dict = {"channels": {}, "reasons": []}
+    else:
+        data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+    title = f"#{batch if batch is not None else number}" if number is not None else ""
     return [Reply("deliveries", {**data, "title": title}, asker.locale)]
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
+from handlers.parse import id_arg
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
 from models import feedback as ops
@@ -32,7 +33,8 @@ def cmd_feedback(session: Session, asker: Asker, args: list[str], config: ChatCo
         return [say(asker, "chat.need_bind")]
     if len(args) >= 2:  # a button names its request
         ref, value = args[0], args[1]
-        found = session.get(FeedbackRequest, int(ref)) if ref.isascii() and ref.isdigit() else None
+        ident = id_arg(ref)
+        found = session.get(FeedbackRequest, ident) if ident is not None else None
         if found is None or found.partner_id != partner.id:
             return [say(asker, "feedback.nothing_open")]
     else:

@@ -21,6 +21,10 @@ KEYWORDS.update({"积分商城": "rewards", "商城": "rewards", "兑换": "rede
 COMMANDS += ("rewards", "redeem", "approve", "reject", "adjust", "training", "join", "checkin", "feedback")
 # a survey answer typed as a bare number (WeChat); out-of-range numbers are told the range
 RATING = re.compile(r"^-?\d{1,3}\s*[分星]?$")
+# The largest id a row can have (PostgreSQL's INTEGER keys; SQLite's are 64-bit). A larger number
+# names nothing, and must not reach the database: SQLite raises OverflowError past 2**63, and
+# PostgreSQL refuses to cast it to INTEGER.
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,29 @@ class Command:
     args: list[str]
     raw: str
     rest: str = ""  # the text after the command word, spacing kept (a broadcast's message)
+
+
+def _digits(arg: str) -> str:
+    return arg.strip().removeprefix("#").removeprefix("＃")
+
+
+def is_number(arg: str) -> bool:
+    """Whether an argument is a whole number (`12`, `#12`, full-width `１２`), however large."""
+    return _digits(arg).isdecimal()
+
+
+def id_arg(arg: str) -> int | None:
+    """The id an argument names, or None when it can name no row: not a number, 0, or past `MAX_ID`.
+
+    Every command that takes an id parses it here, so that `/rank 99999999999999999999` gets the
+    same "not found" as `/rank 12345` instead of an apology (the caller tells "not a number",
+    its usage line, from "no such row" with `is_number`).
+    """
+    digits = _digits(arg)
+    if not digits.isdecimal() or len(digits) > len(str(MAX_ID)):
+        return None
+    value = int(digits)
+    return value if 0 < value <= MAX_ID else None
 
 
 def clean(text: str) -> str:

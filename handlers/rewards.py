@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
+from handlers.parse import id_arg, is_number
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import rewards as store
@@ -80,15 +81,18 @@ def cmd_reject(session: Session, asker: Asker, args: list[str], config: ChatConf
 def _decide(session: Session, asker: Asker, args: list[str], now: datetime, approve: bool) -> list[Reply]:
     if asker.role != "admin":
         return [say(asker, "chat.admin_only")]
-    ref = args[0].lstrip("#") if args else ""
-    if not ref.isascii() or not ref.isdigit():
+    ref = args[0] if args else ""
+    if not is_number(ref):
         return [say(asker, "rewards.approve_usage" if approve else "rewards.reject_usage")]
+    ident = id_arg(ref)
     by = asker.partner.id if asker.partner else None
     try:
+        if ident is None:  # a number no redemption can have
+            raise DataError("rewards.no_such_redemption", id=ref.lstrip("#＃"))
         if approve:
-            decision = store.approve(session, int(ref), by, now)
+            decision = store.approve(session, ident, by, now)
         else:
-            decision = store.reject(session, int(ref), by, " ".join(args[1:]), now)
+            decision = store.reject(session, ident, by, " ".join(args[1:]), now)
     except DataError as exc:
         return [say(asker, exc.key, **exc.params)]
     tell_partner(session, decision, now)

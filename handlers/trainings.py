@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
+from handlers.parse import id_arg, is_number
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import trainings as ops
@@ -45,10 +46,11 @@ def cmd_training(session: Session, asker: Asker, args: list[str], config: ChatCo
 def cmd_join(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
-    ref = args[0].lstrip("#") if args else ""
-    if not ref.isascii() or not ref.isdigit():
+    ref = args[0].lstrip("#＃") if args else ""
+    if not is_number(ref):
         return [say(asker, "training.join_usage")]
-    outcome, training = ops.join(session, int(ref), partner, now)
+    ident = id_arg(ref)
+    outcome, training = ops.join(session, ident, partner, now) if ident is not None else ("not_found", None)
     if training is None:
         return [say(asker, f"training.{outcome}", id=ref)]
     return [say(asker, f"training.{outcome}", id=training.id, title=training.title, at=training.start_at,

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from handlers.parse import id_arg, is_number
 from models import contests as contest_ops
 from models import standings
 from models.db import read
@@ -76,8 +77,9 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         candidates = [c for c in candidates if c.scope == scope]
     if arg:
         found: Contest | None = None
-        if arg.isdigit():
-            found = session.get(Contest, int(arg))
+        if is_number(arg):
+            ident = id_arg(arg)
+            found = session.get(Contest, ident) if ident is not None else None
         else:
             found = session.execute(select(Contest).where(Contest.name.contains(arg))
                                     .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()

@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from messages.render import score_text, t
+from models.values import visible
 
 log = logging.getLogger("mianzi.images")
 
@@ -66,6 +67,7 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, font: ImageFont.FreeTypeFont, fill: tuple,
               width: int) -> None:
+    text = visible(text)
     box = draw.textbbox((0, 0), text, font=font)
     draw.text(((width - (box[2] - box[0])) // 2, y), text, font=font, fill=fill)
 
@@ -108,7 +110,7 @@ def board(out: Path, font_path: str, locale: str, contest: dict[str, Any], top: 
         color = GOLD if rank <= 3 else INK
         draw.ellipse((60, y + 4, 124, y + 68), outline=color, width=4)
         _centered_in(draw, (60, 124), y + 12, mark, small, color)
-        draw.text((160, y + 10), line["name"], font=body, fill=INK)
+        draw.text((160, y + 10), visible(line["name"]), font=body, fill=INK)
         score = score_text(line["score"], contest["metric"], locale)
         box = draw.textbbox((0, 0), score, font=body)
         draw.text((width - 60 - (box[2] - box[0]), y + 10), score, font=body, fill=INK)

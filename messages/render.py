@@ -15,6 +15,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
+from models.values import visible
+
 HERE = Path(__file__).parent
 LOCALES = ("zh", "en")
 DEFAULT_LOCALE = "zh"
@@ -91,7 +93,7 @@ def t(key: str, locale: str | None = None, **params: Any) -> str:
     """A short phrase by key, in the given language (a missing key shows the key itself)."""
     if not params:
         return _plain(_locale(locale), key)
-    return _compiled(_locale(locale), key).render(**params)
+    return visible(_compiled(_locale(locale), key).render(**params))
 
 
 @lru_cache(maxsize=2048)
@@ -101,8 +103,13 @@ def _plain(locale: str, key: str) -> str:
 
 
 def render(template: str, locale: str | None = None, **context: Any) -> str:
-    """A longer reply from `messages/<locale>/<template>.j2`."""
-    return environment(_locale(locale)).get_template(f"{template}.j2").render(**context).strip()
+    """A longer reply from `messages/<locale>/<template>.j2`.
+
+    Like `t`, without the bidi overrides and zero-width characters a name or text someone typed or
+    imported may carry (`models.values.visible`): whatever the bot posts, on a public board or not,
+    shows what it says. Once per message (our own words have none), not per value (cheaper).
+    """
+    return visible(environment(_locale(locale)).get_template(f"{template}.j2").render(**context).strip())
 
 
 def money(fen: int | None, locale: str | None = None, short: bool = True) -> str:

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from models.db import FOREIGN_KEYS_OFF, foreign_keys_back_on
 from models.errors import DataError
 from models.tables import ROLES, Contest, Partner, Sale, Target, Team
-from models.values import parse_datetime_local, parse_fen, utcnow
+from models.values import clean_name, parse_datetime_local, parse_fen, utcnow
 
 PARTNER_COLUMNS = ("code", "name", "team", "region", "city_tier", "industry", "size", "joined_on", "role",
                    "locale")
@@ -191,6 +191,8 @@ def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], defau
     if "__invalid__" in row:
         errors.append(RowError(line, "row.not_an_object"))
         return {}
+    # names are shown on public boards: no bidi overrides, zero-width characters or line breaks
+    row = {**row, "name": clean_name(row.get("name", "")), "team": clean_name(row.get("team", ""))}
     values: dict[str, Any] = {
         "code": _check_text(row, "code", errors, line, required=True),
         "name": _check_text(row, "name", errors, line, required=True),

@@ -1,8 +1,9 @@
-"""Parsing and converting the values of the program: money, times, durations, scores."""
+"""Parsing and converting the values of the program: money, times, durations, scores, shown text."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -13,6 +14,17 @@ from models.errors import DataError
 _MONEY = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# What changes how text is shown without being seen: control characters but newline and tab, every
+# format character (Unicode category Cf: bidirectional embeddings, overrides and isolates U+202A-202E,
+# U+2066-2069, marks U+200E/F and U+061C, zero-width spaces and joiners U+200B-200D, U+2060, U+FEFF,
+# soft hyphen, tags ...), line and paragraph separators, and the blank Hangul fillers.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]")
+_ZWJ = "\u200d"
+_TAG_FLAG = re.compile("\U0001f3f4[\U000e0020-\U000e007e]{1,30}\U000e007f")  # 🏴 + tags: England, Scotland …
 
 
 @lru_cache(maxsize=32)
@@ -109,3 +121,30 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def visible(text: str) -> str:
+    """`text` without the invisible characters that reorder or hide what is shown (`_INVISIBLE`):
+    a name with U+202E cannot turn a board's line around, nor a U+200B make two names look alike.
+
+    What makes emoji is kept: a zero-width joiner between two pictographs (👨‍👩‍👧, 🏳️‍🌈) and the tags of a
+    subdivision flag. Chinese text, emoji, newlines and tabs are untouched. Applied to names on
+    import and to every value the bot renders into a message (`messages.render`).
+    """
+    if _INVISIBLE.search(text) is None:
+        return text
+    flags = [m.span() for m in _TAG_FLAG.finditer(text)]
+
+    def kept(m: re.Match[str]) -> str:
+        at, ch = m.start(), m.group()
+        if ch == _ZWJ and 0 < at < len(text) - 1 and unicodedata.category(text[at - 1]) in ("So", "Sk", "Mn") \
+                and unicodedata.category(text[at + 1]) == "So":
+            return ch
+        return ch if any(a < at < b for a, b in flags) else ""
+
+    return _INVISIBLE.sub(kept, text)
+
+
+def clean_name(text: str) -> str:
+    """A name as shown on boards: `visible`, on one line, single spaces."""
+    return " ".join(visible(text).split())
