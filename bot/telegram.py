@@ -33,7 +33,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
 from bot import context, core_pool
-from bot.conversation import Outgoing, answer, chat_config, locale_for
+from bot.conversation import Outgoing, answer, chat_config, group_notice, locale_for
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.ptb_request import AiohttpRequest
 from bot.settings import Settings
@@ -225,9 +225,7 @@ class TelegramChannel:
         incoming = incoming_from_update(update, self.bot_username)
         if incoming is None:
             return
-        for out in await self._answer(incoming) or []:
-            if not await self.send(incoming.chat_ref, out):
-                break
+        await self._deliver(incoming, await self._answer(incoming) or [])
 
     async def _on_message(self, update: Update) -> None:
         """A new message: claimed and answered in one transaction, where the core runs."""
@@ -242,7 +240,23 @@ class TelegramChannel:
         if outs is None:
             log.info("update %s already processed by another worker: skipped", key)
             return
-        for out in outs:
+        await self._deliver(incoming, outs)
+
+    async def _deliver(self, incoming: Incoming, outs: list[Outgoing]) -> None:
+        """The replies to where they belong: the asker's own to their private chat (a Telegram
+        user's private chat id is their user id), the rest to the chat; after anything private
+        asked in a group, one line there saying it was sent, or (403: the user never opened a
+        private chat with the bot, or blocked it) how to open one."""
+        private = [out for out in outs if out.private]
+        reached = True
+        for out in private:
+            if not await self.send(incoming.user_ref, out):
+                reached = False
+                break
+        public = [out for out in outs if not out.private]
+        if private:
+            public.append(Outgoing(text=fit_text(group_notice(private, reached, self.config))))
+        for out in public:
             if not await self.send(incoming.chat_ref, out):
                 break
 
