@@ -270,3 +270,40 @@ def test_wecom_team_group_sees_the_team_total_only(wecom: tuple[httpx.Client, Fa
     assert "经销商2" not in group[0] and "经销商2" in mine[0]
     group, mine = in_wecom_group(wecom, engine, "P1", "比赛")  # contest rules are public: the group, nothing private
     assert len(group) == 1 and "本月销售冠军" in group[0] and mine == []
+
+
+# --- admins get admin news only ----------------------------------------------------------------------
+
+
+def test_admins_are_not_cheered_on_like_dealers(engine: Engine) -> None:
+    """An admin never takes part: no "看看您现在的名次" when they bind, no "一起加油！" under a team's
+    gap, no "your first sale" on an empty board; and no participant's push on schedule."""
+    from bot.console import converse
+    from handlers.nudges import queue_final_hours, queue_weekly
+    from handlers.types import ChatConfig
+    from models.identities import new_invite
+    from models.tables import Outbox
+
+    config = ChatConfig(max_text=1000)
+    build_program(engine)
+    now = utcnow()
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "BOSS", "name": "孙经理", "role": "admin"})
+        today = now.astimezone(b.SH).date()
+        b.contest(s, name="团队赛", scope="team", start=str(today - timedelta(days=10)), end=str(today + timedelta(days=1)))
+        b.contest(s, name="新品赛", metric="units", segment="region=西北", start=str(today - timedelta(days=1)),
+                  end=str(today + timedelta(days=1)))
+        boss = s.execute(select(Partner).where(Partner.code == "BOSS")).scalar_one()
+        invite = new_invite(s, boss, now=now).code
+    bound = converse(engine, "u-boss", f"绑定 {invite}", config, now)
+    assert "绑定成功" in bound and "看看您现在的名次" not in bound and "帮助" in bound
+    team = converse(engine, "u-boss", "团队 WEST", config, now)  # WEST trails EAST in the team contest
+    assert "距上一名还差" in team and "一起加油" not in team
+    board = converse(engine, "u-boss", "排行 新品赛", config, now)
+    assert "暂时还没有成绩" in board and "第一单" not in board
+    assert "您的名次" not in converse(engine, "u-boss", "帮助", config, now)
+    with session_scope(engine) as s:
+        queue_weekly(s, now)
+        queue_final_hours(s, now)
+        boss_id = s.execute(select(Partner.id).where(Partner.code == "BOSS")).scalar_one()
+        assert s.execute(select(Outbox.key).where(Outbox.partner_id == boss_id)).scalars().all() == []
