@@ -96,7 +96,7 @@ def incoming_from_update(update: Update, bot_username: str) -> Incoming | None:
     user = message.from_user
     return Incoming(platform=PLATFORM, user_ref=str(user.id), chat_ref=str(message.chat.id), text=text,
                     locale_hint=user.language_code, is_group=message.chat.type in GROUP_TYPES,
-                    display_name=user.full_name)
+                    display_name=user.full_name, message_ref=str(message.message_id))
 
 
 class TelegramChannel:
@@ -254,11 +254,12 @@ class TelegramChannel:
                 reached = False
                 break
         public = [out for out in outs if not out.private]
-        if private:
-            public.append(Outgoing(text=fit_text(group_notice(private, reached, self.config))))
         for out in public:
             if not await self.send(incoming.chat_ref, out):
-                break
+                return
+        if private:  # as an answer to the asker's message, so that the group sees whom it is for
+            await self.send(incoming.chat_ref, Outgoing(text=fit_text(group_notice(private, reached, self.config))),
+                            reply_to=incoming.message_ref)
 
     async def _answer(self, incoming: Incoming, claim: str | None = None) -> list[Outgoing] | None:
         """`bot.conversation.answer` where the core runs: its own process, or a thread of this one."""
@@ -292,14 +293,15 @@ class TelegramChannel:
         locale = locale_for(message.from_user.language_code, self.config.default_locale)
         await self.send(str(message.chat.id), Outgoing(text=fit_text(t("web.edited_ignored", locale))))
 
-    async def send(self, chat_ref: str, out: Outgoing) -> bool:
+    async def send(self, chat_ref: str, out: Outgoing, reply_to: str | None = None) -> bool:
         """Send one reply; False when the chat will not take more (blocked, rate-limited, failing).
 
         Through `TelegramPush`, the sender of the delivery worker, rather than PTB's `Bot`: the
         answer is only checked, never turned into PTB objects, which was a sixth of the server's
         time per `/rank` (bench/webhook.py).
         """
-        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data) for b in out.buttons])
+        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data) for b in out.buttons],
+                                               reply_to=reply_to)
         if result.outcome == "sent":
             return True
         if result.outcome == "blocked":

@@ -55,6 +55,8 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
     view["public"] = False
+    if asker.role == "admin":  # an admin has no line of their own: the board alone, public anyway
+        return [Reply("rank", view, asker.locale, audience=PUBLIC)]
     public = Reply("rank", {**view, "me": None, "team": None, "public": True}, asker.locale, audience=PUBLIC)
     return [Reply("rank", view, asker.locale, public=public)]
 

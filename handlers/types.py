@@ -20,6 +20,7 @@ class Incoming:
     is_group: bool = False
     display_name: str | None = None
     callback_data: str | None = None  # an inline button press (Telegram) or a menu key
+    message_ref: str | None = None  # the platform's id of the message, to answer it in a group (Telegram)
 
 
 @dataclass(frozen=True)

@@ -157,12 +157,16 @@ def test_telegram_rank_in_a_group_posts_the_top_n_and_sends_one_s_own_line_priva
     assert "不在本比赛" not in board
     own = "\n".join(m["text"] for m in mine)
     assert "第 4 名" in own and "距第 3 名还差" in own
+    notice = fake.sent()[-1]  # it answers the asker's message (88 in the sample), so the group sees whom it is for
+    assert notice["text"] == SENT and notice["reply_parameters"]["message_id"] == 88
+    assert "reply_parameters" not in fake.sent()[-2]
 
 
 def test_telegram_public_answers_stay_in_the_group_and_nothing_else_does(tg: httpx.Client,
                                                                          fake: FakeBotApi) -> None:
-    for text, piece in (("/help", "排行"), ("/contests", "本月销售冠军"), ("/honors", "")):
-        group, mine = in_group(tg, fake, "P1", text)
+    for who, text, piece in (("P1", "/help", "排行"), ("P1", "/contests", "本月销售冠军"), ("P1", "/honors", ""),
+                             ("BOSS", "/rank", "经销商1")):  # an admin's board has no line of their own
+        group, mine = in_group(tg, fake, who, text)
         assert len(group) == 1 and piece in group[0] and mine == []
     group, _ = in_group(tg, fake, "P1", "/me")
     assert group == [SENT]
