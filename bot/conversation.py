@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 import handlers.dispatch
 from bot.dedupe import keys_for
 from bot.settings import Settings
-from handlers.types import Button, ChatConfig, Incoming, Reply
+from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.render import LOCALES, render, t
 from models.db import session_scope
 
@@ -29,10 +29,19 @@ Fit = Callable[[str], str]
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One rendered message for the chat the incoming message came from."""
+    """One rendered message: for the chat the incoming message came from, or (`private`, asked in a
+    group) for the asker's private chat."""
 
     text: str
     buttons: list[Button] = field(default_factory=list)
+    private: bool = False
+    locale: str = "zh"
+
+
+def group_notice(outs: list[Outgoing], reached: bool, config: ChatConfig) -> str:
+    """The group's one line about what went privately: sent, or how to open the private chat first."""
+    locale = next((o.locale for o in outs if o.private), config.default_locale)
+    return t("chat.sent_privately" if reached else "chat.open_private", locale, bot=config.bot_username)
 
 
 def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConfig:
@@ -65,15 +74,17 @@ def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
             if claim is not None and not keys_for(engine).claim(session.connection(), incoming.platform, claim):
                 return None
             replies = handlers.dispatch.dispatch(session, incoming, config, now)
-            return [out for out in (rendered(reply, fit) for reply in replies) if out.text]
+            return [out for out in (rendered(reply, fit, incoming.is_group) for reply in replies) if out.text]
     except Exception:
         log.exception("dispatch failed for %s message in chat %s", incoming.platform, incoming.chat_ref)
         return [apology(incoming, config, fit)]
 
 
-def rendered(reply: Reply, fit: Fit) -> Outgoing:
+def rendered(reply: Reply, fit: Fit, in_group: bool = False) -> Outgoing:
+    """`in_group`: the reply answers a group message, so all but PUBLIC ones are for the asker alone."""
     text = fit(render(reply.template, reply.locale, **reply.context))
-    return Outgoing(text=text, buttons=list(reply.buttons))
+    return Outgoing(text=text, buttons=list(reply.buttons), private=in_group and reply.audience != PUBLIC,
+                    locale=reply.locale)
 
 
 def apology(incoming: Incoming, config: ChatConfig, fit: Fit) -> Outgoing:

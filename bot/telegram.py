@@ -34,7 +34,7 @@ from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeH
 
 from bot import context, core_pool
 from bot.body import Rejected, read_body
-from bot.conversation import Outgoing, answer, chat_config, locale_for
+from bot.conversation import Outgoing, answer, chat_config, group_notice, locale_for
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.ptb_request import AiohttpRequest
 from bot.settings import Settings
@@ -97,7 +97,7 @@ def incoming_from_update(update: Update, bot_username: str) -> Incoming | None:
     user = message.from_user
     return Incoming(platform=PLATFORM, user_ref=str(user.id), chat_ref=str(message.chat.id), text=text,
                     locale_hint=user.language_code, is_group=message.chat.type in GROUP_TYPES,
-                    display_name=user.full_name)
+                    display_name=user.full_name, message_ref=str(message.message_id))
 
 
 class TelegramChannel:
@@ -225,9 +225,7 @@ class TelegramChannel:
         incoming = incoming_from_update(update, self.bot_username)
         if incoming is None:
             return
-        for out in await self._answer(incoming) or []:
-            if not await self.send(incoming.chat_ref, out):
-                break
+        await self._deliver(incoming, await self._answer(incoming) or [])
 
     async def _on_message(self, update: Update) -> None:
         """A new message: claimed and answered in one transaction, where the core runs."""
@@ -242,9 +240,26 @@ class TelegramChannel:
         if outs is None:
             log.info("update %s already processed by another worker: skipped", key)
             return
-        for out in outs:
-            if not await self.send(incoming.chat_ref, out):
+        await self._deliver(incoming, outs)
+
+    async def _deliver(self, incoming: Incoming, outs: list[Outgoing]) -> None:
+        """The replies to where they belong: the asker's own to their private chat (a Telegram
+        user's private chat id is their user id), the rest to the chat; after anything private
+        asked in a group, one line there saying it was sent, or (403: the user never opened a
+        private chat with the bot, or blocked it) how to open one."""
+        private = [out for out in outs if out.private]
+        reached = True
+        for out in private:
+            if not await self.send(incoming.user_ref, out):
+                reached = False
                 break
+        public = [out for out in outs if not out.private]
+        for out in public:
+            if not await self.send(incoming.chat_ref, out):
+                return
+        if private:  # as an answer to the asker's message, so that the group sees whom it is for
+            await self.send(incoming.chat_ref, Outgoing(text=fit_text(group_notice(private, reached, self.config))),
+                            reply_to=incoming.message_ref)
 
     async def _answer(self, incoming: Incoming, claim: str | None = None) -> list[Outgoing] | None:
         """`bot.conversation.answer` where the core runs: its own process, or a thread of this one."""
@@ -278,14 +293,15 @@ class TelegramChannel:
         locale = locale_for(message.from_user.language_code, self.config.default_locale)
         await self.send(str(message.chat.id), Outgoing(text=fit_text(t("web.edited_ignored", locale))))
 
-    async def send(self, chat_ref: str, out: Outgoing) -> bool:
+    async def send(self, chat_ref: str, out: Outgoing, reply_to: str | None = None) -> bool:
         """Send one reply; False when the chat will not take more (blocked, rate-limited, failing).
 
         Through `TelegramPush`, the sender of the delivery worker, rather than PTB's `Bot`: the
         answer is only checked, never turned into PTB objects, which was a sixth of the server's
         time per `/rank` (bench/webhook.py).
         """
-        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data) for b in out.buttons])
+        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data) for b in out.buttons],
+                                               reply_to=reply_to)
         if result.outcome == "sent":
             return True
         if result.outcome == "blocked":

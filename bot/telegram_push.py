@@ -43,9 +43,13 @@ class TelegramPush:
             return await self._photo(item)
         return await self.send_text(item.chat_ref, item.payload.get("text", ""), item.payload.get("buttons") or ())
 
-    async def send_text(self, chat_ref: str, text: str, buttons: Sequence[Sequence[str]] = ()) -> SendResult:
-        """`sendMessage` with inline buttons given as (label, callback data) pairs."""
+    async def send_text(self, chat_ref: str, text: str, buttons: Sequence[Sequence[str]] = (),
+                        reply_to: str | None = None) -> SendResult:
+        """`sendMessage` with inline buttons given as (label, callback data) pairs; `reply_to`: the message
+        it answers (sent anyway if that one is gone)."""
         body: dict[str, Any] = {"chat_id": chat_ref, "text": fit(text, max_chars=MAX_CHARS)}
+        if reply_to:
+            body["reply_parameters"] = json.dumps({"message_id": int(reply_to), "allow_sending_without_reply": True})
         if buttons:
             body["reply_markup"] = json.dumps({"inline_keyboard": [[{"text": label, "callback_data": data}]
                                                                    for label, data in buttons]}, ensure_ascii=False)

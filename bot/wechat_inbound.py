@@ -40,12 +40,14 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 import handlers.dispatch
+from bot.conversation import group_notice, rendered
 from bot.core_pool import CoreProcess
 from bot.dedupe import keys_for
 from bot.settings import Settings
 from bot.wechat_xml import Inbound
-from handlers.types import ChatConfig, Incoming
+from handlers.types import ChatConfig, Incoming, Reply
 from messages.render import fit, render, t
+from models import outbox
 from models.db import session_scope
 from models.tables import ChatIdentity, Outbox
 from models.values import utcnow
@@ -174,7 +176,8 @@ class Responder:
 
     def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
         """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
-        claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key)
+        claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key,
+                                self._group(msg))
         if not self._settle(msg, key, entry, claimed, text):
             return
         if self._late_text(entry):
@@ -184,7 +187,8 @@ class Responder:
     async def _run_in_core(self, core: CoreProcess, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
         """`_run` with the database work in the core process; a dead one costs this message the apology."""
         try:
-            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key)
+            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key,
+                                            self._group(msg))
         except BrokenProcessPool:
             claimed, text = True, apology(self.config)
         if not self._settle(msg, key, entry, claimed, text):
@@ -192,6 +196,10 @@ class Responder:
         if self._late_text(entry):
             await self._guarded_in_core(core, f"queue the late reply to {key}", queue_late, self.platform,
                                         msg.from_user, key, entry.text)
+
+    def _group(self, msg: Inbound) -> str | None:
+        """The WeCom group chat a message came from (the Official Account has no group chats)."""
+        return msg.chat_id if self.platform == "wecom" else None
 
     def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -229,12 +237,17 @@ class Responder:
 
 
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
-            key: str) -> tuple[bool, str | None]:
+            key: str, group: str | None = None) -> tuple[bool, str | None]:
     """(claimed, reply). The claim (`bot.dedupe`, as for Telegram) is the transaction's first
     statement: a key already there means another attempt got there first (it waits for that one to
     commit), and a failure undoes the claim together with everything else, so nothing of a failed
-    message is kept. Old keys are pruned by the claims now and then."""
-    incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=user_ref, text=action.text, is_group=False)
+    message is kept. Old keys are pruned by the claims now and then.
+
+    `group`: the WeCom group chat the message was posted in. Its replies are not passive (that one
+    answer goes to the asker's app chat): the group's part goes to the group (`appchat/send`) and the
+    asker's own to them (`message/send`), queued in the outbox in this same transaction."""
+    incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=group or user_ref, text=action.text,
+                        is_group=group is not None)
     try:
         with session_scope(engine) as session:
             if not keys_for(engine).claim(session.connection(), platform, key):
@@ -246,12 +259,41 @@ def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, ac
             if action.follow:
                 _set_active(session, platform, user_ref, True)
             replies = handlers.dispatch.dispatch(session, incoming, config)
+            if group is not None:
+                _queue_group_replies(session, incoming, config, key, replies)
+                return True, None
             texts = [render(r.template, r.locale, **r.context) for r in replies]
             joined = "\n\n".join(text for text in texts if text)
             return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
     except Exception:
         log.exception("%s: dispatch failed for a message from %s", platform, user_ref)
         return True, apology(config)
+
+
+def _queue_group_replies(session: Session, incoming: Incoming, config: ChatConfig, key: str,
+                         replies: list[Reply]) -> None:
+    """A group message's replies as outbox rows: the asker's own in one message to them, the group's
+    part and the line saying the rest went privately in one message to the group."""
+    outs = [out for out in (rendered(reply, lambda text: text, in_group=True) for reply in replies) if out.text]
+    own = [out for out in outs if out.private]
+    public = [out.text for out in outs if not out.private]
+    if own:
+        public.append(group_notice(own, True, config))  # WeCom can message a member at any time
+    identity = session.execute(select(ChatIdentity).where(
+        ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref,
+        ChatIdentity.active.is_(True))).scalars().first()
+    now = utcnow()
+    base = f"reply:{incoming.platform}:{key.split(':', 1)[1]}"[:180]
+    rows = []
+    if own:
+        rows.append({"key": f"{base}:private", "kind": "reply", "partner_id": identity.partner_id if identity else None,
+                     "identity_id": identity.id if identity else None, "platform": incoming.platform,
+                     "chat_ref": incoming.user_ref, "payload": {"text": "\n\n".join(out.text for out in own)},
+                     "next_attempt_at": now})
+    if public:
+        rows.append({"key": f"{base}:group", "kind": "reply", "platform": incoming.platform, "is_group": True,
+                     "chat_ref": incoming.chat_ref, "payload": {"text": "\n\n".join(public)}, "next_attempt_at": now})
+    outbox.queue(session, rows, now)
 
 
 def apology(config: ChatConfig) -> str:

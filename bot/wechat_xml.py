@@ -119,6 +119,7 @@ class Inbound:
     event_key: str | None = None
     recognition: str | None = None  # a voice message's speech recognition, when switched on
     agent_id: str | None = None  # WeCom only
+    chat_id: str | None = None  # WeCom only: the group chat (`ChatId`) a message was posted in
 
     @property
     def dedupe_key(self) -> str:
@@ -137,10 +138,11 @@ def inbound(fields: dict[str, Any]) -> Inbound:
     from_user, msg_type, create_time = get("FromUserName"), get("MsgType"), get("CreateTime")
     if not from_user or not msg_type or not create_time:
         raise Rejected(400, "callback without FromUserName, MsgType or CreateTime")
-    if len(from_user) > 128:
-        raise Rejected(400, "FromUserName longer than 128 characters")
+    if len(from_user) > 128 or len(get("ChatId") or "") > 128:
+        raise Rejected(400, "FromUserName or ChatId longer than 128 characters")
     content = fields.get("Content")
     return Inbound(to_user=get("ToUserName") or "", from_user=from_user, create_time=create_time,
                    msg_type=msg_type.lower(), msg_id=get("MsgId") or get("MsgID"),
                    content=content if isinstance(content, str) else None, event=get("Event"),
-                   event_key=get("EventKey"), recognition=get("Recognition"), agent_id=get("AgentID"))
+                   event_key=get("EventKey"), recognition=get("Recognition"), agent_id=get("AgentID"),
+                   chat_id=get("ChatId") if (get("ChatType") or "group").lower() != "single" else None)

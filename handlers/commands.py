@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -11,7 +12,7 @@ from sqlmodel import Session
 from handlers import broadcasts, feedback, points, rewards, trainings, views
 from handlers.identity import LOCALES, Asker, bind
 from handlers.parse import id_arg, is_number
-from handlers.types import Button, ChatConfig, Reply
+from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
 from messages.render import t
 from models import contests as contest_ops
 from models import outbox
@@ -27,7 +28,7 @@ def say(asker: Asker, key: str, **params: object) -> Reply:
 
 def cmd_help(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return [Reply("help", {"role": asker.role, "bound": asker.member is not None,
-                           "name": asker.member.name if asker.member else None}, asker.locale)]
+                           "name": asker.member.name if asker.member else None}, asker.locale, audience=PUBLIC)]
 
 
 def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
@@ -54,7 +55,11 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     view = views.rank_view(session, contest, asker.member, now)
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
-    return [Reply("rank", view, asker.locale)]
+    view["public"] = False
+    if asker.role == "admin":  # an admin has no line of their own: the board alone, public anyway
+        return [Reply("rank", view, asker.locale, audience=PUBLIC)]
+    public = Reply("rank", {**view, "me": None, "team": None, "public": True}, asker.locale, audience=PUBLIC)
+    return [Reply("rank", view, asker.locale, public=public)]
 
 
 def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
@@ -74,7 +79,11 @@ def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig
     contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now, scope="team")
     if contest is None:
         contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now)
-    return [Reply("team", views.team_view(session, contest, team, partner, now), asker.locale)]
+    view = views.team_view(session, contest, team, partner, now)
+    # the team's own standing, without anyone's contribution: for the team's own group
+    public = Reply("team", {**view, "see_members": False, "members": [], "mine": None}, asker.locale,
+                   audience=TEAM, team_id=team.id)
+    return [Reply("team", view, asker.locale, public=public)]
 
 
 def _team_list(session: Session) -> list[dict[str, object]]:
@@ -123,7 +132,7 @@ def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatCo
                                                                                        asker.member):
             continue
         shown.append(views.contest_info(contest, now))
-    return [Reply("contests", {"contests": shown}, asker.locale)]
+    return [Reply("contests", {"contests": shown}, asker.locale, audience=PUBLIC)]  # rules are public
 
 
 def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
@@ -138,7 +147,7 @@ def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConf
         names = views.names_of(session, list(winners))
         roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
                                                                                 for w in winners]})
-    return [Reply("honors", {"roll": roll}, asker.locale)]
+    return [Reply("honors", {"roll": roll}, asker.locale, audience=PUBLIC)]  # past winners, as announced
 
 
 def cmd_lang(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
@@ -169,7 +178,8 @@ def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatC
                              chat_ref=asker.incoming.chat_ref, linked_at=now))
     else:
         link.team_id, link.linked_at = team.id, now  # type: ignore[assignment]
-    return [say(asker, "chat.group_linked", team=team.name)]
+    # for the group itself: from now on its team's news is posted there
+    return [replace(say(asker, "chat.group_linked", team=team.name), audience=PUBLIC)]
 
 
 def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatConfig,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers import feedback
 from handlers.commands import COMMANDS, RAW_ARGS, say
 from handlers.identity import identify
 from handlers.parse import parse
-from handlers.types import ChatConfig, Incoming, Reply
+from handlers.types import PRIVATE, PUBLIC, TEAM, ChatConfig, Incoming, Reply
+from models.tables import TeamChat
 from models.values import utcnow
 
 
@@ -19,7 +22,45 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
 
     Bad input always gets a short, helpful answer: no text, a message too long to be a command,
     an unknown command, or a command that needs a bound account.
+
+    In a group, each reply comes back with its audience settled by `for_group`: PUBLIC ones are
+    for the group, PRIVATE ones for the asker's private chat (the adapter delivers them there).
     """
+    replies = _dispatch(session, incoming, config, now)
+    return for_group(session, incoming, replies) if incoming.is_group else replies
+
+
+def for_group(session: Session, incoming: Incoming, replies: list[Reply]) -> list[Reply]:
+    """The one rule of privacy in groups: a group sees only what is public anyway.
+
+    A PUBLIC reply stays in the group; a TEAM reply too when the group is linked to its team; anything
+    else goes to the asker alone, and its `public` part (if any, and public here) to the group.
+    """
+    linked: set[int] | None = None
+
+    def public_here(reply: Reply) -> bool:
+        nonlocal linked
+        if reply.audience == PUBLIC:
+            return True
+        if reply.audience != TEAM or reply.team_id is None:
+            return False
+        if linked is None:
+            linked = set(session.execute(select(TeamChat.team_id).where(
+                TeamChat.platform == incoming.platform, TeamChat.chat_ref == incoming.chat_ref)).scalars())
+        return reply.team_id in linked
+
+    settled: list[Reply] = []
+    for reply in replies:
+        if public_here(reply):
+            settled.append(replace(reply, audience=PUBLIC, public=None))
+            continue
+        settled.append(replace(reply, audience=PRIVATE, public=None))
+        if reply.public is not None and public_here(reply.public):
+            settled.append(replace(reply.public, audience=PUBLIC, public=None))
+    return settled
+
+
+def _dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: datetime | None) -> list[Reply]:
     now = now or utcnow()
     asker = identify(session, incoming, config, now)
     text = incoming.callback_data if incoming.callback_data is not None else incoming.text

@@ -20,6 +20,7 @@ class Incoming:
     is_group: bool = False
     display_name: str | None = None
     callback_data: str | None = None  # an inline button press (Telegram) or a menu key
+    message_ref: str | None = None  # the platform's id of the message, to answer it in a group (Telegram)
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,27 @@ class Button:
     data: str
 
 
+# Who may see a reply (`Reply.audience`); in a group `handlers.dispatch.for_group` applies it.
+PUBLIC = "public"  # public anyway (a board's top N, contest rules, help): may be posted in any group
+TEAM = "team"  # a team's own news (its total): public only in a group linked to that team (`Reply.team_id`)
+PRIVATE = "private"  # the asker's own (points, rank, a captain's member list, anything an admin asks)
+
+
 @dataclass
 class Reply:
-    """What to say: a template and its context, in the recipient's language."""
+    """What to say: a template and its context, in the recipient's language.
+
+    `audience` says who may see it; when unsure, PRIVATE (the default). A personal reply can carry
+    its `public` part (a `/rank`'s top N without one's own line), which a group gets instead.
+    """
 
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     locale: str = "zh"
     buttons: list[Button] = field(default_factory=list)
+    audience: str = PRIVATE
+    team_id: int | None = None
+    public: Reply | None = None
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,8 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
     members = session.execute(select(Partner).where(Partner.team_id == team.id, Partner.active.is_(True),
                                                     Partner.role != "admin").order_by(Partner.code)).scalars().all()
     view: dict[str, Any] = {"team": {"name": team.name, "code": team.code, "size": len(members)},
-                            "see_members": see_members, "contest": None, "line": None, "members": [], "mine": None}
+                            "see_members": see_members, "admin": asker.role == "admin",  # no cheering an admin on
+                            "contest": None, "line": None, "members": [], "mine": None}
     if contest is None:
         view["members"] = [{"name": m.name, "role": m.role} for m in members] if see_members else []
         return view

@@ -35,6 +35,7 @@ class FakeBotApi:
         self.username = username
         self.calls: list[Call] = []
         self.failures: dict[str, tuple[int, str]] = {}
+        self.chat_failures: dict[str, tuple[int, str]] = {}  # chat id → the error `sendMessage` answers there
         self._updates: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._message_id = 0
@@ -81,6 +82,11 @@ class FakeBotApi:
         """Answer `method` with a Bot API error from now on."""
         self.failures[method] = (code, description)
 
+    def fail_chat(self, chat_id: int | str, code: int, description: str) -> None:
+        """Answer `sendMessage` to this one chat with a Bot API error from now on (e.g. 403 for a user
+        who never opened a private chat with the bot)."""
+        self.chat_failures[str(chat_id)] = (code, description)
+
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for the next `getUpdates`."""
         with self._cond:
@@ -113,8 +119,11 @@ class FakeBotApi:
             self._cond.notify_all()
 
     def respond(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if method in self.failures:
-            code, description = self.failures[method]
+        failure = self.failures.get(method)
+        if method == "sendMessage" and str(params.get("chat_id")) in self.chat_failures:
+            failure = self.chat_failures[str(params.get("chat_id"))]
+        if failure is not None:
+            code, description = failure
             body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
             if code == 429:
                 body["parameters"] = {"retry_after": 3}
