@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from handlers import feedback
-from handlers.commands import COMMANDS, RAW_ARGS, say
+from handlers.commands import COMMANDS, say
 from handlers.identity import identify
 from handlers.parse import parse
 from handlers.types import ChatConfig, Incoming, Reply
@@ -40,5 +40,4 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
     handler, needs_partner = COMMANDS[command.name]
     if needs_partner and asker.member is None:
         return [say(asker, "chat.need_bind")]
-    args = [command.rest] if command.name in RAW_ARGS else command.args
-    return handler(session, asker, args, config, now)
+    return handler(session, asker, command.args, config, now)

@@ -1,0 +1,72 @@
+"""Words that come out wrong (issue 12): the user's own text kept as typed, check-in codes, import
+summaries, replies about a partner to an admin, times and zones, money and points, captains' numbers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from models import trainings
+from models.db import session_scope
+from models.tables_rewards import TrainingSignup
+from tests.cli_runner import mianzi
+from tests.incentives import NOW, ask, balance, bound, count, earn, outbox, program
+
+TEXT = "明天（周四）上午10点培训，请准时参加！"
+
+
+@pytest.fixture
+def ids(engine: Engine) -> dict[str, int]:
+    return program(engine)
+
+
+def test_broadcast_adjust_and_reject_keep_the_text_as_typed(engine: Engine, ids: dict[str, int]) -> None:
+    boss, _, p2 = bound(engine, "BOSS"), bound(engine, "P1"), bound(engine, "P2")
+    ask(engine, boss, "/lang zh")
+    preview = ask(engine, boss, f"/broadcast {TEXT}")
+    assert f"\n{TEXT}\n" in preview
+    assert ask(engine, boss, "确认").startswith("✅ 群发 #1 已排队")
+    sent = [p["text"] for k, p in outbox(engine, "broadcast:1:").items()]
+    assert sent and all(text.startswith(f"📢 {TEXT}") for text in sent)
+    assert f"\n{TEXT}\n" in ask(engine, boss, f"群发 region=华东 {TEXT}")  # segment words still understood
+    assert f"范围：region=华东）：\n\n{TEXT}\n" in ask(engine, boss, f"群发 region＝华东 {TEXT}")  # typed full-width
+
+    reply = ask(engine, boss, "调整积分 Ｐ１ ＋２０ 补发（11月培训）！")  # full-width code and amount still work
+    assert "（补发（11月培训）！）" in reply and balance(engine, ids["P1"]) == 20
+    assert "补发（11月培训）！" in next(iter(outbox(engine, "points:adjusted:").values()))["text"]
+
+    earn(engine, ids["P2"], 500)
+    assert "已提交兑换申请 #1" in ask(engine, p2, "兑换 MUG")
+    assert "已驳回兑换申请 #1" in ask(engine, boss, "驳回 １ 地址不全，请补充！")
+    assert "原因：地址不全，请补充！。" in outbox(engine, "redemption:1:decided")["redemption:1:decided"]["text"]
+
+
+def training(engine: Engine, title: str, start, code: str, points: int = 0) -> int:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        return trainings.create(s, trainings.TrainingSpec(title, start, 90 * 60, "上海 会议室A", None, points, code),
+                                NOW).id  # type: ignore[return-value]
+
+
+def test_check_in_finds_the_training_whose_code_was_given(engine: Engine, ids: dict[str, int]) -> None:
+    today = training(engine, "今天的培训", NOW, "TODAY1")
+    later = training(engine, "下周的培训", NOW + timedelta(days=7), "NEXT01")
+    me = bound(engine, "P1")
+    at = NOW + timedelta(minutes=5)
+    # the right code of next week's session: too early for it, no wrong try, no walk-in anywhere
+    assert ask(engine, me, "签到 NEXT01", at) == "下周的培训 还没开始，11-27 12:00 开始后才能签到。"
+    assert count(engine, TrainingSignup) == 0
+    assert ask(engine, me, "签到 TODAY1", at) == "✅ 签到成功：今天的培训。"
+    # a typo after checking in locks nothing and says so
+    assert ask(engine, me, "签到 TODAY2", at) == "签到码不正确。您已经签到过了：今天的培训，无需再签到。"
+    assert ask(engine, me, "签到 TODAY1", at) == "您已经签到过了：今天的培训。"
+    report = mianzi("trainings", "attendance", str(later), "--json").json()
+    assert report["people"] == []
+    # someone else: a real wrong code counts against the open session only
+    other = bound(engine, "P2")
+    assert "还可以尝试 4 次" in ask(engine, other, "签到 NEXT02", at)
+    assert "还没开始" in ask(engine, other, "签到 NEXT01", at)
+    assert "还可以尝试 3 次" in ask(engine, other, "签到 NEXT03", at)
+    assert ask(engine, other, "签到 TODAY1", at) == "✅ 签到成功：今天的培训。"
+    assert mianzi("trainings", "attendance", str(today), "--json").json()["attended"] == 2
