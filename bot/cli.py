@@ -78,9 +78,9 @@ def guarded() -> Iterator[None]:
     except ImportRejected as rejected:
         loc = _locale()
         err.print(t(rejected.key, loc, **rejected.params), markup=False, highlight=False)
-        for e in rejected.errors:
-            err.print(t("row.line", loc, line=e.line, reason=t(e.key, loc, **e.params)), markup=False,
-                      highlight=False)
+        for line, errors in rejected.by_line():
+            reasons = [t(e.key, loc, **e.params) for e in errors]
+            err.print(t("row.line", loc, line=line, reasons=reasons), markup=False, highlight=False)
         raise typer.Exit(2) from None
     except DataError as exc:
         fail(exc.key, **exc.params)

@@ -4,6 +4,7 @@ summaries, replies about a partner to an admin, times and zones, money and point
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -70,3 +71,19 @@ def test_check_in_finds_the_training_whose_code_was_given(engine: Engine, ids: d
     assert "还可以尝试 3 次" in ask(engine, other, "签到 NEXT03", at)
     assert ask(engine, other, "签到 TODAY1", at) == "✅ 签到成功：今天的培训。"
     assert mianzi("trainings", "attendance", str(today), "--json").json()["attended"] == 2
+
+
+def test_an_import_counts_bad_rows_and_lists_each_rows_reasons_together(db_url: str, workdir: Path) -> None:
+    partners = workdir / "partners.csv"
+    partners.write_text("code,name,team,region,city_tier,industry,size,joined_on,role,locale\n"
+                        "P001,王强,华东一队,华东,1,建材,large,2024-01-10,dealer,zh\n"
+                        "P002,李娜,华东一队,华东,9,建材,small,2025-13-01,boss,fr\n"  # four errors
+                        "P003,,华南队,华南,3,家电,medium,2026-10-01,dealer,zh\n",  # one
+                        encoding="utf-8")
+    ran = mianzi("partners", "import", str(partners))
+    assert ran.code == 2
+    assert ran.err.strip().splitlines() == [
+        "导入失败：2 行有误，未导入任何数据。",
+        "第 3 行：joined_on 不是有效日期：2025-13-01（格式 YYYY-MM-DD）；city_tier 必须是 1、2 或 3，而不是 9；"
+        "role 必须是 dealer、captain 或 admin，而不是 boss；locale 必须是 zh 或 en，而不是 fr",
+        "第 4 行：缺少 name"]
