@@ -146,7 +146,7 @@ def test_cli_catalog_redemptions_and_points(db_url: str, engine: Engine, ids: di
 
     assert mianzi("points", "adjust", "P1", "+500", "--reason", "开业奖励").code == 0
     ran = mianzi("points", "adjust", "P1", "-600", "--reason", "扣多了")  # never below zero
-    assert ran.code == 2 and "积分不足" in ran.err
+    assert ran.code == 2 and "现有 500 积分，不够扣减 600 积分" in ran.err
     assert mianzi("points", "adjust", "P1", "-50", "--reason", "更正").out.strip().endswith("当前余额 450。")
     assert mianzi("points", "adjust", "P1", "+10").code == 2  # a reason is required
     assert mianzi("points", "adjust", "NOBODY", "+10", "--reason", "x").code == 2

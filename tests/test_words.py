@@ -87,3 +87,15 @@ def test_an_import_counts_bad_rows_and_lists_each_rows_reasons_together(db_url: 
         "第 3 行：joined_on 不是有效日期：2025-13-01（格式 YYYY-MM-DD）；city_tier 必须是 1、2 或 3，而不是 9；"
         "role 必须是 dealer、captain 或 admin，而不是 boss；locale 必须是 zh 或 en，而不是 fr",
         "第 4 行：缺少 name"]
+
+
+def test_an_admins_adjustment_refused_for_lack_of_points_is_worded_about_the_partner(
+        engine: Engine, ids: dict[str, int]) -> None:
+    earn(engine, ids["P1"], 230)
+    boss = bound(engine, "BOSS")
+    ask(engine, boss, "/lang zh")
+    assert ask(engine, boss, "调整积分 P1 -5000 重复发放") == (
+        "P1 经销商1 现有 230 积分，不够扣减 5,000 积分（差 4,770）。积分不能扣成负数。")
+    ran = mianzi("points", "adjust", "P1", "-5000", "--reason", "重复发放")
+    assert ran.code == 2 and ran.err.strip() == "P1 经销商1 现有 230 积分，不够扣减 5,000 积分（差 4,770）。积分不能扣成负数。"
+    assert balance(engine, ids["P1"]) == 230
