@@ -221,7 +221,7 @@ def test_ledger_reconciles_after_any_sequence(engine: Engine, ops: list[tuple]) 
                 try:
                     points.adjust(s, p, n, "property test", None, now)
                 except DataError as exc:
-                    assert not ok and exc.key == "ledger.not_enough"
+                    assert not ok and exc.key == "ledger.adjust_not_enough"
                 else:
                     assert ok
                     if n > 0:

@@ -86,7 +86,7 @@ def test_redeem_with_too_few_points_changes_nothing(engine: Engine, ids: dict[st
     earn(engine, ids["P1"], 99)
     me = bound(engine, "P1")
     assert ask(engine, me, "兑换 MUG") == "积分不足：需要 100 积分，您现有 99 积分，还差 1 积分。"
-    assert ask(engine, me, "兑换 TV").startswith("积分不足：需要 5000 积分")
+    assert ask(engine, me, "兑换 TV").startswith("积分不足：需要 5,000 积分")
     assert balance(engine, ids["P1"]) == 99 and stock(engine, "MUG") == 5 and stock(engine, "TV") == 1
     assert count(engine, Redemption) == 0 and outbox(engine) == {}
     assert entries(engine, ids["P1"]) == [("earned", 99)]

@@ -99,3 +99,55 @@ def test_an_admins_adjustment_refused_for_lack_of_points_is_worded_about_the_par
     ran = mianzi("points", "adjust", "P1", "-5000", "--reason", "重复发放")
     assert ran.code == 2 and ran.err.strip() == "P1 经销商1 现有 230 积分，不够扣减 5,000 积分（差 4,770）。积分不能扣成负数。"
     assert balance(engine, ids["P1"]) == 230
+
+
+def test_the_cli_prints_program_time_and_says_so(engine: Engine, ids: dict[str, int]) -> None:
+    earn(engine, ids["P2"], 500, at=NOW)  # 2026-11-20 04:00 UTC = 12:00 in Beijing
+    assert "已提交兑换申请" in ask(engine, bound(engine, "P2"), "兑换 MUG")
+    tid = training(engine, "今天的培训", NOW, "TODAY1")
+    assert "签到成功" in ask(engine, bound(engine, "P1"), "签到 TODAY1", NOW + timedelta(minutes=7))
+    for args in (("points", "show", "P2"), ("redemptions", "list"), ("trainings", "attendance", str(tid))):
+        ran = mianzi(*args)
+        assert ran.code == 0, ran.err
+        assert "北京时间" in ran.out and "2026-11-20 12:0" in ran.out and "04:0" not in ran.out, (args, ran.out)
+    assert "2026-11-20 12:07" in mianzi("trainings", "attendance", str(tid)).out
+    assert "2026-11-20T04:00:00+00:00" in mianzi("points", "show", "P2", "--json").out  # JSON stays ISO 8601 UTC
+
+
+def test_contests_say_beijing_time_and_end_on_the_last_day(engine: Engine, ids: dict[str, int]) -> None:
+    from handlers.nudges import queue_final_hours, queue_weekly
+    from tests import builders as b
+
+    with session_scope(engine) as s:
+        b.sales(s, {"id": "s1", "partner": "P1", "occurred_at": "2026-12-02T10:00", "amount": "12000"})
+        b.contest(s, name="年终冲刺", start="2026-12-01", end="2026-12-31", tiers="铜牌=50000:100,银牌=100000:300",
+                  prizes="1=5000,2=3000")
+    me = bound(engine, "P1")
+    at = NOW.replace(month=12, day=30)
+    info = ask(engine, me, "比赛", at)
+    assert "· 时间：2026-12-01 – 2026-12-31（北京时间）" in info and "Asia/Shanghai" not in info
+    # one rule for money and one for points in the same reply
+    assert "铜牌（≥ ¥50,000.00）100 积分，银牌（≥ ¥100,000.00）300 积分" in info
+    assert "第 1 名 5,000 积分，第 2 名 3,000 积分" in info
+    ask(engine, me, "/lang en")
+    assert "2026-12-01 – 2026-12-31 (Beijing time)" in ask(engine, me, "/contests", at)
+    ask(engine, me, "/lang zh")
+    with session_scope(engine) as s:
+        assert queue_weekly(s, at) == 1 and queue_final_hours(s, at) == 1
+    texts = [p["text"] for p in outbox(engine, "weekly:").values()] + [
+        p["text"] for p in outbox(engine, "final48:").values()]
+    assert "比赛于 12-31 24:00 截止" in texts[0] and "12-31 24:00 截止。" in texts[1]
+    assert not any("01-01" in text for text in texts)
+
+
+def test_money_and_points_read_one_way_everywhere(engine: Engine, ids: dict[str, int]) -> None:
+    earn(engine, ids["P1"], 99)
+    me = bound(engine, "P1")
+    assert ask(engine, me, "兑换 TV") == "积分不足：需要 5,000 积分，您现有 99 积分，还差 4,901 积分。"
+    assert "TV 电视 —— 5,000 积分（还差 4,901 积分）" in ask(engine, me, "积分商城")
+    boss = bound(engine, "BOSS")
+    ask(engine, boss, "/lang zh")
+    assert ask(engine, boss, "调整积分 P1 +12000 年终奖励") == "已为 经销商1（P1）调整 +12,000 积分（年终奖励），当前余额 12,099。"
+    assert "+12,000" in ask(engine, me, "我的")
+    assert "您的积分有一笔调整：+12,000（年终奖励），当前余额 12,099。" in [
+        p["text"] for p in outbox(engine, "points:adjusted:").values()]
