@@ -72,6 +72,7 @@ def environment(locale: str) -> Environment:
                        score=lambda s, metric: score_text(s, metric, locale),
                        reason=lambda r, metric: reason_text(r, metric, locale),
                        local=local_time, deadline=deadline, zone=lambda tz: zone_name(tz, locale),
+                       dated=lambda name, start, tz: dated_name(name, start, tz, locale),
                        hours=lambda secs: number(Decimal(secs) / 3600),
                        period=lambda c: period_text(c["start"], c["end"], c["tz"]))
     env.globals["t"] = lambda key, **params: t(key, locale, **params)
@@ -173,6 +174,19 @@ CHINA_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "A
 def zone_name(tz: str, locale: str | None = None) -> str:
     """A time zone as people say it: 北京时间 / Beijing time, else the zone's own name."""
     return t("time.china", locale) if tz in CHINA_ZONES else tz
+
+
+def dated_name(name: str, start: datetime, tz: str, locale: str | None = None) -> str:
+    """A contest's name with the month it started in (`2026年11月 季度冲刺`), unless the name already
+    says the month (`11月销售冠军`, `November sprint`): an honour read once, not `2026年11月 11月…`."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    local = start.astimezone(ZoneInfo(tz))
+    for mark in t("time.month_marks", locale).split("|"):
+        if re.search(rf"(?<![0-9]){re.escape(local.strftime(mark))}", name, re.IGNORECASE):
+            return name
+    return f"{local.strftime(t('time.month', locale))} {name}"
 
 
 @lru_cache(maxsize=256)

@@ -151,3 +151,30 @@ def test_money_and_points_read_one_way_everywhere(engine: Engine, ids: dict[str,
     assert "+12,000" in ask(engine, me, "我的")
     assert "您的积分有一笔调整：+12,000（年终奖励），当前余额 12,099。" in [
         p["text"] for p in outbox(engine, "points:adjusted:").values()]
+
+
+def test_a_captain_sees_what_the_number_is_and_honours_name_the_month_once(engine: Engine) -> None:
+    from models import contests as contest_ops
+    from tests import builders as b
+
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "CAP", "name": "王队长", "team": "EAST", "role": "captain"},
+                   {"code": "P1", "name": "经销商1", "team": "EAST"}, {"code": "P2", "name": "经销商2", "team": "EAST"})
+        b.sales(s, {"id": "s1", "partner": "P1", "occurred_at": "2026-11-10T10:00", "amount": "4710"},
+                {"id": "s2", "partner": "P2", "occurred_at": "2026-11-10T10:00", "amount": "9000"})
+        b.targets(s, *({"partner": p, "period_start": "2026-11-01", "period_end": "2026-11-30", "target": "10000"}
+                       for p in ("CAP", "P1", "P2")))
+        b.contest(s, name="团队达成率赛", metric="attainment", scope="team", team_score="avg")
+        named = b.contest(s, name="11月销售冠军", end="2026-11-15")
+        plain = b.contest(s, name="季度冲刺", end="2026-11-15")
+        for contest in (named, plain):
+            contest_ops.close(s, contest.id, NOW)  # type: ignore[arg-type]
+    captain, p1 = bound(engine, "CAP"), bound(engine, "P1")
+    team = ask(engine, captain, "团队")
+    assert "成员的个人目标达成率：" in team and "· 经销商1  47.1%\n" in team and "占团队" not in team
+    assert "贡献" not in team
+    rank = ask(engine, p1, "排行 团队达成率赛")
+    assert "🙋 您的个人目标达成率：47.1%" in rank and "贡献" not in rank
+    me = ask(engine, p1, "我的")
+    assert "您的个人目标达成率 47.1%" in me
+    assert "🏅 荣誉：2026年11月 季度冲刺 第 2 名；11月销售冠军 第 2 名" in me
