@@ -528,7 +528,8 @@ def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
         return
     table = Table("sku", "name_zh", "name_en", "points", "stock", "active", "pending")
     for d in docs:
-        table.add_row(*(str(d[k]) for k in ("sku", "name_zh", "name_en", "points", "stock", "active", "pending")))
+        table.add_row(*(number(d[k]) if k == "points" else str(d[k])
+                        for k in ("sku", "name_zh", "name_en", "points", "stock", "active", "pending")))
     out.print(table)
 
 
