@@ -166,7 +166,7 @@ def test_a_captain_sees_what_the_number_is_and_honours_name_the_month_once(engin
                        for p in ("CAP", "P1", "P2")))
         b.contest(s, name="团队达成率赛", metric="attainment", scope="team", team_score="avg")
         named = b.contest(s, name="11月销售冠军", end="2026-11-15")
-        plain = b.contest(s, name="季度冲刺", end="2026-11-15")
+        plain = b.contest(s, name="季度冲刺", end="2026-11-10")
         for contest in (named, plain):
             contest_ops.close(s, contest.id, NOW)  # type: ignore[arg-type]
     captain, p1 = bound(engine, "CAP"), bound(engine, "P1")
@@ -177,4 +177,4 @@ def test_a_captain_sees_what_the_number_is_and_honours_name_the_month_once(engin
     assert "🙋 您的个人目标达成率：47.1%" in rank and "贡献" not in rank
     me = ask(engine, p1, "我的")
     assert "您的个人目标达成率 47.1%" in me
-    assert "🏅 荣誉：2026年11月 季度冲刺 第 2 名；11月销售冠军 第 2 名" in me
+    assert "🏅 荣誉：11月销售冠军 第 2 名；2026年11月 季度冲刺 第 2 名" in me  # latest end first
