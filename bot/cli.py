@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import context
 from bot.settings import Settings, get_settings
 from bot.standings_refresh import refresh_dirty
-from messages.render import reason_text, score_text, t
+from messages.render import local_time, number, period_text, reason_text, score_text, signed, t, zone_name
 from models import contests as contest_ops
 from models import standings
 from models.csvfile import count_lines, open_csv
@@ -78,9 +78,9 @@ def guarded() -> Iterator[None]:
     except ImportRejected as rejected:
         loc = _locale()
         err.print(t(rejected.key, loc, **rejected.params), markup=False, highlight=False)
-        for e in rejected.errors:
-            err.print(t("row.line", loc, line=e.line, reason=t(e.key, loc, **e.params)), markup=False,
-                      highlight=False)
+        for line, errors in rejected.by_line():
+            reasons = [t(e.key, loc, **e.params) for e in errors]
+            err.print(t("row.line", loc, line=line, reasons=reasons), markup=False, highlight=False)
         raise typer.Exit(2) from None
     except DataError as exc:
         fail(exc.key, **exc.params)
@@ -90,6 +90,17 @@ def guarded() -> Iterator[None]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def when(value: datetime | None) -> str:
+    """A moment in program time for a table or a line (JSON keeps ISO 8601 UTC); label it with `time_column`."""
+    return "-" if value is None else local_time(value, get_settings().timezone)
+
+
+def time_column(name: str) -> str:
+    """`name` labelled with the program's time zone: a table heading for `when` values
+    (`created_at（北京时间）`), or a `when` value itself in a line."""
+    return t("cli.time_column", _locale(), name=name, zone=zone_name(get_settings().timezone, _locale()))
 
 
 # --- db ----------------------------------------------------------------------------------------
@@ -220,14 +231,9 @@ def contests_create(
 
 
 def _period_text(contest: Contest) -> str:
-    from datetime import timedelta
-
-    tz = zone(contest.timezone)
-    start = contest.start_at.astimezone(tz)
-    end = contest.end_at.astimezone(tz)
-    if start.time() == end.time() == datetime.min.time():
-        return f"{start:%Y-%m-%d} – {(end - timedelta(days=1)):%Y-%m-%d}"
-    return f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"
+    """The period as the chat shows it, labelled with its zone when not the program's own."""
+    text = period_text(contest.start_at, contest.end_at, contest.timezone)
+    return text if contest.timezone == get_settings().timezone else f"{text} ({zone_name(contest.timezone)})"
 
 
 @contests_app.command("list")
@@ -245,7 +251,8 @@ def contests_list(json_out: bool = typer.Option(False, "--json")) -> None:
     if not rows:
         out.print(t("cli.no_contests", loc), markup=False)
         return
-    table = Table(*(t(f"col.{k}", loc) for k in ("id", "name", "metric", "scope", "period", "status")))
+    table = Table(*(t(f"col.{k}", loc) for k in ("id", "name", "metric", "scope")), time_column(t("col.period", loc)),
+                  t("col.status", loc))
     for c in rows:
         table.add_row(str(c.id), c.name, t(f"metric.{c.metric}", loc), t(f"scope.{c.scope}", loc),
                       _period_text(c), t(f"status.{contest_ops.status(c, now)}", loc))
@@ -437,7 +444,7 @@ def broadcast(text: str = typer.Argument(..., help="the announcement"),
         print_json({"id": item.id, "recipients": item.recipients, "send_at": item.send_at.isoformat()})
         return
     out.print(t("broadcast.cli_queued", loc, id=item.id, count=item.recipients,
-                at=item.send_at.astimezone(zone(settings.timezone)).strftime("%Y-%m-%d %H:%M")), markup=False)
+                at=time_column(when(item.send_at))), markup=False)
 
 
 @deliveries_app.command("report")
@@ -535,7 +542,8 @@ def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
         return
     table = Table("sku", "name_zh", "name_en", "points", "stock", "active", "pending")
     for d in docs:
-        table.add_row(*(str(d[k]) for k in ("sku", "name_zh", "name_en", "points", "stock", "active", "pending")))
+        table.add_row(*(number(d[k]) if k == "points" else str(d[k])
+                        for k in ("sku", "name_zh", "name_en", "points", "stock", "active", "pending")))
     out.print(table)
 
 
@@ -557,17 +565,18 @@ def redemptions_list(status: str | None = typer.Option(None, "--status", help="p
     if status is not None and status not in REDEMPTION_STATUSES:
         fail("rewards.bad_status", value=status, choices=", ".join(REDEMPTION_STATUSES))
     with guarded(), session_scope(context.engine()) as session:
-        docs = [_redemption_json(r, i, p) for r, i, p in store.redemptions(session, status=status)]
+        rows = list(store.redemptions(session, status=status))
+        docs = [_redemption_json(r, i, p) for r, i, p in rows]
     if json_out:
         print_json(docs)
         return
     if not docs:
         out.print(t("rewards.no_redemptions", loc), markup=False)
         return
-    table = Table("id", "partner", "sku", "points", "status", "created_at", "note")
-    for d in docs:
-        table.add_row(str(d["id"]), f"{d['partner']} {d['partner_name']}", d["sku"], str(d["points"]),
-                      t(f"redemption.{d['status']}", loc), d["created_at"][:16], d["note"] or "")
+    table = Table("id", "partner", "sku", "points", "status", time_column("created_at"), "note")
+    for d, (r, _i, _p) in zip(docs, rows, strict=True):
+        table.add_row(str(d["id"]), f"{d['partner']} {d['partner_name']}", d["sku"], number(d["points"]),
+                      t(f"redemption.{d['status']}", loc), when(r.created_at), d["note"] or "")
     out.print(table)
 
 
@@ -647,12 +656,12 @@ def points_show(partner: str = typer.Argument(..., metavar="PARTNER"),
     if not docs:
         out.print(t("ledger.no_entries", loc), markup=False)
         return
-    table = Table("created_at", "kind", "amount", "reason")
-    for d in docs:
+    table = Table(time_column("created_at"), "kind", "amount", "reason")
+    for d, e in zip(docs, rows, strict=True):
         code = d["reason"].get("code")
         label = t(code, loc) if code else ""
         note = d["reason"].get("note")
-        table.add_row(d["created_at"][:16], d["kind"], f"{d['amount']:+d}", f"{label} {note}" if note else label)
+        table.add_row(when(e.created_at), d["kind"], signed(d["amount"]), f"{label} {note}" if note else label)
     out.print(table)
 
 
@@ -710,11 +719,10 @@ def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
     if not docs:
         out.print(t("training.no_trainings", loc), markup=False)
         return
-    tz = zone(get_settings().timezone)
-    table = Table("id", "title", "start", "place", "points", "code", "joined", "attended")
+    table = Table("id", "title", time_column("start"), "place", "points", "code", "joined", "attended")
     for d, x in zip(docs, rows, strict=True):
-        table.add_row(str(d["id"]), d["title"], x.start_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), d["place"],
-                      str(d["points"]), d["code"], str(d["joined"]), str(d["attended"]))
+        table.add_row(str(d["id"]), d["title"], when(x.start_at), d["place"],
+                      number(d["points"]), d["code"], str(d["joined"]), str(d["attended"]))
     out.print(table)
 
 
@@ -739,11 +747,12 @@ def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
     if json_out:
         print_json(doc)
         return
-    out.print(f"#{item.id} {item.title} · {doc['joined']} / {doc['attended']}", markup=False, highlight=False)
-    table = Table("partner", "name", "joined_at", "attended_at", "points")
-    for x in people:
-        table.add_row(x["partner"], x["name"], (x["joined_at"] or "-")[:16], (x["attended_at"] or "-")[:16],
-                      str(x["points"]))
+    out.print(f"#{item.id} {item.title} · {time_column(when(item.start_at))} · {doc['joined']} / {doc['attended']}",
+              markup=False, highlight=False)
+    table = Table("partner", "name", time_column("joined_at"), time_column("attended_at"), "points")
+    for x, (s, _p) in zip(people, rows, strict=True):
+        table.add_row(x["partner"], x["name"], when(None if s.walk_in else s.joined_at), when(s.attended_at),
+                      number(x["points"]))
     out.print(table)
 
 

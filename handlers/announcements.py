@@ -21,7 +21,6 @@ from messages.render import render
 from models import outbox, standings
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner, TeamChat
-from models.values import as_utc, zone
 
 PUBLIC_TOP_MAX = 10
 # Channels whose senders deliver images (WeChat/WeCom upload them as temporary media first).
@@ -125,7 +124,7 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
                 images: ImageConfig, group_locale: str) -> list[dict[str, Any]]:
     """The top-N board for the linked groups and a certificate for each champion."""
     from messages.images import board, certificate
-    from messages.render import period_text, score_text, t
+    from messages.render import dated_name, period_text, score_text, t
 
     assert images.font is not None
     info = public["contest"]
@@ -140,14 +139,13 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
                      "payload": {"image": str(board_png),
                                  "caption": t("image.caption_board", group_locale, contest=contest.name)}})
     champions = [pid for pid, line in lines.items() if line.eligible and _is_champion(contest, line, public)]
-    month_local = as_utc(contest.start_at).astimezone(zone(contest.timezone))
     for person in outbox.recipients(session, partner_ids=champions):
         if person.platform not in IMAGE_PLATFORMS:
             continue
         partner = session.get(Partner, person.partner_id)
         line = lines[person.partner_id]
-        title = t("image.champion_title", person.locale, contest=contest.name,
-                  month=month_local.strftime(t("image.month_format", person.locale)))
+        title = t("image.champion_title", person.locale,
+                  contest=dated_name(contest.name, contest.start_at, contest.timezone, person.locale))
         detail = t("image.detail", person.locale, metric=t("metric." + contest.metric, person.locale),
                    score=score_text(line.score, contest.metric, person.locale))
         png = certificate(images.media_dir / f"contest-{contest.id}-certificate-{person.partner_id}.png",

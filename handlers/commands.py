@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from handlers import broadcasts, feedback, points, rewards, trainings, views
 from handlers.identity import LOCALES, Asker, bind
-from handlers.parse import id_arg, is_number
+from handlers.parse import clean, id_arg, is_number
 from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
 from messages.render import t
 from models import contests as contest_ops
@@ -187,16 +187,16 @@ def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatC
     """`/broadcast [region=华东 …] TEXT`: a preview with the recipient count and confirm/cancel buttons."""
     if asker.role != "admin":
         return [say(asker, "broadcast.admin_only")]
-    text = args[0] if args else ""
+    text = args[0] if args else ""  # as typed (`handlers.parse.TEXT_AFTER`)
     words = text.split()
     segment_words = []
-    while words and "=" in words[0]:
+    while words and "=" in clean(words[0]):
         segment_words.append(words.pop(0))
     body = text
     for word in segment_words:
         body = body.split(word, 1)[1]
     try:
-        segment = parse_segment(",".join(segment_words), allow_role=True)
+        segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True)
         item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
     except DataError as exc:
         return [say(asker, exc.key, **exc.params)]
@@ -271,5 +271,3 @@ COMMANDS: dict[str, tuple[Handler, bool]] = {
     "training": (trainings.cmd_training, True), "join": (trainings.cmd_join, True),
     "checkin": (trainings.cmd_checkin, True), "feedback": (feedback.cmd_feedback, False),
 }
-# commands whose handler gets the whole text after the command word as its one argument
-RAW_ARGS = ("broadcast",)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers import feedback
-from handlers.commands import COMMANDS, RAW_ARGS, say
+from handlers.commands import COMMANDS, say
 from handlers.identity import identify
 from handlers.parse import parse
 from handlers.types import PRIVATE, PUBLIC, TEAM, ChatConfig, Incoming, Reply
@@ -81,5 +81,4 @@ def _dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: dat
     handler, needs_partner = COMMANDS[command.name]
     if needs_partner and asker.member is None:
         return [say(asker, "chat.need_bind")]
-    args = [command.rest] if command.name in RAW_ARGS else command.args
-    return handler(session, asker, args, config, now)
+    return handler(session, asker, command.args, config, now)

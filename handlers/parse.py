@@ -27,12 +27,18 @@ RATING = re.compile(r"^-?\d{1,3}\s*[分星]?$")
 MAX_ID = 2**31 - 1
 
 
+# commands whose last argument is the user's own text, kept exactly as typed (full-width punctuation
+# and all): the number of normalised arguments before it. A broadcast is all text; `/adjust P1 -50 原因`
+# and `驳回 12 原因` have two and one.
+TEXT_AFTER = {"broadcast": 0, "adjust": 2, "reject": 1}
+
+
 @dataclass(frozen=True)
 class Command:
     name: str  # a known command name, or "" when the text is not a command
     args: list[str]
     raw: str
-    rest: str = ""  # the text after the command word, spacing kept (a broadcast's message)
+    rest: str = ""  # the text after the command word, as typed (a broadcast's message)
 
 
 def _digits(arg: str) -> str:
@@ -58,14 +64,43 @@ def id_arg(arg: str) -> int | None:
     return value if 0 < value <= MAX_ID else None
 
 
-def clean(text: str) -> str:
-    """NFKC-normalise (full-width ／ and letters become ASCII), drop control and zero-width characters."""
-    text = unicodedata.normalize("NFKC", text)
+def strip_controls(text: str) -> str:
+    """Drop control and zero-width characters (never seen, only confusing); keep everything else."""
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
 
 
+def clean(text: str) -> str:
+    """NFKC-normalise (full-width ／ and letters become ASCII), drop control and zero-width characters.
+
+    For matching only (command words, ids, numbers): what people write is kept as they wrote it.
+    """
+    return strip_controls(unicodedata.normalize("NFKC", text))
+
+
+def _after(text: str, words: int) -> str:
+    """`text` without its first `words` whitespace-separated words, spacing and punctuation kept."""
+    for _ in range(words):
+        text = text.lstrip()
+        cut = re.search(r"\s", text)
+        text = text[cut.start():] if cut else ""
+    return text.strip()
+
+
+def _command(name: str, args: list[str], raw: str, rest: str) -> Command:
+    """The command with its normalised arguments, and for `TEXT_AFTER` commands the text as typed."""
+    keep = TEXT_AFTER.get(name)
+    if keep is not None:
+        args = args[:keep] + ([_after(rest, keep)] if len(args) > keep else [])
+    return Command(name, args, raw, rest)
+
+
 def parse(text: str, bot_username: str = "") -> Command:
-    """`/rank@MianziBot 2`, `/RANK`, `排行`, ` 绑定 AB12CD34 ` → a command; anything else → name ""."""
+    """`/rank@MianziBot 2`, `/RANK`, `排行`, ` 绑定 AB12CD34 ` → a command; anything else → name "".
+
+    The command word and arguments are matched NFKC-normalised (`／ｒａｎｋ`, `兑换 Ａ１`); `rest`
+    and the text arguments of `TEXT_AFTER` commands are the user's own characters.
+    """
+    typed = strip_controls(text)
     raw = clean(text)
     parts = raw.split()
     if not parts:
@@ -79,21 +114,21 @@ def parse(text: str, bot_username: str = "") -> Command:
     if RATING.match(raw):
         return Command("feedback", [raw], raw)
     head, args = parts[0], parts[1:]
-    rest = raw[len(head):].strip()
+    rest = _after(typed, 1)
     if head.startswith("/"):
         name, _, addressee = head[1:].partition("@")
         name = name.lower()
         if addressee and bot_username and addressee.lower() != bot_username.lower():
             return Command("", [], raw)  # a command for another bot in the same group
         if name in COMMANDS:
-            return Command(ALIASES.get(name, name), args, raw, rest)
+            return _command(ALIASES.get(name, name), args, raw, rest)
         return Command("", args, raw)
     for keyword, name in KEYWORDS.items():
         if name == "broadcast" and raw.startswith(keyword):
-            rest = raw[len(keyword):].strip()
-            return Command(name, rest.split(), raw, rest)
+            rest = typed[len(keyword):].strip()
+            return _command(name, raw[len(keyword):].split(), raw, rest)
         if head.lower() == keyword:
-            return Command(name, args, raw, rest)
+            return _command(name, args, raw, rest)
         if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang", "redeem", "join", "checkin"):
             rest = head[len(keyword):].strip()  # "绑定AB12CD34" without a space
             return Command(name, [rest] if rest else [], raw, rest)

@@ -140,6 +140,10 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
         no_gaps = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
         view["me"] = {**line_view(own, names), **no_gaps, **(gaps(session, contest, own) if own.kind == "partner"
                                                              else {})}
+        share = None
+        if team_line is not None and own.eligible and adds_up(contest) and team_line.score > 0:
+            share = _share(own.score, team_line.score)
+        view["me"]["share"] = share
     if team_line is not None:
         view["team"] = {**line_view(team_line, names), **gaps(session, contest, team_line)}
     return view
@@ -211,13 +215,25 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
         view["line"] = {**line_view(line, names), **gaps(session, contest, line)}
     total = sum(x.score for x in lines if x.eligible)
     view["total"] = total
+    shares = adds_up(contest)
     if see_members:
-        view["members"] = [{**line_view(x, names), "share": _share(x.score, total) if x.eligible else None}
+        view["members"] = [{**line_view(x, names), "share": _share(x.score, total) if x.eligible and shares else None}
                            for x in lines]
     mine = next((x for x in lines if x.partner_id == asker.id), None)
     if mine is not None:
-        view["mine"] = {**line_view(mine, names), "share": _share(mine.score, total) if mine.eligible else None}
+        view["mine"] = {**line_view(mine, names),
+                        "share": _share(mine.score, total) if mine.eligible and shares else None}
     return view
+
+
+def adds_up(contest: AnyContest) -> bool:
+    """Whether members' scores add up to the team's, so that a member's share of it means something.
+
+    Not for attainment or satisfaction (a member's 47.1% is their own rate, not a part of the
+    team's), nor for a team scored by its average.
+    """
+    return contest.metric not in ("attainment", "satisfaction") and (contest.scope != "team"
+                                                                     or contest.team_score == "sum")
 
 
 def _share(score: int, total: int) -> int | None:

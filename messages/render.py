@@ -70,11 +70,12 @@ class _Environment(Environment):
 def environment(locale: str) -> Environment:
     env = _Environment(loader=FileSystemLoader(str(HERE / locale)), autoescape=False, undefined=StrictUndefined,
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
-    env.filters.update(money=lambda fen: money(fen, locale), yuan=lambda fen: money(fen, locale, short=False),
-                       num=lambda v: number(v), medal=medal, pct=percent,
+    env.filters.update(money=lambda fen: money(fen, locale), num=number, signed=signed, medal=medal, pct=percent,
                        score=lambda s, metric: score_text(s, metric, locale),
                        reason=lambda r, metric: reason_text(r, metric, locale),
-                       local=local_time, hours=lambda secs: number(Decimal(secs) / 3600),
+                       local=local_time, deadline=deadline, zone=lambda tz: zone_name(tz, locale),
+                       dated=lambda name, start, tz: dated_name(name, start, tz, locale),
+                       hours=lambda secs: number(Decimal(secs) / 3600),
                        period=lambda c: period_text(c["start"], c["end"], c["tz"]))
     env.globals["t"] = lambda key, **params: t(key, locale, **params)
     return env
@@ -112,22 +113,20 @@ def render(template: str, locale: str | None = None, **context: Any) -> str:
     return visible(environment(_locale(locale)).get_template(f"{template}.j2").render(**context).strip())
 
 
-def money(fen: int | None, locale: str | None = None, short: bool = True) -> str:
-    """¥12,345.00; in Chinese, amounts from 10万 up read better as 12.3万 (`short`)."""
+def money(fen: int | Decimal | None, locale: str | None = None) -> str:
+    """¥12,345.00: one rule for every amount and language (full yuan, thousands separators, two decimals),
+    so a threshold, a score and a gap in one reply read alike."""
     if fen is None:
         return "-"
-    if type(fen) is int and (-10_000_000 < fen < 10_000_000 or not short):  # the common case, in integers (same text)
+    if type(fen) is int:  # the common case, in integers (same text)
         whole, cents = divmod(abs(fen), 100)
         return f"¥{'-' if fen < 0 else ''}{whole:,}.{cents:02d}"
-    yuan = Decimal(fen) / 100
-    if short and _locale(locale) == "zh" and abs(yuan) >= 100000:
-        wan = (yuan / 10000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
-        return f"¥{wan:f}万"
-    return f"¥{yuan.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
+    yuan = (Decimal(fen) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"¥{'-' if yuan < 0 else ''}{abs(yuan):,.2f}"
 
 
 def number(value: Any) -> str:
-    """Thousands separators; no trailing zeros after a decimal point."""
+    """Thousands separators; no trailing zeros after a decimal point. Points are always shown so (`num`)."""
     if isinstance(value, Decimal):
         value = value.normalize()
         if value == value.to_integral():
@@ -136,6 +135,11 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def signed(value: int) -> str:
+    """A change of points: `+5,000`, `-50` (`signed` in templates)."""
+    return f"{value:+,}"
 
 
 def percent(hundredths: int) -> str:
@@ -155,9 +159,47 @@ def local_time(value: datetime, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
+def deadline(end: datetime, tz: str, date_format: str = "%m-%d") -> str:
+    """An exclusive end as people read it: the last day they can still sell on.
+
+    A period ending at midnight on 01-01 reads `12-31 24:00` (not `01-01 00:00`, which looks
+    like one more day); any other end reads as the time it is, `12-31 18:00`.
+    """
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    b = end.astimezone(ZoneInfo(tz))
+    if b.time() == datetime.min.time():
+        return f"{(b - timedelta(days=1)).strftime(date_format)} 24:00"
+    return f"{b.strftime(date_format)} {b:%H:%M}"
+
+
+# China Standard Time under its names in the tz database: shown to people as 北京时间
+CHINA_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
+
+
+def zone_name(tz: str, locale: str | None = None) -> str:
+    """A time zone as people say it: 北京时间 / Beijing time, else the zone's own name."""
+    return t("time.china", locale) if tz in CHINA_ZONES else tz
+
+
+def dated_name(name: str, start: datetime, tz: str, locale: str | None = None) -> str:
+    """A contest's name with the month it started in (`2026年11月 季度冲刺`), unless the name already
+    says the month (`11月销售冠军`, `November sprint`): an honour read once, not `2026年11月 11月…`."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    local = start.astimezone(ZoneInfo(tz))
+    for mark in t("time.month_marks", locale).split("|"):
+        if re.search(rf"(?<![0-9]){re.escape(local.strftime(mark))}", name, re.IGNORECASE):
+            return name
+    return f"{local.strftime(t('time.month', locale))} {name}"
+
+
 @lru_cache(maxsize=256)
 def period_text(start: datetime, end: datetime, tz: str) -> str:
-    """`2026-11-01 – 2026-11-30` for whole days (the end is exclusive, shown inclusive), else with times.
+    """`2026-11-01 – 2026-11-30` for whole days (the end is exclusive, shown inclusive), else with times
+    (an end at midnight as `24:00` of the day before, see `deadline`).
 
     Kept: every `/rank` shows its contest's period, the same text each time (3% of the core's time).
     """
@@ -168,7 +210,7 @@ def period_text(start: datetime, end: datetime, tz: str) -> str:
     a, b = start.astimezone(zone), end.astimezone(zone)
     if a.time() == b.time() == datetime.min.time():
         return f"{a:%Y-%m-%d} – {(b - timedelta(days=1)):%Y-%m-%d}"
-    return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M}"
+    return f"{a:%Y-%m-%d %H:%M} – {deadline(end, tz, '%Y-%m-%d')}"
 
 
 COUNT_METRICS = ("units", "orders", "new_customers")

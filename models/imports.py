@@ -62,11 +62,19 @@ class ImportReport:
 
 
 class ImportRejected(DataError):
-    """The batch had bad rows; nothing was imported."""
+    """The batch had bad rows; nothing was imported. `count` is the number of bad rows (a row
+    can have several errors)."""
 
     def __init__(self, errors: list[RowError]) -> None:
-        super().__init__("error.import_rejected", count=len(errors))
         self.errors = errors
+        super().__init__("error.import_rejected", count=len(self.by_line()))
+
+    def by_line(self) -> list[tuple[int, list[RowError]]]:
+        """Each bad row once, in file order, with all of its errors."""
+        rows: dict[int, list[RowError]] = {}
+        for e in self.errors:
+            rows.setdefault(e.line, []).append(e)
+        return sorted(rows.items())
 
 
 def rows_from_csv(columns: dict[str, int], rows: Iterable[tuple[int, list[str]]],

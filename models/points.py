@@ -123,7 +123,13 @@ def adjust(session: Session, partner_id: int, amount: int, note: str, by: int | 
     key = f"adjust:{partner_id}:{uuid.uuid4().hex}"
     if amount > 0:
         return credit(session, partner_id, amount, "adjusted", reason, key, now)
-    return debit(session, partner_id, -amount, "adjusted", reason, key, now)
+    try:
+        return debit(session, partner_id, -amount, "adjusted", reason, key, now)
+    except NotEnoughPoints as short:  # told to the admin: about the partner, not "you have"
+        partner = session.get(Partner, partner_id)
+        raise DataError("ledger.adjust_not_enough", code=partner.code if partner else partner_id,
+                        name=partner.name if partner else "", need=short.need, balance=short.balance,
+                        short=short.need - short.balance) from None
 
 
 # --- expiry ----------------------------------------------------------------------------------

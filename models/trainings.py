@@ -120,19 +120,24 @@ def join(session: Session, training_id: int, partner: Partner, now: datetime) ->
 
 @dataclass(frozen=True)
 class CheckIn:
-    outcome: str  # ok, already, wrong_code, too_early, too_late, none_open, locked
+    outcome: str  # ok, already, wrong_code, wrong_code_done, too_early, too_late, none_open, locked
     training: Training | None = None
     points: int = 0
     tries_left: int = 0
 
 
 def check_in(session: Session, partner: Partner, code: str, now: datetime) -> CheckIn:
-    """Record attendance with the session's code and award its points once."""
+    """Record attendance with the session's code and award its points once.
+
+    The code names the session: any of the partner's trainings with that code is the one meant
+    (an open one first, else the nearest in time), so a code of tomorrow's session says "too
+    early" and costs nothing. Only a code of none of the partner's trainings is a wrong try,
+    counted against the sessions open now that they have not yet checked in to.
+    """
     code = code.strip().upper()
-    mine = [t for t in _recent(session, now) if visible(session, t, partner)]
-    matching = [t for t in mine if secrets.compare_digest(t.checkin_code.encode(), code.encode())]
+    matching = [t for t in _with_code(session, code) if visible(session, t, partner)]
     if matching:
-        training = min(matching, key=lambda t: abs((as_utc(t.start_at) - now).total_seconds()))
+        training = min(matching, key=lambda t: (not _open(t, now), abs((as_utc(t.start_at) - now).total_seconds())))
         signup = signup_of(session, training.id, partner.id)  # type: ignore[arg-type]
         if signup is not None and signup.attended_at is not None:
             return CheckIn("already", training)
@@ -154,22 +159,38 @@ def check_in(session: Session, partner: Partner, code: str, now: datetime) -> Ch
                           {"code": "points.attendance", "training_id": training.id},
                           f"training:{training.id}:attendance:partner:{partner.id}", now)
         return CheckIn("ok", training, training.points)
-    open_now = [t for t in mine if as_utc(t.start_at) <= now <= checkin_closes(t)]
+    open_now = [t for t in _recent(session, now) if _open(t, now) and visible(session, t, partner)]
     if not open_now:
         return CheckIn("none_open")
-    left = 0
+    pending = []
     for training in open_now:
-        signup = signup_of(session, training.id, partner.id) or _walk_in(session, training, partner, now)  # type: ignore[arg-type]
-        if signup.attended_at is None:
-            signup.failed_checkins += 1
-            session.add(signup)
-            left = max(left, MAX_FAILED_CHECKINS - signup.failed_checkins)
+        signup = signup_of(session, training.id, partner.id)  # type: ignore[arg-type]
+        if signup is None or signup.attended_at is None:
+            pending.append((training, signup))
+    if not pending:  # checked in to every open session already: a typo now locks nothing
+        return CheckIn("wrong_code_done", open_now[0])
+    left = 0
+    for training, signup in pending:
+        signup = signup or _walk_in(session, training, partner, now)
+        signup.failed_checkins += 1
+        session.add(signup)
+        left = max(left, MAX_FAILED_CHECKINS - signup.failed_checkins)
     session.flush()
-    return CheckIn("wrong_code" if left > 0 else "locked", open_now[0], tries_left=left)
+    return CheckIn("wrong_code" if left > 0 else "locked", pending[0][0], tries_left=left)
+
+
+def _open(training: Training, now: datetime) -> bool:
+    return as_utc(training.start_at) <= now <= checkin_closes(training)
+
+
+def _with_code(session: Session, code: str) -> list[Training]:
+    """Every training with this check-in code (codes are stored upper-case)."""
+    return list(session.execute(select(Training).where(Training.checkin_code == code)
+                                .order_by(Training.start_at, Training.id)).scalars())
 
 
 def _recent(session: Session, now: datetime) -> list[Training]:
-    """Sessions whose start is within a day of now: the only ones a code could be meant for."""
+    """Sessions whose start is within a day of now: the only ones that can be open for check-in."""
     return list(session.execute(select(Training).where(Training.start_at >= now - timedelta(days=1),
                                                        Training.start_at <= now + timedelta(days=1))
                                 .order_by(Training.start_at, Training.id)).scalars())

@@ -128,7 +128,7 @@ def test_captain_sees_members_dealer_does_not(engine: Engine, program: dict) -> 
         assert name in cap_view
     assert "经销商4" not in cap_view
     dealer_view = ask(engine, dealer, "/team")
-    assert "您的贡献" in dealer_view and "经销商1" not in dealer_view and "经销商3" not in dealer_view
+    assert "您的个人销售额：¥40,000.00，占团队 33.1%" in dealer_view and "经销商1" not in dealer_view and "经销商3" not in dealer_view
     west_view = ask(engine, west, "/team")
     assert "WEST" in west_view and "经销商1" not in west_view and "王队长" not in west_view
 

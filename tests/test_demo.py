@@ -17,7 +17,7 @@ def test_demo_tour_without_a_terminal(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     out = ran.stdout
     assert "绑定成功" not in out  # binding happens before the tour
-    for expected in ("[经销商] > 排行", "🥇", "您：第", "成员贡献",
+    for expected in ("[经销商] > 排行", "🥇", "您：第", "成员的个人",
                      "荣誉榜", "同分规则", "时间快进到", "结果揭晓", "仅您可见", "演示结束"):
         assert expected in out, expected
     assert "Traceback" not in out + ran.stderr

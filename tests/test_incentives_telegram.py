@@ -197,7 +197,7 @@ def test_redeem_with_too_few_points_changes_nothing(chat: Chat, engine: Engine, 
     earn(engine, ids["P1"], 99)
     chat.bind("P1")
     assert chat.say("P1", "兑换 MUG") == "积分不足：需要 100 积分，您现有 99 积分，还差 1 积分。"
-    assert chat.say("P1", "/redeem TV").startswith("积分不足：需要 5000 积分")
+    assert chat.say("P1", "/redeem TV").startswith("积分不足：需要 5,000 积分")
     assert balance(engine, ids["P1"]) == 99 and stock(engine, "MUG") == 5 and stock(engine, "TV") == 1
     assert count(engine, Redemption) == 0 and outbox(engine) == {}
     assert entries(engine, ids["P1"]) == [("earned", 99)]
@@ -264,7 +264,7 @@ def test_join_reminders_then_check_in(chat: Chat, engine: Engine, ids: dict[str,
     assert len(hour) == 2 and all(t.startswith("⏰ 培训提醒：1 小时后开始") for t in hour)
 
     before = balance(engine, ids["P1"])
-    assert "还没开始，12:00 开始后才能签到" in chat.say("P1", "签到 ABC123", START - timedelta(minutes=5))
+    assert "还没开始，11-22 12:00 开始后才能签到" in chat.say("P1", "签到 ABC123", START - timedelta(minutes=5))
     wrong = chat.say("P1", "签到 WRONG1", START + timedelta(minutes=2))
     assert wrong == "签到码不正确，请核对后重试（还可以尝试 4 次）。"
     assert balance(engine, ids["P1"]) == before

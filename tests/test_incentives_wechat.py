@@ -154,7 +154,7 @@ def test_redeem_with_too_few_points_changes_nothing(client: httpx.Client, engine
     earn(engine, ids["P1"], 99)
     bind(client, engine, "P1")
     assert say(client, "P1", "兑换 MUG") == "积分不足：需要 100 积分，您现有 99 积分，还差 1 积分。"
-    assert say(client, "P1", "兑换 TV").startswith("积分不足：需要 5000 积分")
+    assert say(client, "P1", "兑换 TV").startswith("积分不足：需要 5,000 积分")
     assert balance(engine, ids["P1"]) == 99 and stock(engine, "MUG") == 5 and stock(engine, "TV") == 1
     assert count(engine, Redemption) == 0 and outbox(engine) == {}
     assert entries(engine, ids["P1"]) == [("earned", 99)]

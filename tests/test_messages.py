@@ -18,7 +18,7 @@ def test_templates_exist_in_both_languages() -> None:
 def test_money_and_scores() -> None:
     assert render.money(1234550, "en") == "¥12,345.50"
     assert render.money(1234550, "zh") == "¥12,345.50"
-    assert render.money(123456789, "zh") == "¥123.46万"
+    assert render.money(123456789, "zh") == "¥1,234,567.89"  # one rule: no 万 beside full amounts
     assert render.money(123456789, "en") == "¥1,234,567.89"
     assert render.score_text(12345, "attainment") == "123.5%"
     assert render.score_text(450, "satisfaction") == "4.50"

@@ -34,7 +34,8 @@ def test_admin_adjusts_in_chat_with_a_reason(engine: Engine, ids: dict[str, int]
     boss, dealer = bound(engine, "BOSS"), bound(engine, "P1")
     assert ask(engine, boss, "/adjust p1 +250 补发十月奖励") == (
         "Adjusted 经销商1 (P1) by +250 points (补发十月奖励); balance now 350.")
-    assert ask(engine, boss, "调整积分 P1 -400 重复发放") == "Not enough points: this needs 400, you have 350 (50 short)."
+    assert ask(engine, boss, "调整积分 P1 -400 重复发放") == (
+        "P1 经销商1 has 350 points, not enough to take away 400 (50 short). A balance cannot go below zero.")
     assert ask(engine, boss, "调整积分 P1 -50 重复发放").endswith("balance now 300.")
     assert "仅限渠道经理" in ask(engine, dealer, "调整积分 P1 +1000000 我自己")
     assert ask(engine, boss, "/adjust P1 +5").startswith("Usage: /adjust")  # a reason is required
@@ -220,7 +221,7 @@ def test_ledger_reconciles_after_any_sequence(engine: Engine, ops: list[tuple]) 
                 try:
                     points.adjust(s, p, n, "property test", None, now)
                 except DataError as exc:
-                    assert not ok and exc.key == "ledger.not_enough"
+                    assert not ok and exc.key == "ledger.adjust_not_enough"
                 else:
                     assert ok
                     if n > 0:

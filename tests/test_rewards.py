@@ -86,7 +86,7 @@ def test_redeem_with_too_few_points_changes_nothing(engine: Engine, ids: dict[st
     earn(engine, ids["P1"], 99)
     me = bound(engine, "P1")
     assert ask(engine, me, "兑换 MUG") == "积分不足：需要 100 积分，您现有 99 积分，还差 1 积分。"
-    assert ask(engine, me, "兑换 TV").startswith("积分不足：需要 5000 积分")
+    assert ask(engine, me, "兑换 TV").startswith("积分不足：需要 5,000 积分")
     assert balance(engine, ids["P1"]) == 99 and stock(engine, "MUG") == 5 and stock(engine, "TV") == 1
     assert count(engine, Redemption) == 0 and outbox(engine) == {}
     assert entries(engine, ids["P1"]) == [("earned", 99)]
@@ -146,7 +146,7 @@ def test_cli_catalog_redemptions_and_points(db_url: str, engine: Engine, ids: di
 
     assert mianzi("points", "adjust", "P1", "+500", "--reason", "开业奖励").code == 0
     ran = mianzi("points", "adjust", "P1", "-600", "--reason", "扣多了")  # never below zero
-    assert ran.code == 2 and "积分不足" in ran.err
+    assert ran.code == 2 and "现有 500 积分，不够扣减 600 积分" in ran.err
     assert mianzi("points", "adjust", "P1", "-50", "--reason", "更正").out.strip().endswith("当前余额 450。")
     assert mianzi("points", "adjust", "P1", "+10").code == 2  # a reason is required
     assert mianzi("points", "adjust", "NOBODY", "+10", "--reason", "x").code == 2

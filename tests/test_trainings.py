@@ -82,7 +82,7 @@ def test_join_then_reminders_at_the_right_times_then_check_in(engine: Engine, id
     assert outbox(engine)[keys[1]]["text"].startswith("⏰ 培训提醒：1 小时后开始")
 
     before = balance(engine, ids["P1"])
-    assert "还没开始，12:00 开始后才能签到" in ask(engine, early, "签到 ABC123", START - timedelta(minutes=5))
+    assert "还没开始，11-22 12:00 开始后才能签到" in ask(engine, early, "签到 ABC123", START - timedelta(minutes=5))
     assert ask(engine, early, "签到 WRONG1", START + timedelta(minutes=2)) == "签到码不正确，请核对后重试（还可以尝试 4 次）。"
     assert balance(engine, ids["P1"]) == before
     ok = ask(engine, early, "签到 abc123", START + timedelta(minutes=3))  # codes ignore case
