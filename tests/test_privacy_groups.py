@@ -182,7 +182,7 @@ def test_telegram_team_group_sees_the_team_total_and_no_one_s_contribution(tg: h
     assert not any(name in group[0] for name in ("经销商1", "经销商2", "王队长", "成员"))
     assert "经销商2" in mine[0]["text"] and "团队合计" in mine[0]["text"]
     group, mine = in_group(tg, fake, "P1", "/team")  # a dealer's own share stays theirs
-    assert "团队合计" in group[0] and "您的贡献" not in group[0] and "您的贡献" in mine[0]["text"]
+    assert "团队合计" in group[0] and "您的个人销售额" not in group[0] and "您的个人销售额" in mine[0]["text"]
     # the same question in another group, not linked to the team: nothing about the team there
     group, _ = in_group(tg, fake, "CAP", "/team", group=-1009999)
     assert group == [SENT]
