@@ -23,6 +23,9 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
              next_above, next_tier
   top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
   close      contests.close: freeze every result and write the prize ledger, committed
+  sales_xlsx `sales import` of the same sales as an Excel sheet (sales.xlsx: typed cells, as Excel
+             saves them; written once from sales.csv with openpyxl and kept), into a copy of the
+             database as it was after `partners`
 
 It prints a summary table, a markdown table for the README, and writes results.json (with
 --only, results-only.json and the rows of the steps that ran).
@@ -53,7 +56,7 @@ TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
 CLOSE_AT = "2026-12-01T00:00:00"
 LOAD_WARN = 1.0  # a 1-min load average above this (on 2 cores) before a step is reported
 
-STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "close")
+STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "close", "sales_xlsx")
 
 # Targets of the issue (seconds); rows/s for the import.
 TARGET_IMPORT_ROWS_S = 100_000
@@ -122,14 +125,14 @@ def step_setup(a: argparse.Namespace) -> dict:
 
 def _import_file(engine: Any, path: Path, required: tuple[str, ...], names: tuple[str, ...], fn: Any,
                  **kw: Any) -> tuple[Any, float]:
-    from models.csvfile import open_csv
+    from models import csvfile
     from models.db import session_scope
     from models.imports import rows_from_csv
 
     t0 = time.perf_counter()
     with path.open("rb") as stream, ExitStack() as stack:
-        opened = open_csv(stream, required)
-        # open_csv is a context manager now (it was a plain function); accept both.
+        # open_table reads CSV and XLSX (newer); open_csv is a context manager now (it was a plain function).
+        opened = getattr(csvfile, "open_table", csvfile.open_csv)(stream, required)
         csv_rows = stack.enter_context(opened) if hasattr(opened, "__enter__") else opened
         with session_scope(engine) as s:
             report = fn(s, rows_from_csv(csv_rows.columns, csv_rows.rows, names), **kw)
@@ -156,6 +159,39 @@ def step_sales(a: argparse.Namespace) -> dict:
                                    tz=zone(TZ), progress=lambda n: None)
     return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
             "rows_per_s": report.rows / seconds if seconds else 0.0}
+
+
+def step_sales_xlsx(a: argparse.Namespace) -> dict:
+    from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales
+    from models.values import zone
+
+    engine = _engine(a.db)
+    report, seconds = _import_file(engine, a.data / "sales.xlsx", SALE_REQUIRED, SALE_COLUMNS, import_sales,
+                                   tz=zone(TZ), progress=lambda n: None)
+    return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
+            "rows_per_s": report.rows / seconds if seconds else 0.0}
+
+
+def write_sales_xlsx(csv_path: Path, xlsx_path: Path) -> None:
+    """sales.csv as Excel would save it: a datetime cell for occurred_at, numbers for the amounts,
+    units and ratings, an empty cell for an empty value (openpyxl's write-only mode, ~1 min/million)."""
+    import csv
+    from datetime import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("销售")
+    with csv_path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        sheet.append(next(reader))
+        for ext_id, partner, occurred, *rest in reader:
+            cells = [None if not v else (v if kind is None else kind(v)) for v, kind in
+                     zip(rest, (float, int, float, None, int), strict=True)]
+            sheet.append([ext_id, partner, datetime.fromisoformat(occurred), *cells])
+    tmp = xlsx_path.with_suffix(".tmp")
+    book.save(tmp)
+    tmp.replace(xlsx_path)
 
 
 def step_refresh(a: argparse.Namespace) -> dict:
@@ -350,6 +386,19 @@ def _ensure_data(a: argparse.Namespace) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _ensure_xlsx(a: argparse.Namespace) -> None:
+    """sales.xlsx from sales.csv, in a child process, unless the one there was written from this data."""
+    stamp = a.out / "sales-xlsx.json"
+    xlsx = a.out / "sales.xlsx"
+    if xlsx.exists() and stamp.exists() and stamp.read_bytes() == (a.out / "meta.json").read_bytes():
+        return
+    print("· writing sales.xlsx from sales.csv (once, not timed) …", flush=True)
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from foundation import write_sales_xlsx; "
+            f"from pathlib import Path; write_sales_xlsx(Path({str(a.out / 'sales.csv')!r}), Path({str(xlsx)!r}))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=HERE)
+    shutil.copyfile(a.out / "meta.json", stamp)
+
+
 def _fresh(db: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -433,7 +482,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     db = a.out / "foundation.db"
     _fresh(db)
     steps = [s for s in STEPS if not a.only or s in a.only]
-    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3"}:
+    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3", "sales_xlsx"}:
         _restore_snapshot(a, db)
     results: dict[str, dict] = {}
     busy = []
@@ -446,6 +495,13 @@ def orchestrate(a: argparse.Namespace) -> int:
             busy.append(f"{step} ({load:.1f})")
         if step == "sqlite3":
             res, wall, rss = sqlite3_import(a)
+        elif step == "sales_xlsx":  # the same sales again, into the database as it was before them
+            _ensure_xlsx(a)
+            xdb = a.out / "foundation-xlsx.db"
+            _restore_snapshot(a, xdb)
+            res, wall, rss, cpu = _measure(_child(a, step, xdb), cwd=HERE)
+            res["cpu"] = cpu
+            _fresh(xdb)
         else:
             res, wall, rss, cpu = _measure(_child(a, step, db), cwd=HERE)
             res["cpu"] = cpu
@@ -496,6 +552,11 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
                 f"{sales['rows_per_s']:,.0f} rows/s ({_s(sales['seconds'])})", f"≥ {TARGET_IMPORT_ROWS_S:,} rows/s",
                 ok(sales["rows_per_s"] >= TARGET_IMPORT_ROWS_S), _mib(sales))
 
+    def xlsx_row() -> tuple[str, str, str, str, str]:
+        xl = st["sales_xlsx"]
+        return (f"sales import from .xlsx ({xl['rows']:,} rows)",
+                f"{xl['rows_per_s']:,.0f} rows/s ({_s(xl['seconds'])})", "", "", _mib(xl))
+
     def ratio_row() -> tuple[str, str, str, str, str]:
         sales, sq = st["sales"], st["sqlite3"]
         ratio = sq["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
@@ -539,6 +600,7 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         (("lookups",), lookups_row),
         (("top10",), top_row),
         (("close",), close_row),
+        (("sales_xlsx",), xlsx_row),
     ]
     return [row() for needs, row in rows if all(step in st for step in needs)]
 

@@ -22,7 +22,7 @@ from bot.standings_refresh import refresh_dirty
 from messages.render import local_time, number, period_text, reason_text, score_text, signed, t, zone_name
 from models import contests as contest_ops
 from models import standings
-from models.csvfile import count_lines, open_csv
+from models.csvfile import CsvRows, count_lines, open_table
 from models.db import session_scope
 from models.errors import DataError
 from models.identities import new_invite
@@ -130,45 +130,60 @@ def _open(path: Path) -> Any:
     return path.open("rb")
 
 
-def _report(what: str, report: ImportReport) -> None:
+SHEET_OPTION = typer.Option(None, "--sheet", help="For an .xlsx file: the sheet to read (default: the first).")
+
+
+_READ_AS = {"utf-8": "cli.read_utf8", "utf-8-sig": "cli.read_utf8_bom", "gb18030": "cli.read_gb18030",
+            "xlsx": "cli.read_xlsx"}
+
+
+def _report(what: str, report: ImportReport, source: CsvRows | None = None) -> None:
     out.print(t("cli.imported", _locale(), what=t(f"cli.what_{what}", _locale()), rows=report.rows,
                 inserted=report.inserted, updated=report.updated, unchanged=report.unchanged), markup=False)
+    if source is not None:
+        _read_as(source)
+
+
+def _read_as(source: CsvRows) -> None:
+    """The import summary's second line: which encoding, or which sheet, the file was read as."""
+    out.print(t(_READ_AS[source.source], _locale(), sheet=source.sheet), markup=False)
 
 
 @partners_app.command("import")
-def partners_import(file: Path) -> None:
-    """Add or update partners and teams from a CSV file."""
+def partners_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+    """Add or update partners and teams from a CSV or .xlsx file."""
     settings = get_settings()
-    with (guarded(), _open(file) as stream, open_csv(stream, ("code", "name")) as csv_rows,
+    with (guarded(), _open(file) as stream, open_table(stream, ("code", "name"), sheet) as csv_rows,
           session_scope(context.engine(settings)) as session):
         report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
                                  default_locale=settings.locale)
-    _report("partners", report)
+    _report("partners", report, csv_rows)
 
 
 @targets_app.command("import")
-def targets_import(file: Path) -> None:
-    """Targets per partner per period from a CSV file."""
-    with (guarded(), _open(file) as stream, open_csv(stream, TARGET_COLUMNS) as csv_rows,
+def targets_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+    """Targets per partner per period from a CSV or .xlsx file."""
+    with (guarded(), _open(file) as stream, open_table(stream, TARGET_COLUMNS, sheet) as csv_rows,
           session_scope(context.engine()) as session):
         report = import_targets(session, rows_from_csv(csv_rows.columns, csv_rows.rows, TARGET_COLUMNS))
-    _report("targets", report)
+    _report("targets", report, csv_rows)
 
 
 @sales_app.command("import")
-def sales_import(file: Path) -> None:
-    """Import sales (idempotent by id), with a progress bar."""
+def sales_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+    """Import sales (idempotent by id) from a CSV or .xlsx file, with a progress bar."""
     settings = get_settings()
-    total = count_lines(file) if file.is_file() else 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with guarded(), _open(file) as stream, Progress(*columns, console=err, transient=True,
                                                    disable=not err.is_terminal) as bar:
-        task = bar.add_task(t("cli.importing", _locale()), total=total)
-        with open_csv(stream, SALE_REQUIRED) as csv_rows, session_scope(context.engine(settings)) as session:
+        task = bar.add_task(t("cli.importing", _locale()), total=None)
+        with open_table(stream, SALE_REQUIRED, sheet) as csv_rows, session_scope(context.engine(settings)) as session:
+            total = csv_rows.data_rows if csv_rows.data_rows is not None else count_lines(file)
+            bar.update(task, total=total)
             report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows, SALE_COLUMNS),
                                   zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
             refresh_dirty(session)
-    _report("sales", report)
+    _report("sales", report, csv_rows)
 
 
 @partners_app.command("invite")
@@ -506,17 +521,18 @@ app.add_typer(feedback_app, name="feedback")
 
 
 @rewards_app.command("import")
-def rewards_import(file: Path) -> None:
-    """Add or update catalog items from a CSV file (sku,name_zh,name_en,points,stock,active)."""
+def rewards_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+    """Add or update catalog items from a CSV or .xlsx file (sku,name_zh,name_en,points,stock,active)."""
     from models import rewards as store
 
-    loc = _locale()
-    with (guarded(), _open(file) as stream, open_csv(stream, store.CATALOG_REQUIRED) as csv_rows,
+    with (guarded(), _open(file) as stream, open_table(stream, store.CATALOG_REQUIRED, sheet) as csv_rows,
           session_scope(context.engine()) as session):
         report = store.import_catalog(session, rows_from_csv(csv_rows.columns, csv_rows.rows, store.CATALOG_COLUMNS),
                                       utcnow())
+    loc = _locale()
     out.print(t("cli.imported", loc, what=t("rewards.what_catalog", loc), rows=report.rows, inserted=report.inserted,
                 updated=report.updated, unchanged=report.unchanged), markup=False)
+    _read_as(csv_rows)
 
 
 @rewards_app.command("list")

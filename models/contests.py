@@ -16,7 +16,7 @@ from models.errors import DataError
 from models.rows import AnyContest
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
-from models.values import as_utc, utcnow, zone
+from models.values import as_utc, normal_code, utcnow, zone
 
 
 @dataclass
@@ -233,7 +233,11 @@ def due(session: Session, now: datetime) -> list[int]:
 
 
 def partner_by_code(session: Session, code: str) -> Partner:
+    """The partner of a code as typed: exactly, else in any case and with spaces around (as the imports)."""
     partner = session.execute(select(Partner).where(Partner.code == code)).scalars().first()
+    if partner is None:
+        typed = select(Partner).where(func.upper(Partner.code) == normal_code(code))
+        partner = session.execute(typed).scalars().first()
     if partner is None:
         raise DataError("error.unknown_partner", value=code)
     return partner

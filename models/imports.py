@@ -31,7 +31,7 @@ from sqlmodel import Session
 from models.db import FOREIGN_KEYS_OFF, foreign_keys_back_on
 from models.errors import DataError
 from models.tables import ROLES, Contest, Partner, Sale, Target, Team
-from models.values import clean_name, parse_datetime_local, parse_fen, utcnow
+from models.values import clean_name, normal_code, parse_datetime_local, parse_day, parse_fen, utcnow
 
 PARTNER_COLUMNS = ("code", "name", "team", "region", "city_tier", "industry", "size", "joined_on", "role",
                    "locale")
@@ -39,6 +39,12 @@ TARGET_COLUMNS = ("partner", "period_start", "period_end", "target")
 SALE_COLUMNS = ("id", "partner", "occurred_at", "amount", "units", "margin", "customer", "satisfaction")
 SALE_REQUIRED = ("id", "partner", "occurred_at", "amount", "units")
 LOCALES = ("zh", "en")
+# Values of the partners file as people type them (the English words are the stored ones).
+ROLE_WORDS = {"经销商": "dealer", "队长": "captain", "管理员": "admin", "渠道经理": "admin"}
+CITY_TIERS = {"1": 1, "2": 2, "3": 3, "一线": 1, "二线": 2, "三线": 3, "一线城市": 1, "二线城市": 2, "三线城市": 3}
+LOCALE_WORDS = {"中文": "zh", "英文": "en"}
+# `parse_day`'s reasons as row error keys.
+_DATE_REASONS = {"year_last": "row.date_year_last", "no_such_day": "row.date_no_such_day"}
 MAX_TEXT = 200
 CHUNK = 5000
 
@@ -115,6 +121,20 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def partner_ids(session: Session) -> dict[str, int]:
+    """Partner ids by code, for the imports' lookups: each stored code, and its `normal_code` (a code
+    stored before codes were normalised is found both ways). Look a typed code up with `find_partner`."""
+    ids: dict[str, int] = {}
+    for code, partner_id in session.exec(select(Partner.code, Partner.id)).all():
+        ids[code] = partner_id
+        ids.setdefault(normal_code(code), partner_id)
+    return ids
+
+
+def find_partner(partners: dict[str, int], code: str) -> int | None:
+    return partners.get(code) or partners.get(normal_code(code))
+
+
 def _check_text(row: dict[str, str], name: str, errors: list[RowError], line: int,
                 required: bool = False) -> str | None:
     value = row.get(name, "")
@@ -136,9 +156,10 @@ def _parse_date(row: dict[str, str], name: str, errors: list[RowError], line: in
             errors.append(RowError(line, "row.missing_value", {"column": name}))
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors.append(RowError(line, "row.bad_date", {"column": name, "value": value[:40]}))
+        return parse_day(value)
+    except ValueError as exc:
+        errors.append(RowError(line, _DATE_REASONS.get(exc.args[0], "row.bad_date"),
+                               {"column": name, "value": value[:40]}))
         return None
 
 
@@ -166,7 +187,9 @@ def import_partners(session: Session, rows: Iterable[Row], default_locale: str =
         raise ImportRejected(errors)
 
     teams = {t.code: t for t in session.exec(select(Team)).scalars()}
-    existing = {p.code: p for p in session.exec(select(Partner)).scalars()}
+    existing: dict[str, Partner] = {}
+    for stored in session.exec(select(Partner)).scalars():
+        existing.setdefault(normal_code(stored.code), stored)
     for _line, values in parsed:
         team_code = values.pop("team")
         team_id = None
@@ -211,20 +234,24 @@ def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], defau
         "joined_on": _parse_date(row, "joined_on", errors, line),
     }
     code = values["code"]
-    if code and (len(code) > 64 or any(c.isspace() for c in code)):
-        errors.append(RowError(line, "row.bad_code", {"value": code[:40]}))
+    if code:
+        if len(code) > 64 or any(c.isspace() for c in code):
+            errors.append(RowError(line, "row.bad_code", {"value": code[:40]}))
+        values["code"] = normal_code(code)
     tier = row.get("city_tier", "")
     values["city_tier"] = None
     if tier:
-        if tier in ("1", "2", "3"):
-            values["city_tier"] = int(tier)
+        if tier in CITY_TIERS:
+            values["city_tier"] = CITY_TIERS[tier]
         else:
             errors.append(RowError(line, "row.bad_city_tier", {"value": tier[:40]}))
-    role = (row.get("role") or "dealer").lower()
+    role = row.get("role") or "dealer"
+    role = ROLE_WORDS.get(role, role.lower())
     if role not in ROLES:
         errors.append(RowError(line, "row.bad_role", {"value": role[:40]}))
     values["role"] = role
-    locale = (row.get("locale") or default_locale).lower()
+    locale = row.get("locale") or default_locale
+    locale = LOCALE_WORDS.get(locale, locale.lower())
     if locale not in LOCALES:
         errors.append(RowError(line, "row.bad_locale", {"value": locale[:40]}))
     values["locale"] = locale
@@ -238,7 +265,7 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
     """Add or update targets, one per partner and period."""
     report = ImportReport()
     errors: list[RowError] = []
-    partners = dict(session.exec(select(Partner.code, Partner.id)).all())
+    partners = partner_ids(session)
     parsed: dict[tuple[int, date, date], tuple[int, int]] = {}
     for line, row in rows:
         report.rows += 1
@@ -247,7 +274,7 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
             errors.append(RowError(line, "row.not_an_object"))
             continue
         code = _check_text(row, "partner", errors, line, required=True)
-        partner_id = partners.get(code) if code else None
+        partner_id = find_partner(partners, code) if code else None
         if code and partner_id is None:
             errors.append(RowError(line, "row.unknown_partner", {"value": code[:40]}))
         start = _parse_date(row, "period_start", errors, line, required=True)
@@ -311,7 +338,7 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     conn = session.connection()
     if conn.dialect.name == "sqlite":
         return _import_sales_sqlite(session, conn, rows, tz, progress, now)
-    partners: dict[str, int] = dict(session.exec(select(Partner.code, Partner.id)).all())
+    partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
     chunk: list[tuple[int, str, tuple]] = []
@@ -350,7 +377,7 @@ def _parse_sale(row: dict[str, str], line: int, errors: list[RowError], partners
     elif len(ext_id) > 128:
         errors.append(RowError(line, "row.too_long", {"column": "id", "max": 128}))
     code = row["partner"]
-    partner_id = partners.get(code)
+    partner_id = find_partner(partners, code) if code else None
     if partner_id is None:
         if code:
             errors.append(RowError(line, "row.unknown_partner", {"value": code[:40]}))
@@ -361,8 +388,9 @@ def _parse_sale(row: dict[str, str], line: int, errors: list[RowError], partners
     if raw_time:
         try:
             occurred = parse_datetime_local(raw_time, tz)
-        except ValueError:
-            errors.append(RowError(line, "row.bad_datetime", {"column": "occurred_at", "value": raw_time[:40]}))
+        except ValueError as exc:
+            key = _DATE_REASONS.get(exc.args[0] if exc.args else "", "row.bad_datetime")
+            errors.append(RowError(line, key, {"column": "occurred_at", "value": raw_time[:40]}))
     else:
         errors.append(RowError(line, "row.missing_value", {"column": "occurred_at"}))
     amount = _money(row, "amount", errors, line, required=True)
@@ -708,7 +736,7 @@ def _import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row]
     bulk = isinstance(rows, CsvRecords) and _begin_bulk(conn)
     if not bulk:
         _hold_write_lock(conn)
-    partners: dict[str, int] = dict(session.exec(select(Partner.code, Partner.id)).all())
+    partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
     share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None  # type: ignore[union-attr]

@@ -12,6 +12,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from models.errors import DataError
 
 _MONEY = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
+# Amounts as people type them: `¥12,000.50`, `￥12000`, `12000元`, `1.2万`; commas only as groups of three.
+_TYPED_MONEY = re.compile(r"^[¥￥]?\s*(-?)\s*[¥￥]?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*(万?)\s*元?$")
+_ANY_MONEY = re.compile(r"^[¥￥]?\s*-?\s*[¥￥]?\s*[\d.,]*\d[\d.,]*\s*万?\s*元?$")
+# Dates as people type them: year first, `2026-12-1`, `2026/12/01`, `2026.12.1`, `2026年12月1日`, and an
+# optional time `8:00` or `08:00:00` after a space (or a `T`, or right after `日`).
+_TYPED_DAY = (r"(?P<y>\d{4})(?:(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})"
+              r"|\s*年\s*(?P<cm>\d{1,2})\s*月\s*(?P<cd>\d{1,2})\s*日)")
+_TYPED_TIME = r"(?:(?:\s+|T|(?<=日))(?P<H>\d{1,2})[:：](?P<M>\d{2})(?:[:：](?P<S>\d{2}))?)?"
+_TYPED_DATETIME = re.compile(f"^{_TYPED_DAY}{_TYPED_TIME}$")
+_YEAR_LAST = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?:[\sT].*)?$")
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # What changes how text is shown without being seen: control characters but newline and tab, every
@@ -35,21 +45,73 @@ def zone(name: str) -> ZoneInfo:
         raise DataError("error.bad_timezone", value=name) from exc
 
 
-def parse_fen(text: str) -> int:
-    """CNY with up to two decimals (`1234.5`, `1,234.50` is refused) to integer fen.
+def normal_code(code: str) -> str:
+    """A partner code as stored and looked up: without surrounding spaces, upper-case (`p001 ` is `P001`)."""
+    return code.strip().upper()
 
-    Raises `ValueError` with a reason key: `negative`, `not_a_number`, `too_precise`.
+
+def parse_fen(text: str) -> int:
+    """CNY with up to two decimals to integer fen: `1234.5`, and as people type them, `12,000.50`,
+    `¥12000`, `￥12,000`, `12000元`, `1.2万` (exact to the fen).
+
+    Raises `ValueError` with a reason key: `negative`, `not_a_number`, `too_precise`, and
+    `ambiguous` for separators that could mean two amounts (`12.000,50`, `1,2`): never a guess.
     """
     text = text.strip()
     m = _MONEY.match(text)
-    if m is None:
-        if text.startswith("-"):
-            raise ValueError("negative")
-        if re.match(r"^\d+\.\d{3,}$", text):
+    if m is not None:
+        whole, frac = m.groups()
+        return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
+    typed = _TYPED_MONEY.match(text)
+    if typed is None:
+        raise ValueError("ambiguous" if "," in text and _ANY_MONEY.match(text) else "not_a_number")
+    sign, whole, frac, wan = typed.groups()
+    if sign:
+        raise ValueError("negative")
+    digits = whole.replace(",", "")
+    frac = frac or ""
+    if wan:  # ten thousand yuan: the fen are the first six decimals
+        if len(frac) > 6:
             raise ValueError("too_precise")
+        digits, frac = digits + frac[:4].ljust(4, "0"), frac[4:]
+    if len(frac) > 2:
+        raise ValueError("too_precise")
+    if len(digits.lstrip("0")) > 13:
         raise ValueError("not_a_number")
-    whole, frac = m.groups()
-    return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
+    return int(digits) * 100 + int(frac.ljust(2, "0"))
+
+
+def parse_day(text: str) -> date:
+    """A date, ISO (`2026-12-01`) or as people type it (`2026/12/1`, `2026年12月1日`); a time of
+    exactly midnight may follow (a spreadsheet's date cell). Raises `ValueError` with a reason key:
+    `bad`, `year_last` (`12/01/2026`: which is the month?), `no_such_day` (`2026/13/01`)."""
+    text = text.strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    moment = _typed_datetime(text)
+    if moment.time() != time():
+        raise ValueError("bad")
+    return moment.date()
+
+
+def _typed_datetime(text: str) -> datetime:
+    """`parse_day`'s formats with an optional `H:MM[:SS]`, naive. Same reasons as `parse_day`."""
+    m = _TYPED_DATETIME.match(text)
+    if m is None:
+        raise ValueError("year_last" if _YEAR_LAST.match(text) else "bad")
+    month, day = (m["m"], m["d"]) if m["sep"] else (m["cm"], m["cd"])
+    try:
+        day_value = date(int(m["y"]), int(month), int(day))
+    except ValueError as exc:
+        raise ValueError("no_such_day") from exc
+    if m["H"] is None:
+        return datetime.combine(day_value, time())
+    try:
+        return datetime.combine(day_value, time(int(m["H"]), int(m["M"]), int(m["S"] or 0)))
+    except ValueError as exc:
+        raise ValueError("bad") from exc
 
 
 def fen_to_decimal(fen: int) -> Decimal:
@@ -80,8 +142,15 @@ def ratio_hundredths(numerator: int, denominator: int, factor: int = 1) -> int:
 
 
 def parse_datetime_local(text: str, tz: ZoneInfo) -> datetime:
-    """ISO 8601; without an offset the time is read in the program time zone. Returns aware UTC."""
-    value = datetime.fromisoformat(text.strip())
+    """ISO 8601, or as people type it (`2026/12/1 8:00`, `2026年12月1日`, see `parse_day`); without
+    an offset the time is read in the program time zone. Returns aware UTC.
+
+    Raises `ValueError`; for a value that is not ISO 8601, its first argument is `parse_day`'s reason."""
+    text = text.strip()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = _typed_datetime(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value.astimezone(UTC)

@@ -67,9 +67,13 @@ def test_excel_bom_is_accepted(db_url: str, workdir: Path, session: Session) -> 
 
 
 def test_wrong_encoding_is_refused_with_line(db_url: str, workdir: Path, session: Session) -> None:
-    ran = mianzi("partners", "import", str(write(workdir / "gbk.csv", PARTNERS, encoding="gbk")))
+    """Neither UTF-8 nor GB18030 (a byte 0xFF is in neither): refused, with the line it is on."""
+    lines = PARTNERS.encode().split(b"\n")
+    lines[2] = lines[2].replace("李娜".encode(), b"\xff\xfe")
+    (workdir / "bad.csv").write_bytes(b"\n".join(lines))
+    ran = mianzi("partners", "import", str(workdir / "bad.csv"))
     assert ran.code == 2
-    assert "UTF-8" in ran.err and "第 2 行" in ran.err
+    assert "UTF-8" in ran.err and "GB18030" in ran.err and "第 3 行" in ran.err
     assert count(session, Partner) == 0
 
 
@@ -97,7 +101,7 @@ def test_every_bad_row_is_listed_and_nothing_is_imported(with_partners: Path, se
     assert ran.code == 2
     lines = ran.err.strip().splitlines()
     assert lines[0] == "导入失败：9 行有误，未导入任何数据。"
-    expected = {3: "未知的经销商编号 NOPE", 4: "occurred_at 不是有效时间", 5: "amount 不能为负数", 6: "amount 不是有效金额",
+    expected = {3: "未知的经销商编号 NOPE", 4: "occurred_at 没有这一天", 5: "amount 不能为负数", 6: "amount 不是有效金额",
                 7: "amount 最多两位小数", 8: "units 不是整数", 9: "satisfaction 超出范围 1–5", 10: "编号 S1 已导入过，但内容不同",
                 11: "缺少 id"}
     for line_no, reason in expected.items():

@@ -126,13 +126,28 @@ def test_a_file_that_breaks_midway_leaves_nothing_and_the_checks_back_on(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
     path = workdir / "broken.csv"
-    path.write_bytes(sales(BIG).encode() + b"B10,P001,\xff\n")
+    path.write_bytes(sales(BIG).encode() + b'B10,P001,"' + b"x" * 200_000 + b'",1,1,,,\n')  # past the csv field limit
     watch: list[tuple[int, int, int]] = []
     with pytest.raises(DataError) as broken:
         run_import(own_engine, path, watch)
     assert watch[0] == (CHUNK, 0, 0)
-    assert broken.value.key == "error.csv_encoding" and broken.value.params["line"] == BIG + 2
+    assert broken.value.key == "error.csv_malformed" and broken.value.params["line"] == BIG + 2
     assert outside(own_engine) == (1, 1, 1)
+    assert count(own_engine) == 0
+
+
+def test_a_byte_of_no_encoding_at_the_end_refuses_the_file_before_anything_starts(
+        own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoding is decided from the whole file first: a bad byte at the end is not found midway."""
+    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    path = workdir / "broken.csv"
+    path.write_bytes(sales(BIG).encode() + b"B10,P001,\xff\n")
+    watch: list[tuple[int, int, int]] = []
+    with pytest.raises(DataError) as broken:
+        run_import(own_engine, path, watch)
+    assert watch == []
+    assert broken.value.key == "error.csv_encoding" and broken.value.params["line"] == BIG + 2
+    assert outside(own_engine)[1:] == (1, 1)
     assert count(own_engine) == 0
 
 
