@@ -173,7 +173,7 @@ def test_bad_partner_rows(db_url: str, workdir: Path, session: Session) -> None:
     ran = mianzi("partners", "import", str(write(workdir / "p.csv", bad)))
     assert ran.code == 2
     for fragment in ("第 2 行：city_tier", "第 3 行：joined_on", "第 4 行：role",
-                     "第 5 行：locale 必须是 zh 或 en，而不是 fr；P1 在文件中重复", "第 6 行：缺少 code"):
+                     "第 5 行：locale 必须是 中文、英文（或 zh、en），而不是 fr；P1 在文件中重复", "第 6 行：缺少 code"):
         assert fragment in ran.err, fragment
     assert count(session, Partner) == 0
 

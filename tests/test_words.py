@@ -84,8 +84,9 @@ def test_an_import_counts_bad_rows_and_lists_each_rows_reasons_together(db_url: 
     assert ran.code == 2
     assert ran.err.strip().splitlines() == [
         "导入失败：2 行有误，未导入任何数据。",
-        "第 3 行：joined_on 不是有效日期：2025-13-01（格式 YYYY-MM-DD）；city_tier 必须是 1、2 或 3，而不是 9；"
-        "role 必须是 dealer、captain 或 admin，而不是 boss；locale 必须是 zh 或 en，而不是 fr",
+        "第 3 行：joined_on 没有这一天：2025-13-01；city_tier 必须是 1、2、3 或 一线、二线、三线，而不是 9；"
+        "role 必须是 经销商、队长、管理员（或 dealer、captain、admin），而不是 boss；"
+        "locale 必须是 中文、英文（或 zh、en），而不是 fr",
         "第 4 行：缺少 name"]
 
 
