@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     wecom_token: str | None = None
     wecom_aes_key: str | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    # WeChat/WeCom freshness (DESIGN §6): a callback whose `timestamp` is further than this from
+    # now is refused with 403, and each (timestamp, nonce) is remembered at least this long.
+    wechat_max_age_seconds: int = 300
 
     invite_ttl_days: int = 7
     points_expiry_months: int = 0  # points expire N months after they were earned, oldest first; 0: never
