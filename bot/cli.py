@@ -378,6 +378,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     import uvicorn
 
     from bot.app import create_app
+    from bot.weblog import uvicorn_log_config
 
     settings = get_settings()
     loc = _locale()
@@ -392,7 +393,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     out.print(t("web.channels", loc, channels=", ".join(channels) if channels else t("web.no_channels", loc)),
               markup=False, highlight=False)
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
+    if settings.wechat_token and settings.wechat_app_id and not settings.wechat_aes_key:
+        err.print(t("web.wechat_plaintext_warning", loc), markup=False, highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
+                log_config=uvicorn_log_config())  # the access log writes no signature, nonce …
 
 
 deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")
