@@ -47,7 +47,7 @@ from sqlmodel import Session
 import handlers.dispatch
 from bot.core_pool import CoreProcess
 from bot.dedupe import Nonce, keys_for
-from bot.settings import Settings
+from bot.settings import Settings, bind_limits
 from bot.wechat_xml import Inbound, Rejected
 from handlers.types import ChatConfig, Incoming
 from messages.render import fit, render, t
@@ -65,7 +65,8 @@ MAX_CODE = 64
 
 
 def chat_config(settings: Settings) -> ChatConfig:
-    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT)
+    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT,
+                      bind_limits=bind_limits(settings))
 
 
 @dataclass(frozen=True)
