@@ -202,6 +202,67 @@ def partners_invite(code: str, json_out: bool = typer.Option(False, "--json", he
     out.print(t("cli.invite_link", _locale(), link=link), markup=False)
 
 
+def _account_doc(account: Any, tz: Any) -> dict[str, Any]:
+    """A chat account for `partners show` / `unbind`: times in program time, with the zone's name."""
+
+    def when(value: datetime | None) -> str | None:
+        return value.astimezone(tz).isoformat(timespec="minutes") if value else None
+
+    return {"platform": account.platform, "user_ref": account.user_ref, "active": account.active,
+            "bound_at": when(account.bound_at), "last_seen_at": when(account.last_seen_at)}
+
+
+def _short(iso: str | None) -> str | None:
+    """`2026-12-01T10:00+08:00` as `2026-12-01 10:00` (the zone is named once on the line)."""
+    return iso[:16].replace("T", " ") if iso else None
+
+
+@partners_app.command("show")
+def partners_show(code: str, json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """A partner and the chat accounts bound to them."""
+    from models.identities import accounts_of
+
+    settings = get_settings()
+    tz = zone(settings.timezone)
+    with guarded(), session_scope(context.engine(settings)) as session:
+        partner = contest_ops.partner_by_code(session, code)
+        team = session.get(Team, partner.team_id) if partner.team_id else None
+        doc = {"partner": partner.code, "name": partner.name, "role": partner.role, "active": partner.active,
+               "team": team.code if team else None, "timezone": settings.timezone,
+               "accounts": [_account_doc(a, tz) for a in accounts_of(session, partner)]}
+    if json_out:
+        print_json(doc)
+        return
+    loc = _locale()
+    out.print(t("cli.partner_line", loc, **{**doc, "role": t(f"demo.role_{doc['role']}", loc)}), markup=False)
+    if not doc["accounts"]:
+        out.print(t("cli.no_accounts", loc), markup=False)
+        return
+    for a in doc["accounts"]:  # one line each: user refs are long (OpenIDs), a table would wrap them
+        status = t("cli.account_active" if a["active"] else "cli.account_inactive", loc)
+        out.print(t("cli.account_line", loc, **a, status=status, zone=settings.timezone,
+                    bound=_short(a["bound_at"]), seen=_short(a["last_seen_at"])), markup=False, highlight=False)
+
+
+@partners_app.command("unbind")
+def partners_unbind(code: str, platform: str | None = typer.Option(None, "--platform",
+                                                                    help="telegram|wechat|wecom (default: all)"),
+                    json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    """Remove a partner's chat accounts (on one platform, or all); they bind again with a new invite."""
+    from models.identities import unbind
+
+    settings = get_settings()
+    tz = zone(settings.timezone)
+    with guarded(), session_scope(context.engine(settings)) as session:
+        partner = contest_ops.partner_by_code(session, code)
+        removed = [_account_doc(a, tz) for a in unbind(session, partner, platform)]
+    if json_out:
+        print_json({"partner": code, "removed": removed})
+        return
+    out.print(t("cli.unbound", _locale(), partner=code, count=len(removed),
+                accounts=", ".join(f"{a['platform']}:{a['user_ref']}" for a in removed)), markup=False)
+
+
 # --- contests ----------------------------------------------------------------------------------
 
 
@@ -415,6 +476,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     import uvicorn
 
     from bot.app import create_app
+    from bot.weblog import uvicorn_log_config
 
     settings = get_settings()
     loc = _locale()
@@ -428,7 +490,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     out.print(t("web.channels", loc, channels=listed),
               markup=False, highlight=False)
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
+    if settings.wechat_token and settings.wechat_app_id and not settings.wechat_aes_key:
+        err.print(t("web.wechat_plaintext_warning", loc), markup=False, highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
+                log_config=uvicorn_log_config())  # the access log writes no signature, nonce …
 
 
 deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")

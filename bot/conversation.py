@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 import handlers.dispatch
 from bot.dedupe import keys_for
-from bot.settings import Settings
+from bot.settings import Settings, bind_limits
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.render import LOCALES, render, t
 from models.db import session_scope
@@ -47,7 +47,8 @@ def group_notice(outs: list[Outgoing], reached: bool, config: ChatConfig) -> str
 def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConfig:
     """What the core needs from the settings; `bot_username` overrides the setting when the platform told us."""
     return ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
-                      bot_username=bot_username or settings.telegram_bot_username)
+                      bot_username=bot_username or settings.telegram_bot_username,
+                      bind_limits=bind_limits(settings))
 
 
 def locale_for(hint: str | None, default: str) -> str:

@@ -13,12 +13,19 @@ than risking a double answer (at most once, like a user who repeats a command). 
 is claimed better still, by `DatabaseKeys.claim` as the first statement of the transaction that
 answers it: the claim and the answer's changes commit together or not at all, and a second
 delivery of the same key waits for the first one's commit and then finds the key taken.
+
+WeChat and WeCom sign only `timestamp` and `nonce` in plaintext mode, so the same mechanism
+remembers each signed (timestamp, nonce) pair as a key of its own (`Nonce`): one pair goes with
+one message. Keys are kept at least as long as a timestamp is accepted (`Nonce.keep`), so a
+captured request can neither carry a second message nor run again once its claims are pruned.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -113,13 +120,33 @@ _KEYS: dict[int, DatabaseKeys] = {}
 _KEYS_LOCK = threading.Lock()
 
 
-def keys_for(engine: Engine) -> DatabaseKeys:
-    """The `DatabaseKeys` of this process for `engine` (one prune counter per database)."""
+def keys_for(engine: Engine, keep_at_least: timedelta | None = None) -> DatabaseKeys:
+    """The `DatabaseKeys` of this process for `engine` (one prune counter per database).
+
+    `keep_at_least` raises how long its claims are kept (never lowers it): every key, MsgIds
+    included, must outlive the span in which a replay of its request would still be accepted.
+    """
     with _KEYS_LOCK:
         found = _KEYS.get(id(engine))
         if found is None or found.engine is not engine:
             found = _KEYS[id(engine)] = DatabaseKeys(engine)
+        if keep_at_least is not None and keep_at_least > found.keep:
+            found.keep = keep_at_least
         return found
+
+
+@dataclass(frozen=True)
+class Nonce:
+    """A callback's signed (timestamp, nonce) pair, claimed once like a delivery key."""
+
+    key: str  # "nonce:" + sha1 of "timestamp:nonce" (fixed length, whatever the caller sent)
+    keep: timedelta  # at least the whole span in which this timestamp is accepted, plus a margin
+
+    @classmethod
+    def of(cls, timestamp: str, nonce: str, max_age_seconds: int) -> Nonce:
+        """A timestamp is accepted from `max_age` before it to `max_age` after it: 2 × max_age."""
+        digest = hashlib.sha1(f"{timestamp}:{nonce}".encode()).hexdigest()
+        return cls(f"nonce:{digest}", timedelta(seconds=2 * max_age_seconds) + timedelta(minutes=10))
 
 
 _CLAIMS: dict[str, Insert] = {}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.identities import BindLimits
 
 
 class Settings(BaseSettings):
@@ -34,8 +37,16 @@ class Settings(BaseSettings):
     wecom_token: str | None = None
     wecom_aes_key: str | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    # WeChat/WeCom freshness (DESIGN §6): a callback whose `timestamp` is further than this from
+    # now is refused with 403, and each (timestamp, nonce) is remembered at least this long.
+    wechat_max_age_seconds: int = 300
 
     invite_ttl_days: int = 7
+    # The invite throttle (models/identities.py): failed binds allowed per chat account, and over
+    # all accounts, within the window; past either, binds are refused until failures age out.
+    invite_max_failures: int = 5
+    invite_max_failures_global: int = 100
+    invite_failure_window_minutes: int = 10
     points_expiry_months: int = 0  # points expire N months after they were earned, oldest first; 0: never
 
     # Delivery ceilings (DESIGN §5): the platforms' figures can change, so they are settings.
@@ -56,6 +67,13 @@ class Settings(BaseSettings):
     # Chat answers in a process of their own (bot/core_pool.py): the web loop and the database
     # work then use two CPU cores instead of sharing one interpreter lock.
     core_process: bool = False
+
+
+def bind_limits(settings: Settings) -> BindLimits:
+    """The invite throttle's limits, for the core's `ChatConfig`."""
+    return BindLimits(account_failures=settings.invite_max_failures,
+                      global_failures=settings.invite_max_failures_global,
+                      window=timedelta(minutes=settings.invite_failure_window_minutes))
 
 
 @lru_cache

@@ -18,6 +18,11 @@ The rules that shape this module (DESIGN §5):
   crosses to it; the entries, the deadline and the late replies stay here. If that process dies,
   the messages it was answering get the apology and nothing of them is kept (their transactions
   died with it); the next message starts a new one.
+- **One nonce, one message.** The signed (timestamp, nonce) of the request is claimed in the same
+  transaction, after the key (`bot.dedupe.Nonce`). A retry brings its own key back and stops at
+  the key; a new key arriving with a pair already used is a captured request carrying a message
+  of someone else's making (plaintext mode signs no body): `Replayed`, rolled back, 403. Events
+  we ignore are claimed too (under a key of their own), so their pair cannot be reused either.
 - **Events.** A follow greets (and binds at once with a `qrscene_<invite>` QR code), `SCAN` of
   an invite QR code binds, an unfollow stops pushes, a menu click runs the command named by its
   key; other events are acknowledged and ignored.
@@ -42,9 +47,9 @@ from sqlmodel import Session
 import handlers.dispatch
 from bot.conversation import group_notice, rendered
 from bot.core_pool import CoreProcess
-from bot.dedupe import keys_for
-from bot.settings import Settings
-from bot.wechat_xml import Inbound
+from bot.dedupe import Nonce, keys_for
+from bot.settings import Settings, bind_limits
+from bot.wechat_xml import Inbound, Rejected
 from handlers.types import ChatConfig, Incoming, Reply
 from messages.render import fit, render, t
 from models import outbox
@@ -62,7 +67,8 @@ MAX_CODE = 64
 
 
 def chat_config(settings: Settings) -> ChatConfig:
-    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT)
+    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT,
+                      bind_limits=bind_limits(settings))
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,14 @@ class Action:
     text: str | None  # the command as if typed; None for a photo, a voice note …
     follow: bool = False  # a (re)follow: the account can receive pushes again
     unfollow: bool = False  # the account can no longer receive anything: nothing to run or answer
+    ignored: bool = False  # an event we do not act on: claimed (key and nonce), nothing run
+
+
+IGNORED = Action(None, ignored=True)
+
+
+class Replayed(Exception):
+    """The request's signed (timestamp, nonce) came before with another message: refuse it."""
 
 
 def plan(msg: Inbound) -> Action | None:
@@ -104,6 +118,7 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     text: str | None = None
     late: bool = False
+    replayed: bool = False  # refused (`Replayed`): the request gets 403, nothing ran
 
 
 class Responder:
@@ -127,22 +142,25 @@ class Responder:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{platform}-core")
         weakref.finalize(self, self._pool.shutdown, wait=False)
 
-    async def reply(self, msg: Inbound) -> str | None:
-        """The passive reply for this callback, or None to answer `success` (nothing, or later)."""
+    async def reply(self, msg: Inbound, nonce: Nonce | None = None) -> str | None:
+        """The passive reply for this callback, or None to answer `success` (nothing, or later).
+
+        `nonce` is the request's signed (timestamp, nonce); `Rejected(403)` when it already came
+        with another message (nothing is run then)."""
         action = plan(msg)
+        key = msg.dedupe_key
         if action is None:
             log.info("%s: ignored %s event %r from %s", self.platform, msg.msg_type, msg.event, msg.from_user)
-            return None
-        key = msg.dedupe_key
+            action, key = IGNORED, f"ign:{(msg.event or '').lower()[:16]}:{key}"[:128]
         entry, fresh = self._entry(key)
         if not fresh:
             log.info("%s: retry of %s from %s, not run again", self.platform, key, msg.from_user)
             return await self._wait(entry)
         job: asyncio.Future[None]
         if self.core is None:
-            job = asyncio.get_running_loop().run_in_executor(self._pool, self._run, msg, action, key, entry)
+            job = asyncio.get_running_loop().run_in_executor(self._pool, self._run, msg, action, key, entry, nonce)
         else:
-            job = asyncio.ensure_future(self._run_in_core(self.core, msg, action, key, entry))
+            job = asyncio.ensure_future(self._run_in_core(self.core, msg, action, key, entry, nonce))
             self._tasks.add(job)
             job.add_done_callback(self._tasks.discard)
         await asyncio.wait({job}, timeout=self.deadline)
@@ -150,6 +168,8 @@ class Responder:
 
     def _answer(self, entry: _Entry, key: str) -> str | None:
         with entry.lock:
+            if entry.replayed:
+                raise Rejected(403, f"nonce already used by another message (then {key})")
             if entry.done.is_set():
                 return None if entry.late else entry.text
             entry.late = True  # the thread will queue its reply in the outbox
@@ -161,6 +181,8 @@ class Responder:
         if not entry.done.is_set():
             await asyncio.to_thread(entry.done.wait, self.deadline)
         with entry.lock:
+            if entry.replayed:
+                raise Rejected(403, "nonce already used by another message")
             return entry.text if entry.done.is_set() and not entry.late else None
 
     def _entry(self, key: str) -> tuple[_Entry, bool]:
@@ -174,21 +196,29 @@ class Responder:
                 self._entries.popitem(last=False)
             return entry, True
 
-    def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
+    def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry, nonce: Nonce | None) -> None:
         """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
-        claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key,
-                                self._group(msg))
+        try:
+            claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key, nonce,
+                                    self._group(msg))
+        except Replayed:
+            self._refuse(key, entry)
+            return
         if not self._settle(msg, key, entry, claimed, text):
             return
         if self._late_text(entry):
             self._guarded(f"queue the late reply to {key}", queue_late, self.engine, self.platform,
                           msg.from_user, key, entry.text)
 
-    async def _run_in_core(self, core: CoreProcess, msg: Inbound, action: Action, key: str, entry: _Entry) -> None:
+    async def _run_in_core(self, core: CoreProcess, msg: Inbound, action: Action, key: str, entry: _Entry,
+                           nonce: Nonce | None) -> None:
         """`_run` with the database work in the core process; a dead one costs this message the apology."""
         try:
-            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key,
+            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key, nonce,
                                             self._group(msg))
+        except Replayed:
+            self._refuse(key, entry)
+            return
         except BrokenProcessPool:
             claimed, text = True, apology(self.config)
         if not self._settle(msg, key, entry, claimed, text):
@@ -212,6 +242,16 @@ class Responder:
             await core.call(fn, *args)
         except Exception:  # the core process died (BrokenProcessPool), or `fn` failed there
             log.exception("%s: could not %s", self.platform, what)
+
+    def _refuse(self, key: str, entry: _Entry) -> None:
+        """A `Replayed` request: 403 for it, and its key forgotten here so the real message with that
+        key (if it ever comes) is not taken for a retry of the forgery."""
+        with entry.lock:
+            entry.replayed = entry.late = True
+            entry.done.set()
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
 
     def _settle(self, msg: Inbound, key: str, entry: _Entry, claimed: bool, text: str | None) -> bool:
         """The outcome into the entry (for the request, or for the retries); False when not ours to answer."""
@@ -237,21 +277,29 @@ class Responder:
 
 
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
-            key: str, group: str | None = None) -> tuple[bool, str | None]:
+            key: str, nonce: Nonce | None = None, group: str | None = None) -> tuple[bool, str | None]:
     """(claimed, reply). The claim (`bot.dedupe`, as for Telegram) is the transaction's first
     statement: a key already there means another attempt got there first (it waits for that one to
     commit), and a failure undoes the claim together with everything else, so nothing of a failed
     message is kept. Old keys are pruned by the claims now and then.
+
+    Then the request's `nonce` is claimed: taken already means another message came with it, and
+    `Replayed` is raised after the transaction (the key's claim with it) is rolled back.
 
     `group`: the WeCom group chat the message was posted in. Its replies are not passive (that one
     answer goes to the asker's app chat): the group's part goes to the group (`appchat/send`) and the
     asker's own to them (`message/send`), queued in the outbox in this same transaction."""
     incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=group or user_ref, text=action.text,
                         is_group=group is not None)
+    keys = keys_for(engine, nonce.keep if nonce is not None else None)
     try:
         with session_scope(engine) as session:
-            if not keys_for(engine).claim(session.connection(), platform, key):
+            if not keys.claim(session.connection(), platform, key):
                 return False, None
+            if nonce is not None and not keys.claim(session.connection(), platform, nonce.key):
+                raise Replayed(key)
+            if action.ignored:
+                return True, None
             if action.unfollow:
                 _set_active(session, platform, user_ref, False)
                 log.info("%s: %s unfollowed, identity marked inactive", platform, user_ref)
@@ -265,6 +313,8 @@ def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, ac
             texts = [render(r.template, r.locale, **r.context) for r in replies]
             joined = "\n\n".join(text for text in texts if text)
             return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
+    except Replayed:
+        raise
     except Exception:
         log.exception("%s: dispatch failed for a message from %s", platform, user_ref)
         return True, apology(config)

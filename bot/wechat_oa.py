@@ -7,6 +7,11 @@
   set) the body must be encrypted (`encrypt_type=aes`, an `<Encrypt>` field, and `msg_signature`
   over it); a plaintext body is refused then, so nobody can downgrade the channel; the decrypted
   payload must name our app id, and the reply is encrypted the same way.
+- Both must carry a `timestamp` within `MIANZI_WECHAT_MAX_AGE_SECONDS` of now (403 otherwise), and
+  a POST's (timestamp, nonce) goes with one message only (`bot.dedupe.Nonce`): in plaintext mode
+  the signature covers no body, so a captured query string could otherwise carry any message
+  while it is fresh. Plaintext mode is still forgeable by whoever sees a request before WeChat's
+  own arrives; `mianzi serve` warns about it and safe mode is the cure.
 - The answer is a passive text reply when the core has one within 4 s, else `success`
   (`bot.wechat_inbound`). Bad input gets a 4xx, a log line saying why, and nothing is run.
 """
@@ -24,10 +29,12 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
 from bot.core_pool import CoreProcess
+from bot.dedupe import Nonce
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
 from bot.wechat_xml import (
     Rejected,
+    check_fresh,
     client,
     decrypt,
     inbound,
@@ -51,14 +58,18 @@ class OfficialAccount:
             raise ValueError("MIANZI_WECHAT_TOKEN and MIANZI_WECHAT_APP_ID are required for /wechat/callback")
         self.token = settings.wechat_token
         self.app_id = settings.wechat_app_id
+        self.max_age = settings.wechat_max_age_seconds
         self.crypto = (make_crypto(WeChatCrypto, self.token, settings.wechat_aes_key, self.app_id,
                                    "MIANZI_WECHAT_AES_KEY") if settings.wechat_aes_key else None)
         self.responder = Responder(engine, settings, "wechat", deadline=deadline, core=core)
 
-    def _signed(self, request: Request) -> None:
+    def _signed(self, request: Request) -> Nonce:
         q = request.query_params
-        if not signature_ok(q.get("signature"), self.token, q.get("timestamp"), q.get("nonce")):
+        timestamp, nonce = q.get("timestamp"), q.get("nonce")
+        if not signature_ok(q.get("signature"), self.token, timestamp, nonce):
             raise Rejected(403, "wrong or missing signature")
+        check_fresh(timestamp, self.max_age)
+        return Nonce.of(str(timestamp), str(nonce), self.max_age)
 
     async def verify(self, request: Request) -> Response:
         try:
@@ -70,15 +81,15 @@ class OfficialAccount:
 
     async def receive(self, request: Request) -> Response:
         try:
-            self._signed(request)
+            nonce = self._signed(request)
             fields = parse_xml(await read_body(request))
             if self.crypto is not None:
                 fields = self._decrypted(request, fields)
             msg = inbound(fields)
+            text = await self.responder.reply(msg, nonce)
         except Rejected as exc:
             log.warning("wechat: callback refused with %s: %s (from %s)", exc.status, exc.reason, client(request))
             return PlainTextResponse("bad request" if exc.status != 403 else "forbidden", status_code=exc.status)
-        text = await self.responder.reply(msg)
         if text is None:
             return PlainTextResponse(SUCCESS)
         xml = text_reply(msg.from_user, msg.to_user, text)

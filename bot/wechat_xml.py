@@ -6,7 +6,9 @@ Everything that comes in is hostile until proven otherwise, and each check fails
   `bot.body`, the reader of every route;
 - XML goes through xmltodict with entities disabled, so a "billion laughs" document is refused
   (`ValueError: entities are disabled`) before anything expands;
-- signatures are compared in constant time.
+- signatures are compared in constant time;
+- the signed `timestamp` must be within `max_age` seconds of now (`check_fresh`): a captured
+  request is worth nothing once that has passed.
 
 Going out, a passive reply is built here rather than with wechatpy's `TextReply`: wechatpy
 wraps text in CDATA without escaping `]]>`, so a user's own words echoed back could close the
@@ -64,6 +66,16 @@ def signature_ok(given: str | None, *parts: str | None) -> bool:
     if not given or any(p is None for p in parts):
         return False
     return hmac.compare_digest(given.lower().encode(), signature(*parts).encode())  # type: ignore[arg-type]
+
+
+def check_fresh(timestamp: str | None, max_age: int, now: float | None = None) -> None:
+    """`Rejected(403)` unless `timestamp` (Unix seconds, as WeChat and WeCom send it) is within
+    `max_age` seconds of now, either way: 1, 2020, "abc" and a year ahead are all refused."""
+    if not timestamp or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise Rejected(403, "timestamp missing or not a number")
+    age = (time.time() if now is None else now) - int(timestamp)
+    if abs(age) > max_age:
+        raise Rejected(403, f"timestamp {age:+.0f} s from now, outside the {max_age} s window")
 
 
 def decrypt(key: bytes, encrypted: str, expected_id: str, prp: type, wrong_id: type[Exception]) -> str:

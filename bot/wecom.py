@@ -8,6 +8,8 @@ being the corp id):
   id, and an `AgentID` equal to ours (a corp with several apps must not have one app's messages
   run by another); then the same core as the Official Account, and an encrypted passive reply.
   No reply is an empty 200 answer.
+- Both: a `timestamp` within `MIANZI_WECHAT_MAX_AGE_SECONDS` of now, and a POST's (timestamp,
+  nonce) used for one message only (`bot.dedupe.Nonce`), as for the Official Account.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 
 from bot.core_pool import CoreProcess
+from bot.dedupe import Nonce
 from bot.settings import Settings
 from bot.wechat_inbound import DEADLINE, Responder
 from bot.wechat_xml import (
     Rejected,
+    check_fresh,
     client,
     decrypt,
     inbound,
@@ -55,6 +59,7 @@ class WeComApp:
         self.token = str(settings.wecom_token)
         self.corp_id = str(settings.wecom_corp_id)
         self.agent_id = str(settings.wecom_agent_id)
+        self.max_age = settings.wechat_max_age_seconds
         self.crypto = make_crypto(WeChatCrypto, self.token, str(settings.wecom_aes_key), self.corp_id,
                                   "MIANZI_WECOM_AES_KEY")
         self.responder = Responder(engine, settings, "wecom", deadline=deadline, core=core)
@@ -65,6 +70,7 @@ class WeComApp:
             raise Rejected(400, "nothing encrypted in the request")
         if not signature_ok(q.get("msg_signature"), self.token, q.get("timestamp"), q.get("nonce"), encrypted):
             raise Rejected(403, "wrong or missing msg_signature")
+        check_fresh(q.get("timestamp"), self.max_age)
         return decrypt(self.crypto.key, encrypted, self.corp_id, PrpCrypto, InvalidCorpIdException)
 
     async def verify(self, request: Request) -> Response:
@@ -81,10 +87,12 @@ class WeComApp:
             msg = inbound(parse_xml(self._open(request, outer.get("Encrypt"))))
             if msg.agent_id is not None and msg.agent_id != self.agent_id:
                 raise Rejected(403, f"message for agent {msg.agent_id}, we are agent {self.agent_id}")
+            q = request.query_params
+            text = await self.responder.reply(msg, Nonce.of(str(q.get("timestamp")), str(q.get("nonce")),
+                                                            self.max_age))
         except Rejected as exc:
             log.warning("wecom: callback refused with %s: %s (from %s)", exc.status, exc.reason, client(request))
             return PlainTextResponse("refused", status_code=exc.status)
-        text = await self.responder.reply(msg)
         if text is None:
             return PlainTextResponse("")
         xml = text_reply(msg.from_user, msg.to_user, text)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from handlers import broadcasts, feedback, points, rewards, trainings, views
+from handlers import accounts, broadcasts, feedback, points, rewards, trainings, views
 from handlers.identity import LOCALES, Asker, bind
 from handlers.parse import clean, id_arg, is_number
 from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
@@ -38,9 +38,12 @@ def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig
         if asker.member is not None:
             return cmd_help(session, asker, args, config, now)
         return [Reply("welcome", {}, asker.locale)]
-    outcome, partner = bind(session, asker.incoming, args[0], now)
+    outcome, partner = bind(session, asker.incoming, args[0], now, config.bind_limits)
     if partner is None:
-        return [say(asker, f"chat.invite_{outcome}")]
+        minutes = int(config.bind_limits.window.total_seconds() // 60)
+        return [say(asker, f"chat.invite_{outcome}", minutes=minutes)]
+    if asker.member is None or asker.member.id != partner.id:  # an account new to this partner
+        accounts.tell_of_new_account(session, partner, asker.incoming.platform, asker.incoming.user_ref, now)
     team = session.get(Team, partner.team_id) if partner.team_id else None
     return [Reply("bound", {"name": partner.name, "role": partner.role, "team": team.name if team else None},
                   partner.locale)]

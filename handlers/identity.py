@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -11,11 +12,14 @@ from sqlmodel import Session
 
 from handlers.types import ChatConfig, Incoming
 from models.db import read
+from models.identities import BindLimits, bind_throttled, record_bind_failure
 from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
 from models.values import as_utc
 
 LOCALES = ("zh", "en")
+
+log = logging.getLogger("mianzi.identity")
 
 
 @dataclass
@@ -85,24 +89,26 @@ def _worth_writing(last_seen_at: datetime | None, window_pushes: int, chat_ref: 
             or chat_ref != incoming.chat_ref)
 
 
-def bind(session: Session, incoming: Incoming, code: str, now: datetime) -> tuple[str, Partner | None]:
+def bind(session: Session, incoming: Incoming, code: str, now: datetime,
+         limits: BindLimits = BindLimits()) -> tuple[str, Partner | None]:
     """Redeem an invite code for this chat account. Returns (outcome key, partner).
 
-    Outcomes: `bound`, `not_found`, `used`, `expired`. Re-binding an account to another partner
-    with a fresh invite is allowed (a shared phone changes hands); the old binding is replaced.
-    The invite is claimed with a conditional UPDATE so two simultaneous uses cannot both succeed.
+    Outcomes: `bound`, `not_found`, `used`, `expired`, `throttled`. Re-binding an account to
+    another partner with a fresh invite is allowed (a shared phone changes hands); the old
+    binding is replaced. The invite is claimed with a conditional UPDATE so two simultaneous
+    uses cannot both succeed. Every failure counts against the account (`models.identities`),
+    and past the limits every try is `throttled` before the code is even looked at.
     """
-    invite = session.execute(select(Invite).where(Invite.code == code.upper())).scalars().first()
-    if invite is None:
-        return "not_found", None
-    if invite.used_at is not None:
-        return "used", None
-    if as_utc(invite.expires_at) <= now:
-        return "expired", None
-    claimed = session.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
-                              .values(used_at=now))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return "used", None
+    account = f"{incoming.platform}:{incoming.user_ref}"
+    if bind_throttled(session, incoming.platform, incoming.user_ref, now, limits):
+        log.warning("bind refused: too many failed binds (account %s, or over all accounts)", account)
+        return "throttled", None
+    outcome = _redeem(session, code, now)
+    if isinstance(outcome, str):
+        record_bind_failure(session, incoming.platform, incoming.user_ref, now, limits)
+        log.warning("bind failed (%s) for account %s", outcome, account)  # never the code: it may be nearly right
+        return outcome, None
+    invite = outcome
     partner = session.get(Partner, invite.partner_id)
     identity = session.execute(select(ChatIdentity).where(
         ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref)).scalars().first()
@@ -116,3 +122,19 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime) -> tupl
         identity.chat_ref, identity.last_seen_at = incoming.chat_ref, now
     session.flush()
     return "bound", partner
+
+
+def _redeem(session: Session, code: str, now: datetime) -> Invite | str:
+    """The invite behind `code`, now marked used; or why not (`not_found`, `used`, `expired`)."""
+    invite = session.execute(select(Invite).where(Invite.code == code.upper())).scalars().first()
+    if invite is None:
+        return "not_found"
+    if invite.used_at is not None:
+        return "used"
+    if as_utc(invite.expires_at) <= now:
+        return "expired"
+    claimed = session.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+                              .values(used_at=now))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return "used"
+    return invite

@@ -26,14 +26,15 @@ def say(asker: Asker, key: str, **params: object) -> Reply:
 
 def push(session: Session, partner_ids: Iterable[int], *, key: Callable[[int], str], kind: str, template: str,
          context: Callable[[Recipient], dict[str, Any]] | dict[str, Any], now: datetime,
-         buttons: Callable[[Recipient], list[Button]] | None = None) -> int:
+         buttons: Callable[[Recipient], list[Button]] | None = None, exclude_identities: Iterable[int] = ()) -> int:
     """Queue one message per partner, to their most recently used chat account, in their language.
 
     Idempotent through the outbox key; returns how many rows were new. Partners with no chat
-    account get nothing (they see the news the next time they ask).
+    account get nothing (they see the news the next time they ask). `exclude_identities`: accounts
+    not to use (see `outbox.recipients`).
     """
     rows = []
-    for r in outbox.recipients(session, partner_ids=list(partner_ids)):
+    for r in outbox.recipients(session, partner_ids=list(partner_ids), exclude_identities=exclude_identities):
         ctx = context(r) if callable(context) else context
         payload: dict[str, Any] = {"text": render(template, r.locale, **ctx)}
         if buttons is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.identities import BindLimits
+
 
 @dataclass(frozen=True)
 class Incoming:
@@ -60,3 +62,4 @@ class ChatConfig:
     default_locale: str = "zh"
     bot_username: str = "MianziBot"
     max_text: int = 100_000
+    bind_limits: BindLimits = BindLimits()  # the invite throttle (settings MIANZI_INVITE_MAX_FAILURES …)

@@ -1,26 +1,98 @@
-"""Invite codes and chat identities: how a chat account becomes a known partner."""
+"""Invite codes and chat identities: how a chat account becomes a known partner.
+
+Guessing a code is throttled (`BindLimits`): failed binds are counted in the database, per chat
+account and over all accounts, so every server process shares the count. Past either limit
+every bind is refused, a right code too, until old failures leave the window: a guesser learns
+nothing from a refused try. The code length makes guessing hopeless at that pace (README,
+Security): 31^10 ≈ 8.2 × 10^14 codes against at most `global_failures` tries per window.
+
+The counts are read before the failure is written, in the message's transaction: on SQLite
+(one writer at a time) they are exact; on PostgreSQL tries of one account arriving at the very
+same moment can each pass before the others commit, which lets a burst exceed the limit by at
+most the number of server workers, once.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
-from models.tables import Invite, Partner
+from models.errors import DataError
+from models.tables import BindFailure, ChatIdentity, Invite, Outbox, Partner
 from models.values import utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-INVITE_LENGTH = 8
+INVITE_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class BindLimits:
+    """Failed binds allowed within `window`: per chat account, and over all accounts."""
+
+    account_failures: int = 5
+    global_failures: int = 100
+    window: timedelta = timedelta(minutes=10)
 
 
 def new_invite(session: Session, partner: Partner, ttl_days: int = 7, now: datetime | None = None) -> Invite:
-    """A fresh single-use invite code for the partner, valid `ttl_days`."""
+    """A fresh single-use invite code for the partner, valid `ttl_days`.
+
+    The partner's older unused codes stop working (they answer "expired"): the newest invite is
+    the one the partner was given, and a code lost on the way is revoked by issuing another.
+    """
     now = now or utcnow()
+    session.execute(update(Invite).where(Invite.partner_id == partner.id, Invite.used_at.is_(None),
+                                         Invite.created_at <= now, Invite.expires_at > now)
+                    .values(expires_at=now))
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
     invite = Invite(code=code, partner_id=partner.id, created_at=now,  # type: ignore[arg-type]
                     expires_at=now + timedelta(days=ttl_days))
     session.add(invite)
     session.flush()
     return invite
+
+
+def bind_throttled(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> bool:
+    """Whether this chat account (or everyone, past the global ceiling) must wait before binding."""
+    since = now - limits.window
+    recent = select(func.count()).select_from(BindFailure).where(BindFailure.failed_at > since)
+    mine = recent.where(BindFailure.platform == platform, BindFailure.user_ref == user_ref)
+    if session.execute(mine).scalar_one() >= limits.account_failures:
+        return True
+    return session.execute(recent).scalar_one() >= limits.global_failures
+
+
+def record_bind_failure(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> None:
+    """Count a failed bind, and forget failures that have left the window."""
+    session.execute(delete(BindFailure).where(BindFailure.failed_at <= now - limits.window))
+    session.execute(insert(BindFailure).values(platform=platform, user_ref=user_ref[:128], failed_at=now))
+
+
+PLATFORMS = ("telegram", "wechat", "wecom", "console")
+
+
+def accounts_of(session: Session, partner: Partner) -> list[ChatIdentity]:
+    """The partner's chat accounts, oldest binding first (inactive ones too: unfollowed, blocked)."""
+    return list(session.execute(select(ChatIdentity).where(ChatIdentity.partner_id == partner.id)
+                                .order_by(ChatIdentity.bound_at, ChatIdentity.id)).scalars())
+
+
+def unbind(session: Session, partner: Partner, platform: str | None = None) -> list[ChatIdentity]:
+    """Remove the partner's chat accounts (on `platform`, or all): they are strangers again and
+    need a new invite. Pushes still queued for them are dropped (`undeliverable`, `unbound`);
+    sent ones keep their history without the account. Returns the accounts removed."""
+    if platform is not None and platform not in PLATFORMS:
+        raise DataError("error.bad_choice", option="platform", value=platform, choices=", ".join(PLATFORMS))
+    gone = [a for a in accounts_of(session, partner) if platform is None or a.platform == platform]
+    ids = [a.id for a in gone]
+    if ids:
+        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids), Outbox.status == "pending")
+                        .values(status="undeliverable", last_error="unbound"))
+        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids)).values(identity_id=None))
+        session.execute(delete(ChatIdentity).where(ChatIdentity.id.in_(ids)))
+    return gone

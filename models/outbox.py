@@ -28,11 +28,12 @@ class Recipient:
 
 
 def recipients(session: Session, partner_ids: Iterable[int] | None = None,
-               segment: dict[str, str] | None = None) -> list[Recipient]:
+               segment: dict[str, str] | None = None, exclude_identities: Iterable[int] = ()) -> list[Recipient]:
     """Each partner's most recently active chat account (one message per partner, not per app).
 
     A partner bound on Telegram and WeChat gets a push once, on the app they used last: two
     identical pings on two apps read as noise, and the last-used app is the one they read.
+    `exclude_identities` are never picked (news about an account goes to the partner's others).
     """
     seen = func.coalesce(ChatIdentity.last_seen_at, ChatIdentity.bound_at)
     stmt = (select(ChatIdentity.partner_id, ChatIdentity.id, ChatIdentity.platform,
@@ -42,6 +43,9 @@ def recipients(session: Session, partner_ids: Iterable[int] | None = None,
     if partner_ids is not None:
         stmt = stmt.where(ChatIdentity.partner_id.in_(list(partner_ids)))
     stmt = apply_segment(stmt, segment or {})
+    excluded = list(exclude_identities)
+    if excluded:
+        stmt = stmt.where(ChatIdentity.id.not_in(excluded))
     best: dict[int, tuple[Any, Recipient]] = {}
     for pid, iid, platform, chat_ref, locale, last in session.execute(stmt.order_by(ChatIdentity.id)):
         current = best.get(pid)

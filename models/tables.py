@@ -206,6 +206,18 @@ class InboundSeen(SQLModel, table=True):
     seen_at: datetime = Field(index=True)
 
 
+class BindFailure(SQLModel, table=True):
+    """A failed bind (a wrong, used or expired invite code) by one chat account, for the throttle
+    (`models.identities`); rows older than the throttle's window are pruned as new ones come."""
+
+    __table_args__ = (Index("ix_bindfailure_account", "platform", "user_ref", "failed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    user_ref: str = Field(max_length=128)
+    failed_at: datetime = Field(index=True)
+
+
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "undeliverable")
 
 

@@ -20,6 +20,7 @@ import email.parser
 import email.policy
 import json
 import re
+import secrets
 import socket
 import threading
 import time
@@ -207,8 +208,15 @@ def http_client(app: ASGIApp) -> Iterator[httpx.Client]:
         yield client
 
 
-def signed_query(token: str, timestamp: str = "1795392000", nonce: str = "271828", **extra: str) -> dict[str, str]:
-    """Query parameters of a plaintext-mode callback, signed as WeChat signs them."""
+def fresh_stamp(timestamp: str | None = None, nonce: str | None = None) -> tuple[str, str]:
+    """A callback's `timestamp` (now, unless given) and `nonce` (a new random one, unless given)."""
+    return (timestamp if timestamp is not None else str(int(time.time())),
+            nonce if nonce is not None else str(secrets.randbelow(10**10)))
+
+
+def signed_query(token: str, timestamp: str | None = None, nonce: str | None = None, **extra: str) -> dict[str, str]:
+    """Query parameters of a plaintext-mode callback, signed as WeChat signs them (now, a new nonce)."""
+    timestamp, nonce = fresh_stamp(timestamp, nonce)
     return {"signature": signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
 
 

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -31,7 +32,7 @@ from bot.wechat_xml import signature
 from messages.render import t
 from models.tables import ChatIdentity, InboundSeen, Outbox
 from models.values import utcnow
-from tests.fake_wechat import build_program, http_client, reply_fields, sample_xml, signed_query
+from tests.fake_wechat import build_program, fresh_stamp, http_client, reply_fields, sample_xml, signed_query
 from tests.live_app import live_app
 
 APP_ID = "wx0123456789abcdef"
@@ -294,9 +295,10 @@ def test_too_slow_answers_success_and_queues_the_reply(db_url: str, engine: Engi
 # ---- safe mode ------------------------------------------------------------------------------------------------
 
 
-def encrypted(xml: str, app_id: str = APP_ID, timestamp: str = "1795392000",
-              nonce: str = "1320562132") -> tuple[str, dict[str, str]]:
-    """The body and query WeChat sends in safe mode, made with wechatpy's own crypto."""
+def encrypted(xml: str, app_id: str = APP_ID, timestamp: str | None = None,
+              nonce: str | None = None) -> tuple[str, dict[str, str]]:
+    """The body and query WeChat sends in safe mode (now, a new nonce), made with wechatpy's own crypto."""
+    timestamp, nonce = fresh_stamp(timestamp, nonce)
     body = WeChatCrypto(TOKEN, AES_KEY, app_id).encrypt_message(xml, nonce, timestamp)
     fields = reply_fields(body)
     query = {"signature": signature(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
@@ -401,6 +403,90 @@ def test_bad_safe_mode_requests(safe_client: httpx.Client, engine: Engine, calls
     refused(engine, calls, caplog, status, safe_client.post("/wechat/callback", params=query, content=body), reason)
 
 
+# ---- freshness and replays: a captured request is worth nothing -----------------------------------------
+
+
+A_YEAR = 365 * 86400
+STALE = ["1", "2020", "abc", "", "17953920000000", "-300"]
+
+
+@pytest.mark.parametrize("when", [*STALE, "a year ahead", "301 s ago", "two days ago"])
+def test_timestamps_outside_the_window_are_refused(client: httpx.Client, safe_client: httpx.Client, engine: Engine,
+                                                   invites: dict[str, str], calls: list,
+                                                   caplog: pytest.LogCaptureFixture, when: str) -> None:
+    caplog.set_level(logging.INFO)
+    now = int(time.time())
+    timestamp = {"a year ahead": str(now + A_YEAR), "301 s ago": str(now - 301),
+                 "two days ago": str(now - 2 * 86400)}.get(when, when)
+    xml = text_xml(f"绑定 {invites['P1']}")
+    assert post(client, xml, timestamp=timestamp).status_code == 403
+    body, query = encrypted(xml, timestamp=timestamp)
+    assert safe_client.post("/wechat/callback", params=query, content=body).status_code == 403
+    url_check = client.get("/wechat/callback", params=signed_query(TOKEN, timestamp=timestamp, echostr="4242"))
+    assert url_check.status_code == 403 and "4242" not in url_check.text
+    refused(engine, calls, caplog, 403, post(client, xml, timestamp=timestamp), "timestamp")
+
+
+def test_timestamps_within_the_window_are_accepted_either_way(db_url: str, engine: Engine,
+                                                              invites: dict[str, str]) -> None:
+    now = int(time.time())
+    with http_client(make_app(db_url, engine, wechat_max_age_seconds=3600)) as c:
+        assert "绑定成功" in reply_fields(post(c, text_xml(f"绑定 {invites['P1']}"),
+                                               timestamp=str(now - 3000)).text)["Content"]
+        assert "您：第 1 名" in reply_fields(post(c, text_xml("排行"), timestamp=str(now + 3000)).text)["Content"]
+        assert post(c, text_xml("排行"), timestamp=str(now - 3700)).status_code == 403
+    from bot.dedupe import keys_for
+
+    assert keys_for(engine).keep >= timedelta(seconds=2 * 3600)  # claims outlive any replay still accepted
+
+
+def test_a_captured_query_cannot_carry_another_message(client: httpx.Client, engine: Engine, invites: dict[str, str],
+                                                       calls: list, caplog: pytest.LogCaptureFixture) -> None:
+    """Plaintext mode signs only (token, timestamp, nonce): whoever saw one request has a valid query."""
+    caplog.set_level(logging.INFO)
+    captured = signed_query(TOKEN)
+    assert post(client, text_xml("帮助"), **captured).status_code == 200
+    forged = post(client, text_xml(f"绑定 {invites['P1']}", openid="oAttacker"), **captured)
+    assert forged.status_code == 403 and "绑定" not in forged.text
+    assert calls == ["帮助"] and count(engine, ChatIdentity) == 0
+    assert "nonce already used" in caplog.text
+    retry = post(client, text_xml("帮助", msg_id=24581398459112360), **signed_query(TOKEN))  # other nonces still work
+    assert retry.status_code == 200 and calls == ["帮助", "帮助"]
+
+
+def test_a_forged_message_is_refused_by_another_process_too(client: httpx.Client, db_url: str, engine: Engine,
+                                                            invites: dict[str, str], calls: list) -> None:
+    captured = signed_query(TOKEN)
+    assert post(client, text_xml("帮助"), **captured).status_code == 200
+    with http_client(make_app(db_url, engine)) as other:  # the nonces are in the database, not in memory
+        assert post(other, text_xml(f"绑定 {invites['P1']}"), **captured).status_code == 403
+    assert calls == ["帮助"] and count(engine, ChatIdentity) == 0
+
+
+def test_an_ignored_events_query_cannot_carry_a_message(client: httpx.Client, engine: Engine,
+                                                        invites: dict[str, str], calls: list) -> None:
+    captured = signed_query(TOKEN)
+    view = sample_xml("menu_click", Event="VIEW", EventKey="https://example.com/")
+    assert post(client, view, **captured).text == "success"
+    assert post(client, view, **captured).text == "success"  # WeChat's own retry of it: the same answer
+    assert post(client, text_xml(f"绑定 {invites['P1']}"), **captured).status_code == 403
+    assert calls == [] and count(engine, ChatIdentity) == 0
+
+
+def test_a_replay_within_the_window_runs_nothing_and_a_late_one_is_refused(
+        client: httpx.Client, engine: Engine, invites: dict[str, str], calls: list) -> None:
+    captured, xml = signed_query(TOKEN), text_xml(f"绑定 {invites['P1']}")
+    assert "绑定成功" in reply_fields(post(client, xml, **captured).text)["Content"]
+    assert post(client, xml, **captured).status_code == 200  # the same request again is a retry: not run
+    assert calls == [f"绑定 {invites['P1']}"]
+    with Session(engine) as s:  # two days on, the claims are pruned ...
+        s.execute(InboundSeen.__table__.delete())
+        s.commit()
+    stale = signed_query(TOKEN, timestamp=str(int(time.time()) - 2 * 86400), nonce=captured["nonce"])
+    assert post(client, xml, **stale).status_code == 403  # ... and the captured request is too old to run
+    assert len(calls) == 1
+
+
 def test_routes_are_absent_without_configuration(db_url: str, engine: Engine) -> None:
     assert wechat_routes(settings(db_url, wechat_token=None), engine) == []
 
@@ -448,7 +534,7 @@ def test_with_the_core_in_its_own_process_the_callback_is_the_same(db_url: str, 
             "wechat.internal_error", "zh")
         assert "您：第 1 名" in decrypted_reply(ask(text_xml("排行", msg_id=24581398459112352)))["Content"]
     with Session(engine) as s:
-        keys = set(s.execute(select(InboundSeen.key)).scalars())
+        keys = {k for k in s.execute(select(InboundSeen.key)).scalars() if k.startswith("msg:")}  # and a nonce each
     assert "msg:24581398459112350" in keys and "msg:24581398459112352" in keys
     assert "msg:24581398459112351" not in keys and len(keys) == 3  # the one the dead process ran was not kept
     assert [p for p in multiprocessing.active_children() if p not in before] == []  # stopped with the app
@@ -474,6 +560,6 @@ def test_with_the_core_in_its_own_process_a_late_reply_is_queued(db_url: str, en
         core.stop()
     with Session(engine) as s:
         row = s.execute(select(Outbox)).scalar_one()
-        assert s.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 1
+        assert s.execute(select(func.count()).select_from(InboundSeen)).scalar_one() == 2  # the key, its nonce
     assert row.key == f"reply:wechat:{msg_id}" and row.kind == "reply" and row.status == "pending"
     assert row.chat_ref == OPENID and "绑定 邀请码" in row.payload["text"]

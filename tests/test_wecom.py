@@ -7,6 +7,7 @@ plaintext (`tests/fixtures/wechat/wecom_text_plain.xml`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from bot.settings import Settings
 from bot.wechat_xml import signature
 from bot.wecom import wecom_routes
 from models.tables import ChatIdentity, InboundSeen
-from tests.fake_wechat import FIXTURES, build_program, http_client, reply_fields, sample_xml
+from tests.fake_wechat import FIXTURES, build_program, fresh_stamp, http_client, reply_fields, sample_xml
 
 CORP_ID = "wx5823bf96d3bd56c7"
 TOKEN = "QDG6eK"
@@ -62,6 +63,14 @@ def client(db_url: str, engine: Engine) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def vector_client(db_url: str, engine: Engine) -> Iterator[httpx.Client]:
+    """A client whose freshness window reaches back to the documentation's vectors of 2014."""
+    app = Starlette(routes=wecom_routes(settings(db_url, wechat_max_age_seconds=2**31), engine))
+    with http_client(app) as c:
+        yield c
+
+
+@pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     seen: list[str | None] = []
     real = handlers.dispatch.dispatch
@@ -74,9 +83,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     return seen
 
 
-def encrypted(xml: str, crypto: WeChatCrypto = CRYPTO, timestamp: str = "1795392000",
-              nonce: str = "1372623149") -> tuple[str, dict[str, str]]:
-    """Body and query of a callback, encrypted and signed the way WeCom does it (wechatpy's crypto)."""
+def encrypted(xml: str, crypto: WeChatCrypto = CRYPTO, timestamp: str | None = None,
+              nonce: str | None = None) -> tuple[str, dict[str, str]]:
+    """Body and query of a callback (now, a new nonce), encrypted and signed the way WeCom does it."""
+    timestamp, nonce = fresh_stamp(timestamp, nonce)
     fields = reply_fields(crypto.encrypt_message(xml, nonce, timestamp))
     body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{fields['Encrypt']}]]></Encrypt>"
             f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>")
@@ -101,18 +111,19 @@ def say(client: httpx.Client, text: str, user: str = "zhangsan") -> str:
     return reply["Content"]
 
 
-def test_documented_url_check_vector(client: httpx.Client) -> None:
-    response = client.get("/wecom/callback", params=VECTOR_URL)
+def test_documented_url_check_vector(vector_client: httpx.Client) -> None:
+    response = vector_client.get("/wecom/callback", params=VECTOR_URL)
     assert response.status_code == 200 and response.text == VECTOR_ECHO
 
 
-def test_documented_message_vector_decrypts_to_the_documented_plaintext(client: httpx.Client, calls: list) -> None:
+def test_documented_message_vector_decrypts_to_the_documented_plaintext(vector_client: httpx.Client,
+                                                                       calls: list) -> None:
     plain = CRYPTO.decrypt_message(VECTOR_BODY, VECTOR_QUERY["msg_signature"], VECTOR_QUERY["timestamp"],
                                    VECTOR_QUERY["nonce"])
     documented = (FIXTURES / "wecom_text_plain.xml").read_text(encoding="utf-8")
     assert plain.replace("\n", "") == documented.strip()
     # posted as WeCom posts it: run as the text "hello" from user "mycreate", answered encrypted
-    reply = opened(client.post("/wecom/callback", params=VECTOR_QUERY, content=VECTOR_BODY))
+    reply = opened(vector_client.post("/wecom/callback", params=VECTOR_QUERY, content=VECTOR_BODY))
     assert reply["ToUserName"] == "mycreate" and reply["FromUserName"] == CORP_ID
     assert "绑定 邀请码" in reply["Content"]  # an unknown member is told how to bind
     assert calls == ["hello"]
@@ -182,6 +193,37 @@ def test_bad_wecom_requests(client: httpx.Client, engine: Engine, calls: list, c
     else:
         response = client.post(url, params=VECTOR_QUERY, content=b"<xml>" + b"x" * (8 << 20) + b"</xml>")
     refused(engine, calls, caplog, response, status, reason)
+
+
+@pytest.mark.parametrize("when", ["1", "2020", "abc", "a year ahead", "301 s ago", "two days ago"])
+def test_timestamps_outside_the_window_are_refused(client: httpx.Client, engine: Engine, calls: list,
+                                                   caplog: pytest.LogCaptureFixture, when: str) -> None:
+    caplog.set_level(logging.INFO)
+    now = int(time.time())
+    timestamp = {"a year ahead": str(now + 365 * 86400), "301 s ago": str(now - 301),
+                 "two days ago": str(now - 2 * 86400)}.get(when, when)
+    build_program(engine)
+    xml = sample_xml("wecom_text_plain", Content="帮助", MsgId=str(next(_ids)))
+    body, query = encrypted(xml, timestamp=timestamp)
+    echo = reply_fields(CRYPTO.encrypt_message("<xml></xml>", "1", timestamp))["Encrypt"]
+    url_query = {"msg_signature": signature(TOKEN, timestamp, "1", echo), "timestamp": timestamp, "nonce": "1",
+                 "echostr": echo}
+    assert client.get("/wecom/callback", params=url_query).status_code == 403
+    refused(engine, calls, caplog, client.post("/wecom/callback", params=query, content=body), 403, "timestamp")
+
+
+def test_a_nonce_goes_with_one_message(client: httpx.Client, engine: Engine, calls: list) -> None:
+    invites = build_program(engine)
+    timestamp, nonce = fresh_stamp()
+    first = sample_xml("wecom_text_plain", Content="帮助", MsgId=str(next(_ids)))
+    body, query = encrypted(first, timestamp=timestamp, nonce=nonce)
+    assert "绑定 邀请码" in opened(client.post("/wecom/callback", params=query, content=body))["Content"]
+    other = sample_xml("wecom_text_plain", Content=f"绑定 {invites['P1']}", MsgId=str(next(_ids)))
+    body, query = encrypted(other, timestamp=timestamp, nonce=nonce)
+    assert client.post("/wecom/callback", params=query, content=body).status_code == 403
+    assert calls == ["帮助"]
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).select_from(ChatIdentity)).scalar_one() == 0
 
 
 def test_routes_need_the_whole_configuration(db_url: str, engine: Engine) -> None:
