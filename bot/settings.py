@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     delivery_concurrency: int = 64
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60  # a crashed worker's rows are sent by another after this long
-    # Chat answers in a process of their own (bot/core_pool.py): the web loop and the database
+    # Chat answers in a process of their own (bot/core/runner.py): the web loop and the database
     # work then use two CPU cores instead of sharing one interpreter lock.
     core_process: bool = False
 
