@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     worker and the scheduler for as long as it serves."""
     settings = settings or get_settings()
     # MIANZI_CORE_PROCESS: one process answers every channel's chat messages (one writer on SQLite)
-    core = CoreProcess(settings.database_url) if settings.core_process else None
+    core = CoreProcess(settings.database_url) if settings.core_process_on() else None
     telegram = TelegramChannel(settings, core) if settings.telegram_token else None
     api = SalesApi(settings) if settings.api_token else None
     engine = context.engine(settings)
