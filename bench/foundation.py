@@ -16,7 +16,7 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   setup      schema (Alembic) and a monthly revenue contest with prizes and tiers
   partners   `partners import` then `targets import` (each its own transaction)
   sales      `sales import`: open_csv → rows_from_csv → import_sales, committed
-  refresh    the standings refresh that `sales import` runs after the rows (bot.cli.refresh_dirty)
+  refresh    the standings refresh that `sales import` runs after the rows (handlers.refresh.refresh_dirty)
   sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor
   lookups    N random partners' rank, score, gap to the next place and to the next tier, each in
              its own short session (as a chat request): contest, ensure_fresh, line_of_partner,
@@ -197,7 +197,7 @@ def write_sales_xlsx(csv_path: Path, xlsx_path: Path) -> None:
 def step_refresh(a: argparse.Namespace) -> dict:
     from sqlalchemy import func, select
 
-    from bot.cli import refresh_dirty
+    from handlers.refresh import refresh_dirty
     from models.db import session_scope
     from models.tables import Standing
 

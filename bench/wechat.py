@@ -12,7 +12,7 @@ Run by hand, never in CI, after the foundation benchmark has built its 100,000-p
 Set-up: the foundation database is copied to `bench/out/wechat.db` (a fresh copy each run),
 migrated, its contest reopened around the current time (the foundation run closes it) and
 `--users` random partners bound to WeChat OpenIDs. Then, for each mode, the app built from
-`bot.wechat_oa.wechat_routes` is served by uvicorn in its own process (one worker, as
+`bot.channels.wechat.official_account.wechat_routes` is served by uvicorn in its own process (one worker, as
 `mianzi serve` runs; by default with the core in a process of its own, `--core thread` for one
 process), and a load generator in this process keeps `--connections` keep-alive
 HTTP/1.1 connections on loopback busy with signed (and in safe mode encrypted) messages, each
@@ -103,9 +103,9 @@ def serve(db: Path, port: int, mode: str, core: str) -> None:
     import uvicorn
     from starlette.applications import Starlette
 
-    from bot.core_pool import CoreProcess, freeze_heap
+    from bot.channels.wechat.official_account import wechat_routes
+    from bot.core.runner import CoreProcess, freeze_heap
     from bot.settings import Settings
-    from bot.wechat_oa import wechat_routes
     from models.db import make_engine
 
     logging.getLogger("mianzi").setLevel(logging.ERROR)
@@ -131,7 +131,7 @@ def requests(refs: list[str], count: int, mode: str, port: int, seed: int, text:
     """`count` ready-to-send HTTP requests, each a new message from a random bound user."""
     from wechatpy.crypto import WeChatCrypto
 
-    from bot.wechat_xml import cdata, signature
+    from bot.channels.wechat.callback_xml import cdata, signature
 
     rng = random.Random(seed)
     crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
@@ -291,7 +291,7 @@ def check(samples: list[str], mode: str, text: str) -> bool:
     """Each sampled answer is a passive text reply (for `排行`: the board and the asker's own line)."""
     from wechatpy.crypto import WeChatCrypto
 
-    from bot.wechat_xml import parse_xml
+    from bot.channels.wechat.callback_xml import parse_xml
 
     crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
     for body in samples:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import os
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,9 +65,20 @@ class Settings(BaseSettings):
     delivery_concurrency: int = 64
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60  # a crashed worker's rows are sent by another after this long
-    # Chat answers in a process of their own (bot/core_pool.py): the web loop and the database
-    # work then use two CPU cores instead of sharing one interpreter lock.
-    core_process: bool = False
+    # Chat answers in a process of their own (bot/core/runner.py): the web loop and the database
+    # work then use two CPU cores instead of sharing one interpreter lock. None (the default):
+    # on when it helps — SQLite (one writer, so one answering process) and more than one core.
+    core_process: bool | None = None
+
+    def core_process_on(self) -> bool:
+        """Whether `mianzi serve` answers chat in a process of its own (`MIANZI_CORE_PROCESS`, else automatic).
+
+        On PostgreSQL several `serve` processes are the way to more cores; on one core a second
+        process only adds a hand-over.
+        """
+        if self.core_process is not None:
+            return self.core_process
+        return self.database_url.startswith("sqlite") and len(os.sched_getaffinity(0)) > 1
 
 
 def bind_limits(settings: Settings) -> BindLimits:

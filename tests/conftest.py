@@ -19,6 +19,9 @@ from bot.settings import get_settings
 from models.db import make_engine
 
 PG_URL = os.environ.get("MIANZI_TEST_POSTGRES_URL")
+# The default (automatic) would start a core process in every test that builds an app or runs
+# `mianzi serve`; the tests about that process say so (`core_process=True`, or unset it).
+os.environ.setdefault("MIANZI_CORE_PROCESS", "0")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 

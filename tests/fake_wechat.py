@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from bot.wechat_xml import cdata, signature
+from bot.channels.wechat.callback_xml import cdata, signature
 from models.db import session_scope
 from models.identities import new_invite
 from models.tables import Partner

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.console import converse
+from bot.channels.console import converse
 from handlers.types import ChatConfig
 from models import points, rewards
 from models.db import session_scope

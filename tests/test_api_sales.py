@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event, func, select
 
-from bot import api
-from bot.app import create_app
 from bot.settings import Settings
+from bot.web import sales_api as api
+from bot.web.app import create_app
 from messages.render import t
 from models.db import session_scope
 from models.tables import Contest, Sale, Standing

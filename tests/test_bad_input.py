@@ -26,13 +26,14 @@ from sqlmodel import Session
 from starlette.types import ASGIApp
 
 import handlers.dispatch
-from bot import api, context
-from bot import health as health_module
-from bot.app import create_app
-from bot.cli import channel_names
+from bot import context
+from bot.channels.telegram.channel import MAX_UPDATE_BYTES
+from bot.channels.wechat.callback_xml import MAX_BODY
+from bot.cli.serve import channel_names
 from bot.settings import Settings
-from bot.telegram import MAX_UPDATE_BYTES
-from bot.wechat_xml import MAX_BODY
+from bot.web import health as health_module
+from bot.web import sales_api as api
+from bot.web.app import create_app
 from handlers.parse import id_arg, is_number
 from messages.render import t
 from models.db import session_scope

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.console import converse
+from bot.channels.console import converse
 from handlers.types import ChatConfig
 from models.db import session_scope
 from models.identities import new_invite

@@ -81,7 +81,7 @@ def test_show_unknown_contest(db_url: str) -> None:
 def test_invite(db_url: str, workdir: Path, session: Session) -> None:
     assert mianzi("partners", "import", str(write(workdir / "p.csv", PARTNERS))).code == 0
     doc = mianzi("partners", "invite", "P002", "--json").json()
-    assert doc["partner"] == "P002" and len(doc["invite"]) == 10  # INVITE_LENGTH: see README, Security
+    assert doc["partner"] == "P002" and len(doc["invite"]) == 10  # INVITE_LENGTH: see docs/security.md
     assert doc["telegram_link"] == f"https://t.me/MianziBot?start={doc['invite']}"
     invite = session.execute(select(Invite).where(Invite.code == doc["invite"])).scalar_one()
     assert (invite.expires_at - invite.created_at).days == 7 and invite.used_at is None

@@ -8,7 +8,7 @@ import multiprocessing
 import pytest
 from sqlalchemy import Engine, text
 
-from bot.core_pool import CoreProcess
+from bot.core.runner import CoreProcess
 
 
 def _count_partners(engine: Engine, label: str) -> tuple[str, int]:

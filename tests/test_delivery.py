@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.delivery import DeliveryWorker
-from bot.ratelimit import Ceilings
-from bot.telegram_push import TelegramPush
+from bot.channels.telegram.push import TelegramPush
+from bot.delivery.limiter import Ceilings
+from bot.delivery.worker import DeliveryWorker
 from handlers import broadcasts
 from models import outbox
 from models.db import session_scope

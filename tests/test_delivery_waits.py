@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.channels import ceilings, push_senders
-from bot.delivery import DeliveryWorker
-from bot.ratelimit import Ceilings
+from bot.channels.registry import ceilings, push_senders
+from bot.channels.telegram.push import TelegramPush
+from bot.delivery.limiter import Ceilings
+from bot.delivery.worker import DeliveryWorker
 from bot.settings import get_settings
-from bot.telegram_push import TelegramPush
 from models import outbox
 from models.db import session_scope
 from models.tables import Outbox

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.demo import _answer, prepare
+from bot.demo.tour import _answer, prepare
 
 
 def test_demo_tour_without_a_terminal(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 import handlers.dispatch
-from bot.app import create_app
-from bot.delivery import DeliveryWorker
-from bot.ratelimit import Ceilings
-from bot.telegram_push import TelegramPush
+from bot.channels.telegram.push import TelegramPush
+from bot.delivery.limiter import Ceilings
+from bot.delivery.worker import DeliveryWorker
+from bot.web.app import create_app
 from handlers.feedback import queue_feedback_requests
 from handlers.trainings import queue_reminders
 from models import trainings

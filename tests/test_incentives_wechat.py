@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 from starlette.applications import Starlette
 
-from bot.wechat_oa import wechat_routes
+from bot.channels.wechat.official_account import wechat_routes
 from handlers.feedback import queue_feedback_requests
 from handlers.trainings import queue_reminders
 from models import trainings

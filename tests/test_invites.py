@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session
 
-from bot.app import create_app
+from bot.web.app import create_app
 from messages.render import t
 from models.db import session_scope
 from models.identities import INVITE_ALPHABET, new_invite

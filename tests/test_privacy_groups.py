@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 
-from bot.app import create_app
-from bot.channels import ceilings, push_senders
-from bot.delivery import DeliveryWorker
+from bot.channels.registry import ceilings, push_senders
+from bot.channels.wechat.wecom import wecom_routes
+from bot.delivery.worker import DeliveryWorker
 from bot.settings import Settings
-from bot.wecom import wecom_routes
+from bot.web.app import create_app
 from messages.render import t
 from models import rewards
 from models.db import session_scope
@@ -282,7 +282,7 @@ def test_wecom_team_group_sees_the_team_total_only(wecom: tuple[httpx.Client, Fa
 def test_admins_are_not_cheered_on_like_dealers(engine: Engine) -> None:
     """An admin never takes part: no "看看您现在的名次" when they bind, no "一起加油！" under a team's
     gap, no "your first sale" on an empty board; and no participant's push on schedule."""
-    from bot.console import converse
+    from bot.channels.console import converse
     from handlers.nudges import queue_final_hours, queue_weekly
     from handlers.types import ChatConfig
     from models.identities import new_invite

@@ -1,4 +1,4 @@
-"""The delivery worker's own ceilings (bot/ratelimit.py), in virtual time: an event loop whose clock
+"""The delivery worker's own ceilings (bot/delivery/limiter.py), in virtual time: an event loop whose clock
 jumps to the next timer instead of sleeping, so an hour of sends runs in well under a second and the
 limiter's clock is the loop's."""
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.channels import ceilings
-from bot.ratelimit import BatchLimiter, Ceilings, ChannelLimiter, Deferred
+from bot.channels.registry import ceilings
+from bot.delivery.limiter import BatchLimiter, Ceilings, ChannelLimiter, Deferred
 from bot.settings import Settings
 
 HOUR = 3600 * 1.02  # the hourly window with the default 2% margin

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from bot.console import converse
+from bot.channels.console import converse
 from models import rewards
 from models.db import session_scope
 from models.errors import DataError

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.delivery import DeliveryWorker
-from bot.ratelimit import Ceilings
-from bot.telegram_push import TelegramPush
+from bot.channels.telegram.push import TelegramPush
+from bot.delivery.limiter import Ceilings
+from bot.delivery.worker import DeliveryWorker
 from models.db import session_scope
 from models.tables import ChatIdentity, Contest, Outbox, Partner, TeamChat
 from scheduler import jobs

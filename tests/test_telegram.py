@@ -19,10 +19,17 @@ from sqlalchemy import Engine, func, select
 from telegram import Update
 
 import handlers.dispatch
-from bot.app import create_app
-from bot.dedupe import RecentKeys
+from bot.channels.telegram.channel import (
+    SECRET_HEADER,
+    TEXT_LIMIT,
+    command_text,
+    fit_text,
+    incoming_from_update,
+    utf16_len,
+)
+from bot.core.dedupe import RecentKeys
 from bot.settings import Settings
-from bot.telegram import SECRET_HEADER, TEXT_LIMIT, command_text, fit_text, incoming_from_update, utf16_len
+from bot.web.app import create_app
 from messages.render import t
 from models.tables import InboundSeen
 from tests.fake_telegram import FakeBotApi
@@ -292,7 +299,7 @@ def test_recent_keys_forget_the_oldest() -> None:
 def test_database_keys_claim_once_and_prune_old_rows(engine: Engine) -> None:
     from datetime import timedelta
 
-    from bot.dedupe import DatabaseKeys, Layered
+    from bot.core.dedupe import DatabaseKeys, Layered
 
     keys = DatabaseKeys(engine, keep=timedelta(0), prune_every=3)
     assert keys.seen_before("telegram", "1") is False
@@ -306,7 +313,7 @@ def test_database_keys_claim_once_and_prune_old_rows(engine: Engine) -> None:
 
 
 def test_a_claim_commits_or_rolls_back_with_the_answer_it_belongs_to(engine: Engine) -> None:
-    from bot.dedupe import DatabaseKeys
+    from bot.core.dedupe import DatabaseKeys
 
     keys = DatabaseKeys(engine)
     with engine.connect() as conn, conn.begin() as transaction:
@@ -322,7 +329,7 @@ def test_a_claim_commits_or_rolls_back_with_the_answer_it_belongs_to(engine: Eng
 def test_claims_in_transactions_prune_old_rows_in_the_same_transaction(engine: Engine) -> None:
     from datetime import timedelta
 
-    from bot.dedupe import DatabaseKeys
+    from bot.core.dedupe import DatabaseKeys
 
     keys = DatabaseKeys(engine, keep=timedelta(0), prune_every=2)
     for key in ("1", "2", "3"):

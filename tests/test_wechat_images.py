@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from bot.senders import OutboxItem
-from bot.wechat_senders import WeChatPush, WeComPush
+from bot.channels.base import OutboxItem
+from bot.channels.wechat.push import WeChatPush, WeComPush
 from tests.fake_wechat import FakeWeixin, serve_fake
 from tests.test_wechat_push import OPENID, TEMPLATE, identity, pushes, run, settings
 

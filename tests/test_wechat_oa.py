@@ -24,11 +24,11 @@ from starlette.applications import Starlette
 from wechatpy.crypto import WeChatCrypto
 
 import handlers.dispatch
-from bot.app import create_app
-from bot.core_pool import CoreProcess
+from bot.channels.wechat.callback_xml import signature
+from bot.channels.wechat.official_account import wechat_routes
+from bot.core.runner import CoreProcess
 from bot.settings import Settings
-from bot.wechat_oa import wechat_routes
-from bot.wechat_xml import signature
+from bot.web.app import create_app
 from messages.render import t
 from models.tables import ChatIdentity, InboundSeen, Outbox
 from models.values import utcnow
@@ -208,9 +208,9 @@ def test_user_text_cannot_break_out_of_cdata(client: httpx.Client, invites: dict
 
 
 def test_long_replies_fit_2048_bytes(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.wechat_inbound
+    import bot.channels.wechat.inbound
 
-    monkeypatch.setattr(bot.wechat_inbound, "render", lambda *a, **k: "\n".join(["排行榜第一名经销商"] * 400))
+    monkeypatch.setattr(bot.channels.wechat.inbound, "render", lambda *a, **k: "\n".join(["排行榜第一名经销商"] * 400))
     content = say(client, "排行")
     assert len(content.encode("utf-8")) <= 2048 and content.endswith("…")
 
@@ -435,7 +435,7 @@ def test_timestamps_within_the_window_are_accepted_either_way(db_url: str, engin
                                                timestamp=str(now - 3000)).text)["Content"]
         assert "您：第 1 名" in reply_fields(post(c, text_xml("排行"), timestamp=str(now + 3000)).text)["Content"]
         assert post(c, text_xml("排行"), timestamp=str(now - 3700)).status_code == 403
-    from bot.dedupe import keys_for
+    from bot.core.dedupe import keys_for
 
     assert keys_for(engine).keep >= timedelta(seconds=2 * 3600)  # claims outlive any replay still accepted
 

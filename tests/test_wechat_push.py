@@ -18,13 +18,13 @@ from sqlmodel import Session
 from starlette.applications import Starlette
 
 import handlers.dispatch
-from bot.delivery import DeliveryWorker
-from bot.ratelimit import Ceilings
-from bot.senders import OutboxItem, SendResult
+from bot.channels.base import OutboxItem, SendResult
+from bot.channels.wechat.official_account import wechat_routes
+from bot.channels.wechat.push import WeChatPush, WeComPush
+from bot.channels.wechat.wecom import wecom_routes
+from bot.delivery.limiter import Ceilings
+from bot.delivery.worker import DeliveryWorker
 from bot.settings import Settings
-from bot.wechat_oa import wechat_routes
-from bot.wechat_senders import WeChatPush, WeComPush
-from bot.wecom import wecom_routes
 from models.db import session_scope
 from models.tables import AccessToken, ChatIdentity, Outbox, Partner
 from models.values import as_utc, utcnow

@@ -19,9 +19,9 @@ from starlette.applications import Starlette
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 import handlers.dispatch
+from bot.channels.wechat.callback_xml import signature
+from bot.channels.wechat.wecom import wecom_routes
 from bot.settings import Settings
-from bot.wechat_xml import signature
-from bot.wecom import wecom_routes
 from models.tables import ChatIdentity, InboundSeen
 from tests.fake_wechat import FIXTURES, build_program, fresh_stamp, http_client, reply_fields, sample_xml
 

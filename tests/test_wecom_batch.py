@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.channels import ceilings, push_senders
-from bot.delivery import DeliveryWorker, Stats
+from bot.channels.registry import ceilings, push_senders
+from bot.delivery.worker import DeliveryWorker, Stats
 from bot.settings import Settings, get_settings
 from models import outbox
 from models.db import session_scope

@@ -14,12 +14,12 @@ The rules that shape this module (DESIGN §5):
   WeChat only retries when it did not get our first answer; a retry reaching another process
   gets `success`.
 - **Where the core runs.** A worker thread of this process, or with `MIANZI_CORE_PROCESS=1` the
-  core process (`bot.core_pool.CoreProcess`): only `execute` (claim, dispatch, render, fit)
+  core process (`bot.core.runner.CoreProcess`): only `execute` (claim, dispatch, render, fit)
   crosses to it; the entries, the deadline and the late replies stay here. If that process dies,
   the messages it was answering get the apology and nothing of them is kept (their transactions
   died with it); the next message starts a new one.
 - **One nonce, one message.** The signed (timestamp, nonce) of the request is claimed in the same
-  transaction, after the key (`bot.dedupe.Nonce`). A retry brings its own key back and stops at
+  transaction, after the key (`bot.core.dedupe.Nonce`). A retry brings its own key back and stops at
   the key; a new key arriving with a pair already used is a captured request carrying a message
   of someone else's making (plaintext mode signs no body): `Replayed`, rolled back, 403. Events
   we ignore are claimed too (under a key of their own), so their pair cannot be reused either.
@@ -45,11 +45,11 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 import handlers.dispatch
-from bot.conversation import group_notice, rendered
-from bot.core_pool import CoreProcess
-from bot.dedupe import Nonce, keys_for
+from bot.channels.wechat.callback_xml import Inbound, Rejected
+from bot.core.conversation import group_notice, rendered
+from bot.core.dedupe import Nonce, keys_for
+from bot.core.runner import CoreProcess
 from bot.settings import Settings, bind_limits
-from bot.wechat_xml import Inbound, Rejected
 from handlers.types import ChatConfig, Incoming, Reply
 from messages.render import fit, render, t
 from models import outbox
@@ -278,7 +278,7 @@ class Responder:
 
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
             key: str, nonce: Nonce | None = None, group: str | None = None) -> tuple[bool, str | None]:
-    """(claimed, reply). The claim (`bot.dedupe`, as for Telegram) is the transaction's first
+    """(claimed, reply). The claim (`bot.core.dedupe`, as for Telegram) is the transaction's first
     statement: a key already there means another attempt got there first (it waits for that one to
     commit), and a failure undoes the claim together with everything else, so nothing of a failed
     message is kept. Old keys are pruned by the claims now and then.

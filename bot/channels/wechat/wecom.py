@@ -9,7 +9,7 @@ being the corp id):
   run by another); then the same core as the Official Account, and an encrypted passive reply.
   No reply is an empty 200 answer.
 - Both: a `timestamp` within `MIANZI_WECHAT_MAX_AGE_SECONDS` of now, and a POST's (timestamp,
-  nonce) used for one message only (`bot.dedupe.Nonce`), as for the Official Account.
+  nonce) used for one message only (`bot.core.dedupe.Nonce`), as for the Official Account.
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from starlette.routing import Route
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 
-from bot.core_pool import CoreProcess
-from bot.dedupe import Nonce
-from bot.settings import Settings
-from bot.wechat_inbound import DEADLINE, Responder
-from bot.wechat_xml import (
+from bot.channels.wechat.callback_xml import (
     Rejected,
     check_fresh,
     client,
@@ -41,6 +37,10 @@ from bot.wechat_xml import (
     signature_ok,
     text_reply,
 )
+from bot.channels.wechat.inbound import DEADLINE, Responder
+from bot.core.dedupe import Nonce
+from bot.core.runner import CoreProcess
+from bot.settings import Settings
 
 log = logging.getLogger("mianzi.wecom")
 

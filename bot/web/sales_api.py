@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot import context
-from bot.body import Rejected, read_body
-from bot.health import write_failure
 from bot.settings import Settings
-from bot.standings_refresh import refresh_dirty
+from bot.web.body import Rejected, read_body
+from bot.web.health import write_failure
+from handlers.refresh import refresh_dirty
 from messages.render import t
 from models.db import session_scope
 from models.errors import DataError

@@ -9,7 +9,7 @@ What it decides (and nothing else — who won is the core's business):
 - an **edited** message is never run again (editing `/redeem 3` must not redeem twice); in a
   private chat the user is told to send a new message instead, in a group nothing is said;
 - `my_chat_member` (blocked, kicked, added) and every other update type: ignored for now;
-- each `update_id` is processed once (`bot.dedupe`: this process's memory, then the database
+- each `update_id` is processed once (`bot.core.dedupe`: this process's memory, then the database
   shared by all workers), whether it came by webhook or polling; a new message's claim is part of
   the transaction that answers it.
 
@@ -32,13 +32,14 @@ from telegram import CallbackQuery, Chat, Message, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
-from bot import context, core_pool
-from bot.body import Rejected, read_body
-from bot.conversation import Outgoing, answer, chat_config, group_notice, locale_for
-from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
-from bot.ptb_request import AiohttpRequest
+from bot import context
+from bot.channels.telegram.push import TelegramPush
+from bot.channels.telegram.request import AiohttpRequest
+from bot.core import runner as core_pool
+from bot.core.conversation import Outgoing, answer, chat_config, group_notice, locale_for
+from bot.core.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.settings import Settings
-from bot.telegram_push import TelegramPush
+from bot.web.body import Rejected, read_body
 from handlers.types import ChatConfig, Incoming
 from messages.render import fit, t
 
@@ -262,7 +263,7 @@ class TelegramChannel:
                             reply_to=incoming.message_ref)
 
     async def _answer(self, incoming: Incoming, claim: str | None = None) -> list[Outgoing] | None:
-        """`bot.conversation.answer` where the core runs: its own process, or a thread of this one."""
+        """`bot.core.conversation.answer` where the core runs: its own process, or a thread of this one."""
         if self._core is not None:
             try:
                 return await self._core.call(answer, incoming, self.config, fit_text, None, claim)

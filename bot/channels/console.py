@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from bot.conversation import answer
+from bot.core.conversation import answer
 from handlers.types import ChatConfig, Incoming
 from messages.render import fit
 

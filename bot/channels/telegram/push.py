@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.senders import OutboxItem, SendResult
+from bot.channels.base import OutboxItem, SendResult
 from messages.render import fit
 
 MAX_CHARS = 4096

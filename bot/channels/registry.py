@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from bot.ratelimit import Ceilings
-from bot.senders import Sender
+from bot.channels.base import Sender
+from bot.delivery.limiter import Ceilings
 from bot.settings import Settings
 
 
@@ -23,15 +23,15 @@ def push_senders(settings: Settings, engine: Engine) -> dict[str, Sender]:
     """A sender per configured channel; rows for channels that are off simply wait in the outbox."""
     senders: dict[str, Sender] = {}
     if settings.telegram_token:
-        from bot.telegram_push import TelegramPush
+        from bot.channels.telegram.push import TelegramPush
 
         senders["telegram"] = TelegramPush(settings.telegram_token, settings.telegram_api_url)
     if settings.wechat_app_id and settings.wechat_app_secret:
-        from bot.wechat_senders import WeChatPush
+        from bot.channels.wechat.push import WeChatPush
 
         senders["wechat"] = WeChatPush(settings, engine)
     if settings.wecom_corp_id and settings.wecom_secret and settings.wecom_agent_id:
-        from bot.wechat_senders import WeComPush
+        from bot.channels.wechat.push import WeComPush
 
         senders["wecom"] = WeComPush(settings, engine)
     return senders

@@ -17,9 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Engine, select
 
-from bot.console import converse
+from bot.channels.console import converse
 from bot.context import engine_for
-from bot.sample import DEMO_ADMIN, DEMO_CAPTAIN, DEMO_DEALER, build
+from bot.demo.sample import DEMO_ADMIN, DEMO_CAPTAIN, DEMO_DEALER, build
 from handlers.types import ChatConfig
 from messages.render import t
 from models import outbox

@@ -8,12 +8,12 @@
   over it); a plaintext body is refused then, so nobody can downgrade the channel; the decrypted
   payload must name our app id, and the reply is encrypted the same way.
 - Both must carry a `timestamp` within `MIANZI_WECHAT_MAX_AGE_SECONDS` of now (403 otherwise), and
-  a POST's (timestamp, nonce) goes with one message only (`bot.dedupe.Nonce`): in plaintext mode
+  a POST's (timestamp, nonce) goes with one message only (`bot.core.dedupe.Nonce`): in plaintext mode
   the signature covers no body, so a captured query string could otherwise carry any message
   while it is fresh. Plaintext mode is still forgeable by whoever sees a request before WeChat's
   own arrives; `mianzi serve` warns about it and safe mode is the cure.
 - The answer is a passive text reply when the core has one within 4 s, else `success`
-  (`bot.wechat_inbound`). Bad input gets a 4xx, a log line saying why, and nothing is run.
+  (`bot.channels.wechat.inbound`). Bad input gets a 4xx, a log line saying why, and nothing is run.
 """
 
 from __future__ import annotations
@@ -28,11 +28,7 @@ from starlette.routing import Route
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
-from bot.core_pool import CoreProcess
-from bot.dedupe import Nonce
-from bot.settings import Settings
-from bot.wechat_inbound import DEADLINE, Responder
-from bot.wechat_xml import (
+from bot.channels.wechat.callback_xml import (
     Rejected,
     check_fresh,
     client,
@@ -45,6 +41,10 @@ from bot.wechat_xml import (
     signature_ok,
     text_reply,
 )
+from bot.channels.wechat.inbound import DEADLINE, Responder
+from bot.core.dedupe import Nonce
+from bot.core.runner import CoreProcess
+from bot.settings import Settings
 
 log = logging.getLogger("mianzi.wechat")
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 import handlers.dispatch
-from bot.dedupe import keys_for
+from bot.core.dedupe import keys_for
 from bot.settings import Settings, bind_limits
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.render import LOCALES, render, t
@@ -67,7 +67,7 @@ def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
     Rendering inside the transaction means a reply that cannot be shown also undoes what it
     reports (a bind, a language switch), so the user's next try starts from the same state.
     `claim`, when given, is the platform's delivery id (Telegram's `update_id`): it is claimed
-    first, in the same transaction (`bot.dedupe`). None is returned when it was already taken:
+    first, in the same transaction (`bot.core.dedupe`). None is returned when it was already taken:
     the delivery was handled before, and nothing ran.
     """
     try:

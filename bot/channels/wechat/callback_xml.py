@@ -3,7 +3,7 @@
 Everything that comes in is hostile until proven otherwise, and each check fails with a
 `Rejected` carrying the HTTP status and a reason for the log (never for the caller):
 - the body is read up to `MAX_BODY` bytes and no further (a callback is a few hundred bytes), by
-  `bot.body`, the reader of every route;
+  `bot.web.body`, the reader of every route;
 - XML goes through xmltodict with entities disabled, so a "billion laughs" document is refused
   (`ValueError: entities are disabled`) before anything expands;
 - signatures are compared in constant time;
@@ -28,14 +28,14 @@ from typing import Any
 import xmltodict
 from starlette.requests import Request
 
-from bot.body import Rejected
-from bot.body import read_body as capped_body
+from bot.web.body import Rejected
+from bot.web.body import read_body as capped_body
 
 MAX_BODY = 1 << 20  # 1 MiB: WeChat's callbacks are tiny; anything near this is not WeChat
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """`bot.body.read_body` with the callbacks' limit."""
+    """`bot.web.body.read_body` with the callbacks' limit."""
     return await capped_body(request, limit)
 
 

@@ -1,6 +1,6 @@
 """The delivery worker: drains the outbox through the channel senders under each channel's ceilings.
 
-Batches: a sender that can name many recipients in one call (`bot.senders.BatchSender`: WeCom's
+Batches: a sender that can name many recipients in one call (`bot.channels.base.BatchSender`: WeCom's
 `message/send`, up to 1000 members) gets the claimed rows of one content together. When a claim
 holds such rows — of a broadcast, or the same content twice — the worker also claims the due rows
 alike that follow them (`outbox.claim_alike`: the rest of the broadcast, or within `lookahead`
@@ -41,8 +41,8 @@ from typing import Any
 
 from sqlalchemy import Engine, case, update
 
-from bot.ratelimit import BatchLimiter, Ceilings, Deferred
-from bot.senders import BatchSender, OutboxItem, Sender, SendResult, batching
+from bot.channels.base import BatchSender, OutboxItem, Sender, SendResult, batching
+from bot.delivery.limiter import BatchLimiter, Ceilings, Deferred
 from models import outbox
 from models.tables import Outbox
 from models.values import utcnow

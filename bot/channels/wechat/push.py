@@ -19,7 +19,7 @@ Official Account (DESIGN §5: pushes are scarce there):
 
 WeCom: `message/send` to members (`touser`), `appchat/send` to a group chat (`item.is_group`,
 `chat_ref` the chatid). Rows of one content to members go in one call, up to 1000 of them
-(`touser` = UserIDs joined with `|`; the delivery worker groups them, see `bot.delivery`). WeCom
+(`touser` = UserIDs joined with `|`; the delivery worker groups them, see `bot.delivery.worker`). WeCom
 sends a partly valid call to the valid members and lists the others in the answer, lowercased:
 a member who left or is outside the app's visible range (`invaliduser`; `81013` when every member
 is, `60111` for a lone one) is `blocked` (`wecom_invalid_user`, shown in the delivery report); a
@@ -61,8 +61,8 @@ import httpx
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from bot.access_token import ApiError, WeixinApi
-from bot.senders import OutboxItem, SendResult
+from bot.channels.base import OutboxItem, SendResult
+from bot.channels.wechat.access_token import ApiError, WeixinApi
 from bot.settings import Settings
 from messages.render import fit, local_time
 from models.tables import ChatIdentity

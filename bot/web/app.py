@@ -18,14 +18,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot import context
-from bot.api import SalesApi
-from bot.background import Background
-from bot.core_pool import CoreProcess, freeze_heap
-from bot.health import DatabaseHealth
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.wechat.official_account import wechat_routes
+from bot.channels.wechat.wecom import wecom_routes
+from bot.core.runner import CoreProcess, freeze_heap
 from bot.settings import Settings, get_settings
-from bot.telegram import TelegramChannel
-from bot.wechat_oa import wechat_routes
-from bot.wecom import wecom_routes
+from bot.web.background import Background
+from bot.web.health import DatabaseHealth
+from bot.web.sales_api import SalesApi
 
 log = logging.getLogger("mianzi.app")
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     worker and the scheduler for as long as it serves."""
     settings = settings or get_settings()
     # MIANZI_CORE_PROCESS: one process answers every channel's chat messages (one writer on SQLite)
-    core = CoreProcess(settings.database_url) if settings.core_process else None
+    core = CoreProcess(settings.database_url) if settings.core_process_on() else None
     telegram = TelegramChannel(settings, core) if settings.telegram_token else None
     api = SalesApi(settings) if settings.api_token else None
     engine = context.engine(settings)
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     health = DatabaseHealth(lambda: context.engine(settings), timeout=HEALTH_TIMEOUT)
 
     async def healthz(_request: Request) -> JSONResponse:
-        """503 unless the database can be written (`bot.health`): read-only, full, unreachable."""
+        """503 unless the database can be written (`bot.web.health`): read-only, full, unreachable."""
         database = await health.state()
         return JSONResponse({"database": database, "channels": channels,
                              "scheduler": bool(services and services.scheduler_running()),

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from bot.channels import ceilings, push_senders
-from bot.delivery import DeliveryWorker, release
+from bot.channels.registry import ceilings, push_senders
+from bot.delivery.worker import DeliveryWorker, release
 from bot.settings import Settings
 from handlers.announcements import ImageConfig
 from scheduler.runner import SchedulerRunner

@@ -1,0 +1,1 @@
+"""The chat platforms: one package per platform behind the contracts in `base`."""

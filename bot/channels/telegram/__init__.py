@@ -1,0 +1,1 @@
+"""Telegram: the webhook/polling adapter, pushes, and PTB's HTTP layer on aiohttp."""

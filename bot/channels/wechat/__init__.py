@@ -1,0 +1,1 @@
+"""WeChat Official Account and WeCom: callbacks, the 5-second answer, pushes, access tokens."""

@@ -1,0 +1,201 @@
+"""`mianzi contests …`: contests and standings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from bot import context
+from bot.cli.common import METRIC_HELP, _locale, fail, guarded, out, print_json, time_column
+from bot.settings import get_settings
+from messages.render import period_text, reason_text, score_text, t, zone_name
+from models import contests as contest_ops
+from models import standings
+from models.db import session_scope
+from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
+from models.tables import Contest, Partner, Team
+from models.values import parse_datetime_local, parse_duration, parse_period_bound, utcnow, zone
+
+contests_app = typer.Typer(no_args_is_help=True, help="Contests and standings.")
+
+
+@contests_app.command("create")
+def contests_create(
+    name: str = typer.Option(..., "--name"),
+    metric: str = typer.Option(..., "--metric", help=METRIC_HELP),
+    scope: str = typer.Option("individual", "--scope", help="individual|team"),
+    team_score: str = typer.Option("sum", "--team-score", help="sum|avg"),
+    start: str = typer.Option(..., "--start", help="DATE or DATETIME (program time zone)"),
+    end: str = typer.Option(..., "--end", help="DATE (inclusive) or DATETIME"),
+    grace: str = typer.Option("0", "--grace", help="settlement grace for late data, e.g. 6h"),
+    segment: str | None = typer.Option(None, "--segment",
+                                         help="KEY=VALUE[,…]: region, city_tier, industry, size, team"),
+    min_tenure_days: int | None = typer.Option(None, "--min-tenure-days"),
+    min_score: str | None = typer.Option(None, "--min-score"),
+    min_satisfaction: str | None = typer.Option(None, "--min-satisfaction"),
+    prizes: str | None = typer.Option(None, "--prizes", help="RANK=POINTS[,…] e.g. 1=500,2=300,3=100"),
+    tiers: str | None = typer.Option(None, "--tiers", help="NAME=THRESHOLD:POINTS[:REBATE%][,…]"),
+    top: int = typer.Option(10, "--top", help="how many are named publicly"),
+    recur: str = typer.Option("none", "--recur", help="none|weekly|monthly|quarterly"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a contest."""
+    settings = get_settings()
+    with guarded():
+        tz = zone(settings.timezone)
+        spec = contest_ops.ContestSpec(
+            name=name, metric=metric, scope=scope, team_score=team_score,
+            start_at=parse_period_bound(start, tz, is_end=False), end_at=parse_period_bound(end, tz, is_end=True),
+            timezone=settings.timezone, grace_seconds=parse_duration(grace), segment=parse_segment(segment),
+            min_tenure_days=min_tenure_days,
+            min_score=parse_score(min_score, metric) if min_score else None,
+            min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
+            prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur)
+        with session_scope(context.engine(settings)) as session:
+            contest = contest_ops.create(session, spec)
+    if json_out:
+        print_json({"id": contest.id})
+    else:
+        out.print(t("cli.contest_created", _locale(), id=contest.id, name=contest.name), markup=False)
+
+
+def _period_text(contest: Contest) -> str:
+    """The period as the chat shows it, labelled with its zone when not the program's own."""
+    text = period_text(contest.start_at, contest.end_at, contest.timezone)
+    return text if contest.timezone == get_settings().timezone else f"{text} ({zone_name(contest.timezone)})"
+
+
+@contests_app.command("list")
+def contests_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """All contests with their status."""
+    from sqlalchemy import select
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        rows = list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+    if json_out:
+        print_json([contest_summary(c, now) for c in rows])
+        return
+    if not rows:
+        out.print(t("cli.no_contests", loc), markup=False)
+        return
+    table = Table(*(t(f"col.{k}", loc) for k in ("id", "name", "metric", "scope")), time_column(t("col.period", loc)),
+                  t("col.status", loc))
+    for c in rows:
+        table.add_row(str(c.id), c.name, t(f"metric.{c.metric}", loc), t(f"scope.{c.scope}", loc),
+                      _period_text(c), t(f"status.{contest_ops.status(c, now)}", loc))
+    out.print(table)
+
+
+def contest_summary(c: Contest, now: datetime) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "metric": c.metric, "scope": c.scope, "team_score": c.team_score,
+            "start": c.start_at.isoformat(), "end": c.end_at.isoformat(), "timezone": c.timezone,
+            "grace_seconds": c.grace_seconds, "segment": c.segment, "min_tenure_days": c.min_tenure_days,
+            "min_score": score_json(c.min_score), "min_satisfaction": score_json(c.min_satisfaction),
+            "prizes": c.prizes, "tiers": [{**tier, "threshold": score_json(tier["threshold"])} for tier in c.tiers],
+            "top": c.top_n, "recur": c.recur, "previous_id": c.previous_id,
+            "status": contest_ops.status(c, now), "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+
+
+def score_json(score: int | None) -> str | None:
+    """Exact decimal text in the metric's unit (JSON numbers would go through float)."""
+    from models.rules import score_to_decimal
+
+    return None if score is None else str(score_to_decimal(score))
+
+
+@contests_app.command("show")
+def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
+                  limit: int = typer.Option(20, "--limit", help="lines in the table (JSON has everyone)"),
+                  json_out: bool = typer.Option(False, "--json")) -> None:
+    """One contest and its live or frozen standings."""
+    from sqlalchemy import select
+
+    loc = _locale()
+    now = utcnow()
+    with guarded(), session_scope(context.engine()) as session:
+        contest = session.get(Contest, contest_id)
+        if contest is None:
+            fail("error.unknown_contest", value=contest_id)
+        standings.ensure_fresh(session, contest)
+        session.refresh(contest)
+        lines = standings.all_lines(session, contest)
+        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
+        teams = dict(session.execute(select(Team.id, Team.code)).all())
+        late = contest_ops.late_sales(session, contest)
+    doc = contest_summary(contest, now)
+    doc["late_sales"] = late
+    doc["standings"] = [line_json(line, contest, partners, teams, loc) for line in lines if line.kind != "member"]
+    if contest.scope == "team":
+        by_team: dict[int, list] = {}
+        for line in lines:
+            if line.kind == "member":
+                by_team.setdefault(line.team_id, []).append(line_json(line, contest, partners, teams, loc))
+        for entry, line in zip(doc["standings"], [x for x in lines if x.kind != "member"], strict=True):
+            entry["members"] = by_team.get(line.team_id, [])
+    if json_out:
+        print_json(doc)
+        return
+    _print_standings(contest, doc, [x for x in lines if x.kind != "member"], limit, loc)
+
+
+def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if line.kind == "team":
+        doc["team"] = teams.get(line.team_id)
+    else:
+        doc["partner"] = partners.get(line.partner_id)
+    doc.update({"score": score_json(line.score), "rank": line.rank, "tier": line.tier,
+                "prize_points": line.prize_points, "rebate_pct": line.rebate_pct, "eligible": line.eligible,
+                "reason": reason_text(line.reason, contest.metric, loc), "reason_code": line.reason.get("code"),
+                "reached_at": line.reached_at.isoformat() if line.reached_at else None})
+    return doc
+
+
+def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: int, loc: str) -> None:
+    out.print(f"#{contest.id} {contest.name} · {t(f'metric.{contest.metric}', loc)} · {_period_text(contest)} · "
+              f"{t('status.' + doc['status'], loc)}", markup=False, highlight=False)
+    table = Table(*(t(f"col.{k}", loc) for k in ("rank", "participant", "score", "tier", "prize", "reason")))
+    for entry, line in zip(doc["standings"][:limit], lines[:limit], strict=True):
+        who = entry.get("partner") or entry.get("team") or ""
+        score = score_text(line.score, contest.metric, loc)
+        table.add_row(str(entry["rank"] or "-"), who, score, entry["tier"] or "", str(entry["prize_points"] or ""),
+                      entry["reason"])
+    out.print(table)
+    if doc["late_sales"]:
+        out.print(t("cli.late_sales", loc, count=doc["late_sales"]), markup=False)
+
+
+@contests_app.command("close-due")
+def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="ISO-8601; default: now")) -> None:
+    """Close every contest whose period plus grace has ended, and queue its announcements (idempotent).
+
+    The scheduler's own close-and-announce (`scheduler.jobs.close_due`): a contest closed here is
+    announced here, once, and a later scheduler tick finds nothing left to do.
+    """
+    from handlers.announcements import ImageConfig
+    from scheduler import jobs
+
+    settings = get_settings()
+    loc = _locale()
+    with guarded():
+        now = parse_datetime_local(now_text, zone(settings.timezone)) if now_text else utcnow()
+        engine = context.engine(settings)
+        images = ImageConfig.configured(settings.media_dir, settings.cjk_font)
+        closed_now = jobs.close_due(engine, now, settings.locale, images)
+        for closed in closed_now:
+            done = closed.outcome
+            out.print(t("cli.closed", loc, id=closed.contest_id, name=done.contest.name, results=done.results,
+                        points=done.points_entries, queued=closed.queued), markup=False)
+            if done.next_contest is not None:
+                out.print(t("cli.closed_next", loc, id=done.next_contest.id,
+                            start=done.next_contest.start_at.astimezone(zone(settings.timezone)).date(),
+                            end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
+        if not closed_now:
+            out.print(t("cli.nothing_due", loc), markup=False)
+
+

@@ -1,0 +1,60 @@
+"""`mianzi deliveries …`: outbound pushes: reports and draining."""
+
+from __future__ import annotations
+
+import typer
+
+from bot import context
+from bot.cli.common import _locale, guarded, out, print_json
+from bot.settings import get_settings
+from models.db import session_scope
+
+deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")
+
+
+@deliveries_app.command("report")
+def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", help="a broadcast id"),
+                      json_out: bool = typer.Option(False, "--json")) -> None:
+    """What was sent, pending, failed, blocked or undeliverable, per channel, with the reasons."""
+    from messages.render import render
+    from models import outbox
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+    if json_out:
+        print_json({"id": batch, **data})
+        return
+    out.print(render("deliveries", loc, **data, title=f"#{batch}" if batch is not None else ""), markup=False,
+              highlight=False)
+
+
+@deliveries_app.command("drain")
+def deliveries_drain() -> None:
+    """Send everything that is due now through the configured channels, then exit (cron, ops)."""
+    import asyncio
+    from datetime import timedelta
+
+    from bot.channels.registry import ceilings, push_senders
+    from bot.delivery.worker import DeliveryWorker
+
+    settings = get_settings()
+
+    async def go() -> None:
+        engine = context.engine(settings)
+        worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings),
+                                concurrency=settings.delivery_concurrency,
+                                max_attempts=settings.delivery_max_attempts,
+                                lease=timedelta(seconds=settings.delivery_lease_seconds))
+        try:
+            stats = await worker.drain()
+        finally:
+            await worker.close()
+        print_json(stats.__dict__)
+
+    with guarded():
+        asyncio.run(go())
+
+
+# --- points, rewards store, trainings, feedback (issue 7) ---------------------------------------
+

@@ -1,0 +1,58 @@
+"""`mianzi feedback …`: feedback surveys after trainings and contests."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from bot import context
+from bot.cli.common import _locale, guarded, out, print_json
+from messages.render import t
+from models.db import session_scope
+from models.tables import Contest, Partner
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Feedback surveys after trainings and contests.")
+
+
+@feedback_app.command("report")
+def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Average rating, spread and comments per training and contest."""
+    from sqlalchemy import select
+
+    from models import feedback
+    from models.tables_rewards import Training
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        summaries = feedback.report(session)
+        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
+        titles: dict[tuple[str, int], str] = {}
+        for s in summaries:
+            if s.subject == "training":
+                training = session.get(Training, s.subject_id)
+                titles[(s.subject, s.subject_id)] = training.title if training else ""
+            else:
+                contest = session.get(Contest, s.subject_id)
+                titles[(s.subject, s.subject_id)] = contest.name if contest else ""
+    docs = [{"subject": s.subject, "id": s.subject_id, "title": titles[(s.subject, s.subject_id)], "asked": s.asked,
+             "answered": s.answered, "average": str(s.average) if s.average is not None else None,
+             "ratings": {str(k): v for k, v in s.counts.items()},
+             "comments": [{"partner": partners.get(c["partner_id"]), "rating": c["rating"], "comment": c["comment"]}
+                          for c in s.comments]} for s in summaries]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("feedback.no_answers", loc), markup=False)
+        return
+    table = Table(*(t(f"feedback.col_{k}", loc) for k in ("subject", "asked", "answered", "average", "spread")))
+    for d in docs:
+        spread = " / ".join(str(d["ratings"][str(n)]) for n in range(1, 6))
+        table.add_row(f"{t('feedback.subject_' + d['subject'], loc)} #{d['id']} {d['title']}", str(d["asked"]),
+                      str(d["answered"]), d["average"] or "-", spread)
+    out.print(table)
+    for d in docs:
+        for c in d["comments"]:
+            out.print(f"#{d['id']} {c['partner']} ({c['rating']}): {c['comment']}", markup=False, highlight=False)
+
+

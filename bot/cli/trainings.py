@@ -1,0 +1,109 @@
+"""`mianzi trainings …`: trainings (培训): create, list, attendance."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from bot import context
+from bot.cli.common import _locale, fail, guarded, out, print_json, time_column, when
+from bot.settings import get_settings
+from messages.render import number, t
+from models.db import session_scope
+from models.rules import parse_segment
+from models.values import parse_duration, parse_period_bound, utcnow, zone
+
+trainings_app = typer.Typer(no_args_is_help=True, help="Trainings (培训): create, list, attendance.")
+
+
+@trainings_app.command("create")
+def trainings_create(
+    title: str = typer.Option(..., "--title"),
+    start: str = typer.Option(..., "--start", help="DATETIME (program time zone), e.g. 2026-12-03T14:00"),
+    duration: str = typer.Option("90m", "--duration", help="e.g. 90m, 2h"),
+    place: str = typer.Option(..., "--place", help="a place or a link"),
+    segment: str | None = typer.Option(None, "--segment", help="KEY=VALUE[,…]: region, city_tier, industry, "
+                                                                "size, team, role"),
+    points_: int = typer.Option(0, "--points", help="points for attending"),
+    code: str | None = typer.Option(None, "--code", help="check-in code (default: a random one)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a training; prints its id and check-in code."""
+    from models import trainings
+
+    settings = get_settings()
+    with guarded():
+        tz = zone(settings.timezone)
+        spec = trainings.TrainingSpec(title=title, start_at=parse_period_bound(start, tz, is_end=False),
+                                      duration_seconds=parse_duration(duration), place=place,
+                                      segment=parse_segment(segment, allow_role=True), points=points_, code=code,
+                                      timezone=settings.timezone)
+        with session_scope(context.engine(settings)) as session:
+            item = trainings.create(session, spec, utcnow())
+    if json_out:
+        print_json({"id": item.id, "code": item.checkin_code, "start": item.start_at.isoformat()})
+        return
+    out.print(t("training.created", _locale(), id=item.id, title=item.title, code=item.checkin_code), markup=False)
+
+
+@trainings_app.command("list")
+def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Every training with its sign-ups and attendance."""
+    from sqlalchemy import func, select
+
+    from models import trainings
+    from models.tables_rewards import Training, TrainingSignup
+
+    loc = _locale()
+    with guarded(), session_scope(context.engine()) as session:
+        rows = list(session.execute(select(Training).order_by(Training.start_at, Training.id)).scalars())
+        counts = {tid: (int(joined), int(came)) for tid, joined, came in session.execute(
+            select(TrainingSignup.training_id,
+                   func.count().filter(TrainingSignup.walk_in.is_(False)),
+                   func.count(TrainingSignup.attended_at)).group_by(TrainingSignup.training_id))}
+    docs = [{"id": x.id, "title": x.title, "start": x.start_at.isoformat(), "end": trainings.end_at(x).isoformat(),
+             "place": x.place, "segment": x.segment, "points": x.points, "code": x.checkin_code,
+             "joined": counts.get(x.id, (0, 0))[0], "attended": counts.get(x.id, (0, 0))[1]} for x in rows]
+    if json_out:
+        print_json(docs)
+        return
+    if not docs:
+        out.print(t("training.no_trainings", loc), markup=False)
+        return
+    table = Table("id", "title", time_column("start"), "place", "points", "code", "joined", "attended")
+    for d, x in zip(docs, rows, strict=True):
+        table.add_row(str(d["id"]), d["title"], when(x.start_at), d["place"],
+                      number(d["points"]), d["code"], str(d["joined"]), str(d["attended"]))
+    out.print(table)
+
+
+@trainings_app.command("attendance")
+def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
+                         json_out: bool = typer.Option(False, "--json")) -> None:
+    """Who joined a training and who checked in."""
+    from models import trainings
+    from models.tables_rewards import Training
+
+    with guarded(), session_scope(context.engine()) as session:
+        item = session.get(Training, training_id)
+        if item is None:
+            fail("training.unknown", value=training_id)
+        rows = trainings.attendance(session, training_id)
+    people = [{"partner": p.code, "name": p.name, "joined_at": None if s.walk_in else s.joined_at.isoformat(),
+               "walk_in": s.walk_in, "attended_at": s.attended_at.isoformat() if s.attended_at else None,
+               "points": item.points if s.attended_at else 0} for s, p in rows]
+    doc = {"id": item.id, "title": item.title, "start": item.start_at.isoformat(),
+           "joined": sum(1 for x in people if not x["walk_in"]),
+           "attended": sum(1 for x in people if x["attended_at"]), "people": people}
+    if json_out:
+        print_json(doc)
+        return
+    out.print(f"#{item.id} {item.title} · {time_column(when(item.start_at))} · {doc['joined']} / {doc['attended']}",
+              markup=False, highlight=False)
+    table = Table("partner", "name", time_column("joined_at"), time_column("attended_at"), "points")
+    for x, (s, _p) in zip(people, rows, strict=True):
+        table.add_row(x["partner"], x["name"], when(None if s.walk_in else s.joined_at), when(s.attended_at),
+                      number(x["points"]))
+    out.print(table)
+
+

@@ -1,0 +1,1 @@
+"""The outbox's delivery worker and the rate ceilings it enforces."""

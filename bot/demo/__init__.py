@@ -1,0 +1,1 @@
+"""`mianzi demo`: a sample program and a chat with it in the terminal."""

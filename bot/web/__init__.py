@@ -1,0 +1,1 @@
+"""The ASGI app of `mianzi serve`: routes, health, the sales API, and what runs beside them."""
