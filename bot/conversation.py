@@ -19,7 +19,8 @@ import handlers.dispatch
 from bot.dedupe import keys_for
 from bot.settings import Settings
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
-from messages.render import LOCALES, render, t
+from messages.locales import locale_for
+from messages.render import render, t
 from models.db import session_scope
 
 log = logging.getLogger("mianzi.conversation")
@@ -48,15 +49,6 @@ def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConf
     """What the core needs from the settings; `bot_username` overrides the setting when the platform told us."""
     return ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
                       bot_username=bot_username or settings.telegram_bot_username)
-
-
-def locale_for(hint: str | None, default: str) -> str:
-    """A platform language code (`zh-hans`, `en-US`) as one of our languages, else the program default."""
-    if hint:
-        base = hint.split("-")[0].split("_")[0].lower()
-        if base in LOCALES:
-            return base
-    return default
 
 
 def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,

@@ -34,12 +34,13 @@ from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeH
 
 from bot import context, core_pool
 from bot.body import Rejected, read_body
-from bot.conversation import Outgoing, answer, chat_config, group_notice, locale_for
+from bot.conversation import Outgoing, answer, chat_config, group_notice
 from bot.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.ptb_request import AiohttpRequest
 from bot.settings import Settings
 from bot.telegram_push import TelegramPush
 from handlers.types import ChatConfig, Incoming
+from messages.locales import locale_for
 from messages.render import fit, t
 
 log = logging.getLogger("mianzi.telegram")

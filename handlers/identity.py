@@ -10,12 +10,11 @@ from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from handlers.types import ChatConfig, Incoming
+from messages.locales import locale_for
 from models.db import read
 from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
 from models.values import as_utc
-
-LOCALES = ("zh", "en")
 
 
 @dataclass
@@ -35,14 +34,6 @@ class Asker:
         if self.member is None or self.session is None:
             return None
         return self.session.get(Partner, self.member.id)
-
-
-def locale_from_hint(hint: str | None, default: str) -> str:
-    if hint:
-        lang = hint.lower()[:2]
-        if lang in LOCALES:
-            return lang
-    return default
 
 
 # Built once: every message asks them, and building a statement costs more than running it.
@@ -67,7 +58,7 @@ def identify(session: Session, incoming: Incoming, config: ChatConfig, now: date
         session.connection().execute(_SEEN, {"identity": row[0], "now": now, "chat": incoming.chat_ref})
     if member is not None:
         return Asker(incoming, member, member.locale, session)
-    return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale), session)
+    return Asker(incoming, None, locale_for(incoming.locale_hint, config.default_locale), session)
 
 
 SEEN_PRECISION = timedelta(minutes=1)
