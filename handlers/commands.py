@@ -1,36 +1,36 @@
-"""The chat commands (DESIGN §4). Each takes the asker and arguments and returns replies as data."""
+"""The chat commands (DESIGN §4). Each takes the asker and arguments and returns replies as data.
+
+Each is declared where it is written, with `handlers.registry.command`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlmodel import Session
 
-from handlers import accounts, broadcasts, feedback, points, rewards, trainings, views
-from handlers.identity import LOCALES, Asker, bind
+from handlers import accounts, broadcasts, views
+from handlers.identity import Asker, bind
+from handlers.notify import say
 from handlers.parse import clean, id_arg, is_number
+from handlers.registry import ADMINS, command
 from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
+from messages.locales import LOCALES
 from messages.render import t
 from models import contests as contest_ops
-from models import outbox
-from models.errors import DataError
+from models import outbox, points, teams
 from models.rules import parse_segment
-from models.tables import Contest, ContestResult, Partner, PointsEntry, Team, TeamChat
+from models.tables import Partner, Team
 
 
-def say(asker: Asker, key: str, **params: object) -> Reply:
-    """A one-line reply from the string table."""
-    return Reply("say", {"key": key, "params": params}, asker.locale)
-
-
+@command("help", needs_partner=False)
 def cmd_help(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return [Reply("help", {"role": asker.role, "bound": asker.member is not None,
                            "name": asker.member.name if asker.member else None}, asker.locale, audience=PUBLIC)]
 
 
+@command("bind", needs_partner=False, aliases=("start",), glued=True)
 def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     if asker.incoming.is_group:
         return [say(asker, "chat.bind_in_private")]
@@ -49,6 +49,7 @@ def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig
                   partner.locale)]
 
 
+@command("rank")
 def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     contest, running = views.pick_contest(session, asker.member, args[0] if args else None, now)
     if contest is None:
@@ -65,12 +66,13 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     return [Reply("rank", view, asker.locale, public=public)]
 
 
+@command("team")
 def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
     team: Team | None = None
     if args and partner.role == "admin":
-        team = session.execute(select(Team).where((Team.code == args[0]) | (Team.name == args[0]))).scalars().first()
+        team = teams.find(session, ref=args[0])
         if team is None:
             return [say(asker, "chat.no_such_team", value=args[0])]
     elif partner.team_id is not None:
@@ -90,19 +92,15 @@ def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig
 
 
 def _team_list(session: Session) -> list[dict[str, object]]:
-    rows = session.execute(select(Team.code, Team.name, func.count(Partner.id))
-                           .join(Partner, Partner.team_id == Team.id, isouter=True)
-                           .group_by(Team.id, Team.code, Team.name).order_by(Team.code)).all()
-    return [{"code": code, "name": name, "size": size} for code, name, size in rows]
+    return [{"code": code, "name": name, "size": size} for code, name, size in teams.sizes(session)]
 
 
+@command("me")
 def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
-    balance = session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0))
-                              .where(PointsEntry.partner_id == partner.id)).scalar_one()
-    recent = session.execute(select(PointsEntry).where(PointsEntry.partner_id == partner.id)
-                             .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()).limit(5)).scalars().all()
+    balance = points.balance(session, partner.id)  # type: ignore[arg-type]
+    recent = points.entries(session, partner.id, limit=5)  # type: ignore[arg-type]
     active = []
     for contest in views.open_contests(session, now):
         if contest_ops.status(contest, now) == "upcoming" or not views.takes_part(session, contest, partner):
@@ -119,15 +117,12 @@ def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, 
 
 def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
     """Honours earned in closed contests: a top-3 place, alone or with one's team."""
-    stmt = (select(Contest, ContestResult).join(ContestResult, ContestResult.contest_id == Contest.id)
-            .where(ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0,
-                   ((ContestResult.kind == "partner") & (ContestResult.partner_id == partner.id))
-                   | ((ContestResult.kind == "team") & (ContestResult.team_id == partner.team_id)))
-            .order_by(Contest.end_at.desc()).limit(10))
+    found = contest_ops.honours_of(session, partner_id=partner.id, team_id=partner.team_id)  # type: ignore[arg-type]
     return [{"contest": c.name, "rank": r.rank, "team": r.kind == "team", "start": c.start_at, "tz": c.timezone}
-            for c, r in session.execute(stmt).all()]
+            for c, r in found]
 
 
+@command("contests")
 def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     shown = []
     for contest in views.open_contests(session, now):
@@ -138,21 +133,18 @@ def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatCo
     return [Reply("contests", {"contests": shown}, asker.locale, audience=PUBLIC)]  # rules are public
 
 
+@command("honors")
 def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    closed = session.execute(select(Contest).where(Contest.closed_at.is_not(None))
-                             .order_by(Contest.end_at.desc(), Contest.id.desc()).limit(6)).scalars().all()
     roll = []
-    for contest in closed:
-        winners = session.execute(select(ContestResult).where(
-            ContestResult.contest_id == contest.id, ContestResult.kind != "member",
-            ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
-            .order_by(ContestResult.position)).scalars().all()
+    for contest in contest_ops.recently_closed(session, limit=6):
+        winners = contest_ops.winners(session, contest_id=contest.id)  # type: ignore[arg-type]
         names = views.names_of(session, list(winners))
         roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
                                                                                 for w in winners]})
     return [Reply("honors", {"roll": roll}, asker.locale, audience=PUBLIC)]  # past winners, as announced
 
 
+@command("lang", needs_partner=False, glued=True)
 def cmd_lang(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     choice = args[0].lower() if args else ""
     choice = {"中文": "zh", "英文": "en", "english": "en", "chinese": "zh"}.get(choice, choice)
@@ -164,33 +156,26 @@ def cmd_lang(session: Session, asker: Asker, args: list[str], config: ChatConfig
     return [Reply("say", {"key": "chat.lang_set", "params": {}}, choice)]
 
 
+@command("linkgroup", roles=ADMINS)
 def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    if asker.role != "admin":
-        return [say(asker, "chat.admin_only")]
     if not asker.incoming.is_group:
         return [say(asker, "chat.linkgroup_in_group")]
     if not args:
         return [say(asker, "chat.linkgroup_usage")]
-    team = session.execute(select(Team).where((Team.code == args[0]) | (Team.name == args[0]))).scalars().first()
+    team = teams.find(session, ref=args[0])
     if team is None:
         return [say(asker, "chat.no_such_team", value=args[0])]
-    link = session.execute(select(TeamChat).where(TeamChat.platform == asker.incoming.platform,
-                                                  TeamChat.chat_ref == asker.incoming.chat_ref)).scalars().first()
-    if link is None:
-        session.add(TeamChat(team_id=team.id, platform=asker.incoming.platform,  # type: ignore[arg-type]
-                             chat_ref=asker.incoming.chat_ref, linked_at=now))
-    else:
-        link.team_id, link.linked_at = team.id, now  # type: ignore[assignment]
+    teams.link_chat(session, team_id=team.id, platform=asker.incoming.platform,  # type: ignore[arg-type]
+                    chat_ref=asker.incoming.chat_ref, now=now)
     # for the group itself: from now on its team's news is posted there
     return [replace(say(asker, "chat.group_linked", team=team.name), audience=PUBLIC)]
 
 
+@command("broadcast", roles=ADMINS, text_after=0, glued=True)
 def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatConfig,
                   now: datetime) -> list[Reply]:
     """`/broadcast [region=华东 …] TEXT`: a preview with the recipient count and confirm/cancel buttons."""
-    if asker.role != "admin":
-        return [say(asker, "broadcast.admin_only")]
-    text = args[0] if args else ""  # as typed (`handlers.parse.TEXT_AFTER`)
+    text = args[0] if args else ""  # as typed (`text_after=0`)
     words = text.split()
     segment_words = []
     while words and "=" in clean(words[0]):
@@ -198,42 +183,36 @@ def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatC
     body = text
     for word in segment_words:
         body = body.split(word, 1)[1]
-    try:
-        segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True)
-        item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
+    segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True)
+    item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
     buttons = [Button(t("broadcast.confirm_button", asker.locale), f"bc:confirm:{item.id}"),
                Button(t("broadcast.cancel_button", asker.locale), f"bc:cancel:{item.id}")]
     return [Reply("broadcast_preview", {"count": count, "segment": segment, "text": item.text, "later": False,
                                         "send_at": now, "tz": config.timezone}, asker.locale, buttons)]
 
 
+@command("confirm", roles=ADMINS)
 def cmd_confirm(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return _decide_draft(session, asker, args, now, confirm=True)
 
 
+@command("cancel", roles=ADMINS)
 def cmd_cancel(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return _decide_draft(session, asker, args, now, confirm=False)
 
 
 def _decide_draft(session: Session, asker: Asker, args: list[str], now: datetime, confirm: bool) -> list[Reply]:
     """`确认` / `取消` (or the inline buttons): send or drop the admin's broadcast draft."""
-    if asker.role != "admin":
-        return [say(asker, "broadcast.admin_only")]
     if args and is_number(args[0]) and id_arg(args[0]) is None:  # a number no broadcast can have
         return [say(asker, "broadcast.not_found", id=args[0].lstrip("#＃"))]
     target = _draft_ref(session, asker, args, now)
     if target is None:
         return [say(asker, "broadcast.nothing_to_confirm")]
     admin_id = asker.partner.id  # type: ignore[union-attr]
-    try:
-        if confirm:
-            item = broadcasts.confirm(session, target, now, by=admin_id)
-            return [say(asker, "broadcast.queued", id=item.id, count=item.recipients)]
-        item = broadcasts.cancel(session, target, by=admin_id)
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
+    if confirm:
+        item = broadcasts.confirm(session, target, now, by=admin_id)
+        return [say(asker, "broadcast.queued", id=item.id, count=item.recipients)]
+    item = broadcasts.cancel(session, target, by=admin_id)
     if item.status != "cancelled":
         return [say(asker, "broadcast.not_draft", id=item.id)]
     return [say(asker, "broadcast.cancelled", id=item.id)]
@@ -246,10 +225,9 @@ def _draft_ref(session: Session, asker: Asker, args: list[str], now: datetime) -
     return latest.id if latest else None
 
 
+@command("deliveries", roles=ADMINS)
 def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: ChatConfig,
                    now: datetime) -> list[Reply]:
-    if asker.role != "admin":
-        return [say(asker, "chat.admin_only")]
     number = args[0].lstrip("#＃") if args and is_number(args[0]) else None
     batch = id_arg(number) if number is not None else None
     if number is not None and batch is None:  # a number no batch can have: nothing pushed under it
@@ -258,19 +236,3 @@ def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: Chat
         data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     title = f"#{batch if batch is not None else number}" if number is not None else ""
     return [Reply("deliveries", {**data, "title": title}, asker.locale)]
-
-
-Handler = Callable[[Session, Asker, list[str], ChatConfig, datetime], list[Reply]]
-
-# name → (handler, needs a bound partner)
-COMMANDS: dict[str, tuple[Handler, bool]] = {
-    "bind": (cmd_bind, False), "help": (cmd_help, False), "lang": (cmd_lang, False),
-    "rank": (cmd_rank, True), "team": (cmd_team, True), "me": (cmd_me, True), "contests": (cmd_contests, True),
-    "honors": (cmd_honors, True), "linkgroup": (cmd_linkgroup, True), "broadcast": (cmd_broadcast, True),
-    "confirm": (cmd_confirm, True), "cancel": (cmd_cancel, True), "deliveries": (cmd_deliveries, True),
-    # points, rewards store, trainings, feedback (issue 7)
-    "rewards": (rewards.cmd_rewards, True), "redeem": (rewards.cmd_redeem, True),
-    "approve": (rewards.cmd_approve, True), "reject": (rewards.cmd_reject, True), "adjust": (points.cmd_adjust, True),
-    "training": (trainings.cmd_training, True), "join": (trainings.cmd_join, True),
-    "checkin": (trainings.cmd_checkin, True), "feedback": (feedback.cmd_feedback, False),
-}

@@ -8,11 +8,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from handlers import feedback
-from handlers.commands import COMMANDS, say
-from handlers.identity import identify
-from handlers.parse import parse
+from handlers import feedback, registry
+from handlers.identity import Asker, identify
+from handlers.notify import say
+from handlers.parse import Command, parse
 from handlers.types import PRIVATE, PUBLIC, TEAM, ChatConfig, Incoming, Reply
+from models.errors import DataError
 from models.tables import TeamChat
 from models.values import utcnow
 
@@ -21,7 +22,8 @@ def dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: date
     """Answer one incoming message. The caller commits the session (or rolls back on error).
 
     Bad input always gets a short, helpful answer: no text, a message too long to be a command,
-    an unknown command, or a command that needs a bound account.
+    an unknown command, a command that needs a bound account or another role, or a `DataError`
+    (its message key) from the handler.
 
     In a group, each reply comes back with its audience settled by `for_group`: PUBLIC ones are
     for the group, PRIVATE ones for the asker's private chat (the adapter delivers them there).
@@ -78,7 +80,23 @@ def _dispatch(session: Session, incoming: Incoming, config: ChatConfig, now: dat
         if comment:
             return comment
         return [say(asker, "chat.unknown" if asker.member else "chat.need_bind")]
-    handler, needs_partner = COMMANDS[command.name]
-    if needs_partner and asker.member is None:
+    return run(session, asker, command, config, now)
+
+
+def run(session: Session, asker: Asker, command: Command, config: ChatConfig, now: datetime) -> list[Reply]:
+    """Run a recognised command as its declaration says (`handlers.registry.command`).
+
+    Asked by someone not bound, a command that needs a partner answers `chat.need_bind`; asked by
+    a role it is not for, `chat.admin_only` (the only restricted commands are the admins'). A
+    `DataError` from the handler becomes its message: nothing was changed by that operation, and
+    the caller commits what the handler did before it, as when the handler answered it itself.
+    """
+    spec = registry.table()[command.name]
+    if spec.needs_partner and asker.member is None:
         return [say(asker, "chat.need_bind")]
-    return handler(session, asker, command.args, config, now)
+    if not registry.may_run(spec, asker.role):
+        return [say(asker, "chat.admin_only")]
+    try:
+        return spec.handler(session, asker, command.args, config, now)
+    except DataError as exc:
+        return [say(asker, exc.key, **exc.params)]

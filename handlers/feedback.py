@@ -13,6 +13,7 @@ from sqlmodel import Session
 from handlers.identity import Asker
 from handlers.notify import push, say
 from handlers.parse import id_arg
+from handlers.registry import command
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
 from models import feedback as ops
@@ -24,6 +25,7 @@ from models.tables_rewards import FeedbackRequest
 LOOKBACK = timedelta(days=2)  # a training that ended longer ago than this is not surveyed any more
 
 
+@command("feedback", needs_partner=False)
 def cmd_feedback(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     """A rating: `4` (typed: answers the newest open request) or `fb:<request>:<rating>` (a button)."""
     partner = asker.partner

@@ -11,13 +11,12 @@ from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from handlers.types import ChatConfig, Incoming
+from messages.locales import locale_for
 from models.db import read
 from models.identities import BindLimits, bind_throttled, record_bind_failure
 from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
 from models.values import as_utc
-
-LOCALES = ("zh", "en")
 
 log = logging.getLogger("mianzi.identity")
 
@@ -39,14 +38,6 @@ class Asker:
         if self.member is None or self.session is None:
             return None
         return self.session.get(Partner, self.member.id)
-
-
-def locale_from_hint(hint: str | None, default: str) -> str:
-    if hint:
-        lang = hint.lower()[:2]
-        if lang in LOCALES:
-            return lang
-    return default
 
 
 # Built once: every message asks them, and building a statement costs more than running it.
@@ -71,7 +62,7 @@ def identify(session: Session, incoming: Incoming, config: ChatConfig, now: date
         session.connection().execute(_SEEN, {"identity": row[0], "now": now, "chat": incoming.chat_ref})
     if member is not None:
         return Asker(incoming, member, member.locale, session)
-    return Asker(incoming, None, locale_from_hint(incoming.locale_hint, config.default_locale), session)
+    return Asker(incoming, None, locale_for(incoming.locale_hint, config.default_locale), session)
 
 
 SEEN_PRECISION = timedelta(minutes=1)

@@ -1,8 +1,4 @@
-"""Helpers shared by the rewards, training and feedback handlers: one-line replies and pushes.
-
-(`say` mirrors `handlers.commands.say`; it lives here too because `handlers.commands` imports
-these handlers for its command table.)
-"""
+"""Helpers shared by the handlers: one-line replies (`say`) and pushes."""
 
 from __future__ import annotations
 

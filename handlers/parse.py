@@ -6,31 +6,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# keyword (as typed on WeChat) → command name
-KEYWORDS = {
-    "绑定": "bind", "帮助": "help", "排行": "rank", "排名": "rank", "团队": "team", "我的": "me",
-    "比赛": "contests", "荣誉": "honors", "语言": "lang", "关联群": "linkgroup", "菜单": "help",
-    "群发": "broadcast", "确认": "confirm", "取消": "cancel", "送达": "deliveries",
-}
-COMMANDS = ("start", "bind", "help", "rank", "team", "me", "contests", "honors", "lang", "linkgroup",
-            "broadcast", "confirm", "cancel", "deliveries")
-ALIASES = {"start": "bind"}
-# points, rewards store, trainings, feedback (issue 7)
-KEYWORDS.update({"积分商城": "rewards", "商城": "rewards", "兑换": "redeem", "批准": "approve", "驳回": "reject",
-                 "调整积分": "adjust", "培训": "training", "报名": "join", "签到": "checkin"})
-COMMANDS += ("rewards", "redeem", "approve", "reject", "adjust", "training", "join", "checkin", "feedback")
+from handlers import registry
+from messages.locales import keywords
+
 # a survey answer typed as a bare number (WeChat); out-of-range numbers are told the range
 RATING = re.compile(r"^-?\d{1,3}\s*[分星]?$")
 # The largest id a row can have (PostgreSQL's INTEGER keys; SQLite's are 64-bit). A larger number
 # names nothing, and must not reach the database: SQLite raises OverflowError past 2**63, and
 # PostgreSQL refuses to cast it to INTEGER.
 MAX_ID = 2**31 - 1
-
-
-# commands whose last argument is the user's own text, kept exactly as typed (full-width punctuation
-# and all): the number of normalised arguments before it. A broadcast is all text; `/adjust P1 -50 原因`
-# and `驳回 12 原因` have two and one.
-TEXT_AFTER = {"broadcast": 0, "adjust": 2, "reject": 1}
 
 
 @dataclass(frozen=True)
@@ -87,8 +71,8 @@ def _after(text: str, words: int) -> str:
 
 
 def _command(name: str, args: list[str], raw: str, rest: str) -> Command:
-    """The command with its normalised arguments, and for `TEXT_AFTER` commands the text as typed."""
-    keep = TEXT_AFTER.get(name)
+    """The command with its normalised arguments, and for `text_after` commands the text as typed."""
+    keep = registry.table()[name].text_after
     if keep is not None:
         args = args[:keep] + ([_after(rest, keep)] if len(args) > keep else [])
     return Command(name, args, raw, rest)
@@ -98,7 +82,7 @@ def parse(text: str, bot_username: str = "") -> Command:
     """`/rank@MianziBot 2`, `/RANK`, `排行`, ` 绑定 AB12CD34 ` → a command; anything else → name "".
 
     The command word and arguments are matched NFKC-normalised (`／ｒａｎｋ`, `兑换 Ａ１`); `rest`
-    and the text arguments of `TEXT_AFTER` commands are the user's own characters.
+    and the text arguments of `text_after` commands (`handlers.registry.Spec`) are the user's own characters.
     """
     typed = strip_controls(text)
     raw = clean(text)
@@ -120,16 +104,25 @@ def parse(text: str, bot_username: str = "") -> Command:
         name = name.lower()
         if addressee and bot_username and addressee.lower() != bot_username.lower():
             return Command("", [], raw)  # a command for another bot in the same group
-        if name in COMMANDS:
-            return _command(ALIASES.get(name, name), args, raw, rest)
+        slash = registry.slash_names().get(name)
+        if slash is not None:
+            return _command(slash, args, raw, rest)
         return Command("", args, raw)
-    for keyword, name in KEYWORDS.items():
-        if name == "broadcast" and raw.startswith(keyword):
-            rest = typed[len(keyword):].strip()
+    table = registry.table()
+    for keyword, name in keywords().items():
+        spec = table[name]
+        if spec.glued and spec.text_after == 0 and raw.startswith(keyword):
+            rest = typed[len(keyword):].strip()  # "群发大家好": all of it is the text
             return _command(name, raw[len(keyword):].split(), raw, rest)
         if head.lower() == keyword:
             return _command(name, args, raw, rest)
-        if head.startswith(keyword) and len(parts) == 1 and name in ("bind", "lang", "redeem", "join", "checkin"):
+        if spec.glued and head.startswith(keyword) and len(parts) == 1:
             rest = head[len(keyword):].strip()  # "绑定AB12CD34" without a space
             return Command(name, [rest] if rest else [], raw, rest)
     return Command("", [], raw)
+
+
+def command_name(word: str) -> str | None:
+    """The command a word names, as a slash name without its slash (`join`) or a keyword (`报名`)."""
+    word = clean(word).lower()
+    return registry.slash_names().get(word) or keywords().get(word)

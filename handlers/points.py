@@ -13,28 +13,24 @@ from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
+from handlers.registry import ADMINS, command
 from handlers.types import ChatConfig, Reply
 from models import points
-from models.errors import DataError
 from models.outbox import Recipient
 from models.tables import Partner
 
 
+@command("adjust", roles=ADMINS, text_after=2)
 def cmd_adjust(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     """`/adjust PARTNER +N reason` (`调整积分 P1 -50 重复发放`)."""
-    if asker.role != "admin":
-        return [say(asker, "chat.admin_only")]
     if len(args) < 3:
         return [say(asker, "ledger.adjust_usage")]
     code, amount_text, note = args[0], args[1], " ".join(args[2:])
     partner = session.execute(select(Partner).where(func.lower(Partner.code) == code.lower())).scalars().first()
     if partner is None:
         return [say(asker, "error.unknown_partner", value=code[:40])]
-    try:
-        entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,  # type: ignore[arg-type]
-                              asker.partner.id if asker.partner else None, now)
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
+    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,  # type: ignore[arg-type]
+                          asker.partner.id if asker.partner else None, now)
     balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)  # type: ignore[arg-type]
     return [say(asker, "ledger.adjusted", name=partner.name, code=partner.code, amount=entry.amount, note=note,
                 balance=balance)]

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from handlers.identity import Asker
 from handlers.notify import push, say
 from handlers.parse import id_arg, is_number
+from handlers.registry import ADMINS, command
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import rewards as store
@@ -21,6 +22,7 @@ from models.tables_rewards import Redemption, RewardItem
 PENDING_SHOWN = 10
 
 
+@command("rewards")
 def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     """The catalog, what the partner can afford first; for an admin also the pending requests."""
     partner = asker.partner
@@ -41,6 +43,7 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
                               "tz": config.timezone}, asker.locale)]
 
 
+@command("redeem", glued=True)
 def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
@@ -48,10 +51,7 @@ def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConf
         return [say(asker, "rewards.in_private")]
     if not args:
         return [say(asker, "rewards.redeem_usage")]
-    try:
-        redemption, item = store.redeem(session, partner.id, args[0], now)  # type: ignore[arg-type]
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
+    redemption, item = store.redeem(session, partner.id, args[0], now)  # type: ignore[arg-type]
     _tell_admins(session, redemption, item, partner, now)
     return [say(asker, "rewards.requested", id=redemption.id, name=store.name(item, asker.locale),
                 points=item.points, balance=points.balance(session, partner.id))]  # type: ignore[arg-type]
@@ -70,31 +70,28 @@ def _tell_admins(session: Session, redemption: Redemption, item: RewardItem, par
          template="say", context=context, now=now)
 
 
+@command("approve", roles=ADMINS)
 def cmd_approve(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return _decide(session, asker, args, now, approve=True)
 
 
+@command("reject", roles=ADMINS, text_after=1)
 def cmd_reject(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     return _decide(session, asker, args, now, approve=False)
 
 
 def _decide(session: Session, asker: Asker, args: list[str], now: datetime, approve: bool) -> list[Reply]:
-    if asker.role != "admin":
-        return [say(asker, "chat.admin_only")]
     ref = args[0] if args else ""
     if not is_number(ref):
         return [say(asker, "rewards.approve_usage" if approve else "rewards.reject_usage")]
     ident = id_arg(ref)
     by = asker.partner.id if asker.partner else None
-    try:
-        if ident is None:  # a number no redemption can have
-            raise DataError("rewards.no_such_redemption", id=ref.lstrip("#＃"))
-        if approve:
-            decision = store.approve(session, ident, by, now)
-        else:
-            decision = store.reject(session, ident, by, " ".join(args[1:]), now)
-    except DataError as exc:
-        return [say(asker, exc.key, **exc.params)]
+    if ident is None:  # a number no redemption can have
+        raise DataError("rewards.no_such_redemption", id=ref.lstrip("#＃"))
+    if approve:
+        decision = store.approve(session, ident, by, now)
+    else:
+        decision = store.reject(session, ident, by, " ".join(args[1:]), now)
     tell_partner(session, decision, now)
     r = decision.redemption
     return [say(asker, "rewards.approved" if approve else "rewards.rejected", id=r.id, partner=decision.partner.name,

@@ -11,21 +11,21 @@ from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
-from handlers.parse import id_arg, is_number
+from handlers.parse import command_name, id_arg, is_number
+from handlers.registry import command
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import trainings as ops
 from models.tables_rewards import Training, TrainingSignup
 
-JOIN_WORDS = ("join", "报名")
-CHECKIN_WORDS = ("checkin", "签到")
 
-
+@command("training")
 def cmd_training(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    """The partner's upcoming trainings; `join N` and `checkin CODE` as sub-commands."""
-    if args and args[0].lower() in JOIN_WORDS:
+    """The partner's upcoming trainings; `join N` and `checkin CODE` (or `报名 N`, `签到 CODE`) as sub-commands."""
+    sub = command_name(args[0]) if args else None
+    if sub == "join":
         return cmd_join(session, asker, args[1:], config, now)
-    if args and args[0].lower() in CHECKIN_WORDS:
+    if sub == "checkin":
         return cmd_checkin(session, asker, args[1:], config, now)
     partner = asker.partner
     assert partner is not None
@@ -43,6 +43,7 @@ def cmd_training(session: Session, asker: Asker, args: list[str], config: ChatCo
     return [Reply("trainings", {"trainings": rows, "role": asker.role}, asker.locale)]
 
 
+@command("join", glued=True)
 def cmd_join(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
@@ -57,6 +58,7 @@ def cmd_join(session: Session, asker: Asker, args: list[str], config: ChatConfig
                 place=training.place, tz=training.timezone)]
 
 
+@command("checkin", glued=True)
 def cmd_checkin(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None

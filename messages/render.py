@@ -15,11 +15,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
+from messages.locales import DEFAULT_LOCALE, LOCALES
 from models.values import visible
 
 HERE = Path(__file__).parent
-LOCALES = ("zh", "en")
-DEFAULT_LOCALE = "zh"
 MEDALS = {1: "🥇", 2: "🥈", 3: "🥉"}
 
 

@@ -241,3 +241,31 @@ def partner_by_code(session: Session, code: str) -> Partner:
     if partner is None:
         raise DataError("error.unknown_partner", value=code)
     return partner
+
+
+# --- what the chat commands read (`handlers.commands`) ------------------------------------------
+
+
+def honours_of(session: Session, *, partner_id: int, team_id: int | None,
+               limit: int = 10) -> list[tuple[Contest, ContestResult]]:
+    """A partner's top-3 places in closed contests, alone or with their team, newest first."""
+    stmt = (select(Contest, ContestResult).join(ContestResult, ContestResult.contest_id == Contest.id)
+            .where(ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0,
+                   ((ContestResult.kind == "partner") & (ContestResult.partner_id == partner_id))
+                   | ((ContestResult.kind == "team") & (ContestResult.team_id == team_id)))
+            .order_by(Contest.end_at.desc()).limit(limit))
+    return [(contest, result) for contest, result in session.execute(stmt).all()]
+
+
+def recently_closed(session: Session, *, limit: int) -> list[Contest]:
+    """The contests closed last (by the end of their period)."""
+    return list(session.execute(select(Contest).where(Contest.closed_at.is_not(None))
+                                .order_by(Contest.end_at.desc(), Contest.id.desc()).limit(limit)).scalars())
+
+
+def winners(session: Session, *, contest_id: int) -> list[ContestResult]:
+    """A closed contest's top-3 partners or teams (not members), as announced, by position."""
+    return list(session.execute(select(ContestResult).where(
+        ContestResult.contest_id == contest_id, ContestResult.kind != "member",
+        ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
+        .order_by(ContestResult.position)).scalars())

@@ -31,14 +31,13 @@ from sqlmodel import Session
 from models.db import FOREIGN_KEYS_OFF, foreign_keys_back_on
 from models.errors import DataError
 from models.tables import ROLES, Contest, Partner, Sale, Target, Team
-from models.values import clean_name, normal_code, parse_datetime_local, parse_day, parse_fen, utcnow
+from models.values import LOCALES, clean_name, normal_code, parse_datetime_local, parse_day, parse_fen, utcnow
 
 PARTNER_COLUMNS = ("code", "name", "team", "region", "city_tier", "industry", "size", "joined_on", "role",
                    "locale")
 TARGET_COLUMNS = ("partner", "period_start", "period_end", "target")
 SALE_COLUMNS = ("id", "partner", "occurred_at", "amount", "units", "margin", "customer", "satisfaction")
 SALE_REQUIRED = ("id", "partner", "occurred_at", "amount", "units")
-LOCALES = ("zh", "en")
 # Values of the partners file as people type them (the English words are the stored ones).
 ROLE_WORDS = {"经销商": "dealer", "队长": "captain", "管理员": "admin", "渠道经理": "admin"}
 CITY_TIERS = {"1": 1, "2": 2, "3": 3, "一线": 1, "二线": 2, "三线": 3, "一线城市": 1, "二线城市": 2, "三线城市": 3}

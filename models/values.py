@@ -11,6 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.errors import DataError
 
+# The languages Mianzi speaks (the words of each are in `messages/<locale>/`); a partner's `locale` is one.
+LOCALES = ("zh", "en")
+DEFAULT_LOCALE = "zh"
+
 _MONEY = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
 # Amounts as people type them: `¥12,000.50`, `￥12000`, `12000元`, `1.2万`; commas only as groups of three.
 _TYPED_MONEY = re.compile(r"^[¥￥]?\s*(-?)\s*[¥￥]?\s*(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?\s*(万?)\s*元?$")

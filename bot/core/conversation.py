@@ -19,7 +19,8 @@ import handlers.dispatch
 from bot.core.dedupe import keys_for
 from bot.settings import Settings, bind_limits
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
-from messages.render import LOCALES, render, t
+from messages.locales import locale_for
+from messages.render import render, t
 from models.db import session_scope
 
 log = logging.getLogger("mianzi.conversation")
@@ -49,15 +50,6 @@ def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConf
     return ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
                       bot_username=bot_username or settings.telegram_bot_username,
                       bind_limits=bind_limits(settings))
-
-
-def locale_for(hint: str | None, default: str) -> str:
-    """A platform language code (`zh-hans`, `en-US`) as one of our languages, else the program default."""
-    if hint:
-        base = hint.split("-")[0].split("_")[0].lower()
-        if base in LOCALES:
-            return base
-    return default
 
 
 def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,

@@ -36,11 +36,12 @@ from bot import context
 from bot.channels.telegram.push import TelegramPush
 from bot.channels.telegram.request import AiohttpRequest
 from bot.core import runner as core_pool
-from bot.core.conversation import Outgoing, answer, chat_config, group_notice, locale_for
+from bot.core.conversation import Outgoing, answer, chat_config, group_notice
 from bot.core.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
 from bot.settings import Settings
 from bot.web.body import Rejected, read_body
 from handlers.types import ChatConfig, Incoming
+from messages.locales import locale_for
 from messages.render import fit, t
 
 log = logging.getLogger("mianzi.telegram")
