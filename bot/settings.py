@@ -70,6 +70,26 @@ class Settings(BaseSettings):
     # on when it helps — SQLite (one writer, so one answering process) and more than one core.
     core_process: bool | None = None
 
+    def receives(self, platform: str) -> bool:
+        """Whether chat messages come in on `platform`: the one place that says a channel is on."""
+        if platform == "telegram":
+            return bool(self.telegram_token)
+        if platform == "wechat":
+            return bool(self.wechat_token and self.wechat_app_id)
+        if platform == "wecom":
+            return bool(self.wecom_corp_id and self.wecom_agent_id and self.wecom_token and self.wecom_aes_key)
+        return False
+
+    def sends(self, platform: str) -> bool:
+        """Whether pushes can go out on `platform` (the delivery worker's senders)."""
+        if platform == "telegram":
+            return bool(self.telegram_token)
+        if platform == "wechat":
+            return bool(self.wechat_app_id and self.wechat_app_secret)
+        if platform == "wecom":
+            return bool(self.wecom_corp_id and self.wecom_secret and self.wecom_agent_id)
+        return False
+
     def core_process_on(self) -> bool:
         """Whether `mianzi serve` answers chat in a process of its own (`MIANZI_CORE_PROCESS`, else automatic).
 

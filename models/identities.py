@@ -96,3 +96,16 @@ def unbind(session: Session, partner: Partner, platform: str | None = None) -> l
         session.execute(update(Outbox).where(Outbox.identity_id.in_(ids)).values(identity_id=None))
         session.execute(delete(ChatIdentity).where(ChatIdentity.id.in_(ids)))
     return gone
+
+
+def active_identity(session: Session, *, platform: str, user_ref: str) -> ChatIdentity | None:
+    """The bound, active chat account behind a platform user, if any."""
+    return session.execute(select(ChatIdentity).where(
+        ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
+        ChatIdentity.active.is_(True))).scalars().first()
+
+
+def set_active(session: Session, *, platform: str, user_ref: str, active: bool) -> None:
+    """A (re)follow makes the chat account reachable again; an unfollow stops every push to it."""
+    session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
+                                               ChatIdentity.active.is_(not active)).values(active=active))

@@ -19,14 +19,8 @@ from sqlalchemy import Engine, func, select
 from telegram import Update
 
 import handlers.dispatch
-from bot.channels.telegram.channel import (
-    SECRET_HEADER,
-    TEXT_LIMIT,
-    command_text,
-    fit_text,
-    incoming_from_update,
-    utf16_len,
-)
+from bot.channels.telegram.channel import SECRET_HEADER, command_text, incoming_from_update
+from bot.channels.telegram.limits import TEXT_LIMIT, fit_text, utf16_len
 from bot.core.dedupe import RecentKeys
 from bot.settings import Settings
 from bot.web.app import create_app

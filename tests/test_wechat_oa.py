@@ -208,9 +208,9 @@ def test_user_text_cannot_break_out_of_cdata(client: httpx.Client, invites: dict
 
 
 def test_long_replies_fit_2048_bytes(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.channels.wechat.inbound
+    import bot.core.conversation
 
-    monkeypatch.setattr(bot.channels.wechat.inbound, "render", lambda *a, **k: "\n".join(["排行榜第一名经销商"] * 400))
+    monkeypatch.setattr(bot.core.conversation, "render", lambda *a, **k: "\n".join(["排行榜第一名经销商"] * 400))
     content = say(client, "排行")
     assert len(content.encode("utf-8")) <= 2048 and content.endswith("…")
 
@@ -531,7 +531,7 @@ def test_with_the_core_in_its_own_process_the_callback_is_the_same(db_url: str, 
         os.kill(children[0].pid, signal.SIGKILL)  # the core process dies: an apology, then a new one answers
         children[0].join(5)
         assert decrypted_reply(ask(text_xml("排行", msg_id=24581398459112351)))["Content"] == t(
-            "wechat.internal_error", "zh")
+            "web.internal_error", "zh")
         assert "您：第 1 名" in decrypted_reply(ask(text_xml("排行", msg_id=24581398459112352)))["Content"]
     with Session(engine) as s:
         keys = {k for k in s.execute(select(InboundSeen.key)).scalars() if k.startswith("msg:")}  # and a nonce each

@@ -22,15 +22,15 @@ def ceilings(settings: Settings) -> dict[str, Ceilings]:
 def push_senders(settings: Settings, engine: Engine) -> dict[str, Sender]:
     """A sender per configured channel; rows for channels that are off simply wait in the outbox."""
     senders: dict[str, Sender] = {}
-    if settings.telegram_token:
+    if settings.sends("telegram") and settings.telegram_token:
         from bot.channels.telegram.push import TelegramPush
 
         senders["telegram"] = TelegramPush(settings.telegram_token, settings.telegram_api_url)
-    if settings.wechat_app_id and settings.wechat_app_secret:
+    if settings.sends("wechat"):
         from bot.channels.wechat.push import WeChatPush
 
         senders["wechat"] = WeChatPush(settings, engine)
-    if settings.wecom_corp_id and settings.wecom_secret and settings.wecom_agent_id:
+    if settings.sends("wecom"):
         from bot.channels.wechat.push import WeComPush
 
         senders["wecom"] = WeComPush(settings, engine)

@@ -56,7 +56,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     out.print(t("web.channels", loc, channels=listed),
               markup=False, highlight=False)
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
-    if settings.wechat_token and settings.wechat_app_id and not settings.wechat_aes_key:
+    if settings.receives("wechat") and not settings.wechat_aes_key:
         err.print(t("web.wechat_plaintext_warning", loc), markup=False, highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
                 log_config=uvicorn_log_config())  # the access log writes no signature, nonce …

@@ -3,25 +3,29 @@
 The core (`handlers.dispatch`) runs in its own transaction; its replies are rendered in the
 recipient's language and cut to the platform's limit. Whatever goes wrong inside, the user gets
 one short apology and the operator gets the stack trace in the log, never the other way round.
-Everything here is blocking (database, jinja): adapters call `answer` in a worker thread.
+Everything here is blocking (database, jinja): adapters call `answer` through their runner
+(`bot.core.runner`: a thread of the server, or the core process) — the same call either way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 import handlers.dispatch
-from bot.core.dedupe import keys_for
+from bot.core.dedupe import Nonce, keys_for
 from bot.settings import Settings, bind_limits
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.locales import locale_for
 from messages.render import render, t
+from models import identities, outbox
 from models.db import session_scope
+from models.values import utcnow
 
 log = logging.getLogger("mianzi.conversation")
 
@@ -45,32 +49,92 @@ def group_notice(outs: list[Outgoing], reached: bool, config: ChatConfig) -> str
     return t("chat.sent_privately" if reached else "chat.open_private", locale, bot=config.bot_username)
 
 
-def chat_config(settings: Settings, bot_username: str | None = None) -> ChatConfig:
-    """What the core needs from the settings; `bot_username` overrides the setting when the platform told us."""
-    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
-                      bot_username=bot_username or settings.telegram_bot_username,
-                      bind_limits=bind_limits(settings))
+def chat_config(settings: Settings, *, max_text: int | None = None, bot_username: str | None = None) -> ChatConfig:
+    """What the core needs from the settings, for one channel: the longest text it takes as a
+    message (`max_text`), and the bot's name when the platform told us (it overrides the setting)."""
+    config = ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
+                        bot_username=bot_username or settings.telegram_bot_username,
+                        bind_limits=bind_limits(settings))
+    return config if max_text is None else replace(config, max_text=max_text)
+
+
+class Replayed(Exception):
+    """The request's signed (timestamp, nonce) came before with another message: refuse it."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How one inbound delivery is claimed, and what comes with it besides its text.
+
+    Everything here crosses to the core process, so it is plain data.
+    """
+
+    key: str | None = None  # the platform's delivery id (update_id, MsgId): taken already → nothing runs
+    nonce: Nonce | None = None  # the request's signed (timestamp, nonce): taken by another message → `Replayed`
+    follow: bool | None = None  # the account can (True: a follow) or cannot (False: an unfollow) be pushed to
+    run: bool = True  # False: claim only (an unfollow, an event we do not act on)
+    queue: bool = False  # the replies go to the outbox in this transaction (a WeCom group: no direct answer)
 
 
 def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
-           now: datetime | None = None, claim: str | None = None) -> list[Outgoing] | None:
-    """Dispatch and render in one transaction; on any error, nothing is kept and an apology is sent.
+           now: datetime | None = None, delivery: Delivery | None = None) -> list[Outgoing] | None:
+    """The one answer path of every channel: claim, dispatch, render and cut to length, in one
+    transaction; on any error nothing is kept and the asker gets one short apology.
 
     Rendering inside the transaction means a reply that cannot be shown also undoes what it
-    reports (a bind, a language switch), so the user's next try starts from the same state.
-    `claim`, when given, is the platform's delivery id (Telegram's `update_id`): it is claimed
-    first, in the same transaction (`bot.core.dedupe`). None is returned when it was already taken:
-    the delivery was handled before, and nothing ran.
+    reports (a bind, a language switch), so the user's next try starts from the same state. The
+    delivery's key is the transaction's first statement (`bot.core.dedupe`): None is returned when
+    it was taken already — the delivery was handled before (a concurrent attempt in another process
+    waits on the unique index until the first commits) — and nothing ran. A failure rolls the claim
+    back with everything else, so a retry runs again.
     """
+    delivery = delivery or Delivery()
+    keys = keys_for(engine, delivery.nonce.keep if delivery.nonce is not None else None)
     try:
         with session_scope(engine) as session:
-            if claim is not None and not keys_for(engine).claim(session.connection(), incoming.platform, claim):
+            if delivery.key is not None and not keys.claim(session.connection(), incoming.platform, delivery.key):
                 return None
+            if delivery.nonce is not None and not keys.claim(session.connection(), incoming.platform,
+                                                             delivery.nonce.key):
+                raise Replayed(delivery.key)
+            if delivery.follow is not None:
+                identities.set_active(session, platform=incoming.platform, user_ref=incoming.user_ref,
+                                      active=delivery.follow)
+            if not delivery.run:
+                return []
             replies = handlers.dispatch.dispatch(session, incoming, config, now)
-            return [out for out in (rendered(reply, fit, incoming.is_group) for reply in replies) if out.text]
+            outs = [out for out in (rendered(reply, fit, incoming.is_group) for reply in replies) if out.text]
+            if delivery.queue:
+                queue_replies(session, incoming, config, delivery.key or "", outs)
+                return []
+            return outs
+    except Replayed:
+        raise
     except Exception:
         log.exception("dispatch failed for %s message in chat %s", incoming.platform, incoming.chat_ref)
         return [apology(incoming, config, fit)]
+
+
+def queue_replies(session: Session, incoming: Incoming, config: ChatConfig, key: str, outs: list[Outgoing]) -> None:
+    """Replies that cannot be answered directly, as outbox rows: the asker's own in one message to
+    them, the group's part and the line saying the rest went privately in one message to the group."""
+    own = [out for out in outs if out.private]
+    public = [out.text for out in outs if not out.private]
+    if own:
+        public.append(group_notice(own, True, config))  # WeCom can message a member at any time
+    identity = identities.active_identity(session, platform=incoming.platform, user_ref=incoming.user_ref)
+    now = utcnow()
+    base = f"reply:{incoming.platform}:{key.split(':', 1)[-1]}"[:180]
+    rows = []
+    if own:
+        rows.append({"key": f"{base}:private", "kind": "reply", "partner_id": identity.partner_id if identity else None,
+                     "identity_id": identity.id if identity else None, "platform": incoming.platform,
+                     "chat_ref": incoming.user_ref, "payload": {"text": "\n\n".join(out.text for out in own)},
+                     "next_attempt_at": now})
+    if public:
+        rows.append({"key": f"{base}:group", "kind": "reply", "platform": incoming.platform, "is_group": True,
+                     "chat_ref": incoming.chat_ref, "payload": {"text": "\n\n".join(public)}, "next_attempt_at": now})
+    outbox.queue(session, rows, now)
 
 
 def rendered(reply: Reply, fit: Fit, in_group: bool = False) -> Outgoing:

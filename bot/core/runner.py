@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -36,6 +36,7 @@ log = logging.getLogger("mianzi.core")
 
 
 def pool_for(engine: Engine) -> ThreadPoolExecutor:
+    """The threads answering on `engine`, shared by every channel: one on SQLite, eight on PostgreSQL."""
     with _lock:
         found = _pools.get(id(engine))
         if found is None:
@@ -46,7 +47,38 @@ def pool_for(engine: Engine) -> ThreadPoolExecutor:
 
 
 async def run(engine: Engine, fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` on the engine's threads (blocking work of the web process that is not an answer)."""
     return await asyncio.get_running_loop().run_in_executor(pool_for(engine), fn, *args)
+
+
+class Runner(Protocol):
+    """Where the chat core runs, behind one calling convention: `await runner.call(fn, *args)` runs
+    `fn(engine, *args)` there and returns its result (or raises its exception). Channels hold a
+    runner and never ask which one: a dead core process raises `BrokenProcessPool`, which they
+    answer with the apology, and the next call starts a new one."""
+
+    async def start(self) -> None: ...
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def stop(self) -> None: ...
+
+
+class ThreadRunner:
+    """The core in a thread of this process (`pool_for`): for PostgreSQL (more `serve` processes
+    scale it) and one-core hosts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def start(self) -> None:
+        """Nothing to start: the threads come with the first call."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool_for(self.engine), fn, self.engine, *args)
+
+    def stop(self) -> None:
+        """The threads are shared by every runner on the engine and end with the process."""
 
 
 class CoreProcess:

@@ -21,7 +21,7 @@ from bot import context
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.wechat.official_account import wechat_routes
 from bot.channels.wechat.wecom import wecom_routes
-from bot.core.runner import CoreProcess, freeze_heap
+from bot.core.runner import CoreProcess, Runner, ThreadRunner, freeze_heap
 from bot.settings import Settings, get_settings
 from bot.web.background import Background
 from bot.web.health import DatabaseHealth
@@ -37,11 +37,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     """The app; with `background` (the default, as in `mianzi serve`) it also runs the delivery
     worker and the scheduler for as long as it serves."""
     settings = settings or get_settings()
-    # MIANZI_CORE_PROCESS: one process answers every channel's chat messages (one writer on SQLite)
-    core = CoreProcess(settings.database_url) if settings.core_process_on() else None
-    telegram = TelegramChannel(settings, core) if settings.telegram_token else None
-    api = SalesApi(settings) if settings.api_token else None
     engine = context.engine(settings)
+    # Where every channel's chat answers run (one writer on SQLite): the core process, or a thread
+    core: Runner = CoreProcess(settings.database_url) if settings.core_process_on() else ThreadRunner(engine)
+    telegram = TelegramChannel(settings, core) if settings.receives("telegram") else None
+    api = SalesApi(settings) if settings.api_token else None
     services = Background(settings, engine) if background else None
     health = DatabaseHealth(lambda: context.engine(settings), timeout=HEALTH_TIMEOUT)
 
@@ -66,8 +66,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(context.engine, settings)  # create or migrate the schema before serving
-        if core is not None:
-            await core.start()  # spawned now, so that the first message does not wait for it
+        await core.start()  # a core process is spawned now, so that the first message does not wait for it
         try:
             if telegram is not None:
                 await telegram.start()
@@ -82,8 +81,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 if telegram is not None:
                     await telegram.stop()
         finally:
-            if core is not None:
-                await asyncio.to_thread(core.stop)
+            await asyncio.to_thread(core.stop)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

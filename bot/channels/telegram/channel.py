@@ -13,8 +13,7 @@ What it decides (and nothing else — who won is the core's business):
   shared by all workers), whether it came by webhook or polling; a new message's claim is part of
   the transaction that answers it.
 
-Replies are plain text (no parse mode, so nothing a user typed can turn into markup), cut to
-4096 UTF-16 code units, the unit Telegram counts in.
+Replies are plain text, cut to Telegram's limit (`bot.channels.telegram.limits`).
 """
 
 from __future__ import annotations
@@ -33,37 +32,25 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
 from bot import context
+from bot.channels.telegram.limits import fit_text
 from bot.channels.telegram.push import TelegramPush
 from bot.channels.telegram.request import AiohttpRequest
-from bot.core import runner as core_pool
-from bot.core.conversation import Outgoing, answer, chat_config, group_notice
+from bot.core.conversation import Delivery, Outgoing, answer, apology, chat_config, group_notice
 from bot.core.dedupe import DatabaseKeys, Dedupe, Layered, RecentKeys, keys_for
+from bot.core.runner import Runner, ThreadRunner, run
 from bot.settings import Settings
 from bot.web.body import Rejected, read_body
 from handlers.types import ChatConfig, Incoming
 from messages.locales import locale_for
-from messages.render import fit, t
+from messages.render import t
 
 log = logging.getLogger("mianzi.telegram")
 
 PLATFORM = "telegram"
-TEXT_LIMIT = 4096  # UTF-16 code units
 MAX_UPDATE_BYTES = 1 << 20
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def fit_text(text: str) -> str:
-    """Cut at a line boundary so that the text fits Telegram's limit (emoji count twice there)."""
-    text = fit(text, max_chars=TEXT_LIMIT)
-    while (excess := utf16_len(text) - TEXT_LIMIT) > 0:
-        text = fit(text, max_chars=len(text) - excess)
-    return text
 
 
 def command_text(text: str, bot_username: str) -> str | None:
@@ -105,15 +92,17 @@ def incoming_from_update(update: Update, bot_username: str) -> Incoming | None:
 class TelegramChannel:
     """One bot: its PTB `Application`, the webhook route, and the start/stop of the lifespan."""
 
-    def __init__(self, settings: Settings, core: core_pool.CoreProcess | None = None) -> None:
-        """`core`: the process chat answers run in (MIANZI_CORE_PROCESS), started and stopped by the app."""
-        if not settings.telegram_token:
+    def __init__(self, settings: Settings, core: Runner | None = None) -> None:
+        """`core`: where chat answers run (`bot.core.runner`; the app starts and stops it), by default a
+        thread of this process."""
+        if not settings.receives("telegram") or not settings.telegram_token:
             raise ValueError("Telegram is off: MIANZI_TELEGRAM_TOKEN is not set")
         self.settings = settings
         self._recent = RecentKeys()
         self._replies = TelegramPush(settings.telegram_token, settings.telegram_api_url)
         self._claims: DatabaseKeys | None = None  # once the engine is known
-        self._core = core  # MIANZI_CORE_PROCESS: answers in a process of their own
+        self._core = core
+        self._runner: Runner | None = core  # a thread runner once the engine is known, if none was given
         self.dedupe: Dedupe | None = None  # this process's memory, then the database
         self.webhook_mode = bool(settings.telegram_webhook_url)
         builder = (ApplicationBuilder().token(settings.telegram_token).base_url(settings.telegram_api_url)
@@ -137,6 +126,7 @@ class TelegramChannel:
         """Ask Telegram who we are, then register the webhook or start long polling."""
         self._engine = await asyncio.to_thread(context.engine, self.settings)
         self._claims = keys_for(self._engine)
+        self._runner = self._core or ThreadRunner(self._engine)
         self.dedupe = Layered(self._recent, self._claims)
         app = self.application
         try:
@@ -148,7 +138,7 @@ class TelegramChannel:
             if username and username.lower() != self.settings.telegram_bot_username.lower():
                 log.warning("the bot is @%s but MIANZI_TELEGRAM_BOT_USERNAME says %s: invite links printed by "
                             "the CLI use the setting", username, self.settings.telegram_bot_username)
-            self.config = chat_config(self.settings, username)
+            self.config = chat_config(self.settings, bot_username=username)
             await app.start()
             if self.webhook_mode:
                 if not self.settings.telegram_secret:
@@ -264,21 +254,18 @@ class TelegramChannel:
                             reply_to=incoming.message_ref)
 
     async def _answer(self, incoming: Incoming, claim: str | None = None) -> list[Outgoing] | None:
-        """`bot.core.conversation.answer` where the core runs: its own process, or a thread of this one."""
-        if self._core is not None:
-            try:
-                return await self._core.call(answer, incoming, self.config, fit_text, None, claim)
-            except BrokenProcessPool:
-                return [Outgoing(text=fit_text(t("web.internal_error", locale_for(incoming.locale_hint,
-                                                                                  self.config.default_locale))))]
-        assert self._engine is not None
-        return await core_pool.run(self._engine, answer, self._engine, incoming, self.config, fit_text, None, claim)
+        """`bot.core.conversation.answer` through the runner (a thread, or the core process)."""
+        assert self._runner is not None
+        try:
+            return await self._runner.call(answer, incoming, self.config, fit_text, None, Delivery(key=claim))
+        except BrokenProcessPool:  # the core process died with this message: the apology, nothing kept
+            return [apology(incoming, self.config, fit_text)]
 
     async def _seen_before(self, update_id: int) -> bool:
         """The claim; if the database cannot be asked, go on: the user then gets at least an apology."""
         assert self.dedupe is not None
         try:
-            return await core_pool.run(self._engine, self.dedupe.seen_before, PLATFORM, str(update_id))
+            return await run(self._engine, self.dedupe.seen_before, PLATFORM, str(update_id))
         except Exception:
             log.exception("could not check update %s for a repeat delivery", update_id)
             return False

@@ -16,10 +16,7 @@ from typing import Any
 import aiohttp
 
 from bot.channels.base import OutboxItem, SendResult
-from messages.render import fit
-
-MAX_CHARS = 4096
-MAX_CAPTION = 1024
+from bot.channels.telegram.limits import fit_caption, fit_text
 
 
 class TelegramPush:
@@ -47,7 +44,7 @@ class TelegramPush:
                         reply_to: str | None = None) -> SendResult:
         """`sendMessage` with inline buttons given as (label, callback data) pairs; `reply_to`: the message
         it answers (sent anyway if that one is gone)."""
-        body: dict[str, Any] = {"chat_id": chat_ref, "text": fit(text, max_chars=MAX_CHARS)}
+        body: dict[str, Any] = {"chat_id": chat_ref, "text": fit_text(text)}
         if reply_to:
             body["reply_parameters"] = json.dumps({"message_id": int(reply_to), "allow_sending_without_reply": True})
         if buttons:
@@ -64,7 +61,7 @@ class TelegramPush:
             return SendResult("failed", error=f"image: {exc.strerror}")
         form = aiohttp.FormData()
         form.add_field("chat_id", item.chat_ref)
-        form.add_field("caption", fit(item.payload.get("caption", ""), max_chars=MAX_CAPTION))
+        form.add_field("caption", fit_caption(item.payload.get("caption", "")))
         form.add_field("photo", data, filename=path.name, content_type="image/png")
         return await self._call("sendPhoto", form)
 

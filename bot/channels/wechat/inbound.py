@@ -14,7 +14,7 @@ The rules that shape this module (DESIGN §5):
   WeChat only retries when it did not get our first answer; a retry reaching another process
   gets `success`.
 - **Where the core runs.** A worker thread of this process, or with `MIANZI_CORE_PROCESS=1` the
-  core process (`bot.core.runner.CoreProcess`): only `execute` (claim, dispatch, render, fit)
+  core process (`bot.core.runner`): only `execute` (claim, dispatch, render, fit)
   crosses to it; the entries, the deadline and the late replies stay here. If that process dies,
   the messages it was answering get the apology and nothing of them is kept (their transactions
   died with it); the next message starts a new one.
@@ -33,42 +33,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-from sqlmodel import Session
+from sqlalchemy import Engine
 
-import handlers.dispatch
 from bot.channels.wechat.callback_xml import Inbound, Rejected
-from bot.core.conversation import group_notice, rendered
-from bot.core.dedupe import Nonce, keys_for
-from bot.core.runner import CoreProcess
-from bot.settings import Settings, bind_limits
-from handlers.types import ChatConfig, Incoming, Reply
-from messages.render import fit, render, t
-from models import outbox
+from bot.channels.wechat.limits import fit_text
+from bot.core.conversation import Delivery, Replayed, answer, apology, chat_config
+from bot.core.dedupe import Nonce
+from bot.core.runner import Runner, ThreadRunner
+from bot.settings import Settings
+from handlers.types import ChatConfig, Incoming
+from models import identities, outbox
 from models.db import session_scope
-from models.tables import ChatIdentity, Outbox
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.wechat")
 
-REPLY_BYTES = 2048  # passive replies and customer-service texts are counted in UTF-8 bytes
 DEADLINE = 4.0  # seconds before we give up on a passive reply (WeChat waits 5)
 MENU_COMMANDS = ("rank", "team", "me", "contests", "honors", "help")
 MAX_TEXT = 2000
 MAX_CODE = 64
-
-
-def chat_config(settings: Settings) -> ChatConfig:
-    return ChatConfig(timezone=settings.timezone, default_locale=settings.locale, max_text=MAX_TEXT,
-                      bind_limits=bind_limits(settings))
 
 
 @dataclass(frozen=True)
@@ -82,10 +71,6 @@ class Action:
 
 
 IGNORED = Action(None, ignored=True)
-
-
-class Replayed(Exception):
-    """The request's signed (timestamp, nonce) came before with another message: refuse it."""
 
 
 def plan(msg: Inbound) -> Action | None:
@@ -125,22 +110,17 @@ class Responder:
     """Runs the core for callbacks of one platform (`wechat` or `wecom`) and keeps the 5-second rule."""
 
     def __init__(self, engine: Engine, settings: Settings, platform: str, *, deadline: float = DEADLINE,
-                 memory: int = 10_000, core: CoreProcess | None = None) -> None:
+                 memory: int = 10_000, core: Runner | None = None) -> None:
+        """`core`: where the core runs (`bot.core.runner`), by default a thread of this process."""
         self.engine = engine
-        self.core = core  # MIANZI_CORE_PROCESS: the core runs there instead of in `_pool`
-        self._tasks: set[asyncio.Task[None]] = set()  # core-process runs outliving their request
+        self.runner: Runner = core or ThreadRunner(engine)
+        self._tasks: set[asyncio.Task[None]] = set()  # runs outliving their request (late replies)
         self.platform = platform
-        self.config = chat_config(settings)
+        self.config = chat_config(settings, max_text=MAX_TEXT)
         self.deadline = deadline
         self.memory = memory
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
-        # Each message's transaction writes from its first statement. SQLite has one writer at a
-        # time, and its busy handler sleeps up to 100 ms between tries: threads queueing for the
-        # lock turn into multi-second tails. So on SQLite one thread runs them, one after another.
-        workers = 1 if engine.dialect.name == "sqlite" else 8
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{platform}-core")
-        weakref.finalize(self, self._pool.shutdown, wait=False)
 
     async def reply(self, msg: Inbound, nonce: Nonce | None = None) -> str | None:
         """The passive reply for this callback, or None to answer `success` (nothing, or later).
@@ -156,13 +136,9 @@ class Responder:
         if not fresh:
             log.info("%s: retry of %s from %s, not run again", self.platform, key, msg.from_user)
             return await self._wait(entry)
-        job: asyncio.Future[None]
-        if self.core is None:
-            job = asyncio.get_running_loop().run_in_executor(self._pool, self._run, msg, action, key, entry, nonce)
-        else:
-            job = asyncio.ensure_future(self._run_in_core(self.core, msg, action, key, entry, nonce))
-            self._tasks.add(job)
-            job.add_done_callback(self._tasks.discard)
+        job = asyncio.ensure_future(self._run(msg, action, key, entry, nonce))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
         await asyncio.wait({job}, timeout=self.deadline)
         return self._answer(entry, key)
 
@@ -196,50 +172,31 @@ class Responder:
                 self._entries.popitem(last=False)
             return entry, True
 
-    def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry, nonce: Nonce | None) -> None:
-        """In a worker thread: run the core, then hand the reply to the request or to the outbox."""
+    async def _run(self, msg: Inbound, action: Action, key: str, entry: _Entry, nonce: Nonce | None) -> None:
+        """Run the core through the runner, then hand the reply to the request or to the outbox; a
+        dead core process costs this message the apology."""
         try:
-            claimed, text = execute(self.engine, self.platform, self.config, msg.from_user, action, key, nonce,
-                                    self._group(msg))
-        except Replayed:
-            self._refuse(key, entry)
-            return
-        if not self._settle(msg, key, entry, claimed, text):
-            return
-        if self._late_text(entry):
-            self._guarded(f"queue the late reply to {key}", queue_late, self.engine, self.platform,
-                          msg.from_user, key, entry.text)
-
-    async def _run_in_core(self, core: CoreProcess, msg: Inbound, action: Action, key: str, entry: _Entry,
-                           nonce: Nonce | None) -> None:
-        """`_run` with the database work in the core process; a dead one costs this message the apology."""
-        try:
-            claimed, text = await core.call(execute, self.platform, self.config, msg.from_user, action, key, nonce,
-                                            self._group(msg))
+            claimed, text = await self.runner.call(execute, self.platform, self.config, msg.from_user, action, key,
+                                                   nonce, self._group(msg))
         except Replayed:
             self._refuse(key, entry)
             return
         except BrokenProcessPool:
-            claimed, text = True, apology(self.config)
+            claimed, text = True, passive(apology(Incoming(self.platform, msg.from_user, msg.from_user, None),
+                                                  self.config, _whole).text)
         if not self._settle(msg, key, entry, claimed, text):
             return
         if self._late_text(entry):
-            await self._guarded_in_core(core, f"queue the late reply to {key}", queue_late, self.platform,
-                                        msg.from_user, key, entry.text)
+            await self._guarded(f"queue the late reply to {key}", queue_late, self.platform, msg.from_user, key,
+                                entry.text)
 
     def _group(self, msg: Inbound) -> str | None:
         """The WeCom group chat a message came from (the Official Account has no group chats)."""
         return msg.chat_id if self.platform == "wecom" else None
 
-    def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+    async def _guarded(self, what: str, fn: Callable[..., None], *args: Any) -> None:
         try:
-            fn(*args)
-        except Exception:
-            log.exception("%s: could not %s", self.platform, what)
-
-    async def _guarded_in_core(self, core: CoreProcess, what: str, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            await core.call(fn, *args)
+            await self.runner.call(fn, *args)
         except Exception:  # the core process died (BrokenProcessPool), or `fn` failed there
             log.exception("%s: could not %s", self.platform, what)
 
@@ -278,81 +235,35 @@ class Responder:
 
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
             key: str, nonce: Nonce | None = None, group: str | None = None) -> tuple[bool, str | None]:
-    """(claimed, reply). The claim (`bot.core.dedupe`, as for Telegram) is the transaction's first
-    statement: a key already there means another attempt got there first (it waits for that one to
-    commit), and a failure undoes the claim together with everything else, so nothing of a failed
-    message is kept. Old keys are pruned by the claims now and then.
-
-    Then the request's `nonce` is claimed: taken already means another message came with it, and
-    `Replayed` is raised after the transaction (the key's claim with it) is rolled back.
+    """(claimed, passive reply): the callback through the one answer path (`bot.core.conversation.answer`:
+    its key claimed first, then its `nonce` — `Replayed` when another message came with it — in
+    the transaction that runs the core, so nothing of a failed message is kept).
 
     `group`: the WeCom group chat the message was posted in. Its replies are not passive (that one
     answer goes to the asker's app chat): the group's part goes to the group (`appchat/send`) and the
     asker's own to them (`message/send`), queued in the outbox in this same transaction."""
     incoming = Incoming(platform=platform, user_ref=user_ref, chat_ref=group or user_ref, text=action.text,
                         is_group=group is not None)
-    keys = keys_for(engine, nonce.keep if nonce is not None else None)
-    try:
-        with session_scope(engine) as session:
-            if not keys.claim(session.connection(), platform, key):
-                return False, None
-            if nonce is not None and not keys.claim(session.connection(), platform, nonce.key):
-                raise Replayed(key)
-            if action.ignored:
-                return True, None
-            if action.unfollow:
-                _set_active(session, platform, user_ref, False)
-                log.info("%s: %s unfollowed, identity marked inactive", platform, user_ref)
-                return True, None
-            if action.follow:
-                _set_active(session, platform, user_ref, True)
-            replies = handlers.dispatch.dispatch(session, incoming, config)
-            if group is not None:
-                _queue_group_replies(session, incoming, config, key, replies)
-                return True, None
-            texts = [render(r.template, r.locale, **r.context) for r in replies]
-            joined = "\n\n".join(text for text in texts if text)
-            return True, fit(joined, max_bytes=REPLY_BYTES) if joined else None
-    except Replayed:
-        raise
-    except Exception:
-        log.exception("%s: dispatch failed for a message from %s", platform, user_ref)
-        return True, apology(config)
+    follow = True if action.follow else False if action.unfollow else None
+    delivery = Delivery(key=key, nonce=nonce, follow=follow, run=not (action.ignored or action.unfollow),
+                        queue=group is not None)
+    outs = answer(engine, incoming, config, _whole, None, delivery)
+    if outs is None:
+        return False, None
+    if action.unfollow:
+        log.info("%s: %s unfollowed, identity marked inactive", platform, user_ref)
+    joined = "\n\n".join(out.text for out in outs)
+    return True, passive(joined) if joined else None
 
 
-def _queue_group_replies(session: Session, incoming: Incoming, config: ChatConfig, key: str,
-                         replies: list[Reply]) -> None:
-    """A group message's replies as outbox rows: the asker's own in one message to them, the group's
-    part and the line saying the rest went privately in one message to the group."""
-    outs = [out for out in (rendered(reply, lambda text: text, in_group=True) for reply in replies) if out.text]
-    own = [out for out in outs if out.private]
-    public = [out.text for out in outs if not out.private]
-    if own:
-        public.append(group_notice(own, True, config))  # WeCom can message a member at any time
-    identity = session.execute(select(ChatIdentity).where(
-        ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref,
-        ChatIdentity.active.is_(True))).scalars().first()
-    now = utcnow()
-    base = f"reply:{incoming.platform}:{key.split(':', 1)[1]}"[:180]
-    rows = []
-    if own:
-        rows.append({"key": f"{base}:private", "kind": "reply", "partner_id": identity.partner_id if identity else None,
-                     "identity_id": identity.id if identity else None, "platform": incoming.platform,
-                     "chat_ref": incoming.user_ref, "payload": {"text": "\n\n".join(out.text for out in own)},
-                     "next_attempt_at": now})
-    if public:
-        rows.append({"key": f"{base}:group", "kind": "reply", "platform": incoming.platform, "is_group": True,
-                     "chat_ref": incoming.chat_ref, "payload": {"text": "\n\n".join(public)}, "next_attempt_at": now})
-    outbox.queue(session, rows, now)
+def _whole(text: str) -> str:
+    """Replies are joined into one passive reply before they are cut (`passive`)."""
+    return text
 
 
-def apology(config: ChatConfig) -> str:
-    return fit(t("wechat.internal_error", config.default_locale), max_bytes=REPLY_BYTES)
-
-
-def _set_active(session: Session, platform: str, user_ref: str, active: bool) -> None:
-    session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-                                               ChatIdentity.active.is_(not active)).values(active=active))
+def passive(text: str) -> str:
+    """A passive reply or customer-service text, cut at a line to WeChat's limit (`limits`)."""
+    return fit_text(text)
 
 
 def queue_late(engine: Engine, platform: str, user_ref: str, key: str, text: str) -> None:
@@ -360,12 +271,9 @@ def queue_late(engine: Engine, platform: str, user_ref: str, key: str, text: str
     for the delivery worker."""
     now = utcnow()
     with session_scope(engine) as session:
-        identity = session.execute(select(ChatIdentity).where(
-            ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-            ChatIdentity.active.is_(True))).scalars().first()
-        session.add(Outbox(key=f"reply:{platform}:{key.split(':', 1)[1]}"[:200], kind="reply",
-                           partner_id=identity.partner_id if identity else None,
-                           identity_id=identity.id if identity else None, platform=platform,
-                           chat_ref=user_ref, payload={"text": text, "reply_to": key},
-                           status="pending", next_attempt_at=now, created_at=now))
+        identity = identities.active_identity(session, platform=platform, user_ref=user_ref)
+        outbox.queue(session, [{"key": f"reply:{platform}:{key.split(':', 1)[1]}"[:200], "kind": "reply",
+                                "partner_id": identity.partner_id if identity else None,
+                                "identity_id": identity.id if identity else None, "platform": platform,
+                                "chat_ref": user_ref, "payload": {"text": text, "reply_to": key}}], now)
     log.info("%s: late reply to %s queued in the outbox", platform, key)

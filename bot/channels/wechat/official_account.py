@@ -43,7 +43,7 @@ from bot.channels.wechat.callback_xml import (
 )
 from bot.channels.wechat.inbound import DEADLINE, Responder
 from bot.core.dedupe import Nonce
-from bot.core.runner import CoreProcess
+from bot.core.runner import Runner
 from bot.settings import Settings
 
 log = logging.getLogger("mianzi.wechat")
@@ -53,7 +53,7 @@ SUCCESS = "success"
 
 class OfficialAccount:
     def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE,
-                 core: CoreProcess | None = None) -> None:
+                 core: Runner | None = None) -> None:
         if not settings.wechat_token or not settings.wechat_app_id:
             raise ValueError("MIANZI_WECHAT_TOKEN and MIANZI_WECHAT_APP_ID are required for /wechat/callback")
         self.token = settings.wechat_token
@@ -109,9 +109,9 @@ class OfficialAccount:
 
 
 def wechat_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE,
-                  core: CoreProcess | None = None) -> list[Route]:
+                  core: Runner | None = None) -> list[Route]:
     """The Official Account callback routes (empty when the account is not configured)."""
-    if not settings.wechat_token or not settings.wechat_app_id:
+    if not settings.receives("wechat"):
         return []
     account = OfficialAccount(settings, engine, deadline, core)
     return [Route("/wechat/callback", account.verify, methods=["GET"]),

@@ -63,18 +63,17 @@ from sqlmodel import Session
 
 from bot.channels.base import OutboxItem, SendResult
 from bot.channels.wechat.access_token import ApiError, WeixinApi
+from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
-from messages.render import fit, local_time
+from messages.render import local_time
 from models.tables import ChatIdentity
 from models.values import as_utc, utcnow
 
 log = logging.getLogger("mianzi.wechat.push")
 
-TEXT_BYTES = 2048
 IMAGE_BYTES = 10 * 1024 * 1024  # both platforms' limit for an image as temporary media
 MEDIA_REUSE = 2 * 24 * 3600.0  # seconds a media id is reused; the platform keeps temporary media 3 days
 INVALID_MEDIA = 40007
-TEMPLATE_CHARS = 200
 WINDOW = timedelta(hours=48)
 WINDOW_PUSHES = 5
 WINDOW_CLOSED = "wechat_window_closed"
@@ -179,7 +178,7 @@ class WeChatPush:
     platform = "wechat"
 
     def __init__(self, settings: Settings, engine: Engine, **api_options: Any) -> None:
-        if not settings.wechat_app_id or not settings.wechat_app_secret:
+        if not settings.sends("wechat"):
             raise ValueError("MIANZI_WECHAT_APP_ID and MIANZI_WECHAT_APP_SECRET are required to push on WeChat")
         self.engine = engine
         self.template_id = settings.wechat_template_id
@@ -192,7 +191,7 @@ class WeChatPush:
     async def send(self, item: OutboxItem) -> SendResult:
         if item.payload.get("image"):
             return await self._image(item)
-        text = fit(str(item.payload.get("text") or ""), max_bytes=TEXT_BYTES)
+        text = fit_text(str(item.payload.get("text") or ""))
         if not text.strip():
             return SendResult("failed", error="empty_text")
         if item.is_group:
@@ -257,7 +256,7 @@ class WeChatPush:
 
     async def _caption(self, item: OutboxItem, window: _Window) -> None:
         """The caption of a delivered image, best effort: its failure is logged, not reported."""
-        text = fit(str(item.payload.get("caption") or ""), max_bytes=TEXT_BYTES)
+        text = fit_text(str(item.payload.get("caption") or ""))
         if not text.strip():
             return
         body = {"touser": item.chat_ref, "msgtype": "text", "text": {"content": text}}
@@ -270,7 +269,7 @@ class WeChatPush:
 
     async def _template(self, item: OutboxItem, text: str) -> SendResult:
         body = {"touser": item.chat_ref, "template_id": self.template_id,
-                "data": {"keyword1": {"value": fit(text, max_chars=TEMPLATE_CHARS)},
+                "data": {"keyword1": {"value": fit_template(text)},
                          "keyword2": {"value": local_time(utcnow(), self.timezone)}}}
         data = await guarded("wechat", self.api.post("message/template/send", body))
         return data if isinstance(data, SendResult) else self._outcome(data)
@@ -324,7 +323,7 @@ class WeComPush:
     batch_size = WECOM_BATCH
 
     def __init__(self, settings: Settings, engine: Engine, **api_options: Any) -> None:
-        if not settings.wecom_corp_id or not settings.wecom_secret or not settings.wecom_agent_id:
+        if not settings.sends("wecom"):
             raise ValueError("MIANZI_WECOM_CORP_ID, _SECRET and _AGENT_ID are required to push on WeCom")
         self.agent_id = int(settings.wecom_agent_id)
         self.api = WeixinApi(engine, f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}",
@@ -346,7 +345,7 @@ class WeComPush:
         payload = items[0].payload
         if payload.get("image"):
             return await self._image(items)
-        text = fit(str(payload.get("text") or ""), max_bytes=TEXT_BYTES)
+        text = fit_text(str(payload.get("text") or ""))
         if not text.strip():
             return [SendResult("failed", error="empty_text")] * len(items)
         return await self._message(items, {"msgtype": "text", "text": {"content": text}})
@@ -364,7 +363,7 @@ class WeComPush:
         if error and error.startswith(f"wecom_{INVALID_MEDIA}:"):
             self.media.forget(media_id)
             return [SendResult("retry", error=error)] * len(items)
-        caption = fit(str(items[0].payload.get("caption") or ""), max_bytes=TEXT_BYTES)
+        caption = fit_text(str(items[0].payload.get("caption") or ""))
         got = [item for item, result in zip(items, results, strict=True) if result.outcome == "sent"]
         if got and caption.strip():
             for item, text in zip(got, await self._message(got, {"msgtype": "text", "text": {"content": caption}}),

@@ -39,22 +39,15 @@ from bot.channels.wechat.callback_xml import (
 )
 from bot.channels.wechat.inbound import DEADLINE, Responder
 from bot.core.dedupe import Nonce
-from bot.core.runner import CoreProcess
+from bot.core.runner import Runner
 from bot.settings import Settings
 
 log = logging.getLogger("mianzi.wecom")
 
-REQUIRED = ("wecom_corp_id", "wecom_agent_id", "wecom_token", "wecom_aes_key")
-
-
-def configured(settings: Settings) -> bool:
-    return all(getattr(settings, name) for name in REQUIRED)
-
-
 class WeComApp:
     def __init__(self, settings: Settings, engine: Engine, deadline: float = DEADLINE,
-                 core: CoreProcess | None = None) -> None:
-        if not configured(settings):
+                 core: Runner | None = None) -> None:
+        if not settings.receives("wecom"):
             raise ValueError("MIANZI_WECOM_CORP_ID, _AGENT_ID, _TOKEN and _AES_KEY are required for /wecom/callback")
         self.token = str(settings.wecom_token)
         self.corp_id = str(settings.wecom_corp_id)
@@ -101,9 +94,9 @@ class WeComApp:
 
 
 def wecom_routes(settings: Settings, engine: Engine, *, deadline: float = DEADLINE,
-                 core: CoreProcess | None = None) -> list[Route]:
+                 core: Runner | None = None) -> list[Route]:
     """The WeCom callback routes (empty when the app is not configured)."""
-    if not configured(settings):
+    if not settings.receives("wecom"):
         return []
     app = WeComApp(settings, engine, deadline, core)
     return [Route("/wecom/callback", app.verify, methods=["GET"]),
