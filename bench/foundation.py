@@ -22,6 +22,8 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
              its own short session (as a chat request): contest, ensure_fresh, line_of_partner,
              next_above, next_tier
   top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
+  redis      the anchor of lookups and top10: the same scores in a Redis sorted set (127.0.0.1:6379,
+             redis-py), N times ZREVRANK + ZSCORE + ZREVRANGE of the place above, and ZREVRANGE 0 9
   close      contests.close: freeze every result and write the prize ledger, committed
   sales_xlsx `sales import` of the same sales as an Excel sheet (sales.xlsx: typed cells, as Excel
              saves them; written once from sales.csv with openpyxl and kept), into a copy of the
@@ -56,7 +58,8 @@ TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
 CLOSE_AT = "2026-12-01T00:00:00"
 LOAD_WARN = 1.0  # a 1-min load average above this (on 2 cores) before a step is reported
 
-STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "close", "sales_xlsx")
+STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "redis", "close",
+         "sales_xlsx")
 
 # Targets of the issue (seconds); rows/s for the import.
 TARGET_IMPORT_ROWS_S = 100_000
@@ -300,6 +303,50 @@ def step_top10(a: argparse.Namespace) -> dict:
         got = one()
         samples.append(time.perf_counter() - t0)
     return {**_percentiles(samples), "lines": got}
+
+
+def step_redis(a: argparse.Namespace) -> dict:
+    """The same board in a Redis sorted set: what a leaderboard built on Redis pays per lookup."""
+    import redis
+    from sqlalchemy import select
+
+    from models.db import session_scope
+    from models.tables import Standing
+
+    engine = _engine(a.db)
+    cid = _contest_id(engine)
+    with session_scope(engine) as s:
+        scores = s.execute(select(Standing.partner_id, Standing.score).where(
+            Standing.contest_id == cid, Standing.kind == "partner")).all()
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    key = f"mianzi-bench:board:{cid}"
+    client.delete(key)
+    for start in range(0, len(scores), 10_000):
+        client.zadd(key, {str(pid): score for pid, score in scores[start:start + 10_000]})
+    pids = _random_partners(engine, a.lookups + a.warmup, a.seed)
+
+    def one(pid: int) -> tuple:
+        rank = client.zrevrank(key, str(pid))
+        score = client.zscore(key, str(pid))
+        above = client.zrevrange(key, rank - 1, rank - 1, withscores=True) if rank else []
+        return rank, score, above
+
+    try:
+        for pid in pids[: a.warmup]:
+            one(pid)
+        lookups = []
+        for pid in pids[a.warmup:]:
+            t0 = time.perf_counter()
+            one(pid)
+            lookups.append(time.perf_counter() - t0)
+        tops = []
+        for _ in range(a.lookups):
+            t0 = time.perf_counter()
+            client.zrevrange(key, 0, 9, withscores=True)
+            tops.append(time.perf_counter() - t0)
+    finally:
+        client.delete(key)
+    return {"members": len(scores), "lookups": _percentiles(lookups), "top10": _percentiles(tops)}
 
 
 def step_close(a: argparse.Namespace) -> dict:
@@ -578,6 +625,20 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         return (f"top 10, {tp['n']:,} queries", f"p50 {_ms(tp['p50'])} · p99 {_ms(tp['p99'])} · max {_ms(tp['max'])}",
                 "p99 < 5 ms", ok(tp["p99"] < TARGET_TOP_P99), _mib(tp))
 
+    def redis_rows() -> list[tuple[str, str, str, str, str]]:
+        rd, lk, tp = st["redis"], st.get("lookups"), st.get("top10")
+        out = [(f"Redis sorted set ({rd['members']:,} members): ZREVRANK + ZSCORE + ZREVRANGE (anchor)",
+                f"p50 {_ms(rd['lookups']['p50'])} · p99 {_ms(rd['lookups']['p99'])}", "", "", ""),
+               ("Redis ZREVRANGE 0 9 (anchor)", f"p50 {_ms(rd['top10']['p50'])} · p99 {_ms(rd['top10']['p99'])}",
+                "", "", "")]
+        if lk:
+            ratio = lk["p99"] / rd["lookups"]["p99"]
+            out.append(("lookup p99 ÷ Redis's three calls", f"{ratio:.2f}×", "≤ 1×", ok(ratio <= 1), ""))
+        if tp:
+            ratio = tp["p99"] / rd["top10"]["p99"]
+            out.append(("top 10 p99 ÷ Redis ZREVRANGE", f"{ratio:.2f}×", "≤ 2×", ok(ratio <= 2), ""))
+        return out
+
     def close_row() -> tuple[str, str, str, str, str]:
         cl = st["close"]
         return (f"close ({cl['results']:,} results, {cl['points_entries']:,} ledger entries)", _s(cl["seconds"]),
@@ -599,10 +660,16 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         (("sales", "refresh"), cli_row),
         (("lookups",), lookups_row),
         (("top10",), top_row),
+        (("redis",), redis_rows),
         (("close",), close_row),
         (("sales_xlsx",), xlsx_row),
     ]
-    return [row() for needs, row in rows if all(step in st for step in needs)]
+    out: list[tuple[str, str, str, str, str]] = []
+    for needs, row in rows:
+        if all(step in st for step in needs):
+            made = row()
+            out.extend(made if isinstance(made, list) else [made])
+    return out
 
 
 def machine_line(doc: dict) -> str:
