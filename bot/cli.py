@@ -541,7 +541,7 @@ def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import func, select
 
     from models import rewards as store
-    from models.tables_rewards import Redemption
+    from models.tables import Redemption
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:
@@ -575,7 +575,7 @@ def redemptions_list(status: str | None = typer.Option(None, "--status", help="p
                      json_out: bool = typer.Option(False, "--json")) -> None:
     """Redemption requests, oldest first."""
     from models import rewards as store
-    from models.tables_rewards import REDEMPTION_STATUSES
+    from models.tables import REDEMPTION_STATUSES
 
     loc = _locale()
     if status is not None and status not in REDEMPTION_STATUSES:
@@ -717,7 +717,7 @@ def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import func, select
 
     from models import trainings
-    from models.tables_rewards import Training, TrainingSignup
+    from models.tables import Training, TrainingSignup
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:
@@ -747,7 +747,7 @@ def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
                          json_out: bool = typer.Option(False, "--json")) -> None:
     """Who joined a training and who checked in."""
     from models import trainings
-    from models.tables_rewards import Training
+    from models.tables import Training
 
     with guarded(), session_scope(context.engine()) as session:
         item = session.get(Training, training_id)
@@ -778,7 +778,7 @@ def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import select
 
     from models import feedback
-    from models.tables_rewards import Training
+    from models.tables import Training
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:

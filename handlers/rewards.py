@@ -15,8 +15,7 @@ from models import points
 from models import rewards as store
 from models.errors import DataError
 from models.outbox import Recipient
-from models.tables import Partner
-from models.tables_rewards import Redemption, RewardItem
+from models.tables import Partner, Redemption, RewardItem
 
 PENDING_SHOWN = 10
 

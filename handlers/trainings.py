@@ -15,7 +15,7 @@ from handlers.parse import id_arg, is_number
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import trainings as ops
-from models.tables_rewards import Training, TrainingSignup
+from models.tables import Training, TrainingSignup
 
 JOIN_WORDS = ("join", "报名")
 CHECKIN_WORDS = ("checkin", "签到")

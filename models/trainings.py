@@ -21,8 +21,7 @@ from sqlmodel import Session
 from models import points
 from models.errors import DataError
 from models.segments import matches
-from models.tables import Partner
-from models.tables_rewards import Training, TrainingSignup
+from models.tables import Partner, Training, TrainingSignup
 from models.values import as_utc, zone
 
 CHECKIN_WINDOW = timedelta(minutes=30)

@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 import models.imports
-from models.tables import Partner, Sale, Target
-from models.tables_rewards import RewardItem
+from models.tables import Partner, RewardItem, Sale, Target
 from tests.cli_runner import mianzi
 from tests.test_imports import PARTNERS, SALES_HEADER, write
 
