@@ -26,18 +26,12 @@ from models.csvfile import CsvRows, count_lines, open_table
 from models.db import session_scope
 from models.errors import DataError
 from models.identities import new_invite
-from models.imports import (
-    PARTNER_COLUMNS,
-    SALE_COLUMNS,
-    SALE_REQUIRED,
-    TARGET_COLUMNS,
-    ImportRejected,
-    ImportReport,
-    import_partners,
-    import_sales,
-    import_targets,
-    rows_from_csv,
-)
+from models.imports.partners import PARTNER_COLUMNS, import_partners
+from models.imports.records import rows_from_csv
+from models.imports.report import ImportRejected, ImportReport
+from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+from models.imports.sales import import_sales
+from models.imports.targets import TARGET_COLUMNS, import_targets
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
 from models.tables import Contest, Partner, Team
 from models.values import parse_datetime_local, parse_duration, parse_period_bound, utcnow, zone

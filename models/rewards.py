@@ -23,7 +23,8 @@ from sqlmodel import Session
 
 from models import points
 from models.errors import DataError
-from models.imports import ImportRejected, ImportReport, Row, RowError
+from models.imports.records import Row
+from models.imports.report import ImportRejected, ImportReport, RowError
 from models.tables import Partner, Redemption, RewardItem
 
 CATALOG_COLUMNS = ("sku", "name_zh", "name_en", "points", "stock", "active")

@@ -442,3 +442,12 @@ def refresh_tracking(session: Session, contest_id: int) -> list[int]:
     contest = refresh(session, contest_id)
     after = public_top_ids(session, contest) if contest.scope == "individual" else set()
     return sorted(before - after)
+
+
+def mark_open_contests_dirty(session: Session, start: datetime | None = None,
+                             end: datetime | None = None) -> None:
+    """Invalidate the live standings of open contests (those whose period touches [start, end])."""
+    stmt = update(Contest).where(Contest.closed_at.is_(None))
+    if start is not None and end is not None:
+        stmt = stmt.where(Contest.start_at <= end, Contest.end_at > start)
+    session.execute(stmt.values(standings_dirty=True))
