@@ -461,7 +461,7 @@ def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", h
                       json_out: bool = typer.Option(False, "--json")) -> None:
     """What was sent, pending, failed, blocked or undeliverable, per channel, with the reasons."""
     from messages.render import render
-    from models import outbox
+    from models import delivery_report as outbox
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:

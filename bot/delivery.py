@@ -43,7 +43,7 @@ from sqlalchemy import Engine, case, update
 
 from bot.ratelimit import BatchLimiter, Ceilings, Deferred
 from bot.senders import BatchSender, OutboxItem, Sender, SendResult, batching
-from models import outbox
+from models import leases as outbox  # claim, mark, renew: the outbox's leases
 from models.tables import Outbox
 from models.values import utcnow
 

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from handlers import views
 from messages.render import render
 from models import outbox, standings
+from models.recipients import recipients
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner, TeamChat
 
@@ -96,25 +97,24 @@ def announce_close(session: Session, contest_id: int, now: datetime, group_local
     rows: list[dict[str, Any]] = []
     for link in session.execute(select(TeamChat).order_by(TeamChat.id)).scalars():
         text = render("winners_public", group_locale, **public)
-        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}", "kind": "announcement",
-                     "batch_id": None, "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
-                     "payload": {"text": text}})
+        rows.append(outbox.to_group(key=f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}",
+                                    kind="announcement", platform=link.platform, chat_ref=link.chat_ref,
+                                    payload={"text": text}))
     own_kind = "member" if contest.scope == "team" else "partner"
     lines = {r.partner_id: r for r in session.execute(select(ContestResult).where(
         ContestResult.contest_id == contest.id, ContestResult.kind == own_kind)).scalars()}
     team_lines = {r.team_id: r for r in session.execute(select(ContestResult).where(
         ContestResult.contest_id == contest.id, ContestResult.kind == "team")).scalars()}
     public_text: dict[str, str] = {}
-    for person in outbox.recipients(session, partner_ids=list(lines)):
+    for person in recipients(session, partner_ids=list(lines)):
         line = lines[person.partner_id]
         if person.locale not in public_text:
             public_text[person.locale] = render("winners_public", person.locale, **public)
         private = private_view(session, contest, line, team_lines.get(line.team_id), now)
         text = public_text[person.locale] + "\n\n" + render("result_private", person.locale,
                                                            contest=public["contest"], **private)
-        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}", "kind": "result",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref, "payload": {"text": text}})
+        rows.append(outbox.personal(person, key=f"result:{contest.id}:partner:{person.partner_id}", kind="result",
+                                    payload={"text": text}))
     if images is not None and images.font and public["top"]:
         rows += _image_rows(session, contest, public, lines, images, group_locale)
     return outbox.queue(session, rows, now)
@@ -134,12 +134,12 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
                       public["top"], period)
     for link in session.execute(select(TeamChat).where(TeamChat.platform.in_(IMAGE_PLATFORMS))
                                 .order_by(TeamChat.id)).scalars():
-        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board", "kind": "announcement",
-                     "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
-                     "payload": {"image": str(board_png),
-                                 "caption": t("image.caption_board", group_locale, contest=contest.name)}})
+        rows.append(outbox.to_group(key=f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board",
+                                    kind="announcement", platform=link.platform, chat_ref=link.chat_ref,
+                                    payload={"image": str(board_png),
+                                             "caption": t("image.caption_board", group_locale, contest=contest.name)}))
     champions = [pid for pid, line in lines.items() if line.eligible and _is_champion(contest, line, public)]
-    for person in outbox.recipients(session, partner_ids=champions):
+    for person in recipients(session, partner_ids=champions):
         if person.platform not in IMAGE_PLATFORMS:
             continue
         partner = session.get(Partner, person.partner_id)
@@ -151,10 +151,9 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
         png = certificate(images.media_dir / f"contest-{contest.id}-certificate-{person.partner_id}.png",
                           images.font, person.locale, partner.name if partner else "", title, contest.name, period,
                           detail)
-        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}:certificate", "kind": "result",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref,
-                     "payload": {"image": str(png), "caption": t("image.caption_certificate", person.locale)}})
+        rows.append(outbox.personal(person, key=f"result:{contest.id}:partner:{person.partner_id}:certificate",
+                                    kind="result", payload={"image": str(png),
+                                                            "caption": t("image.caption_certificate", person.locale)}))
     return rows
 
 
@@ -173,15 +172,13 @@ def announce_opening(session: Session, contest_id: int, now: datetime) -> int:
         return 0
     info = views.contest_info(contest, now)
     rows = []
-    people = [p for p in outbox.recipients(session) if _takes_part(session, contest, p.partner_id)]
+    people = [p for p in recipients(session) if _takes_part(session, contest, p.partner_id)]
     texts: dict[str, str] = {}
     for person in people:
         if person.locale not in texts:
             texts[person.locale] = render("contest_opened", person.locale, contests=[info])
-        rows.append({"key": f"opened:{contest.id}:partner:{person.partner_id}", "kind": "announcement",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref, "payload": {"text": texts[person.locale]},
-                     "next_attempt_at": max(contest.start_at, now)})
+        rows.append(outbox.personal(person, key=f"opened:{contest.id}:partner:{person.partner_id}", kind="announcement",
+                                    payload={"text": texts[person.locale]}, next_attempt_at=max(contest.start_at, now)))
     return outbox.queue(session, rows, now)
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session
 from messages.render import render
 from models import outbox
 from models.errors import DataError
+from models.recipients import recipients
 from models.tables import Broadcast, Partner
 
 MAX_TEXT = 2000
@@ -24,7 +25,7 @@ def draft(session: Session, text: str, segment: dict[str, str], created_by: int 
         raise DataError("broadcast.empty")
     if len(text) > MAX_TEXT:
         raise DataError("broadcast.too_long", max=MAX_TEXT)
-    count = len(outbox.recipients(session, segment=segment))
+    count = len(recipients(session, segment=segment))
     if created_by is not None:  # a new preview replaces the admin's older unconfirmed ones
         session.execute(update(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
                         .values(status="cancelled"))
@@ -44,16 +45,15 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
         return item
     if item.status != "draft":
         raise DataError("broadcast.not_draft", id=broadcast_id)
-    people = outbox.recipients(session, segment=item.segment)
+    people = recipients(session, segment=item.segment)
     sender = session.get(Partner, item.created_by) if item.created_by else None
     texts: dict[str, str] = {}
     rows = []
     for r in people:
         if r.locale not in texts:
             texts[r.locale] = render("broadcast", r.locale, text=item.text, sender=sender.name if sender else None)
-        rows.append({"key": f"broadcast:{item.id}:partner:{r.partner_id}", "kind": "broadcast", "batch_id": item.id,
-                     "partner_id": r.partner_id, "identity_id": r.identity_id, "platform": r.platform,
-                     "chat_ref": r.chat_ref, "payload": {"text": texts[r.locale]}, "next_attempt_at": item.send_at})
+        rows.append(outbox.personal(r, key=f"broadcast:{item.id}:partner:{r.partner_id}", kind="broadcast",
+                                    batch_id=item.id, payload={"text": texts[r.locale]}, next_attempt_at=item.send_at))
     outbox.queue(session, rows, now)
     item.status, item.recipients, item.confirmed_at = "queued", len(rows), now
     session.add(item)

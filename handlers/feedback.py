@@ -17,7 +17,7 @@ from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
 from models import feedback as ops
 from models import trainings
-from models.outbox import Recipient
+from models.recipients import Recipient
 from models.tables import Contest, ContestResult, FeedbackRequest
 
 LOOKBACK = timedelta(days=2)  # a training that ended longer ago than this is not surveyed any more

@@ -16,7 +16,7 @@ from handlers.notify import push, say
 from handlers.types import ChatConfig, Reply
 from models import points
 from models.errors import DataError
-from models.outbox import Recipient
+from models.recipients import Recipient
 from models.tables import Partner
 
 

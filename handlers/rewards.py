@@ -14,7 +14,7 @@ from handlers.types import ChatConfig, Reply
 from models import points
 from models import rewards as store
 from models.errors import DataError
-from models.outbox import Recipient
+from models.recipients import Recipient
 from models.tables import Partner, Redemption, RewardItem
 
 PENDING_SHOWN = 10
