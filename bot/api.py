@@ -23,7 +23,7 @@ from bot import context
 from bot.body import Rejected, read_body
 from bot.health import write_failure
 from bot.settings import Settings
-from bot.standings_refresh import refresh_dirty
+from handlers.refresh import refresh_dirty
 from messages.render import t
 from models.db import session_scope
 from models.errors import DataError

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import context
 from bot.settings import Settings, get_settings
-from bot.standings_refresh import refresh_dirty
+from handlers.refresh import refresh_dirty
 from messages.render import local_time, number, period_text, reason_text, score_text, signed, t, zone_name
 from models import contests as contest_ops
 from models import standings

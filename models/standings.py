@@ -451,3 +451,9 @@ def mark_open_contests_dirty(session: Session, start: datetime | None = None,
     if start is not None and end is not None:
         stmt = stmt.where(Contest.start_at <= end, Contest.end_at > start)
     session.execute(stmt.values(standings_dirty=True))
+
+
+def stale_contest_ids(session: Session) -> list[int]:
+    """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`)."""
+    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+                                                         Contest.standings_dirty.is_(True))).scalars())
