@@ -16,6 +16,7 @@ from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
 from messages.render import t
 from models import contests as contest_ops
 from models import delivery_report
+from models import points as ledger
 from models.errors import DataError
 from models.rules import parse_segment
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Team, TeamChat
@@ -96,8 +97,7 @@ def _team_list(session: Session) -> list[dict[str, object]]:
 def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
-    balance = session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0))
-                              .where(PointsEntry.partner_id == partner.id)).scalar_one()
+    balance = ledger.balance(session, partner.id)
     recent = session.execute(select(PointsEntry).where(PointsEntry.partner_id == partner.id)
                              .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()).limit(5)).scalars().all()
     active = []
