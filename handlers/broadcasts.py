@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlmodel import Session
 
 from messages.render import render
+from models import broadcasts as drafts
 from models import outbox
 from models.errors import DataError
 from models.recipients import recipients
@@ -27,8 +27,7 @@ def draft(session: Session, text: str, segment: dict[str, str], created_by: int 
         raise DataError("broadcast.too_long", max=MAX_TEXT)
     count = len(recipients(session, segment=segment))
     if created_by is not None:  # a new preview replaces the admin's older unconfirmed ones
-        session.execute(update(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
-                        .values(status="cancelled"))
+        drafts.cancel_drafts(session, created_by=created_by)
     item = Broadcast(text=text, segment=segment, created_by=created_by, created_at=now, send_at=send_at,
                      status="draft", recipients=count)
     session.add(item)
@@ -73,8 +72,7 @@ def cancel(session: Session, broadcast_id: int, by: int | None = None) -> Broadc
 
 def latest_draft(session: Session, admin_id: int, now: datetime) -> Broadcast | None:
     """The admin's most recent unconfirmed draft, if still fresh (for a typed `确认` on WeChat)."""
-    found = session.execute(select(Broadcast).where(Broadcast.created_by == admin_id, Broadcast.status == "draft")
-                            .order_by(Broadcast.id.desc()).limit(1)).scalars().first()
+    found = drafts.newest_draft(session, created_by=admin_id)
     if found is None:
         return None
     from models.values import as_utc

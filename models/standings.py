@@ -457,3 +457,19 @@ def stale_contest_ids(session: Session) -> list[int]:
     """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`)."""
     return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
                                                          Contest.standings_dirty.is_(True))).scalars())
+
+
+def ranked_count(session: Session, *, contest: AnyContest) -> int:
+    """How many lines are ranked. Positions run 1..n over the ranked lines, so the largest is their
+    count: one index probe instead of counting 100,000 rows on every /rank."""
+    table = table_for(contest)
+    return int(session.execute(select(func.max(table.position)).where(
+        table.contest_id == contest.id, table.kind == primary_kind(contest))).scalar_one() or 0)
+
+
+def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[int]) -> list[Standing | ContestResult]:
+    """The individual lines of these partners, best score first."""
+    table = table_for(contest)
+    return list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
+                                                    table.partner_id.in_(partner_ids))
+                                .order_by(table.score.desc())).scalars())
