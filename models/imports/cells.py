@@ -11,12 +11,20 @@ DATE_REASONS = {"year_last": "row.date_year_last", "no_such_day": "row.date_no_s
 MAX_TEXT = 200
 
 
-def check_text(row: dict[str, str], name: str, errors: list[RowError], line: int,
-                required: bool = False) -> str | None:
+def _given(row: dict[str, str], name: str, errors: list[RowError], line: int, required: bool) -> str | None:
+    """The column's value, or None when it is empty (an error if the column is required)."""
     value = row.get(name, "")
     if not value:
         if required:
             errors.append(RowError(line, "row.missing_value", {"column": name}))
+        return None
+    return value
+
+
+def check_text(row: dict[str, str], name: str, errors: list[RowError], line: int,
+                required: bool = False) -> str | None:
+    value = _given(row, name, errors, line, required)
+    if value is None:
         return None
     if len(value) > MAX_TEXT:
         errors.append(RowError(line, "row.too_long", {"column": name, "max": MAX_TEXT}))
@@ -26,10 +34,8 @@ def check_text(row: dict[str, str], name: str, errors: list[RowError], line: int
 
 def parse_date(row: dict[str, str], name: str, errors: list[RowError], line: int,
                 required: bool = False) -> date | None:
-    value = row.get(name, "")
-    if not value:
-        if required:
-            errors.append(RowError(line, "row.missing_value", {"column": name}))
+    value = _given(row, name, errors, line, required)
+    if value is None:
         return None
     try:
         return parse_day(value)
@@ -40,10 +46,8 @@ def parse_date(row: dict[str, str], name: str, errors: list[RowError], line: int
 
 
 def money(row: dict[str, str], name: str, errors: list[RowError], line: int, required: bool) -> int | None:
-    value = row.get(name, "")
-    if not value:
-        if required:
-            errors.append(RowError(line, "row.missing_value", {"column": name}))
+    value = _given(row, name, errors, line, required)
+    if value is None:
         return None
     try:
         return parse_fen(value)
@@ -54,10 +58,8 @@ def money(row: dict[str, str], name: str, errors: list[RowError], line: int, req
 
 def int_in(row: dict[str, str], name: str, errors: list[RowError], line: int, low: int, high: int,
             required: bool) -> int | None:
-    value = row.get(name, "")
-    if not value:
-        if required:
-            errors.append(RowError(line, "row.missing_value", {"column": name}))
+    value = _given(row, name, errors, line, required)
+    if value is None:
         return None
     if not value.isdigit() or not value.isascii():
         if value.startswith("-") and value[1:].isdigit():

@@ -10,8 +10,7 @@ from sqlmodel import Session
 
 from models.imports.cells import check_text, parse_date
 from models.imports.records import Row
-from models.imports.report import ImportRejected, ImportReport, RowError
-from models.standings import mark_open_contests_dirty
+from models.imports.report import ImportRejected, ImportReport, RowError, changed
 from models.tables import ROLES, Partner, Team
 from models.values import clean_name, normal_code
 
@@ -84,10 +83,7 @@ def import_partners(session: Session, rows: Iterable[Row], default_locale: str =
             report.updated += 1
         else:
             report.unchanged += 1
-    if report.inserted or report.updated:
-        session.flush()
-        mark_open_contests_dirty(session)
-    return report
+    return changed(session, report)
 
 
 def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], default_locale: str) -> dict:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlmodel import Session
+
 from models.errors import DataError
+from models.standings import mark_open_contests_dirty
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,18 @@ class ImportRejected(DataError):
         for e in self.errors:
             rows.setdefault(e.line, []).append(e)
         return sorted(rows.items())
+
+
+def reject_if_any(errors: list[RowError]) -> None:
+    """Raise `ImportRejected` with the errors in file order, if there are any."""
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        raise ImportRejected(errors)
+
+
+def changed(session: Session, report: ImportReport) -> ImportReport:
+    """After adding or updating rows: if any changed, write them and invalidate the open contests' standings."""
+    if report.inserted or report.updated:
+        session.flush()
+        mark_open_contests_dirty(session)
+    return report

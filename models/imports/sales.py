@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from models.imports.partners import partner_ids
 from models.imports.records import Progress, Row
-from models.imports.report import ImportRejected, ImportReport, RowError
+from models.imports.report import ImportReport, RowError, reject_if_any
 from models.imports.sale_rows import parse_sale
 from models.imports.sqlite_sales import import_sales_sqlite
 from models.standings import mark_open_contests_dirty
@@ -58,9 +58,7 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
         _write_sales(conn, chunk, errors, report, bounds, now)
     if progress:
         progress(report.rows)
-    if errors:
-        errors.sort(key=lambda e: e.line)
-        raise ImportRejected(errors)
+    reject_if_any(errors)
     if report.inserted:
         mark_open_contests_dirty(session, min(bounds), max(bounds))
     return report

@@ -18,7 +18,7 @@ from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
-from models.imports.report import ImportRejected, ImportReport, RowError
+from models.imports.report import ImportReport, RowError, reject_if_any
 from models.imports.sale_columns import (
     BAD,
     HOUR,
@@ -247,9 +247,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
         writer.build_deferred()  # bad rows too: never leave the table without its index
     if progress:
         progress(report.rows)
-    if errors:
-        errors.sort(key=lambda e: e.line)
-        raise ImportRejected(errors)
+    reject_if_any(errors)
     if report.inserted:
         mark_open_contests_dirty(session, datetime.fromisoformat(writer.lo).replace(tzinfo=UTC),  # type: ignore
                                  datetime.fromisoformat(writer.hi).replace(tzinfo=UTC))  # type: ignore

@@ -11,8 +11,7 @@ from sqlmodel import Session
 from models.imports.cells import check_text, money, parse_date
 from models.imports.partners import find_partner, partner_ids
 from models.imports.records import Row
-from models.imports.report import ImportRejected, ImportReport, RowError
-from models.standings import mark_open_contests_dirty
+from models.imports.report import ImportRejected, ImportReport, RowError, changed
 from models.tables import Target
 
 TARGET_COLUMNS = ("partner", "period_start", "period_end", "target")
@@ -59,7 +58,4 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
             report.updated += 1
         else:
             report.unchanged += 1
-    if report.inserted or report.updated:
-        session.flush()
-        mark_open_contests_dirty(session)
-    return report
+    return changed(session, report)
