@@ -96,7 +96,7 @@ def step_baseline(a: argparse.Namespace) -> dict:
     """The interpreter with the models imported (SQLAlchemy, SQLModel), doing nothing: the memory floor."""
     import models.contests  # noqa: F401
     import models.db  # noqa: F401
-    import models.imports  # noqa: F401
+    import models.imports.sales  # noqa: F401
     import models.standings  # noqa: F401
 
     return {}
@@ -130,7 +130,7 @@ def _import_file(engine: Any, path: Path, required: tuple[str, ...], names: tupl
                  **kw: Any) -> tuple[Any, float]:
     from models import csvfile
     from models.db import session_scope
-    from models.imports import rows_from_csv
+    from models.imports.records import rows_from_csv
 
     t0 = time.perf_counter()
     with path.open("rb") as stream, ExitStack() as stack:
@@ -143,7 +143,8 @@ def _import_file(engine: Any, path: Path, required: tuple[str, ...], names: tupl
 
 
 def step_partners(a: argparse.Namespace) -> dict:
-    from models.imports import PARTNER_COLUMNS, TARGET_COLUMNS, import_partners, import_targets
+    from models.imports.partners import PARTNER_COLUMNS, import_partners
+    from models.imports.targets import TARGET_COLUMNS, import_targets
 
     engine = _engine(a.db)
     rp, tp = _import_file(engine, a.data / "partners.csv", ("code", "name"), PARTNER_COLUMNS, import_partners,
@@ -154,7 +155,8 @@ def step_partners(a: argparse.Namespace) -> dict:
 
 
 def step_sales(a: argparse.Namespace) -> dict:
-    from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales
+    from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+    from models.imports.sales import import_sales
     from models.values import zone
 
     engine = _engine(a.db)
@@ -165,7 +167,8 @@ def step_sales(a: argparse.Namespace) -> dict:
 
 
 def step_sales_xlsx(a: argparse.Namespace) -> dict:
-    from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales
+    from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+    from models.imports.sales import import_sales
     from models.values import zone
 
     engine = _engine(a.db)

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from handlers.notify import push
 from messages.render import t
-from models.outbox import Recipient
+from models.recipients import Recipient
 from models.tables import ChatIdentity, Partner
 
 

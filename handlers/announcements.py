@@ -7,20 +7,19 @@ outbox with keys that make a second announcement of the same close queue nothing
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers import views
 from messages.render import render
-from models import outbox, standings
+from models import outbox, results, standings, team_chats
+from models.recipients import recipients
 from models.rules import next_tier
-from models.tables import Contest, ContestResult, Partner, TeamChat
+from models.tables import Contest, ContestResult, Partner
 
 PUBLIC_TOP_MAX = 10
 # Channels whose senders deliver images (WeChat/WeCom upload them as temporary media first).
@@ -37,15 +36,8 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
     champions = [x for x in top if x["rank"] == 1]
     winning_members: list[str] = []
     if contest.scope == "team" and lines and lines[0].rank == 1:
-        members = session.execute(select(Partner.name).join(ContestResult, ContestResult.partner_id == Partner.id)
-                                  .where(ContestResult.contest_id == contest.id, ContestResult.kind == "member",
-                                         ContestResult.team_id == lines[0].team_id,
-                                         ContestResult.eligible.is_(True))
-                                  .order_by(ContestResult.score.desc())).scalars().all()
-        winning_members = list(members)
-    tiers = Counter(t for t in session.execute(select(ContestResult.tier).where(
-        ContestResult.contest_id == contest.id, ContestResult.kind == primary,
-        ContestResult.tier.is_not(None))).scalars())
+        winning_members = results.winning_member_names(session, contest_id=contest.id, team_id=lines[0].team_id)
+    tiers = results.tier_counts(session, contest_id=contest.id, kind=primary)
     tier_counts = [{"name": t["name"], "count": tiers.get(t["name"], 0)} for t in reversed(contest.tiers)
                    if tiers.get(t["name"])]
     champion_team_ids = [line.team_id for line in lines if line.rank == 1 and line.kind == "team"]
@@ -94,27 +86,24 @@ def announce_close(session: Session, contest_id: int, now: datetime, group_local
         return 0
     public = public_view(session, contest, now)
     rows: list[dict[str, Any]] = []
-    for link in session.execute(select(TeamChat).order_by(TeamChat.id)).scalars():
+    for link in team_chats.linked_groups(session):
         text = render("winners_public", group_locale, **public)
-        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}", "kind": "announcement",
-                     "batch_id": None, "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
-                     "payload": {"text": text}})
+        rows.append(outbox.to_group(key=f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}",
+                                    kind="announcement", platform=link.platform, chat_ref=link.chat_ref,
+                                    payload={"text": text}))
     own_kind = "member" if contest.scope == "team" else "partner"
-    lines = {r.partner_id: r for r in session.execute(select(ContestResult).where(
-        ContestResult.contest_id == contest.id, ContestResult.kind == own_kind)).scalars()}
-    team_lines = {r.team_id: r for r in session.execute(select(ContestResult).where(
-        ContestResult.contest_id == contest.id, ContestResult.kind == "team")).scalars()}
+    lines = results.results_by_partner(session, contest_id=contest.id, kind=own_kind)
+    team_lines = results.results_by_team(session, contest_id=contest.id)
     public_text: dict[str, str] = {}
-    for person in outbox.recipients(session, partner_ids=list(lines)):
+    for person in recipients(session, partner_ids=list(lines)):
         line = lines[person.partner_id]
         if person.locale not in public_text:
             public_text[person.locale] = render("winners_public", person.locale, **public)
         private = private_view(session, contest, line, team_lines.get(line.team_id), now)
         text = public_text[person.locale] + "\n\n" + render("result_private", person.locale,
                                                            contest=public["contest"], **private)
-        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}", "kind": "result",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref, "payload": {"text": text}})
+        rows.append(outbox.personal(person, key=f"result:{contest.id}:partner:{person.partner_id}", kind="result",
+                                    payload={"text": text}))
     if images is not None and images.font and public["top"]:
         rows += _image_rows(session, contest, public, lines, images, group_locale)
     return outbox.queue(session, rows, now)
@@ -132,14 +121,13 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
     rows: list[dict[str, Any]] = []
     board_png = board(images.media_dir / f"contest-{contest.id}-board.png", images.font, group_locale, info,
                       public["top"], period)
-    for link in session.execute(select(TeamChat).where(TeamChat.platform.in_(IMAGE_PLATFORMS))
-                                .order_by(TeamChat.id)).scalars():
-        rows.append({"key": f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board", "kind": "announcement",
-                     "platform": link.platform, "chat_ref": link.chat_ref, "is_group": True,
-                     "payload": {"image": str(board_png),
-                                 "caption": t("image.caption_board", group_locale, contest=contest.name)}})
+    for link in team_chats.linked_groups(session, platforms=IMAGE_PLATFORMS):
+        rows.append(outbox.to_group(key=f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}:board",
+                                    kind="announcement", platform=link.platform, chat_ref=link.chat_ref,
+                                    payload={"image": str(board_png),
+                                             "caption": t("image.caption_board", group_locale, contest=contest.name)}))
     champions = [pid for pid, line in lines.items() if line.eligible and _is_champion(contest, line, public)]
-    for person in outbox.recipients(session, partner_ids=champions):
+    for person in recipients(session, partner_ids=champions):
         if person.platform not in IMAGE_PLATFORMS:
             continue
         partner = session.get(Partner, person.partner_id)
@@ -151,10 +139,9 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
         png = certificate(images.media_dir / f"contest-{contest.id}-certificate-{person.partner_id}.png",
                           images.font, person.locale, partner.name if partner else "", title, contest.name, period,
                           detail)
-        rows.append({"key": f"result:{contest.id}:partner:{person.partner_id}:certificate", "kind": "result",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref,
-                     "payload": {"image": str(png), "caption": t("image.caption_certificate", person.locale)}})
+        rows.append(outbox.personal(person, key=f"result:{contest.id}:partner:{person.partner_id}:certificate",
+                                    kind="result", payload={"image": str(png),
+                                                            "caption": t("image.caption_certificate", person.locale)}))
     return rows
 
 
@@ -173,15 +160,13 @@ def announce_opening(session: Session, contest_id: int, now: datetime) -> int:
         return 0
     info = views.contest_info(contest, now)
     rows = []
-    people = [p for p in outbox.recipients(session) if _takes_part(session, contest, p.partner_id)]
+    people = [p for p in recipients(session) if _takes_part(session, contest, p.partner_id)]
     texts: dict[str, str] = {}
     for person in people:
         if person.locale not in texts:
             texts[person.locale] = render("contest_opened", person.locale, contests=[info])
-        rows.append({"key": f"opened:{contest.id}:partner:{person.partner_id}", "kind": "announcement",
-                     "partner_id": person.partner_id, "identity_id": person.identity_id, "platform": person.platform,
-                     "chat_ref": person.chat_ref, "payload": {"text": texts[person.locale]},
-                     "next_attempt_at": max(contest.start_at, now)})
+        rows.append(outbox.personal(person, key=f"opened:{contest.id}:partner:{person.partner_id}", kind="announcement",
+                                    payload={"text": texts[person.locale]}, next_attempt_at=max(contest.start_at, now)))
     return outbox.queue(session, rows, now)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlmodel import Session
 
 from messages.render import render
+from models import broadcasts as drafts
 from models import outbox
 from models.errors import DataError
+from models.recipients import recipients
 from models.tables import Broadcast, Partner
 
 MAX_TEXT = 2000
@@ -24,10 +25,9 @@ def draft(session: Session, text: str, segment: dict[str, str], created_by: int 
         raise DataError("broadcast.empty")
     if len(text) > MAX_TEXT:
         raise DataError("broadcast.too_long", max=MAX_TEXT)
-    count = len(outbox.recipients(session, segment=segment))
+    count = len(recipients(session, segment=segment))
     if created_by is not None:  # a new preview replaces the admin's older unconfirmed ones
-        session.execute(update(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
-                        .values(status="cancelled"))
+        drafts.cancel_drafts(session, created_by=created_by)
     item = Broadcast(text=text, segment=segment, created_by=created_by, created_at=now, send_at=send_at,
                      status="draft", recipients=count)
     session.add(item)
@@ -44,16 +44,15 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
         return item
     if item.status != "draft":
         raise DataError("broadcast.not_draft", id=broadcast_id)
-    people = outbox.recipients(session, segment=item.segment)
+    people = recipients(session, segment=item.segment)
     sender = session.get(Partner, item.created_by) if item.created_by else None
     texts: dict[str, str] = {}
     rows = []
     for r in people:
         if r.locale not in texts:
             texts[r.locale] = render("broadcast", r.locale, text=item.text, sender=sender.name if sender else None)
-        rows.append({"key": f"broadcast:{item.id}:partner:{r.partner_id}", "kind": "broadcast", "batch_id": item.id,
-                     "partner_id": r.partner_id, "identity_id": r.identity_id, "platform": r.platform,
-                     "chat_ref": r.chat_ref, "payload": {"text": texts[r.locale]}, "next_attempt_at": item.send_at})
+        rows.append(outbox.personal(r, key=f"broadcast:{item.id}:partner:{r.partner_id}", kind="broadcast",
+                                    batch_id=item.id, payload={"text": texts[r.locale]}, next_attempt_at=item.send_at))
     outbox.queue(session, rows, now)
     item.status, item.recipients, item.confirmed_at = "queued", len(rows), now
     session.add(item)
@@ -73,8 +72,7 @@ def cancel(session: Session, broadcast_id: int, by: int | None = None) -> Broadc
 
 def latest_draft(session: Session, admin_id: int, now: datetime) -> Broadcast | None:
     """The admin's most recent unconfirmed draft, if still fresh (for a typed `确认` on WeChat)."""
-    found = session.execute(select(Broadcast).where(Broadcast.created_by == admin_id, Broadcast.status == "draft")
-                            .order_by(Broadcast.id.desc()).limit(1)).scalars().first()
+    found = drafts.newest_draft(session, created_by=admin_id)
     if found is None:
         return None
     from models.values import as_utc

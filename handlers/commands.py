@@ -19,7 +19,7 @@ from handlers.types import PUBLIC, TEAM, Button, ChatConfig, Reply
 from messages.locales import LOCALES
 from messages.render import t
 from models import contests as contest_ops
-from models import outbox, points, teams
+from models import delivery_report, points, teams
 from models.rules import parse_segment
 from models.tables import Partner, Team
 
@@ -233,6 +233,6 @@ def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: Chat
     if number is not None and batch is None:  # a number no batch can have: nothing pushed under it
         data: dict = {"channels": {}, "reasons": []}
     else:
-        data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+        data = delivery_report.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     title = f"#{batch if batch is not None else number}" if number is not None else ""
     return [Reply("deliveries", {**data, "title": title}, asker.locale)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers.identity import Asker
@@ -17,10 +16,9 @@ from handlers.registry import command
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
 from models import feedback as ops
-from models import trainings
-from models.outbox import Recipient
-from models.tables import Contest, ContestResult
-from models.tables_rewards import FeedbackRequest
+from models import results, trainings
+from models.recipients import Recipient
+from models.tables import Contest, FeedbackRequest
 
 LOOKBACK = timedelta(days=2)  # a training that ended longer ago than this is not surveyed any more
 
@@ -99,9 +97,5 @@ def queue_contest_feedback(session: Session, contest_id: int, now: datetime) -> 
     contest = session.get(Contest, contest_id)
     if contest is None or contest.closed_at is None:
         return 0
-    stmt = (select(ContestResult.partner_id).where(ContestResult.contest_id == contest_id,
-                                                   ContestResult.kind.in_(("partner", "member")),
-                                                   ContestResult.partner_id.is_not(None))
-            .distinct())
-    ids = sorted(int(pid) for pid in session.execute(stmt).scalars())
+    ids = results.participant_ids(session, contest_id=contest_id)
     return _ask(session, "contest", contest_id, contest.name, ids, now)

@@ -12,7 +12,7 @@ from handlers.identity import Asker
 from handlers.types import Button, Reply
 from messages.render import render
 from models import outbox
-from models.outbox import Recipient
+from models.recipients import Recipient, recipients
 
 
 def say(asker: Asker, key: str, **params: object) -> Reply:
@@ -27,15 +27,13 @@ def push(session: Session, partner_ids: Iterable[int], *, key: Callable[[int], s
 
     Idempotent through the outbox key; returns how many rows were new. Partners with no chat
     account get nothing (they see the news the next time they ask). `exclude_identities`: accounts
-    not to use (see `outbox.recipients`).
+    not to use (see `models.recipients.recipients`).
     """
     rows = []
-    for r in outbox.recipients(session, partner_ids=list(partner_ids), exclude_identities=exclude_identities):
+    for r in recipients(session, partner_ids=list(partner_ids), exclude_identities=exclude_identities):
         ctx = context(r) if callable(context) else context
         payload: dict[str, Any] = {"text": render(template, r.locale, **ctx)}
         if buttons is not None:
             payload["buttons"] = [[b.label, b.data] for b in buttons(r)]
-        rows.append({"key": key(r.partner_id), "kind": kind, "partner_id": r.partner_id,
-                     "identity_id": r.identity_id, "platform": r.platform, "chat_ref": r.chat_ref,
-                     "payload": payload})
+        rows.append(outbox.personal(r, key=key(r.partner_id), kind=kind, payload=payload))
     return outbox.queue(session, rows, now)

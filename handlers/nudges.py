@@ -12,6 +12,7 @@ from handlers import views
 from messages.render import render
 from models import contests as contest_ops
 from models import outbox, standings
+from models.recipients import recipients
 from models.rows import AnyContest
 from models.tables import Contest
 from models.values import as_utc, zone
@@ -31,12 +32,11 @@ def _personal_rows(session: Session, contest: AnyContest, template: str, key: st
     rows = []
     from models.tables import Partner
 
-    for person in outbox.recipients(session, partner_ids=sorted(wanted)):
+    for person in recipients(session, partner_ids=sorted(wanted)):
         partner = session.get(Partner, person.partner_id)
         view = views.rank_view(session, contest, partner, now)
-        rows.append({"key": key.format(partner=person.partner_id), "kind": "nudge", "partner_id": person.partner_id,
-                     "identity_id": person.identity_id, "platform": person.platform, "chat_ref": person.chat_ref,
-                     "payload": {"text": render(template, person.locale, **view)}})
+        rows.append(outbox.personal(person, key=key.format(partner=person.partner_id), kind="nudge",
+                                    payload={"text": render(template, person.locale, **view)}))
     return rows
 
 

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlmodel import Session
 
 from handlers.identity import Asker
 from handlers.notify import push, say
 from handlers.registry import ADMINS, command
 from handlers.types import ChatConfig, Reply
-from models import points
-from models.outbox import Recipient
-from models.tables import Partner
+from models import partners, points
+from models.recipients import Recipient
 
 
 @command("adjust", roles=ADMINS, text_after=2)
@@ -26,7 +24,7 @@ def cmd_adjust(session: Session, asker: Asker, args: list[str], config: ChatConf
     if len(args) < 3:
         return [say(asker, "ledger.adjust_usage")]
     code, amount_text, note = args[0], args[1], " ".join(args[2:])
-    partner = session.execute(select(Partner).where(func.lower(Partner.code) == code.lower())).scalars().first()
+    partner = partners.partner_by_code_any_case(session, code=code)
     if partner is None:
         return [say(asker, "error.unknown_partner", value=code[:40])]
     entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,  # type: ignore[arg-type]

@@ -1,28 +1,42 @@
-"""After an import: rebuild the live standings it invalidated (shared by the CLI, the HTTP API and
-the scheduler), and tell anyone who just fell off a public board."""
+"""Stale standings rebuilt, and whoever just fell off a public board told (the overtaken nudge).
+
+One mechanism for its three callers: the CLI and the HTTP API after an import (in the import's
+own transaction, `refresh_dirty`) and the scheduler (a transaction per contest, `refresh_contest`).
+A contest is *running*, and so sends overtaken nudges, while `models.contests.status` says
+`active`: not closed, and now within [start_at, end_at).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
 from sqlmodel import Session
 
 from handlers.nudges import queue_overtaken
-from models import standings
+from models import contests, standings
 from models.tables import Contest
 from models.values import utcnow
 
 
-def refresh_dirty(session: Session) -> int:
+def refresh_contest(session: Session, contest_id: int, now: datetime) -> int:
+    """Rebuild one contest's live standings; nudge those it pushed off the board if it is running.
+
+    Returns how many nudges were queued.
+    """
+    dropped = standings.refresh_tracking(session, contest_id)
+    contest = session.get(Contest, contest_id)
+    if dropped and contest is not None and contests.status(contest, now) == "active":
+        return queue_overtaken(session, contest, dropped, now)
+    return 0
+
+
+def refresh_dirty(session: Session, now: datetime | None = None) -> int:
     """Rebuild every open contest marked dirty, so the next `/rank` is answered at once.
 
     Runs in the caller's transaction; returns how many contests were rebuilt.
     """
-    ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
-                                                   Contest.standings_dirty.is_(True))).scalars().all()
-    now = utcnow()
-    for cid in ids:
-        dropped = standings.refresh_tracking(session, cid)
-        contest = session.get(Contest, cid)
-        if dropped and contest is not None and contest.start_at <= now < contest.end_at:
-            queue_overtaken(session, contest, dropped, now)
+    now = now or utcnow()
+    ids = standings.stale_contest_ids(session)
+    for contest_id in ids:
+        refresh_contest(session, contest_id, now)
     return len(ids)

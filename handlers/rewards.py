@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers.identity import Asker
@@ -12,12 +11,11 @@ from handlers.notify import push, say
 from handlers.parse import id_arg, is_number
 from handlers.registry import ADMINS, command
 from handlers.types import ChatConfig, Reply
-from models import points
+from models import partners, points
 from models import rewards as store
 from models.errors import DataError
-from models.outbox import Recipient
-from models.tables import Partner
-from models.tables_rewards import Redemption, RewardItem
+from models.recipients import Recipient
+from models.tables import Partner, Redemption, RewardItem
 
 PENDING_SHOWN = 10
 
@@ -59,7 +57,7 @@ def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConf
 
 def _tell_admins(session: Session, redemption: Redemption, item: RewardItem, partner: Partner, now: datetime) -> None:
     """Admins hear of a new request at once: the partner's points are reserved until someone decides."""
-    admins = session.execute(select(Partner.id).where(Partner.role == "admin", Partner.active.is_(True))).scalars()
+    admins = partners.active_admin_ids(session)
 
     def context(r: Recipient) -> dict[str, object]:
         return {"key": "rewards.admin_new", "params": {

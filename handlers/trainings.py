@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from handlers.identity import Asker
@@ -16,7 +15,7 @@ from handlers.registry import command
 from handlers.types import ChatConfig, Reply
 from models import points
 from models import trainings as ops
-from models.tables_rewards import Training, TrainingSignup
+from models.tables import Training
 
 
 @command("training")
@@ -30,9 +29,7 @@ def cmd_training(session: Session, asker: Asker, args: list[str], config: ChatCo
     partner = asker.partner
     assert partner is not None
     shown = ops.upcoming(session, partner, now)
-    mine = {s.training_id: s for s in session.execute(select(TrainingSignup).where(
-        TrainingSignup.partner_id == partner.id,
-        TrainingSignup.training_id.in_([t.id for t in shown]))).scalars()}
+    mine = ops.signups_of(session, partner_id=partner.id, training_ids=[t.id for t in shown])
     rows = []
     for t in shown:
         signup = mine.get(t.id)

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from handlers.parse import id_arg, is_number
 from models import contests as contest_ops
-from models import standings
-from models.db import read
+from models import partners, standings
 from models.rows import AnyContest, ContestRow, Member
 from models.rules import next_tier
 from models.segments import matches
@@ -37,17 +34,9 @@ def contest_info(contest: AnyContest, now: datetime) -> dict[str, Any]:
             "recur": contest.recur}
 
 
-# Built once, read as plain rows (`models.db.read`): every /rank asks them.
-_CONTEST = Contest.__table__  # type: ignore[attr-defined]
-_CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
-_OPEN = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
-         .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))
-_ONE = select(*_CONTEST_COLUMNS).where(_CONTEST.c.id == bindparam("contest"))
-
-
 def open_contests(session: Session, now: datetime) -> list[ContestRow]:
     """Active and settling contests first (soonest end first), then upcoming ones."""
-    rows = [ContestRow(*row) for row in read(session, _OPEN)]
+    rows = contest_ops.open_contest_rows(session)
     return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
 
 
@@ -58,7 +47,7 @@ def fresh(session: Session, contest: AnyContest) -> AnyContest:
     """
     rebuilt = standings.ensure_fresh(session, contest)
     if rebuilt and isinstance(contest, ContestRow):
-        return ContestRow(*read(session, _ONE, {"contest": contest.id}).one())
+        return contest_ops.contest_row(session, contest_id=contest.id)
     return contest
 
 
@@ -81,8 +70,7 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
             ident = id_arg(arg)
             found = session.get(Contest, ident) if ident is not None else None
         else:
-            found = session.execute(select(Contest).where(Contest.name.contains(arg))
-                                    .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
+            found = contest_ops.contest_by_name(session, fragment=arg)
         return found, candidates
     if partner is not None and partner.role != "admin":
         mine = [c for c in candidates if takes_part(session, c, partner)]
@@ -93,9 +81,7 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
 def names_of(session: Session, lines: list) -> dict[str, dict[int, str]]:
     pids = {line.partner_id for line in lines if line.partner_id}
     tids = {line.team_id for line in lines if line.team_id}
-    partners = dict(session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(pids))).all()) if pids else {}
-    teams = dict(session.execute(select(Team.id, Team.name).where(Team.id.in_(tids))).all()) if tids else {}
-    return {"partner": partners, "team": teams}
+    return {"partner": partners.partner_names(session, ids=pids), "team": partners.team_names(session, ids=tids)}
 
 
 def line_view(line: Any, names: dict[str, dict[int, str]]) -> dict[str, Any]:
@@ -167,7 +153,7 @@ def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, 
             return found
     top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
     names = names_of(session, list(top))
-    found = ([line_view(x, names) for x in top], _ranked_count(session, contest))
+    found = ([line_view(x, names) for x in top], standings.ranked_count(session, contest=contest))
     with _BOARDS_LOCK:
         _BOARDS[key] = found
         while len(_BOARDS) > 64:
@@ -175,23 +161,12 @@ def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, 
     return found
 
 
-def _ranked_count(session: Session, contest: AnyContest) -> int:
-    from sqlalchemy import func
-
-    table = standings.table_for(contest)
-    # Positions run 1..n over the ranked lines, so the largest is their count: one index probe
-    # instead of counting 100,000 rows on every /rank.
-    return int(session.execute(select(func.max(table.position)).where(
-        table.contest_id == contest.id, table.kind == standings.primary_kind(contest))).scalar_one() or 0)
-
-
 def team_view(session: Session, contest: AnyContest | None, team: Team, asker: Partner,
               now: datetime) -> dict[str, Any]:
     """A team's standing and its members' contributions (the names and numbers only for the team's
     captain and admins; a dealer sees the team's total and their own share)."""
     see_members = asker.role == "admin" or (asker.role == "captain" and asker.team_id == team.id)
-    members = session.execute(select(Partner).where(Partner.team_id == team.id, Partner.active.is_(True),
-                                                    Partner.role != "admin").order_by(Partner.code)).scalars().all()
+    members = partners.team_members(session, team_id=team.id)
     view: dict[str, Any] = {"team": {"name": team.name, "code": team.code, "size": len(members)},
                             "see_members": see_members, "admin": asker.role == "admin",  # no cheering an admin on
                             "contest": None, "line": None, "members": [], "mine": None}
@@ -206,10 +181,7 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
     else:
         line = None
         ids = [m.id for m in members]
-        table = standings.table_for(contest)
-        lines = list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
-                                                         table.partner_id.in_(ids))
-                                     .order_by(table.score.desc())).scalars())
+        lines = standings.partner_lines(session, contest=contest, partner_ids=ids)
     names = names_of(session, [*lines, *([line] if line else [])])
     if line is not None:
         view["line"] = {**line_view(line, names), **gaps(session, contest, line)}

@@ -7,7 +7,6 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-import models.tables_rewards  # noqa: F401
 
 target_metadata = SQLModel.metadata
 config = context.config

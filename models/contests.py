@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from models import standings
+from models.db import read
 from models.errors import DataError
-from models.rows import AnyContest
+from models.rows import AnyContest, ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
 from models.values import as_utc, normal_code, utcnow, zone
@@ -269,3 +270,32 @@ def winners(session: Session, *, contest_id: int) -> list[ContestResult]:
         ContestResult.contest_id == contest_id, ContestResult.kind != "member",
         ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
         .order_by(ContestResult.position)).scalars())
+
+
+# Built once, read as plain rows (`models.db.read`): every /rank asks them.
+_CONTEST = Contest.__table__  # type: ignore[attr-defined]
+_CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
+_OPEN_ROWS = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
+              .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))
+_ONE_ROW = select(*_CONTEST_COLUMNS).where(_CONTEST.c.id == bindparam("contest"))
+
+
+def open_contest_rows(session: Session) -> list[ContestRow]:
+    """The contests not closed yet, as plain rows, by start, end and id (the measured fast path)."""
+    return [ContestRow(*row) for row in read(session, _OPEN_ROWS)]
+
+
+def contest_row(session: Session, *, contest_id: int) -> ContestRow:
+    """One contest as a plain row."""
+    return ContestRow(*read(session, _ONE_ROW, {"contest": contest_id}).one())
+
+
+def contest_by_name(session: Session, *, fragment: str) -> Contest | None:
+    """The contest whose name contains `fragment`: open ones first, then the latest to end."""
+    return session.execute(select(Contest).where(Contest.name.contains(fragment))
+                           .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
+
+
+def unclosed(session: Session) -> list[Contest]:
+    """Every contest not closed yet (ORM objects)."""
+    return list(session.execute(select(Contest).where(Contest.closed_at.is_(None))).scalars())

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models.tables_rewards import FEEDBACK_SUBJECTS, FeedbackRequest
+from models.tables import FEEDBACK_SUBJECTS, FeedbackRequest
 
 RATINGS = range(1, 6)
 REQUEST_TTL = timedelta(days=7)

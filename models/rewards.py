@@ -23,9 +23,9 @@ from sqlmodel import Session
 
 from models import points
 from models.errors import DataError
-from models.imports import ImportRejected, ImportReport, Row, RowError
-from models.tables import Partner
-from models.tables_rewards import Redemption, RewardItem
+from models.imports.records import Row
+from models.imports.report import ImportRejected, ImportReport, RowError
+from models.tables import Partner, Redemption, RewardItem
 
 CATALOG_COLUMNS = ("sku", "name_zh", "name_en", "points", "stock", "active")
 CATALOG_REQUIRED = ("sku", "name_zh", "points", "stock")

@@ -442,3 +442,34 @@ def refresh_tracking(session: Session, contest_id: int) -> list[int]:
     contest = refresh(session, contest_id)
     after = public_top_ids(session, contest) if contest.scope == "individual" else set()
     return sorted(before - after)
+
+
+def mark_open_contests_dirty(session: Session, start: datetime | None = None,
+                             end: datetime | None = None) -> None:
+    """Invalidate the live standings of open contests (those whose period touches [start, end])."""
+    stmt = update(Contest).where(Contest.closed_at.is_(None))
+    if start is not None and end is not None:
+        stmt = stmt.where(Contest.start_at <= end, Contest.end_at > start)
+    session.execute(stmt.values(standings_dirty=True))
+
+
+def stale_contest_ids(session: Session) -> list[int]:
+    """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`)."""
+    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+                                                         Contest.standings_dirty.is_(True))).scalars())
+
+
+def ranked_count(session: Session, *, contest: AnyContest) -> int:
+    """How many lines are ranked. Positions run 1..n over the ranked lines, so the largest is their
+    count: one index probe instead of counting 100,000 rows on every /rank."""
+    table = table_for(contest)
+    return int(session.execute(select(func.max(table.position)).where(
+        table.contest_id == contest.id, table.kind == primary_kind(contest))).scalar_one() or 0)
+
+
+def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[int]) -> list[Standing | ContestResult]:
+    """The individual lines of these partners, best score first."""
+    table = table_for(contest)
+    return list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
+                                                    table.partner_id.in_(partner_ids))
+                                .order_by(table.score.desc())).scalars())

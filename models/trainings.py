@@ -21,8 +21,7 @@ from sqlmodel import Session
 from models import points
 from models.errors import DataError
 from models.segments import matches
-from models.tables import Partner
-from models.tables_rewards import Training, TrainingSignup
+from models.tables import Partner, Training, TrainingSignup
 from models.values import as_utc, zone
 
 CHECKIN_WINDOW = timedelta(minutes=30)
@@ -264,3 +263,9 @@ def attendees(session: Session, training_id: int) -> list[int]:
                                                     TrainingSignup.attended_at.is_not(None))
             .order_by(TrainingSignup.partner_id))
     return [int(pid) for pid in session.execute(stmt).scalars()]
+
+
+def signups_of(session: Session, *, partner_id: int, training_ids: list[int]) -> dict[int, TrainingSignup]:
+    """The partner's signups to these trainings, by training id."""
+    return {s.training_id: s for s in session.execute(select(TrainingSignup).where(
+        TrainingSignup.partner_id == partner_id, TrainingSignup.training_id.in_(training_ids))).scalars()}

@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 
 from handlers.announcements import ImageConfig, announce_close, announce_opening
 from handlers.feedback import queue_contest_feedback, queue_feedback_requests
-from handlers.nudges import queue_final_hours, queue_overtaken, queue_weekly
+from handlers.nudges import queue_final_hours, queue_weekly
 from handlers.points import expire_due, queue_expiry_reminders
+from handlers.refresh import refresh_contest
 from handlers.trainings import queue_reminders
 from models import contests, standings
 from models.db import session_scope
-from models.tables import Contest
 
 log = logging.getLogger("mianzi.scheduler")
 
@@ -68,16 +68,10 @@ def refresh_and_nudge(engine: Engine, now: datetime) -> int:
     """Rebuild stale standings (telling those who fell off a board) and send final-48-hours reminders."""
     queued = 0
     with session_scope(engine) as session:
-        from sqlalchemy import select
-
-        ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
-                                                       Contest.standings_dirty.is_(True))).scalars().all()
+        ids = standings.stale_contest_ids(session)
     for cid in ids:
         with session_scope(engine) as session:
-            dropped = standings.refresh_tracking(session, cid)
-            contest = session.get(Contest, cid)
-            if dropped and contest is not None and contests.status(contest, now) == "active":
-                queued += queue_overtaken(session, contest, dropped, now)
+            queued += refresh_contest(session, cid, now)
     with session_scope(engine) as session:
         queued += queue_final_hours(session, now)
     return queued

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, text
 
 from handlers.announcements import ImageConfig
+from models import contests
 from models.contests import settles_at
 from models.db import session_scope
-from models.tables import Contest
 from models.values import utcnow, zone
 from scheduler import jobs
 
@@ -146,7 +146,7 @@ class SchedulerRunner:
     def reconcile(self, now: datetime) -> None:
         """A date job per open contest at its settle time, and one 48 hours before its end."""
         with session_scope(self.engine) as session:
-            rows = session.execute(select(Contest).where(Contest.closed_at.is_(None))).scalars().all()
+            rows = contests.unclosed(session)
             wanted = {}
             for contest in rows:
                 wanted[f"close:{contest.id}"] = settles_at(contest)

@@ -9,15 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from models import contests
-from models.imports import (
-    PARTNER_COLUMNS,
-    SALE_COLUMNS,
-    TARGET_COLUMNS,
-    import_partners,
-    import_sales,
-    import_targets,
-    rows_from_records,
-)
+from models.imports.partners import PARTNER_COLUMNS, import_partners
+from models.imports.records import rows_from_records
+from models.imports.sale_rows import SALE_COLUMNS
+from models.imports.sales import import_sales
+from models.imports.targets import TARGET_COLUMNS, import_targets
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
 from models.tables import Contest
 from models.values import parse_period_bound

@@ -13,9 +13,8 @@ from handlers.types import ChatConfig
 from models import points, rewards
 from models.db import session_scope
 from models.identities import new_invite
-from models.imports import rows_from_records
-from models.tables import Outbox, Partner, PointsEntry
-from models.tables_rewards import RewardItem
+from models.imports.records import rows_from_records
+from models.tables import Outbox, Partner, PointsEntry, RewardItem
 from tests import builders as b
 
 CONFIG = ChatConfig(max_text=1000)

@@ -17,8 +17,9 @@ from bot.channels.telegram.push import TelegramPush
 from bot.delivery.limiter import Ceilings
 from bot.delivery.worker import DeliveryWorker
 from handlers import broadcasts
-from models import outbox
+from models import leases, outbox
 from models.db import session_scope
+from models.recipients import recipients
 from models.tables import ChatIdentity, Outbox, Partner
 from models.values import utcnow
 from tests import builders as b
@@ -132,7 +133,7 @@ def test_segment_and_most_recent_channel(engine: Engine, fake: FloodFake) -> Non
     with session_scope(engine) as s:  # partner 0 is also on WeChat, used more recently
         s.add(ChatIdentity(partner_id=ids[0], platform="wechat", user_ref="oWX", chat_ref="oWX", bound_at=utcnow(),
                            last_seen_at=utcnow() + timedelta(seconds=5)))
-        assert [r.platform for r in outbox.recipients(s, partner_ids=[ids[0]])] == ["wechat"]
+        assert [r.platform for r in recipients(s, partner_ids=[ids[0]])] == ["wechat"]
     bid = announce(engine, "华东专场", {"region": "华东"})
     with Session(engine) as s:
         chats = set(s.execute(select(Outbox.chat_ref).where(Outbox.batch_id == bid)).scalars())
@@ -153,7 +154,7 @@ def test_crashed_worker_lease_is_taken_over(engine: Engine, fake: FloodFake) -> 
     people(engine, 5)
     announce(engine)
     with engine.begin() as conn:  # a worker claims everything, then dies without sending
-        claimed = outbox.claim(conn, "dead-worker", 100, timedelta(seconds=-1))
+        claimed = leases.claim(conn, "dead-worker", 100, timedelta(seconds=-1))
     assert len(claimed) == 5
     drain(worker(engine, fake))
     assert set(fake.per_chat().values()) == {1} and len(fake.per_chat()) == 5

@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-import models.imports
-from models.tables import Partner, Sale, Target
-from models.tables_rewards import RewardItem
+import models.imports.sqlite_sales
+from models.tables import Partner, RewardItem, Sale, Target
 from tests.cli_runner import mianzi
 from tests.test_imports import PARTNERS, SALES_HEADER, write
 
@@ -94,7 +93,7 @@ def test_a_large_gbk_sales_file_through_the_bulk_path(with_partners: Path, sessi
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Many chunks (parsed in a forked process on SQLite) of two-byte characters: every one whole,
     wherever the reads cut the bytes; a bad row in a late chunk is reported by its line."""
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 200)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 200)
     rows = [f"G{i},P00{1 + i % 3},2026-11-0{1 + i % 9}T10:00:00,{i}.50,1,,客户{'甲乙丙'[i % 3] * (1 + i % 7)},"
             for i in range(2000)]
     path = write(with_partners / "g.csv", SALES_HEADER + "\n".join(rows) + "\n", encoding="gbk")
@@ -192,7 +191,7 @@ def test_sales_from_xlsx_typed_cells_and_the_sheets_line_numbers(with_partners: 
 
 def test_a_large_xlsx_sales_sheet_through_the_bulk_path(with_partners: Path, session: Session,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 200)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 200)
     # (a time of exactly midnight comes back from python-calamine as a date: the same sale all the same)
     rows = [[f"B{i}", f"P00{1 + i % 3}", datetime(2026, 11, 1 + i % 9, 0 if i % 50 else 10), i + 0.5, 1, None,
              f"C{i % 4}", None] for i in range(2000)]
@@ -235,7 +234,7 @@ def test_amounts_dates_and_codes_as_people_type_them(with_partners: Path, sessio
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """On SQLite the first chunk is all plain (the fast column checks), the second typed (each value
     parsed with care): both give the same sales."""
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 4)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 4)
     plain = ["N1,P001,2026-12-01T08:00:00,12000.50,1,,,", "N2,P001,2026-12-01 00:00:00,12000.00,1,,,",
              "N3,P001,2026-12-01T00:00:00,12000,1,,,", "N4,P002,2026-12-01T08:00:00,12000.00,1,,,"]
     typed = ['T1,P001,2026/12/1 8:00,"12,000.50",1,,,', "T2, p001 ,2026/12/01,¥12000,1,,,",

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from handlers.feedback import queue_contest_feedback, queue_feedback_requests
 from models import contests, trainings
 from models.db import session_scope
-from models.tables_rewards import FeedbackRequest
+from models.tables import FeedbackRequest
 from tests import builders as b
 from tests.cli_runner import mianzi
 from tests.incentives import NOW, ask, bound, outbox, program

@@ -16,10 +16,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-import models.imports
+import models.imports.parser_process
+import models.imports.sqlite_sales
 from models.csvfile import open_csv
 from models.db import session_scope
-from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales, rows_from_csv
+from models.imports.records import rows_from_csv
+from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+from models.imports.sales import import_sales
 from models.tables import Sale
 from models.values import zone
 from tests.cli_runner import mianzi
@@ -32,7 +35,7 @@ ROWS = 400_000  # seconds of work for the importer: it is killed long before the
 def sqlite_db(db_url: str, workdir: Path) -> str:
     if not db_url.startswith("sqlite"):
         pytest.skip("SQLite only: the forked parser is the SQLite bulk path's")
-    if not models.imports._CAN_FORK:
+    if not models.imports.parser_process.CAN_FORK:
         pytest.skip("no fork on this platform")
     assert mianzi("partners", "import", str(write(workdir / "partners.csv", PARTNERS))).code == 0
     return db_url
@@ -115,12 +118,12 @@ def test_an_importer_that_fails_midway_stops_its_parser(
     """An error in the importing process (here: a write that fails at the third chunk) stops the
     parser: it ends by itself as soon as nobody reads what it sends (it keeps no copy of the pipe's
     reading end), rather than blocking until the importer gives up waiting and terminates it."""
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 500)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 500)
     path = big_file(workdir / "many.csv", 20_000)
-    real_write = models.imports._SqliteSales.write
+    real_write = models.imports.sqlite_sales._SqliteSales.write
     calls = iter(range(10**6))
 
-    def failing_write(self: models.imports._SqliteSales, lines: list[int], sales: list) -> None:
+    def failing_write(self: models.imports.sqlite_sales._SqliteSales, lines: list[int], sales: list) -> None:
         if next(calls) == 2:
             raise OSError("disk full")
         real_write(self, lines, sales)
@@ -132,7 +135,7 @@ def test_an_importer_that_fails_midway_stops_its_parser(
         started.append(self)
         real_start(self)
 
-    monkeypatch.setattr(models.imports._SqliteSales, "write", failing_write)
+    monkeypatch.setattr(models.imports.sqlite_sales._SqliteSales, "write", failing_write)
     monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", recorded_start)
     with pytest.raises(OSError) as failed, path.open("rb") as stream, \
             open_csv(stream, SALE_REQUIRED) as csv_rows, session_scope(engine) as session:

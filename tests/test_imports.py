@@ -185,7 +185,9 @@ def test_missing_file(db_url: str, workdir: Path) -> None:
 
 def test_csv_chunks_and_records_store_the_same_rows(with_partners: Path, session: Session) -> None:
     """Whole-column checks (usual rows) and the row-by-row path (unusual ones) agree, value for value."""
-    from models.imports import SALE_COLUMNS, import_sales, rows_from_records
+    from models.imports.records import rows_from_records
+    from models.imports.sale_rows import SALE_COLUMNS
+    from models.imports.sales import import_sales
     from models.values import zone
 
     usual = ["U1,P001,2026-11-03T10:00:00,100.00,1,,C1,5", "U2,P002,2026-11-04 10:00:59,50.10,2,5.25,C2,",
@@ -221,9 +223,9 @@ def test_repeated_id_in_one_file_with_other_content(with_partners: Path, session
 def test_big_csv_is_parsed_in_a_forked_process(with_partners: Path, session: Session,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the first chunk a CSV is parsed by a child process: same rows, same errors, same re-import."""
-    import models.imports
+    import models.imports.sqlite_sales
 
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 2)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 2)
     good = [f"F{i},P00{1 + i % 3},2026-11-0{1 + i % 9}T10:00:00,{i}.50,1,,C{i},\n" for i in range(9)]
     path = write(with_partners / "f.csv", SALES_HEADER + "".join(good))
     ran = mianzi("sales", "import", str(path))
@@ -243,9 +245,9 @@ def test_big_csv_is_parsed_in_a_forked_process(with_partners: Path, session: Ses
 
 def test_quoted_fields_after_plain_chunks_keep_line_numbers(with_partners: Path, session: Session,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.imports
+    import models.imports.sqlite_sales
 
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 2)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 2)
     rows = (SALES_HEADER + "Q1,P001,2026-11-01T10:00:00,1,1,,C1,\r\n\r\nQ2,P001,2026-11-01T10:00:00,1,1,,C2,\n"
             + 'Q3,P002,2026-11-02T10:00:00,2,1,,"Shop, ""East""\nside",\n' + "Q4,P003,2026-11-03T10:00:00,-3,1,,,\n")
     ran = mianzi("sales", "import", str(write(with_partners / "q.csv", rows)))

@@ -30,8 +30,7 @@ from handlers.trainings import queue_reminders
 from models import trainings
 from models.db import session_scope
 from models.identities import new_invite
-from models.tables import Outbox, Partner
-from models.tables_rewards import FeedbackRequest, Redemption
+from models.tables import FeedbackRequest, Outbox, Partner, Redemption
 from tests.fake_telegram import FakeBotApi
 from tests.incentives import NOW, balance, count, earn, entries, outbox, program, stock
 from tests.live_app import live_app

@@ -24,8 +24,7 @@ from handlers.trainings import queue_reminders
 from models import trainings
 from models.db import session_scope
 from models.identities import new_invite
-from models.tables import Outbox, Partner
-from models.tables_rewards import FeedbackRequest, Redemption
+from models.tables import FeedbackRequest, Outbox, Partner, Redemption
 from models.values import utcnow
 from tests.fake_wechat import http_client, reply_fields, sample_xml, signed_query
 from tests.incentives import balance, count, earn, entries, outbox, program, stock

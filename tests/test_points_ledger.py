@@ -17,8 +17,7 @@ from handlers.points import expire_due, queue_expiry_reminders
 from models import points, rewards
 from models.db import session_scope
 from models.errors import DataError
-from models.tables import Partner, PointsEntry
-from models.tables_rewards import RewardItem
+from models.tables import Partner, PointsEntry, RewardItem
 from tests import builders as b
 from tests.conftest import _empty
 from tests.incentives import NOW, ask, balance, bound, catalog, earn, entries, outbox, program

@@ -13,9 +13,9 @@ from bot.channels.console import converse
 from models import rewards
 from models.db import session_scope
 from models.errors import DataError
-from models.imports import ImportRejected, rows_from_records
-from models.tables import ChatIdentity
-from models.tables_rewards import Redemption, RewardItem
+from models.imports.records import rows_from_records
+from models.imports.report import ImportRejected
+from models.tables import ChatIdentity, Redemption, RewardItem
 from tests.cli_runner import mianzi
 from tests.incentives import CONFIG, NOW, ask, balance, bound, catalog, count, earn, entries, outbox, program, stock
 

@@ -13,11 +13,14 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-import models.imports
+import models.imports.sqlite_sales
 from models.csvfile import open_csv
 from models.db import make_engine, session_scope
 from models.errors import DataError
-from models.imports import SALE_COLUMNS, SALE_REQUIRED, ImportRejected, import_sales, rows_from_csv
+from models.imports.records import rows_from_csv
+from models.imports.report import ImportRejected
+from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+from models.imports.sales import import_sales
 from models.tables import Sale
 from models.values import zone
 from tests.cli_runner import mianzi
@@ -86,7 +89,7 @@ def count(engine: Engine) -> int:
 
 def test_a_large_file_goes_in_without_checks_and_with_the_index_built_at_the_end(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
     watch: list[tuple[int, int, int]] = []
     assert run_import(own_engine, write(workdir / "big.csv", sales(BIG)), watch) == BIG
     assert watch[0] == (CHUNK, 0, 0)         # foreign keys off, the index dropped at the first chunk
@@ -97,7 +100,7 @@ def test_a_large_file_goes_in_without_checks_and_with_the_index_built_at_the_end
 
 def test_the_index_stays_when_the_table_holds_more_than_twice_the_file(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
     assert run_import(own_engine, write(workdir / "first.csv", sales(BIG))) == BIG
     watch: list[tuple[int, int, int]] = []
     assert run_import(own_engine, write(workdir / "more.csv", sales(BIG // 3, prefix="M")), watch) == BIG // 3
@@ -110,7 +113,7 @@ def test_the_index_stays_when_the_table_holds_more_than_twice_the_file(
 
 def test_a_rejected_file_leaves_nothing_and_the_checks_back_on(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
     bad = sales(BIG) + "X1,NOPE,2026-11-01T10:00:00,1,1,,,\nX2,P001,2026-11-01T10:00:00,-1,1,,,\n"
     watch: list[tuple[int, int, int]] = []
     with pytest.raises(ImportRejected) as rejected:
@@ -124,7 +127,7 @@ def test_a_rejected_file_leaves_nothing_and_the_checks_back_on(
 
 def test_a_file_that_breaks_midway_leaves_nothing_and_the_checks_back_on(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
     path = workdir / "broken.csv"
     path.write_bytes(sales(BIG).encode() + b'B10,P001,"' + b"x" * 200_000 + b'",1,1,,,\n')  # past the csv field limit
     watch: list[tuple[int, int, int]] = []
@@ -139,7 +142,7 @@ def test_a_file_that_breaks_midway_leaves_nothing_and_the_checks_back_on(
 def test_a_byte_of_no_encoding_at_the_end_refuses_the_file_before_anything_starts(
         own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The encoding is decided from the whole file first: a bad byte at the end is not found midway."""
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", CHUNK)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
     path = workdir / "broken.csv"
     path.write_bytes(sales(BIG).encode() + b"B10,P001,\xff\n")
     watch: list[tuple[int, int, int]] = []
@@ -203,7 +206,7 @@ def test_a_value_with_a_line_break_fails_its_column_check(own_engine: Engine, wo
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Columns are checked with one pattern over their values joined by line breaks; a quoted value
     holding a line break must not pass as two good values."""
-    monkeypatch.setattr(models.imports, "SQLITE_CHUNK", 3)
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", 3)
     rows = (SALES_HEADER + "N1,P001,2026-11-01T10:00:00,1.00,1,,,\n"
             + 'N2,P001,2026-11-01T10:00:00,"1.00\n2.00",1,,,\n' + 'N3,P001,2026-11-01T10:00:00,1.00,"1\n2",,,\n')
     with pytest.raises(ImportRejected) as rejected:

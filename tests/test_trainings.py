@@ -12,7 +12,7 @@ from handlers.trainings import queue_reminders
 from models import trainings
 from models.db import session_scope
 from models.errors import DataError
-from models.tables_rewards import Training, TrainingSignup
+from models.tables import Training, TrainingSignup
 from tests.cli_runner import mianzi
 from tests.incentives import NOW, ask, balance, bound, count, entries, outbox, program
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from models import trainings
 from models.db import session_scope
-from models.tables_rewards import TrainingSignup
+from models.tables import TrainingSignup
 from tests.cli_runner import mianzi
 from tests.incentives import NOW, ask, balance, bound, count, earn, outbox, program
 

@@ -18,7 +18,7 @@ from bot.settings import get_settings
 from messages.render import local_time, t, zone_name
 from models.csvfile import CsvRows
 from models.errors import DataError
-from models.imports import ImportRejected, ImportReport
+from models.imports.report import ImportRejected, ImportReport
 
 METRIC_HELP = "revenue|units|orders|new_customers|margin|attainment|satisfaction"
 

@@ -17,11 +17,11 @@ def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", h
                       json_out: bool = typer.Option(False, "--json")) -> None:
     """What was sent, pending, failed, blocked or undeliverable, per channel, with the reasons."""
     from messages.render import render
-    from models import outbox
+    from models import delivery_report
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:
-        data = outbox.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
+        data = delivery_report.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     if json_out:
         print_json({"id": batch, **data})
         return

@@ -20,7 +20,7 @@ def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import select
 
     from models import feedback
-    from models.tables_rewards import Training
+    from models.tables import Training
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:

@@ -16,7 +16,8 @@ from models import contests as contest_ops
 from models.csvfile import open_table
 from models.db import session_scope
 from models.identities import new_invite
-from models.imports import PARTNER_COLUMNS, import_partners, rows_from_csv
+from models.imports.partners import PARTNER_COLUMNS, import_partners
+from models.imports.records import rows_from_csv
 from models.tables import Team
 from models.values import zone
 

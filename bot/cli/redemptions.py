@@ -28,7 +28,7 @@ def redemptions_list(status: str | None = typer.Option(None, "--status", help="p
                      json_out: bool = typer.Option(False, "--json")) -> None:
     """Redemption requests, oldest first."""
     from models import rewards as store
-    from models.tables_rewards import REDEMPTION_STATUSES
+    from models.tables import REDEMPTION_STATUSES
 
     loc = _locale()
     if status is not None and status not in REDEMPTION_STATUSES:

@@ -12,7 +12,7 @@ from bot.cli.common import SHEET_OPTION, _locale, _open, _read_as, guarded, out,
 from messages.render import number, t
 from models.csvfile import open_table
 from models.db import session_scope
-from models.imports import rows_from_csv
+from models.imports.records import rows_from_csv
 from models.values import utcnow
 
 rewards_app = typer.Typer(no_args_is_help=True, help="The rewards catalog (积分商城).")
@@ -39,7 +39,7 @@ def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import func, select
 
     from models import rewards as store
-    from models.tables_rewards import Redemption
+    from models.tables import Redemption
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:

@@ -14,7 +14,9 @@ from handlers.refresh import refresh_dirty
 from messages.render import t
 from models.csvfile import count_lines, open_table
 from models.db import session_scope
-from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales, rows_from_csv
+from models.imports.records import rows_from_csv
+from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+from models.imports.sales import import_sales
 from models.values import zone
 
 sales_app = typer.Typer(no_args_is_help=True, help="The sales ledger.")

@@ -10,7 +10,8 @@ from bot import context
 from bot.cli.common import SHEET_OPTION, _open, _report, guarded
 from models.csvfile import open_table
 from models.db import session_scope
-from models.imports import TARGET_COLUMNS, import_targets, rows_from_csv
+from models.imports.records import rows_from_csv
+from models.imports.targets import TARGET_COLUMNS, import_targets
 
 targets_app = typer.Typer(no_args_is_help=True, help="Targets per partner and period.")
 

@@ -52,7 +52,7 @@ def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
     from sqlalchemy import func, select
 
     from models import trainings
-    from models.tables_rewards import Training, TrainingSignup
+    from models.tables import Training, TrainingSignup
 
     loc = _locale()
     with guarded(), session_scope(context.engine()) as session:
@@ -82,7 +82,7 @@ def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
                          json_out: bool = typer.Option(False, "--json")) -> None:
     """Who joined a training and who checked in."""
     from models import trainings
-    from models.tables_rewards import Training
+    from models.tables import Training
 
     with guarded(), session_scope(context.engine()) as session:
         item = session.get(Training, training_id)

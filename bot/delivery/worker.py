@@ -3,7 +3,7 @@
 Batches: a sender that can name many recipients in one call (`bot.channels.base.BatchSender`: WeCom's
 `message/send`, up to 1000 members) gets the claimed rows of one content together. When a claim
 holds such rows — of a broadcast, or the same content twice — the worker also claims the due rows
-alike that follow them (`outbox.claim_alike`: the rest of the broadcast, or within `lookahead`
+alike that follow them (`leases.claim_alike`: the rest of the broadcast, or within `lookahead`
 ids), then cuts each content into calls of at most `batch_size` distinct chats. Rows of different
 contents are never merged; every row keeps its own outcome. Ceilings stay honest: a batch takes one
 slot of the channel's calls per second and, for each member it names, that member's own ceilings.
@@ -43,7 +43,7 @@ from sqlalchemy import Engine, case, update
 
 from bot.channels.base import BatchSender, OutboxItem, Sender, SendResult, batching
 from bot.delivery.limiter import BatchLimiter, Ceilings, Deferred
-from models import outbox
+from models import leases
 from models.tables import Outbox
 from models.values import utcnow
 
@@ -160,7 +160,7 @@ class DeliveryWorker:
     def _claim(self, limit: int) -> list[OutboxItem]:
         now = self.clock()
         with self.engine.begin() as conn:
-            rows = outbox.claim(conn, self.worker_id, limit, self.lease, now=now, platforms=list(self.senders))
+            rows = leases.claim(conn, self.worker_id, limit, self.lease, now=now, platforms=list(self.senders))
             for platform, sender in self.batchers.items():
                 rows += self._claim_alike(conn, platform, sender, rows, now)
         return [_item(row) for row in rows]
@@ -180,7 +180,7 @@ class DeliveryWorker:
             return []
         batches = sorted({row.batch_id for g in wanted for row in g if row.batch_id is not None})
         repeated = [row.id for g in wanted if len(g) > 1 for row in g]
-        return outbox.claim_alike(conn, self.worker_id, platform, seeds, limit, self.lease, now=now,
+        return leases.claim_alike(conn, self.worker_id, platform, seeds, limit, self.lease, now=now,
                                   batches=batches, until_id=max(repeated) + self.lookahead if repeated else None)
 
     def _units(self, items: list[OutboxItem]) -> list[list[OutboxItem]]:
@@ -270,7 +270,7 @@ class DeliveryWorker:
     def _deactivate(self, identity_ids: list[int]) -> None:
         with self.engine.begin() as conn:
             for identity_id in identity_ids:
-                outbox.deactivate_identity(conn, identity_id)
+                leases.deactivate_identity(conn, identity_id)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -297,7 +297,7 @@ class DeliveryWorker:
 
     def _extend(self, lease_until: datetime) -> None:
         with self.engine.begin() as conn:
-            outbox.renew(conn, self.worker_id, lease_until)
+            leases.renew(conn, self.worker_id, lease_until)
 
     async def flush(self) -> None:
         """Record the outcomes gathered so far; returns once they are written, also those another flush
@@ -320,7 +320,7 @@ class DeliveryWorker:
             groups.setdefault((("next_attempt_at", at), ("status", "pending")), []).append(row_id)
         with self.engine.begin() as conn:
             for values, ids in groups.items():
-                outbox.mark(conn, ids, self.worker_id, **dict(values))
+                leases.mark(conn, ids, self.worker_id, **dict(values))
 
     def _outcome(self, result: SendResult, attempts: int, now: datetime) -> dict[str, Any]:
         """The new values of a row that was not sent (and the count of it in `stats`)."""

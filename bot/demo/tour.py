@@ -22,7 +22,7 @@ from bot.context import engine_for
 from bot.demo.sample import DEMO_ADMIN, DEMO_CAPTAIN, DEMO_DEALER, build
 from handlers.types import ChatConfig
 from messages.render import t
-from models import outbox
+from models import leases as outbox  # claim, mark, renew: the outbox's leases
 from models.db import session_scope
 from models.identities import new_invite
 from models.tables import Partner

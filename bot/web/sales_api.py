@@ -27,7 +27,10 @@ from handlers.refresh import refresh_dirty
 from messages.render import t
 from models.db import session_scope
 from models.errors import DataError
-from models.imports import SALE_COLUMNS, ImportRejected, ImportReport, import_sales, rows_from_records
+from models.imports.records import rows_from_records
+from models.imports.report import ImportRejected, ImportReport
+from models.imports.sale_rows import SALE_COLUMNS
+from models.imports.sales import import_sales
 from models.values import zone
 
 log = logging.getLogger("mianzi.api")

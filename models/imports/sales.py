@@ -1,0 +1,99 @@
+"""Sales into the append-only ledger: new ones appended, identical re-imports skipped, any bad row rejects all.
+
+This is the general path (PostgreSQL, through SQLAlchemy Core in chunks); SQLite takes
+`models.imports.sqlite_sales`, with the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+from sqlmodel import Session
+
+from models.imports.partners import partner_ids
+from models.imports.records import Progress, Row
+from models.imports.report import ImportReport, RowError, reject_if_any
+from models.imports.sale_rows import parse_sale
+from models.imports.sqlite_sales import import_sales_sqlite
+from models.standings import mark_open_contests_dirty
+from models.tables import Sale
+from models.values import utcnow
+
+CHUNK = 5000
+SALE_FIELDS = ("partner_id", "occurred_at", "amount_fen", "units", "margin_fen", "customer", "satisfaction")
+
+
+def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
+                 progress: Progress | None = None, now: datetime | None = None) -> ImportReport:
+    """Append new sales; skip identical re-imports; reject the batch on any bad row.
+
+    Rows are validated and written in chunks inside the caller's transaction, so a file of a
+    million rows never sits in memory; on any error the caller's transaction is rolled back
+    (the caller is `session_scope`), which is why this raises instead of returning errors.
+    """
+    now = now or utcnow()
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        return import_sales_sqlite(session, conn, rows, tz, progress, now)
+    partners = partner_ids(session)
+    report = ImportReport()
+    errors: list[RowError] = []
+    chunk: list[tuple[int, str, tuple]] = []
+    bounds: list[datetime] = []
+    for line, row in rows:
+        report.rows += 1
+        sale = parse_sale(row, line, errors, partners, tz)
+        if sale is not None:
+            chunk.append((line, row["id"], sale))
+        if len(chunk) >= CHUNK:
+            _write_sales(conn, chunk, errors, report, bounds, now)
+            chunk = []
+            if progress:
+                progress(report.rows)
+    if chunk:
+        _write_sales(conn, chunk, errors, report, bounds, now)
+    if progress:
+        progress(report.rows)
+    reject_if_any(errors)
+    if report.inserted:
+        mark_open_contests_dirty(session, min(bounds), max(bounds))
+    return report
+
+
+def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: list[RowError],
+                 report: ImportReport, bounds: list[datetime], now: datetime) -> None:
+    table = Sale.__table__
+    ids = [ext_id for _line, ext_id, _sale in chunk]
+    cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS]
+    known: dict[str, tuple] = {r[0]: tuple(r[1:]) for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
+    new_rows: list[dict[str, Any]] = []
+    first_line: dict[str, int] = {}
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for line, ext_id, sale in chunk:
+        before = known.get(ext_id)
+        if before is not None:
+            if before == sale:
+                report.unchanged += 1
+            else:
+                errors.append(RowError(line, "row.conflicting_id", {"value": ext_id[:40],
+                                                                    "first": first_line.get(ext_id)}))
+            continue
+        known[ext_id] = sale
+        first_line[ext_id] = line
+        new_rows.append({"ext_id": ext_id, "partner_id": sale[0], "occurred_at": sale[1], "amount_fen": sale[2],
+                         "units": sale[3], "margin_fen": sale[4], "customer": sale[5], "satisfaction": sale[6],
+                         "imported_at": now})
+        t = sale[1]
+        if lo is None or t < lo:
+            lo = t
+        if hi is None or t > hi:
+            hi = t
+    if new_rows:
+        conn.execute(table.insert(), new_rows)
+        report.inserted += len(new_rows)
+        bounds.extend((lo, hi))  # type: ignore[arg-type]

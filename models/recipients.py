@@ -1,0 +1,49 @@
+"""Who gets a push: each partner's most recently used chat account, optionally within a segment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from models import segments
+from models.tables import ChatIdentity, Partner
+
+
+@dataclass(frozen=True)
+class Recipient:
+    partner_id: int
+    identity_id: int
+    platform: str
+    chat_ref: str
+    locale: str
+
+
+def recipients(session: Session, partner_ids: Iterable[int] | None = None,
+               segment: dict[str, str] | None = None, exclude_identities: Iterable[int] = ()) -> list[Recipient]:
+    """Each partner's most recently active chat account (one message per partner, not per app).
+
+    A partner bound on Telegram and WeChat gets a push once, on the app they used last: two
+    identical pings on two apps read as noise, and the last-used app is the one they read.
+    `exclude_identities` are never picked (news about an account goes to the partner's others).
+    """
+    seen = func.coalesce(ChatIdentity.last_seen_at, ChatIdentity.bound_at)
+    stmt = (select(ChatIdentity.partner_id, ChatIdentity.id, ChatIdentity.platform,
+                   func.coalesce(ChatIdentity.chat_ref, ChatIdentity.user_ref), Partner.locale, seen)
+            .join(Partner, Partner.id == ChatIdentity.partner_id)
+            .where(ChatIdentity.active.is_(True), Partner.active.is_(True)))
+    if partner_ids is not None:
+        stmt = stmt.where(ChatIdentity.partner_id.in_(list(partner_ids)))
+    stmt = segments.where(stmt, segment or {})
+    excluded = list(exclude_identities)
+    if excluded:
+        stmt = stmt.where(ChatIdentity.id.not_in(excluded))
+    best: dict[int, tuple[Any, Recipient]] = {}
+    for pid, iid, platform, chat_ref, locale, last in session.execute(stmt.order_by(ChatIdentity.id)):
+        current = best.get(pid)
+        if current is None or last > current[0]:
+            best[pid] = (last, Recipient(pid, iid, platform, chat_ref, locale))
+    return [r for _, r in sorted(best.values(), key=lambda x: x[1].partner_id)]

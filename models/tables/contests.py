@@ -1,0 +1,83 @@
+"""Contests, their live standings and their frozen results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index
+from sqlmodel import Field, SQLModel
+
+
+class Contest(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    metric: str = Field(max_length=32)
+    scope: str = Field(default="individual", max_length=16)
+    team_score: str = Field(default="sum", max_length=8)
+    start_at: datetime = Field(index=True)
+    end_at: datetime = Field(index=True)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    grace_seconds: int = 0
+    segment: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    min_tenure_days: int | None = None
+    min_score: int | None = Field(default=None, sa_type=BigInteger)
+    min_satisfaction: int | None = None
+    prizes: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    tiers: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    top_n: int = 10
+    recur: str = Field(default="none", max_length=16)
+    previous_id: int | None = Field(default=None, foreign_key="contest.id", unique=True)
+    created_at: datetime
+    closed_at: datetime | None = Field(default=None, index=True)
+    sales_at_close: int | None = None  # the period's sales the close saw; `late_sales` counts the others
+    standings_dirty: bool = True
+    standings_at: datetime | None = None
+
+
+class _StandingColumns(SQLModel):
+    """Shared shape of a live standing row and a frozen result row.
+
+    `kind` is `partner` (individual contest), `team` (team contest) or `member` (a team member's
+    contribution inside a team contest; never ranked by itself).
+    """
+
+    contest_id: int = Field(foreign_key="contest.id")
+    kind: str = Field(max_length=8)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    score: int = Field(sa_type=BigInteger)
+    reached_at: datetime | None = None
+    eligible: bool
+    reason: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    rank: int | None = None
+    position: int | None = None
+    tier: str | None = Field(default=None, max_length=32)
+    prize_points: int = 0
+    rebate_pct: str | None = Field(default=None, max_length=16)
+
+
+class Standing(_StandingColumns, table=True):
+    """Live standings cache of an open contest; rebuilt from the sales ledger at any time."""
+
+    __table_args__ = (
+        Index("ix_standing_lookup", "contest_id", "kind", "partner_id"),
+        Index("ix_standing_team", "contest_id", "kind", "team_id"),
+        Index("ix_standing_position", "contest_id", "kind", "position"),
+        Index("ix_standing_score", "contest_id", "kind", "score", "position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class ContestResult(_StandingColumns, table=True):
+    """Frozen at close: what everyone scored, their rank and prize, and the rule behind it."""
+
+    __table_args__ = (
+        Index("ix_result_lookup", "contest_id", "kind", "partner_id"),
+        Index("ix_result_team", "contest_id", "kind", "team_id"),
+        Index("ix_result_position", "contest_id", "kind", "position"),
+        Index("ix_result_score", "contest_id", "kind", "score", "position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)

@@ -1,0 +1,62 @@
+"""What goes out to the platforms (the outbox), what came in (seen deliveries) and the platforms' access tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "undeliverable")
+
+
+class InboundSeen(SQLModel, table=True):
+    """Platform deliveries already handled (Telegram update_id, WeChat MsgId …), so retries run once."""
+
+    __table_args__ = (UniqueConstraint("platform", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    key: str = Field(max_length=128)
+    seen_at: datetime = Field(index=True)
+
+
+class Outbox(SQLModel, table=True):
+    """Every push, one row per recipient and channel, before it is sent (DESIGN §3 rule 2).
+
+    `key` makes queuing idempotent (`broadcast:42:partner:1007`). The delivery worker claims due
+    rows by setting `status=sending` with a lease; a crashed worker's lease expires and another
+    worker sends the row again, which bounds duplicates to the rows in flight at the crash.
+    """
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)  # broadcast, result, announcement, reminder, reply …
+    batch_id: int | None = Field(default=None, index=True)  # the broadcast (or other batch) it belongs to
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    identity_id: int | None = Field(default=None, foreign_key="chatidentity.id")
+    platform: str = Field(max_length=16)
+    chat_ref: str = Field(max_length=128)
+    is_group: bool = False
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    leased_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class AccessToken(SQLModel, table=True):
+    """Platform access tokens shared by every server process (WeChat invalidates older ones)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    app: str = Field(max_length=128, unique=True)  # e.g. wechat:<appid>, wecom:<corpid>:<agentid>
+    token: str = Field(max_length=1024)
+    expires_at: datetime
+    fetched_at: datetime

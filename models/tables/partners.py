@@ -1,0 +1,30 @@
+"""Partners and their teams."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Field, SQLModel
+
+ROLES = ("dealer", "captain", "admin")
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+
+
+class Partner(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    region: str | None = Field(default=None, max_length=64)
+    city_tier: int | None = None
+    industry: str | None = Field(default=None, max_length=64)
+    size: str | None = Field(default=None, max_length=32)
+    joined_on: date | None = None
+    role: str = Field(default="dealer", max_length=16)
+    locale: str = Field(default="zh", max_length=8)
+    active: bool = True

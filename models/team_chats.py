@@ -1,0 +1,18 @@
+"""Queries about the group chats linked to teams (`/linkgroup`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models.tables import TeamChat
+
+
+def linked_groups(session: Session, *, platforms: Collection[str] | None = None) -> list[TeamChat]:
+    """Every linked group (on `platforms` only, if given), oldest link first."""
+    stmt = select(TeamChat)
+    if platforms is not None:
+        stmt = stmt.where(TeamChat.platform.in_(platforms))
+    return list(session.execute(stmt.order_by(TeamChat.id)).scalars())
