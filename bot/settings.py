@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     wechat_token: str | None = None
     wechat_aes_key: str | None = None
     wechat_api_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    # Where a parametric QR code's image is downloaded by its ticket (`partners invite`).
+    wechat_qrcode_url: str = "https://mp.weixin.qq.com/cgi-bin/showqrcode"
     wechat_template_id: str | None = None
 
     wecom_corp_id: str | None = None

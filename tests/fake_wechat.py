@@ -3,7 +3,9 @@
 The fake answers the calls our senders make — `token` and `gettoken`, `message/custom/send`,
 `message/template/send`, `message/send`, `appchat/send` (text or image messages alike), and
 `media/upload` (multipart: recorded as `{"type", "field", "filename", "content_type", "data"}`,
-answered with a fresh `media_id` `MEDIA-<n>`) — records every call (with its time and answer),
+answered with a fresh `media_id` `MEDIA-<n>`), `qrcode/create` (a fresh ticket, the URL
+`http://weixin.qq.com/q/<ticket>`, kept in `qrcodes`) and `showqrcode?ticket=…` (no token, as on
+mp.weixin.qq.com: a real PNG of a QR code of that URL, made by segno; 404 for an unknown ticket) — records every call (with its time and answer),
 counts token fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like
 the real API), and answers a queued error code (or HTTP status) when a test asks for one.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import json
 import re
 import secrets
@@ -32,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import segno
 import uvicorn
 import xmltodict
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -75,6 +79,8 @@ class FakeWeixin:
     invalid_users: set[str] = field(default_factory=set)
     unlicensed_users: set[str] = field(default_factory=set)
     revoke_after: int | None = None
+    qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket → the qrcode/create body
+    downloads: list[str] = field(default_factory=list)  # tickets asked of showqrcode
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, path: str, errcode: int, errmsg: str = "error", **extra: Any) -> None:
@@ -146,6 +152,11 @@ class FakeWeixin:
                                    "created_at": int(time.time())}
                 elif path == "message/send":
                     call.answer = {**self._member_answer(body), "msgid": len(self.calls)}
+                elif path == "qrcode/create":  # answered without errcode on success, as WeChat does
+                    ticket = f"gQ{len(self.qrcodes) + 1:05d}+/AAE=="  # characters that need quoting in a URL
+                    self.qrcodes[ticket] = body
+                    call.answer = {"ticket": ticket, "expire_seconds": body.get("expire_seconds"),
+                                   "url": f"http://weixin.qq.com/q/{ticket}"}
                 else:
                     call.answer = {"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)}
                 if path == "message/send" and self.revoke_after is not None and call.answer.get("errcode") == 0 \
@@ -154,8 +165,20 @@ class FakeWeixin:
                     self.revoke_tokens()
                 return JSONResponse(call.answer)
 
+        async def showqrcode(request: Request) -> Response:
+            ticket = request.query_params.get("ticket", "")
+            with self.lock:
+                self.downloads.append(ticket)
+                known = ticket in self.qrcodes
+            if not known:
+                return PlainTextResponse("not found", status_code=404)
+            png = io.BytesIO()
+            segno.make_qr(f"http://weixin.qq.com/q/{ticket}").save(png, kind="png", scale=10, border=4)
+            return Response(png.getvalue(), media_type="image/png")
+
         return Starlette(routes=[
             Route("/cgi-bin/token", token), Route("/cgi-bin/gettoken", token),
+            Route("/cgi-bin/showqrcode", showqrcode),
             Route("/cgi-bin/{path:path}", api, methods=["POST"]),
         ])
 

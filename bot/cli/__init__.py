@@ -18,12 +18,14 @@ from bot.cli import (
     sales,
     serve,
     targets,
+    teams,
     trainings,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mianzi: partner engagement for channel programs.")
 app.add_typer(db.db_app, name="db")
 app.add_typer(partners.partners_app, name="partners")
+app.add_typer(teams.teams_app, name="teams")
 app.add_typer(targets.targets_app, name="targets")
 app.add_typer(sales.sales_app, name="sales")
 app.add_typer(contests.contests_app, name="contests")

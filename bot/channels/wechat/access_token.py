@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine, insert, or_, select, update
@@ -31,6 +31,9 @@ from sqlalchemy.exc import IntegrityError
 
 from models.tables import AccessToken
 from models.values import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("mianzi.wechat.api")
 
@@ -193,6 +196,13 @@ class WeixinApi:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+def official_account_api(settings: Settings, engine: Engine, **api_options: Any) -> WeixinApi:
+    """The Official Account's API (needs `MIANZI_WECHAT_APP_ID` and `MIANZI_WECHAT_APP_SECRET`)."""
+    return WeixinApi(engine, f"wechat:{settings.wechat_app_id}", settings.wechat_api_url, "token",
+                     {"grant_type": "client_credential", "appid": settings.wechat_app_id or "",
+                      "secret": settings.wechat_app_secret or ""}, **api_options)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -62,7 +62,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from bot.channels.base import OutboxItem, SendResult
-from bot.channels.wechat.access_token import ApiError, WeixinApi
+from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api
 from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
 from messages.render import local_time
@@ -183,9 +183,7 @@ class WeChatPush:
         self.engine = engine
         self.template_id = settings.wechat_template_id
         self.timezone = settings.timezone
-        self.api = WeixinApi(engine, f"wechat:{settings.wechat_app_id}", settings.wechat_api_url, "token",
-                             {"grant_type": "client_credential", "appid": settings.wechat_app_id,
-                              "secret": settings.wechat_app_secret}, **api_options)
+        self.api = official_account_api(settings, engine, **api_options)
         self.media = MediaUploads(self.api, "wechat")
 
     async def send(self, item: OutboxItem) -> SendResult:

@@ -1,0 +1,141 @@
+"""Who is in the program: partners chosen by code, segment or binding, their chat accounts, the teams.
+
+`choose` is what `partners invite` and `partners list` select by; `listing` and `teams` are the
+rows the command line (and later the admin console) shows. Plain values, no words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models.contests import partner_by_code
+from models.errors import DataError
+from models.segments import matches
+from models.tables import ChatIdentity, Partner, Team
+from models.values import as_utc
+
+TAKING_PART = ("dealer", "captain")  # who `--all` invites: admins run the program, they are invited by code
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which partners: one by `code`; or `everyone`; or those in `segment` and/or `unbound` (no
+    active chat account). Only one `code` or `everyone`, else the segment and binding filters."""
+
+    code: str | None = None
+    everyone: bool = False
+    segment: dict[str, str] | None = None
+    unbound: bool = False
+
+    def check(self, option: str) -> None:
+        """One way of choosing: a code, `--all`, or the filters (which may be combined)."""
+        ways = [self.code is not None, self.everyone, bool(self.segment) or self.unbound]
+        if sum(ways) != 1:
+            raise DataError("onboard.choose_partners", command=option)
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """A partner as `partners list` shows them: attributes, where they are bound, when last seen."""
+
+    id: int
+    code: str
+    name: str
+    team: str | None
+    team_name: str | None
+    region: str | None
+    city_tier: int | None
+    role: str
+    active: bool
+    platforms: tuple[str, ...]
+    last_seen_at: datetime | None
+
+    def doc(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "team": self.team, "region": self.region,
+                "city_tier": self.city_tier, "role": self.role, "active": self.active,
+                "platforms": list(self.platforms), "last_seen_at": self.last_seen_at}
+
+
+def _bound(session: Session) -> dict[int, tuple[tuple[str, ...], datetime | None]]:
+    """Each partner's active chat platforms and the last time any of their accounts was seen."""
+    rows = session.execute(select(ChatIdentity.partner_id, ChatIdentity.platform, ChatIdentity.active,
+                                  ChatIdentity.last_seen_at, ChatIdentity.bound_at)).all()
+    found: dict[int, tuple[set[str], datetime | None]] = {}
+    for pid, platform, active, seen, bound in rows:
+        platforms, last = found.setdefault(pid, (set(), None))
+        if active:
+            platforms.add(platform)
+        moment = as_utc(seen or bound) if (seen or bound) else None
+        if moment is not None and (last is None or moment > last):
+            found[pid] = (platforms, moment)
+    return {pid: (tuple(sorted(p)), last) for pid, (p, last) in found.items()}
+
+
+def listing(session: Session, selection: Selection | None = None, *, invitable: bool = False) -> list[RosterRow]:
+    """The chosen partners by code, with their team and binding. `invitable` keeps, for `--all`
+    and the filters, only active dealers and captains (an admin is invited by naming them)."""
+    selection = selection or Selection()
+    teams = {t.id: t for t in session.execute(select(Team)).scalars()}
+    if selection.code is not None:
+        partners = [partner_by_code(session, selection.code)]
+    else:
+        partners = list(session.execute(select(Partner).order_by(Partner.code)).scalars())
+    bound = _bound(session)
+    rows: list[RosterRow] = []
+    for p in partners:
+        if selection.code is None:
+            if invitable and (p.role not in TAKING_PART or not p.active):
+                continue
+            if selection.segment and not matches(session, selection.segment, p):
+                continue
+            if selection.unbound and bound.get(p.id, ((), None))[0]:  # type: ignore[arg-type]
+                continue
+        team = teams.get(p.team_id) if p.team_id else None
+        platforms, seen = bound.get(p.id, ((), None))  # type: ignore[arg-type]
+        rows.append(RosterRow(p.id, p.code, p.name, team.code if team else None,  # type: ignore[arg-type]
+                              team.name if team else None, p.region, p.city_tier, p.role, p.active, platforms, seen))
+    return rows
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """A team as `teams list` shows it: active members, how many are bound to a chat account, captains."""
+
+    code: str
+    name: str
+    members: int
+    bound: int
+    captains: tuple[str, ...]  # names (codes in `doc`)
+    captain_codes: tuple[str, ...]
+
+    @property
+    def bound_pct(self) -> int | None:
+        """The bound share in whole percent, rounded down (None for an empty team)."""
+        return self.bound * 100 // self.members if self.members else None
+
+    def doc(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "members": self.members, "bound": self.bound,
+                "bound_pct": self.bound_pct,
+                "captains": [{"code": c, "name": n} for c, n in zip(self.captain_codes, self.captains, strict=True)]}
+
+
+def teams(session: Session) -> list[TeamRow]:
+    """Every team by code; members are its active partners (admins too, if an admin has a team)."""
+    bound = _bound(session)
+    members: dict[int, list[Partner]] = {}
+    for p in session.execute(select(Partner).where(Partner.active.is_(True), Partner.team_id.is_not(None))
+                             .order_by(Partner.code)).scalars():
+        members.setdefault(p.team_id, []).append(p)  # type: ignore[arg-type]
+    rows = []
+    for team in session.execute(select(Team).order_by(Team.code)).scalars():
+        people = members.get(team.id, [])  # type: ignore[arg-type]
+        captains = [p for p in people if p.role == "captain"]
+        rows.append(TeamRow(team.code, team.name, len(people),
+                            sum(1 for p in people if bound.get(p.id, ((), None))[0]),  # type: ignore[arg-type]
+                            tuple(p.name for p in captains), tuple(p.code for p in captains)))
+    return rows
