@@ -15,7 +15,7 @@ from models import standings
 from models.errors import DataError
 from models.rows import AnyContest
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
-from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing, Team
 from models.values import as_utc, normal_code, utcnow, zone
 
 
@@ -241,3 +241,18 @@ def partner_by_code(session: Session, code: str) -> Partner:
     if partner is None:
         raise DataError("error.unknown_partner", value=code)
     return partner
+
+
+def all_contests(*, session: Session) -> list[Contest]:
+    """Every contest, by start then id (`mianzi contests list`)."""
+    return list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+
+
+def partner_codes(*, session: Session) -> dict[int, str]:
+    """Every partner's code by id: a report names partners by their code."""
+    return {pid: code for pid, code in session.execute(select(Partner.id, Partner.code))}
+
+
+def team_codes(*, session: Session) -> dict[int, str]:
+    """Every team's code by id."""
+    return {tid: code for tid, code in session.execute(select(Team.id, Team.code))}

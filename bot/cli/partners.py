@@ -8,37 +8,34 @@ from typing import Any
 
 import typer
 
-from bot import context
-from bot.cli.common import SHEET_OPTION, _locale, _open, _report, guarded, out, print_json
-from bot.settings import get_settings
-from messages.render import t
-from models import contests as contest_ops
-from models.csvfile import open_table
-from models.db import session_scope
-from models.identities import new_invite
-from models.imports import PARTNER_COLUMNS, import_partners, rows_from_csv
-from models.tables import Team
-from models.values import zone
+from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, out, print_json, table_file
 
 partners_app = typer.Typer(no_args_is_help=True, help="Partners and teams.")
 
 
 @partners_app.command("import")
-def partners_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+def partners_import(file: Path, sheet: SheetOption = None) -> None:
     """Add or update partners and teams from a CSV or .xlsx file."""
+    from bot.settings import get_settings
+    from models.imports import PARTNER_COLUMNS, import_partners, rows_from_csv
+
     settings = get_settings()
-    with (guarded(), _open(file) as stream, open_table(stream, ("code", "name"), sheet) as csv_rows,
-          session_scope(context.engine(settings)) as session):
+    with table_file(file, ("code", "name"), sheet) as csv_rows, database(settings) as session:
         report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
                                  default_locale=settings.locale)
     _report("partners", report, csv_rows)
 
 
 @partners_app.command("invite")
-def partners_invite(code: str, json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def partners_invite(code: str, json_out: JsonOption = False) -> None:
     """Print a fresh one-time invite code for a partner, and the Telegram deep link."""
+    from bot.settings import get_settings
+    from messages.render import t
+    from models import contests as contest_ops
+    from models.identities import new_invite
+
     settings = get_settings()
-    with guarded(), session_scope(context.engine(settings)) as session:
+    with database(settings) as session:
         partner = contest_ops.partner_by_code(session, code)
         invite = new_invite(session, partner, settings.invite_ttl_days)
     link = f"https://t.me/{settings.telegram_bot_username}?start={invite.code}"
@@ -66,13 +63,18 @@ def _short(iso: str | None) -> str | None:
 
 
 @partners_app.command("show")
-def partners_show(code: str, json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def partners_show(code: str, json_out: JsonOption = False) -> None:
     """A partner and the chat accounts bound to them."""
+    from bot.settings import get_settings
+    from messages.render import t
+    from models import contests as contest_ops
     from models.identities import accounts_of
+    from models.tables import Team
+    from models.values import zone
 
     settings = get_settings()
     tz = zone(settings.timezone)
-    with guarded(), session_scope(context.engine(settings)) as session:
+    with database(settings) as session:
         partner = contest_ops.partner_by_code(session, code)
         team = session.get(Team, partner.team_id) if partner.team_id else None
         doc = {"partner": partner.code, "name": partner.name, "role": partner.role, "active": partner.active,
@@ -95,13 +97,17 @@ def partners_show(code: str, json_out: bool = typer.Option(False, "--json", help
 @partners_app.command("unbind")
 def partners_unbind(code: str, platform: str | None = typer.Option(None, "--platform",
                                                                     help="telegram|wechat|wecom (default: all)"),
-                    json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+                    json_out: JsonOption = False) -> None:
     """Remove a partner's chat accounts (on one platform, or all); they bind again with a new invite."""
+    from bot.settings import get_settings
+    from messages.render import t
+    from models import contests as contest_ops
     from models.identities import unbind
+    from models.values import zone
 
     settings = get_settings()
     tz = zone(settings.timezone)
-    with guarded(), session_scope(context.engine(settings)) as session:
+    with database(settings) as session:
         partner = contest_ops.partner_by_code(session, code)
         removed = [_account_doc(a, tz) for a in unbind(session, partner, platform)]
     if json_out:
