@@ -69,20 +69,20 @@ def guarded() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if _raised(exc, "models.imports", "ImportRejected"):
-            err.print(_t(exc.key, **exc.params), markup=False, highlight=False)  # type: ignore[attr-defined]
+        if not _raised(exc, "models.errors", "DataError"):
+            if _raised(exc, "sqlalchemy.exc", "SQLAlchemyError"):
+                fail("error.database", detail=str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0])
+            raise
+        if hasattr(exc, "by_line"):  # a rejected import (`ImportRejected`): its reason, then each bad row
             from messages.render import t
 
             loc = _locale()
-            for line, errors in exc.by_line():  # type: ignore[attr-defined]
+            err.print(t(exc.key, loc, **exc.params), markup=False, highlight=False)  # type: ignore[attr-defined]
+            for line, errors in exc.by_line():
                 reasons = [t(e.key, loc, **e.params) for e in errors]
                 err.print(t("row.line", loc, line=line, reasons=reasons), markup=False, highlight=False)
             raise typer.Exit(2) from None
-        if _raised(exc, "models.errors", "DataError"):
-            fail(exc.key, **exc.params)  # type: ignore[attr-defined]
-        if _raised(exc, "sqlalchemy.exc", "SQLAlchemyError"):
-            fail("error.database", detail=str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0])
-        raise
+        fail(exc.key, **exc.params)  # type: ignore[attr-defined]
 
 
 @contextmanager
