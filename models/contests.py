@@ -16,7 +16,7 @@ from models.db import read
 from models.errors import DataError
 from models.rows import AnyContest, ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
-from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing, Team
 from models.values import as_utc, normal_code, utcnow, zone
 
 
@@ -299,3 +299,18 @@ def contest_by_name(session: Session, *, fragment: str) -> Contest | None:
 def unclosed(session: Session) -> list[Contest]:
     """Every contest not closed yet (ORM objects)."""
     return list(session.execute(select(Contest).where(Contest.closed_at.is_(None))).scalars())
+
+
+def all_contests(*, session: Session) -> list[Contest]:
+    """Every contest, by start then id (`mianzi contests list`)."""
+    return list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+
+
+def partner_codes(*, session: Session) -> dict[int, str]:
+    """Every partner's code by id: a report names partners by their code."""
+    return {pid: code for pid, code in session.execute(select(Partner.id, Partner.code))}
+
+
+def team_codes(*, session: Session) -> dict[int, str]:
+    """Every team's code by id."""
+    return {tid: code for tid, code in session.execute(select(Team.id, Team.code))}

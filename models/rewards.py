@@ -236,3 +236,10 @@ def redemptions(session: Session, status: str | None = None, partner_id: int | N
     if limit is not None:
         stmt = stmt.limit(limit)
     return [(r, i, p) for r, i, p in session.execute(stmt).all()]
+
+
+def pending_by_item(*, session: Session) -> dict[int, int]:
+    """How many redemptions wait for a decision, per catalog item (items with none are absent)."""
+    rows = session.execute(select(Redemption.item_id, func.count()).where(Redemption.status == "pending")
+                           .group_by(Redemption.item_id))
+    return {item_id: int(count) for item_id, count in rows}

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from bot import context
-from bot.cli.common import _locale, guarded, out, print_json, time_column, when
-from bot.settings import get_settings
-from messages.render import t
-from models.db import session_scope
-from models.values import parse_datetime_local, utcnow, zone
+from bot.cli.common import JsonOption, _locale, database, guarded, out, print_json, time_column, when
 
 
 def broadcast(text: str = typer.Argument(..., help="the announcement"),
               segment: str | None = typer.Option(None, "--segment",
                                                  help="KEY=VALUE[,…]: region, city_tier, industry, size, team, role"),
               at: str | None = typer.Option(None, "--at", help="ISO-8601 send time (program time zone); default now"),
-              json_out: bool = typer.Option(False, "--json")) -> None:
+              json_out: JsonOption = False) -> None:
     """Queue an announcement to every bound partner, or a segment (sent by the delivery worker)."""
+    from bot.settings import get_settings
     from handlers import broadcasts
+    from messages.render import t
     from models.rules import parse_segment as parse_seg
+    from models.values import parse_datetime_local, utcnow, zone
 
     settings = get_settings()
     loc = _locale()
@@ -28,7 +26,7 @@ def broadcast(text: str = typer.Argument(..., help="the announcement"),
         now = utcnow()
         send_at = parse_datetime_local(at, tz) if at else now
         seg = parse_seg(segment, allow_role=True)
-        with session_scope(context.engine(settings)) as session:
+        with database(settings) as session:
             item, _count = broadcasts.draft(session, text, seg, None, send_at, now)
             item = broadcasts.confirm(session, item.id, now)  # type: ignore[arg-type]
     if json_out:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import METRIC_HELP, _locale, fail, guarded, out, print_json, time_column
-from bot.settings import get_settings
-from messages.render import period_text, reason_text, score_text, t, zone_name
-from models import contests as contest_ops
-from models import standings
-from models.db import session_scope
-from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
-from models.tables import Contest, Partner, Team
-from models.values import parse_datetime_local, parse_duration, parse_period_bound, utcnow, zone
+from bot.cli.common import (
+    METRIC_HELP,
+    JsonOption,
+    _locale,
+    database,
+    fail,
+    guarded,
+    json_or_empty,
+    out,
+    print_json,
+    time_column,
+)
+
+if TYPE_CHECKING:
+    from models.tables import Contest
 
 contests_app = typer.Typer(no_args_is_help=True, help="Contests and standings.")
 
@@ -40,9 +44,15 @@ def contests_create(
     tiers: str | None = typer.Option(None, "--tiers", help="NAME=THRESHOLD:POINTS[:REBATE%][,…]"),
     top: int = typer.Option(10, "--top", help="how many are named publicly"),
     recur: str = typer.Option("none", "--recur", help="none|weekly|monthly|quarterly"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: JsonOption = False,
 ) -> None:
     """Create a contest."""
+    from bot.settings import get_settings
+    from messages.render import t
+    from models import contests as contest_ops
+    from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
+    from models.values import parse_duration, parse_period_bound, zone
+
     settings = get_settings()
     with guarded():
         tz = zone(settings.timezone)
@@ -54,7 +64,7 @@ def contests_create(
             min_score=parse_score(min_score, metric) if min_score else None,
             min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
             prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur)
-        with session_scope(context.engine(settings)) as session:
+        with database(settings) as session:
             contest = contest_ops.create(session, spec)
     if json_out:
         print_json({"id": contest.id})
@@ -64,24 +74,27 @@ def contests_create(
 
 def _period_text(contest: Contest) -> str:
     """The period as the chat shows it, labelled with its zone when not the program's own."""
+    from bot.settings import get_settings
+    from messages.render import period_text, zone_name
+
     text = period_text(contest.start_at, contest.end_at, contest.timezone)
     return text if contest.timezone == get_settings().timezone else f"{text} ({zone_name(contest.timezone)})"
 
 
 @contests_app.command("list")
-def contests_list(json_out: bool = typer.Option(False, "--json")) -> None:
+def contests_list(json_out: JsonOption = False) -> None:
     """All contests with their status."""
-    from sqlalchemy import select
+    from rich.table import Table
+
+    from messages.render import t
+    from models import contests as contest_ops
+    from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
-    with guarded(), session_scope(context.engine()) as session:
-        rows = list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
-    if json_out:
-        print_json([contest_summary(c, now) for c in rows])
-        return
-    if not rows:
-        out.print(t("cli.no_contests", loc), markup=False)
+    with database() as session:
+        rows = contest_ops.all_contests(session=session)
+    if json_or_empty([contest_summary(c, now) for c in rows], json_out, "cli.no_contests"):
         return
     table = Table(*(t(f"col.{k}", loc) for k in ("id", "name", "metric", "scope")), time_column(t("col.period", loc)),
                   t("col.status", loc))
@@ -92,6 +105,8 @@ def contests_list(json_out: bool = typer.Option(False, "--json")) -> None:
 
 
 def contest_summary(c: Contest, now: datetime) -> dict[str, Any]:
+    from models import contests as contest_ops
+
     return {"id": c.id, "name": c.name, "metric": c.metric, "scope": c.scope, "team_score": c.team_score,
             "start": c.start_at.isoformat(), "end": c.end_at.isoformat(), "timezone": c.timezone,
             "grace_seconds": c.grace_seconds, "segment": c.segment, "min_tenure_days": c.min_tenure_days,
@@ -111,21 +126,24 @@ def score_json(score: int | None) -> str | None:
 @contests_app.command("show")
 def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
                   limit: int = typer.Option(20, "--limit", help="lines in the table (JSON has everyone)"),
-                  json_out: bool = typer.Option(False, "--json")) -> None:
+                  json_out: JsonOption = False) -> None:
     """One contest and its live or frozen standings."""
-    from sqlalchemy import select
+    from models import contests as contest_ops
+    from models import standings
+    from models.tables import Contest
+    from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         contest = session.get(Contest, contest_id)
         if contest is None:
             fail("error.unknown_contest", value=contest_id)
         standings.ensure_fresh(session, contest)
         session.refresh(contest)
         lines = standings.all_lines(session, contest)
-        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
-        teams = dict(session.execute(select(Team.id, Team.code)).all())
+        partners = contest_ops.partner_codes(session=session)
+        teams = contest_ops.team_codes(session=session)
         late = contest_ops.late_sales(session, contest)
     doc = contest_summary(contest, now)
     doc["late_sales"] = late
@@ -144,6 +162,8 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
 
 
 def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str) -> dict[str, Any]:
+    from messages.render import reason_text
+
     doc: dict[str, Any] = {}
     if line.kind == "team":
         doc["team"] = teams.get(line.team_id)
@@ -157,6 +177,10 @@ def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str
 
 
 def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: int, loc: str) -> None:
+    from rich.table import Table
+
+    from messages.render import score_text, t
+
     out.print(f"#{contest.id} {contest.name} · {t(f'metric.{contest.metric}', loc)} · {_period_text(contest)} · "
               f"{t('status.' + doc['status'], loc)}", markup=False, highlight=False)
     table = Table(*(t(f"col.{k}", loc) for k in ("rank", "participant", "score", "tier", "prize", "reason")))
@@ -177,7 +201,11 @@ def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="
     The scheduler's own close-and-announce (`scheduler.jobs.close_due`): a contest closed here is
     announced here, once, and a later scheduler tick finds nothing left to do.
     """
+    from bot import context
+    from bot.settings import get_settings
     from handlers.announcements import ImageConfig
+    from messages.render import t
+    from models.values import parse_datetime_local, utcnow, zone
     from scheduler import jobs
 
     settings = get_settings()

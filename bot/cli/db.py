@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot import context
 from bot.cli.common import _locale, guarded, out
-from bot.settings import get_settings
-from messages.render import t
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
@@ -15,6 +12,10 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema."""
+    from bot import context
+    from bot.settings import get_settings
+    from messages.render import t
+
     settings = get_settings()
     with guarded():
         context.engine(settings)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from bot import context
-from bot.cli.common import _locale, guarded, out, print_json
-from bot.settings import get_settings
-from models.db import session_scope
+from bot.cli.common import JsonOption, _locale, database, guarded, out, print_json
 
 deliveries_app = typer.Typer(no_args_is_help=True, help="Outbound pushes: reports and draining.")
 
 
 @deliveries_app.command("report")
 def deliveries_report(batch: int | None = typer.Argument(None, metavar="[ID]", help="a broadcast id"),
-                      json_out: bool = typer.Option(False, "--json")) -> None:
+                      json_out: JsonOption = False) -> None:
     """What was sent, pending, failed, blocked or undeliverable, per channel, with the reasons."""
     from messages.render import render
     from models import delivery_report
 
     loc = _locale()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         data = delivery_report.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     if json_out:
         print_json({"id": batch, **data})
@@ -35,8 +32,10 @@ def deliveries_drain() -> None:
     import asyncio
     from datetime import timedelta
 
+    from bot import context
     from bot.channels.registry import ceilings, push_senders
     from bot.delivery.worker import DeliveryWorker
+    from bot.settings import get_settings
 
     settings = get_settings()
 

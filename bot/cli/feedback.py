@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import _locale, guarded, out, print_json
-from messages.render import t
-from models.db import session_scope
-from models.tables import Contest, Partner
+from bot.cli.common import JsonOption, _locale, database, json_or_empty, out
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Feedback surveys after trainings and contests.")
 
 
 @feedback_app.command("report")
-def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
+def feedback_report(json_out: JsonOption = False) -> None:
     """Average rating, spread and comments per training and contest."""
-    from sqlalchemy import select
+    from rich.table import Table
 
+    from messages.render import t
     from models import feedback
-    from models.tables import Training
+    from models.contests import partner_codes
+    from models.tables import Contest, Training
 
     loc = _locale()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         summaries = feedback.report(session)
-        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
+        partners = partner_codes(session=session)
         titles: dict[tuple[str, int], str] = {}
         for s in summaries:
             if s.subject == "training":
@@ -39,11 +36,7 @@ def feedback_report(json_out: bool = typer.Option(False, "--json")) -> None:
              "ratings": {str(k): v for k, v in s.counts.items()},
              "comments": [{"partner": partners.get(c["partner_id"]), "rating": c["rating"], "comment": c["comment"]}
                           for c in s.comments]} for s in summaries]
-    if json_out:
-        print_json(docs)
-        return
-    if not docs:
-        out.print(t("feedback.no_answers", loc), markup=False)
+    if json_or_empty(docs, json_out, "feedback.no_answers"):
         return
     table = Table(*(t(f"feedback.col_{k}", loc) for k in ("subject", "asked", "answered", "average", "spread")))
     for d in docs:

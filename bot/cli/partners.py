@@ -8,26 +8,20 @@ from typing import Any
 
 import typer
 
-from bot import context
-from bot.cli.common import SHEET_OPTION, _locale, _open, _report, guarded, out, print_json
-from bot.settings import get_settings
-from messages.render import t
-from models import contests as contest_ops
-from models.csvfile import open_table
-from models.db import session_scope
-from models.imports.partners import PARTNER_COLUMNS, import_partners
-from models.imports.records import rows_from_csv
-from models.values import zone
+from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, guarded, out, print_json, table_file
 
 partners_app = typer.Typer(no_args_is_help=True, help="Partners and teams.")
 
 
 @partners_app.command("import")
-def partners_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+def partners_import(file: Path, sheet: SheetOption = None) -> None:
     """Add or update partners and teams from a CSV or .xlsx file."""
+    from bot.settings import get_settings
+    from models.imports.partners import PARTNER_COLUMNS, import_partners
+    from models.imports.records import rows_from_csv
+
     settings = get_settings()
-    with (guarded(), _open(file) as stream, open_table(stream, ("code", "name"), sheet) as csv_rows,
-          session_scope(context.engine(settings)) as session):
+    with table_file(file, ("code", "name"), sheet) as csv_rows, database(settings) as session:
         report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
                                  default_locale=settings.locale)
     _report("partners", report, csv_rows)
@@ -47,7 +41,7 @@ def partners_invite(
     out_file: Path | None = typer.Option(None, "--out", help="Write the sheet: FILE.xlsx (QR codes as pictures) "
                                          "or FILE.csv."),
     posters: Path | None = typer.Option(None, "--posters", help="Write one printable A5 PNG per partner here."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    json_out: JsonOption = False,
 ) -> None:
     """Fresh one-time invite codes (older unused ones stop working), with Telegram links and QR codes.
 
@@ -55,9 +49,11 @@ def partners_invite(
     --segment / --unbound. With the WeChat Official Account set up, each invite also gets a WeChat
     QR code (scan to follow and bind), valid as long as the invite (at most 30 days).
     """
+    from bot import context
     from bot.cli.common import err
     from bot.onboarding import invite
-    from messages.render import local_time, zone_name
+    from bot.settings import get_settings
+    from messages.render import local_time, t, zone_name
     from models.roster import Selection
     from models.rules import parse_segment
 
@@ -118,11 +114,15 @@ def _short(iso: str | None) -> str | None:
 
 
 @partners_app.command("show")
-def partners_show(code: str, json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def partners_show(code: str, json_out: JsonOption = False) -> None:
     """A partner: attributes, chat accounts, points balance, and the open contests they are in."""
+    from bot import context
+    from bot.settings import get_settings
     from handlers.onboarding import profile
-    from messages.render import score_text
-    from models.values import utcnow
+    from messages.render import score_text, t
+    from models import contests as contest_ops
+    from models.db import session_scope
+    from models.values import utcnow, zone
 
     settings = get_settings()
     tz = zone(settings.timezone)
@@ -164,13 +164,18 @@ def partners_list(
     segment: str | None = typer.Option(None, "--segment", help="KEY=VALUE,… (region, city_tier, industry, size, "
                                        "team, role)"),
     unbound: bool = typer.Option(False, "--unbound", help="Only those with no chat account bound."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    json_out: JsonOption = False,
 ) -> None:
     """Every partner (admins too), with team, region, city tier, role, bound platforms and last seen."""
     from rich.table import Table
 
+    from bot import context
     from bot.cli.common import time_column, when
+    from bot.settings import get_settings
+    from messages.render import t
+    from models.db import session_scope
     from models.roster import listing
+    from models.values import zone
 
     settings = get_settings()
     loc = _locale()
@@ -204,9 +209,15 @@ def partners_list(
 @partners_app.command("unbind")
 def partners_unbind(code: str, platform: str | None = typer.Option(None, "--platform",
                                                                     help="telegram|wechat|wecom (default: all)"),
-                    json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+                    json_out: JsonOption = False) -> None:
     """Remove a partner's chat accounts (on one platform, or all); they bind again with a new invite."""
+    from bot import context
+    from bot.settings import get_settings
+    from messages.render import t
+    from models import contests as contest_ops
+    from models.db import session_scope
     from models.identities import unbind
+    from models.values import zone
 
     settings = get_settings()
     tz = zone(settings.timezone)

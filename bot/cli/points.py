@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import _locale, guarded, out, print_json, time_column, when
-from messages.render import signed, t
-from models import contests as contest_ops
-from models.db import session_scope
-from models.values import utcnow
+from bot.cli.common import JsonOption, _locale, database, out, print_json, time_column, when
 
 points_app = typer.Typer(no_args_is_help=True, help="The points ledger: balances and adjustments.")
 
@@ -19,14 +13,17 @@ points_app = typer.Typer(no_args_is_help=True, help="The points ledger: balances
 def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
                   amount: str = typer.Argument(..., metavar="AMOUNT", help="+100 or -50"),
                   reason: str = typer.Option(..., "--reason", help="why; shown to the partner"),
-                  json_out: bool = typer.Option(False, "--json")) -> None:
+                  json_out: JsonOption = False) -> None:
     """Add or take away points with a reason (never below zero); the partner is told."""
     from handlers.points import tell_adjusted
+    from messages.render import t
+    from models import contests as contest_ops
     from models import points
+    from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         who = contest_ops.partner_by_code(session, partner)
         entry = points.adjust(session, who.id, points.parse_amount(amount), reason, None, now)  # type: ignore[arg-type]
         balance = tell_adjusted(session, who.id, entry.amount, entry.reason["note"], entry.id, now)  # type: ignore[arg-type]
@@ -39,12 +36,16 @@ def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
 @points_app.command("show")
 def points_show(partner: str = typer.Argument(..., metavar="PARTNER"),
                 limit: int = typer.Option(20, "--limit", help="entries shown, newest first"),
-                json_out: bool = typer.Option(False, "--json")) -> None:
+                json_out: JsonOption = False) -> None:
     """A partner's balance and latest ledger entries."""
+    from rich.table import Table
+
+    from messages.render import signed, t
+    from models import contests as contest_ops
     from models import points
 
     loc = _locale()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         who = contest_ops.partner_by_code(session, partner)
         balance = points.balance(session, who.id)  # type: ignore[arg-type]
         rows = points.entries(session, who.id, limit)  # type: ignore[arg-type]

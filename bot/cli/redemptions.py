@@ -5,13 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import _locale, fail, guarded, out, print_json, time_column, when
-from messages.render import number, t
-from models.db import session_scope
-from models.values import utcnow
+from bot.cli.common import JsonOption, _locale, database, fail, json_or_empty, out, print_json, time_column, when
 
 redemptions_app = typer.Typer(no_args_is_help=True, help="Redemption requests: list, approve, reject.")
 
@@ -25,22 +20,21 @@ def _redemption_json(r: Any, item: Any, partner: Any) -> dict[str, Any]:
 
 @redemptions_app.command("list")
 def redemptions_list(status: str | None = typer.Option(None, "--status", help="pending|approved|rejected"),
-                     json_out: bool = typer.Option(False, "--json")) -> None:
+                     json_out: JsonOption = False) -> None:
     """Redemption requests, oldest first."""
+    from rich.table import Table
+
+    from messages.render import number, t
     from models import rewards as store
     from models.tables import REDEMPTION_STATUSES
 
     loc = _locale()
     if status is not None and status not in REDEMPTION_STATUSES:
         fail("rewards.bad_status", value=status, choices=", ".join(REDEMPTION_STATUSES))
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         rows = list(store.redemptions(session, status=status))
         docs = [_redemption_json(r, i, p) for r, i, p in rows]
-    if json_out:
-        print_json(docs)
-        return
-    if not docs:
-        out.print(t("rewards.no_redemptions", loc), markup=False)
+    if json_or_empty(docs, json_out, "rewards.no_redemptions"):
         return
     table = Table("id", "partner", "sku", "points", "status", time_column("created_at"), "note")
     for d, (r, _i, _p) in zip(docs, rows, strict=True):
@@ -51,7 +45,7 @@ def redemptions_list(status: str | None = typer.Option(None, "--status", help="p
 
 @redemptions_app.command("approve")
 def redemptions_approve(redemption_id: int = typer.Argument(..., metavar="ID"),
-                        json_out: bool = typer.Option(False, "--json")) -> None:
+                        json_out: JsonOption = False) -> None:
     """Approve a pending redemption; the partner is told through the outbox."""
     _decide_redemption(redemption_id, True, None, json_out)
 
@@ -59,18 +53,20 @@ def redemptions_approve(redemption_id: int = typer.Argument(..., metavar="ID"),
 @redemptions_app.command("reject")
 def redemptions_reject(redemption_id: int = typer.Argument(..., metavar="ID"),
                        reason: str | None = typer.Option(None, "--reason", help="told to the partner"),
-                       json_out: bool = typer.Option(False, "--json")) -> None:
+                       json_out: JsonOption = False) -> None:
     """Reject a pending redemption: points and stock are given back, the partner is told."""
     _decide_redemption(redemption_id, False, reason, json_out)
 
 
 def _decide_redemption(redemption_id: int, approve: bool, reason: str | None, json_out: bool) -> None:
     from handlers.rewards import tell_partner
+    from messages.render import t
     from models import rewards as store
+    from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         if approve:
             decision = store.approve(session, redemption_id, None, now)
         else:

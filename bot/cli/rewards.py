@@ -5,26 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import SHEET_OPTION, _locale, _open, _read_as, guarded, out, print_json
-from messages.render import number, t
-from models.csvfile import open_table
-from models.db import session_scope
-from models.imports.records import rows_from_csv
-from models.values import utcnow
+from bot.cli.common import JsonOption, SheetOption, _locale, _read_as, database, json_or_empty, out, table_file
 
 rewards_app = typer.Typer(no_args_is_help=True, help="The rewards catalog (积分商城).")
 
 
 @rewards_app.command("import")
-def rewards_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+def rewards_import(file: Path, sheet: SheetOption = None) -> None:
     """Add or update catalog items from a CSV or .xlsx file (sku,name_zh,name_en,points,stock,active)."""
+    from messages.render import t
     from models import rewards as store
+    from models.imports.records import rows_from_csv
+    from models.values import utcnow
 
-    with (guarded(), _open(file) as stream, open_table(stream, store.CATALOG_REQUIRED, sheet) as csv_rows,
-          session_scope(context.engine()) as session):
+    with table_file(file, store.CATALOG_REQUIRED, sheet) as csv_rows, database() as session:
         report = store.import_catalog(session, rows_from_csv(csv_rows.columns, csv_rows.rows, store.CATALOG_COLUMNS),
                                       utcnow())
     loc = _locale()
@@ -34,25 +29,19 @@ def rewards_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
 
 
 @rewards_app.command("list")
-def rewards_list(json_out: bool = typer.Option(False, "--json")) -> None:
+def rewards_list(json_out: JsonOption = False) -> None:
     """Every catalog item with its points, stock and pending requests."""
-    from sqlalchemy import func, select
+    from rich.table import Table
 
+    from messages.render import number
     from models import rewards as store
-    from models.tables import Redemption
 
-    loc = _locale()
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         items = store.items(session, active_only=False)
-        pending = dict(session.execute(select(Redemption.item_id, func.count()).where(Redemption.status == "pending")
-                                       .group_by(Redemption.item_id)).all())
+        pending = store.pending_by_item(session=session)
     docs = [{"sku": i.sku, "name_zh": i.name_zh, "name_en": i.name_en, "points": i.points, "stock": i.stock,
              "active": i.active, "pending": int(pending.get(i.id, 0))} for i in items]
-    if json_out:
-        print_json(docs)
-        return
-    if not docs:
-        out.print(t("rewards.empty", loc), markup=False)
+    if json_or_empty(docs, json_out, "rewards.empty"):
         return
     table = Table("sku", "name_zh", "name_en", "points", "stock", "active", "pending")
     for d in docs:

@@ -5,32 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot import context
-from bot.cli.common import SHEET_OPTION, _locale, _open, _report, err, guarded
-from bot.settings import get_settings
-from handlers.refresh import refresh_dirty
-from messages.render import t
-from models.csvfile import count_lines, open_table
-from models.db import session_scope
-from models.imports.records import rows_from_csv
-from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
-from models.imports.sales import import_sales
-from models.values import zone
+from bot.cli.common import SheetOption, _locale, _report, database, err, table_file
 
 sales_app = typer.Typer(no_args_is_help=True, help="The sales ledger.")
 
 
 @sales_app.command("import")
-def sales_import(file: Path, sheet: str | None = SHEET_OPTION) -> None:
+def sales_import(file: Path, sheet: SheetOption = None) -> None:
     """Import sales (idempotent by id) from a CSV or .xlsx file, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.settings import get_settings
+    from handlers.refresh import refresh_dirty
+    from messages.render import t
+    from models.csvfile import count_lines
+    from models.imports.records import rows_from_csv
+    from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+    from models.imports.sales import import_sales
+    from models.values import zone
+
     settings = get_settings()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with guarded(), _open(file) as stream, Progress(*columns, console=err, transient=True,
-                                                   disable=not err.is_terminal) as bar:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(t("cli.importing", _locale()), total=None)
-        with open_table(stream, SALE_REQUIRED, sheet) as csv_rows, session_scope(context.engine(settings)) as session:
+        with table_file(file, SALE_REQUIRED, sheet) as csv_rows, database(settings) as session:
             total = csv_rows.data_rows if csv_rows.data_rows is not None else count_lines(file)
             bar.update(task, total=total)
             report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows, SALE_COLUMNS),

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from bot.cli.common import _locale, err, guarded, out
-from bot.settings import Settings, get_settings
-from messages.render import t
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite file for the sample program"),
          script: bool = typer.Option(False, "--script", help="play the scripted tour even in a terminal")) -> None:
     """A complete sample program and a chat in the terminal (a scripted tour without a terminal)."""
     from bot.demo.tour import run
+    from bot.settings import get_settings
 
     settings = get_settings()
     raise typer.Exit(run(db, settings.timezone, settings.locale, interactive=False if script else None))
@@ -23,6 +26,8 @@ def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite fi
 def channel_names(settings: Settings, on: dict[str, bool], loc: str) -> list[str]:
     """The chat channels the server answers on (`on`: the app's, as `/healthz` reports them), as
     `mianzi serve`'s start-up line names them."""
+    from messages.render import t
+
     names = []
     if on.get("telegram"):
         names.append(t("web.telegram_webhook" if settings.telegram_webhook_url else "web.telegram_polling", loc))
@@ -41,8 +46,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
 
     import uvicorn
 
+    from bot.settings import get_settings
     from bot.web.access_log import uvicorn_log_config
     from bot.web.app import create_app
+    from messages.render import t
 
     settings = get_settings()
     loc = _locale()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli.common import _locale, guarded, out, print_json
-from messages.render import t
+from bot.cli.common import JsonOption, _locale, guarded, out, print_json
 
 teams_app = typer.Typer(no_args_is_help=True, help="Teams.")
 
 
 @teams_app.command("list")
-def teams_list(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def teams_list(json_out: JsonOption = False) -> None:
     """Every team: active members, how many are bound to a chat account (and the share), the captains."""
     from rich.table import Table
 
     from bot import context
+    from messages.render import t
     from models.db import session_scope
     from models.roster import teams
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from bot import context
-from bot.cli.common import _locale, fail, guarded, out, print_json, time_column, when
-from bot.settings import get_settings
-from messages.render import number, t
-from models.db import session_scope
-from models.rules import parse_segment
-from models.values import parse_duration, parse_period_bound, utcnow, zone
+from bot.cli.common import (
+    JsonOption,
+    _locale,
+    database,
+    fail,
+    guarded,
+    json_or_empty,
+    out,
+    print_json,
+    time_column,
+    when,
+)
 
 trainings_app = typer.Typer(no_args_is_help=True, help="Trainings (培训): create, list, attendance.")
 
@@ -26,10 +30,14 @@ def trainings_create(
                                                                 "size, team, role"),
     points_: int = typer.Option(0, "--points", help="points for attending"),
     code: str | None = typer.Option(None, "--code", help="check-in code (default: a random one)"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: JsonOption = False,
 ) -> None:
     """Create a training; prints its id and check-in code."""
+    from bot.settings import get_settings
+    from messages.render import t
     from models import trainings
+    from models.rules import parse_segment
+    from models.values import parse_duration, parse_period_bound, utcnow, zone
 
     settings = get_settings()
     with guarded():
@@ -38,7 +46,7 @@ def trainings_create(
                                       duration_seconds=parse_duration(duration), place=place,
                                       segment=parse_segment(segment, allow_role=True), points=points_, code=code,
                                       timezone=settings.timezone)
-        with session_scope(context.engine(settings)) as session:
+        with database(settings) as session:
             item = trainings.create(session, spec, utcnow())
     if json_out:
         print_json({"id": item.id, "code": item.checkin_code, "start": item.start_at.isoformat()})
@@ -47,28 +55,20 @@ def trainings_create(
 
 
 @trainings_app.command("list")
-def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
+def trainings_list(json_out: JsonOption = False) -> None:
     """Every training with its sign-ups and attendance."""
-    from sqlalchemy import func, select
+    from rich.table import Table
 
+    from messages.render import number
     from models import trainings
-    from models.tables import Training, TrainingSignup
 
-    loc = _locale()
-    with guarded(), session_scope(context.engine()) as session:
-        rows = list(session.execute(select(Training).order_by(Training.start_at, Training.id)).scalars())
-        counts = {tid: (int(joined), int(came)) for tid, joined, came in session.execute(
-            select(TrainingSignup.training_id,
-                   func.count().filter(TrainingSignup.walk_in.is_(False)),
-                   func.count(TrainingSignup.attended_at)).group_by(TrainingSignup.training_id))}
+    with database() as session:
+        rows = trainings.all_trainings(session=session)
+        counts = trainings.signup_counts(session=session)
     docs = [{"id": x.id, "title": x.title, "start": x.start_at.isoformat(), "end": trainings.end_at(x).isoformat(),
              "place": x.place, "segment": x.segment, "points": x.points, "code": x.checkin_code,
              "joined": counts.get(x.id, (0, 0))[0], "attended": counts.get(x.id, (0, 0))[1]} for x in rows]
-    if json_out:
-        print_json(docs)
-        return
-    if not docs:
-        out.print(t("training.no_trainings", loc), markup=False)
+    if json_or_empty(docs, json_out, "training.no_trainings"):
         return
     table = Table("id", "title", time_column("start"), "place", "points", "code", "joined", "attended")
     for d, x in zip(docs, rows, strict=True):
@@ -79,12 +79,15 @@ def trainings_list(json_out: bool = typer.Option(False, "--json")) -> None:
 
 @trainings_app.command("attendance")
 def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
-                         json_out: bool = typer.Option(False, "--json")) -> None:
+                         json_out: JsonOption = False) -> None:
     """Who joined a training and who checked in."""
+    from rich.table import Table
+
+    from messages.render import number
     from models import trainings
     from models.tables import Training
 
-    with guarded(), session_scope(context.engine()) as session:
+    with database() as session:
         item = session.get(Training, training_id)
         if item is None:
             fail("training.unknown", value=training_id)
