@@ -17,7 +17,7 @@ def refresh_dirty(session: Session) -> int:
 
     Runs in the caller's transaction; returns how many contests were rebuilt.
     """
-    ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+    ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None),
                                                    Contest.standings_dirty.is_(True))).scalars().all()
     now = utcnow()
     for cid in ids:

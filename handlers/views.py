@@ -34,21 +34,22 @@ def contest_info(contest: AnyContest, now: datetime) -> dict[str, Any]:
             "grace_hours": contest.grace_seconds // 3600, "grace_seconds": contest.grace_seconds,
             "segment": contest.segment, "min_tenure_days": contest.min_tenure_days, "min_score": contest.min_score,
             "min_satisfaction": contest.min_satisfaction, "prizes": contest.prizes, "tiers": contest.tiers,
-            "recur": contest.recur}
+            "recur": contest.recur, "min_ratings": contest.min_ratings, "featured": contest.featured}
 
 
 # Built once, read as plain rows (`models.db.read`): every /rank asks them.
 _CONTEST = Contest.__table__  # type: ignore[attr-defined]
 _CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
-_OPEN = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
+_OPEN = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None), _CONTEST.c.cancelled_at.is_(None))
          .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))
 _ONE = select(*_CONTEST_COLUMNS).where(_CONTEST.c.id == bindparam("contest"))
 
 
 def open_contests(session: Session, now: datetime) -> list[ContestRow]:
-    """Active and settling contests first (soonest end first), then upcoming ones."""
+    """Active and settling contests first (the featured ones first, then soonest end first), then
+    upcoming ones; a cancelled contest is never listed."""
     rows = [ContestRow(*row) for row in read(session, _OPEN)]
-    return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
+    return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", not c.featured, c.end_at, c.id))
 
 
 def fresh(session: Session, contest: AnyContest) -> AnyContest:
@@ -71,7 +72,8 @@ def takes_part(session: Session, contest: AnyContest, partner: Partner | Member)
 
 def pick_contest(session: Session, partner: Partner | Member | None, arg: str | None, now: datetime,
                  scope: str | None = None) -> tuple[AnyContest | None, list[ContestRow]]:
-    """The contest a question is about: by id or name fragment, else the partner's first running one."""
+    """The contest a question is about: by id or name fragment, else the partner's first running one
+    (a featured one first). A cancelled contest is found by neither."""
     candidates = [c for c in open_contests(session, now) if contest_ops.status(c, now) != "upcoming"]
     if scope:
         candidates = [c for c in candidates if c.scope == scope]
@@ -80,8 +82,10 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         if is_number(arg):
             ident = id_arg(arg)
             found = session.get(Contest, ident) if ident is not None else None
+            if found is not None and found.cancelled_at is not None:
+                found = None
         else:
-            found = session.execute(select(Contest).where(Contest.name.contains(arg))
+            found = session.execute(select(Contest).where(Contest.name.contains(arg), Contest.cancelled_at.is_(None))
                                     .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
         return found, candidates
     if partner is not None and partner.role != "admin":

@@ -70,7 +70,7 @@ def refresh_and_nudge(engine: Engine, now: datetime) -> int:
     with session_scope(engine) as session:
         from sqlalchemy import select
 
-        ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+        ids = session.execute(select(Contest.id).where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None),
                                                        Contest.standings_dirty.is_(True))).scalars().all()
     for cid in ids:
         with session_scope(engine) as session:

@@ -146,7 +146,8 @@ class SchedulerRunner:
     def reconcile(self, now: datetime) -> None:
         """A date job per open contest at its settle time, and one 48 hours before its end."""
         with session_scope(self.engine) as session:
-            rows = session.execute(select(Contest).where(Contest.closed_at.is_(None))).scalars().all()
+            rows = session.execute(select(Contest).where(Contest.closed_at.is_(None),
+                                                         Contest.cancelled_at.is_(None))).scalars().all()
             wanted = {}
             for contest in rows:
                 wanted[f"close:{contest.id}"] = settles_at(contest)

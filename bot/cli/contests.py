@@ -12,8 +12,8 @@ from bot import context
 from bot.cli.common import METRIC_HELP, _locale, fail, guarded, out, print_json, time_column
 from bot.settings import get_settings
 from messages.render import period_text, reason_text, score_text, t, zone_name
+from models import contest_changes, standings
 from models import contests as contest_ops
-from models import standings
 from models.db import session_scope
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
 from models.tables import Contest, Partner, Team
@@ -40,6 +40,8 @@ def contests_create(
     tiers: str | None = typer.Option(None, "--tiers", help="NAME=THRESHOLD:POINTS[:REBATE%][,…]"),
     top: int = typer.Option(10, "--top", help="how many are named publicly"),
     recur: str = typer.Option("none", "--recur", help="none|weekly|monthly|quarterly"),
+    min_ratings: int = typer.Option(3, "--min-ratings", help="an average (satisfaction): ratings needed to rank"),
+    featured: bool = typer.Option(False, "--featured", help="shown first by 排行 / /rank"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a contest."""
@@ -53,7 +55,8 @@ def contests_create(
             min_tenure_days=min_tenure_days,
             min_score=parse_score(min_score, metric) if min_score else None,
             min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
-            prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur)
+            prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur,
+            min_ratings=min_ratings, featured=featured)
         with session_scope(context.engine(settings)) as session:
             contest = contest_ops.create(session, spec)
     if json_out:
@@ -97,8 +100,10 @@ def contest_summary(c: Contest, now: datetime) -> dict[str, Any]:
             "grace_seconds": c.grace_seconds, "segment": c.segment, "min_tenure_days": c.min_tenure_days,
             "min_score": score_json(c.min_score), "min_satisfaction": score_json(c.min_satisfaction),
             "prizes": c.prizes, "tiers": [{**tier, "threshold": score_json(tier["threshold"])} for tier in c.tiers],
-            "top": c.top_n, "recur": c.recur, "previous_id": c.previous_id,
-            "status": contest_ops.status(c, now), "closed_at": c.closed_at.isoformat() if c.closed_at else None}
+            "top": c.top_n, "recur": c.recur, "previous_id": c.previous_id, "min_ratings": c.min_ratings,
+            "featured": c.featured, "status": contest_ops.status(c, now),
+            "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+            "cancelled_at": c.cancelled_at.isoformat() if c.cancelled_at else None, "cancelled_by": c.cancelled_by}
 
 
 def score_json(score: int | None) -> str | None:
@@ -127,8 +132,11 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
         partners = dict(session.execute(select(Partner.id, Partner.code)).all())
         teams = dict(session.execute(select(Team.id, Team.code)).all())
         late = contest_ops.late_sales(session, contest)
+        changes = [{"action": c.action, "changes": c.changes, "by": c.by, "at": c.at.isoformat(),
+                    "announced": c.announced} for c in contest_changes.history(session, contest_id)]
     doc = contest_summary(contest, now)
     doc["late_sales"] = late
+    doc["changes"] = changes
     doc["standings"] = [line_json(line, contest, partners, teams, loc) for line in lines if line.kind != "member"]
     if contest.scope == "team":
         by_team: dict[int, list] = {}
@@ -199,3 +207,62 @@ def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="
             out.print(t("cli.nothing_due", loc), markup=False)
 
 
+
+
+@contests_app.command("edit")
+def contests_edit(
+    contest_id: int = typer.Argument(..., metavar="ID"),
+    name: str | None = typer.Option(None, "--name"),
+    metric: str | None = typer.Option(None, "--metric", help=METRIC_HELP),
+    scope: str | None = typer.Option(None, "--scope"),
+    team_score: str | None = typer.Option(None, "--team-score"),
+    start: str | None = typer.Option(None, "--start"),
+    end: str | None = typer.Option(None, "--end"),
+    grace: str | None = typer.Option(None, "--grace"),
+    segment: str | None = typer.Option(None, "--segment", help="empty: everyone"),
+    min_tenure_days: str | None = typer.Option(None, "--min-tenure-days", help="empty: no rule"),
+    min_score: str | None = typer.Option(None, "--min-score", help="empty: no rule"),
+    min_satisfaction: str | None = typer.Option(None, "--min-satisfaction", help="empty: no rule"),
+    min_ratings: int | None = typer.Option(None, "--min-ratings"),
+    prizes: str | None = typer.Option(None, "--prizes", help="empty: no rank prizes"),
+    tiers: str | None = typer.Option(None, "--tiers", help="empty: no tiers"),
+    top: int | None = typer.Option(None, "--top"),
+    recur: str | None = typer.Option(None, "--recur"),
+    featured: bool | None = typer.Option(None, "--featured/--not-featured"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Change a contest: any field before the start; name, grace, prizes, top N and featured while it runs."""
+    from handlers import contest_changes as changing
+
+    settings = get_settings()
+    given = {"name": name, "metric": metric, "scope": scope, "team_score": team_score, "start": start, "end": end,
+             "grace": grace, "segment": segment, "min_tenure_days": min_tenure_days, "min_score": min_score,
+             "min_satisfaction": min_satisfaction, "min_ratings": min_ratings, "prizes": prizes, "tiers": tiers,
+             "top": top, "recur": recur, "featured": featured}
+    with guarded(), session_scope(context.engine(settings)) as session:
+        contest = contest_changes.load(session, contest_id)
+        fields = contest_changes.parse_changes(contest, given, zone(settings.timezone))
+        change, queued = changing.edit(session, contest_id, fields, by="cli", now=utcnow())
+        changed = list(change.record.changes)
+    if json_out:
+        print_json({"id": contest_id, "changed": changed, "queued": queued})
+        return
+    loc = _locale()
+    out.print(t("cli.contest_edited", loc, id=contest_id, fields=[t(f"field.{f}", loc) for f in changed],
+                queued=queued), markup=False)
+
+
+@contests_app.command("cancel")
+def contests_cancel(contest_id: int = typer.Argument(..., metavar="ID"),
+                    announce: bool = typer.Option(False, "--announce", help="tell the participants it is off"),
+                    json_out: bool = typer.Option(False, "--json")) -> None:
+    """Cancel a contest created by mistake: it never closes, never pays; its row stays, for the record."""
+    from handlers import contest_changes as changing
+
+    with guarded(), session_scope(context.engine()) as session:
+        change, queued = changing.cancel(session, contest_id, by="cli", now=utcnow(), announce=announce)
+        name = change.contest.name
+    if json_out:
+        print_json({"id": contest_id, "status": "cancelled", "queued": queued})
+        return
+    out.print(t("cli.contest_cancelled", _locale(), id=contest_id, name=name, queued=queued), markup=False)

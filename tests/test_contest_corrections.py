@@ -1,0 +1,158 @@
+"""Correcting contests through the real command line and chat: edit (what may change when), cancel,
+the minimum number of ratings of an average, the featured board of `排行`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from bot.channels.console import converse
+from handlers.types import ChatConfig
+from models.db import session_scope
+from models.identities import new_invite
+from models.tables import Contest, ContestChange, Outbox, Partner
+from tests import builders as b
+from tests.cli_runner import mianzi
+
+CONFIG = ChatConfig(max_text=1000)
+RUNNING = ["--start", "2026-01-01", "--end", "2099-12-31"]
+UPCOMING = ["--start", "2099-01-01", "--end", "2099-01-31"]
+OVER = ["--start", "2026-10-01", "--end", "2026-10-31"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create(*args: str) -> int:
+    ran = mianzi("contests", "create", "--metric", "revenue", *args, "--json")
+    assert ran.code == 0, ran.err
+    return int(ran.json()["id"])
+
+
+def bind(engine: Engine, code: str) -> str:
+    user = f"u-{code}"
+    with session_scope(engine) as s:
+        partner = s.execute(select(Partner).where(Partner.code == code)).scalar_one()
+        invite = new_invite(s, partner, now=now()).code
+    assert "绑定成功" in converse(engine, user, f"绑定 {invite}", CONFIG, now())
+    return user
+
+
+@pytest.fixture
+def program(engine: Engine) -> Engine:
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "P1", "name": "张三", "team": "EAST"}, {"code": "P2", "name": "李四", "team": "EAST"},
+                   {"code": "BOSS", "name": "孙经理", "role": "admin"})
+    return engine
+
+
+def outbox_keys(engine: Engine, prefix: str) -> list[str]:
+    with Session(engine) as s:
+        return sorted(s.execute(select(Outbox.key).where(Outbox.key.startswith(prefix))).scalars())
+
+
+def test_edit_before_start_changes_anything_and_is_logged(program: Engine) -> None:
+    cid = create("--name", "1月冠军", *UPCOMING)
+    ran = mianzi("contests", "edit", str(cid), "--metric", "units", "--start", "2099-02-01", "--end", "2099-02-28",
+                 "--tiers", "铜牌=10:50", "--segment", "region=华东", "--min-ratings", "5")
+    assert ran.code == 0, ran.err
+    assert "已修改比赛" in ran.out and "指标" in ran.out and "阶梯奖励" in ran.out
+    shown = mianzi("contests", "show", str(cid), "--json").json()
+    assert (shown["metric"], shown["segment"], shown["min_ratings"]) == ("units", {"region": "华东"}, 5)
+    assert shown["start"] == "2099-01-31T16:00:00+00:00" and shown["tiers"][0]["threshold"] == "10.00"
+    [change] = shown["changes"]
+    assert change["action"] == "edit" and change["by"] == "cli"
+    assert change["changes"]["metric"] == ["revenue", "units"]
+    assert change["changes"]["start_at"] == ["2098-12-31T16:00:00+00:00", "2099-01-31T16:00:00+00:00"]
+    same = mianzi("contests", "edit", str(cid), "--metric", "units")
+    assert same.code == 2 and "没有需要修改的内容" in same.err
+
+
+@pytest.mark.parametrize(("flag", "value", "field"), [
+    ("--metric", "units", "指标"), ("--end", "2099-06-30", "结束时间"), ("--tiers", "金牌=1:5", "阶梯奖励"),
+    ("--segment", "region=华北", "参赛范围"), ("--min-ratings", "9", "最少评价数"), ("--min-score", "100", "最低成绩"),
+])
+def test_running_contest_refuses_rule_changes(program: Engine, flag: str, value: str, field: str) -> None:
+    cid = create("--name", "冠军赛", *RUNNING)
+    ran = mianzi("contests", "edit", str(cid), "--name", "新名字", flag, value)
+    assert ran.code == 2 and len(ran.err.strip().splitlines()) == 1
+    assert f"已开始，不能再修改“{field}”" in ran.err and "参赛者正按已公布的规则比赛" in ran.err
+    with Session(program) as s:
+        contest = s.get(Contest, cid)
+        assert contest is not None and contest.name == "冠军赛"  # nothing changed, the name neither
+        assert s.execute(select(ContestChange)).first() is None
+
+
+def test_running_contest_takes_name_grace_prizes_top_and_tells_participants(program: Engine) -> None:
+    user = bind(program, "P1")
+    cid = create("--name", "冠军赛", *RUNNING)
+    ran = mianzi("contests", "edit", str(cid), "--name", "年度冠军赛", "--grace", "6h", "--prizes", "1=800",
+                 "--top", "5", "--json")
+    assert ran.code == 0, ran.err
+    assert sorted(ran.json()["changed"]) == ["grace_seconds", "name", "prizes", "top_n"]
+    assert ran.json()["queued"] == 1  # P1 is bound; P2 has no chat account
+    [key] = outbox_keys(program, "contest_change:")
+    with Session(program) as s:
+        row = s.execute(select(Outbox).where(Outbox.key == key)).scalar_one()
+        record = s.execute(select(ContestChange)).scalar_one()
+    assert key == f"contest_change:{record.id}:partner:{row.partner_id}" and record.announced == 1
+    assert "比赛规则有更新" in row.payload["text"] and "年度冠军赛" in row.payload["text"]
+    assert "第 1 名 800 积分" in row.payload["text"] and "前 5 名" in row.payload["text"]
+    assert "年度冠军赛" in converse(program, user, "比赛", CONFIG, now())
+    featured = mianzi("contests", "edit", str(cid), "--featured", "--json")  # not a rule: nobody is told
+    assert featured.code == 0 and featured.json() == {"id": cid, "changed": ["featured"], "queued": 0}
+    assert len(outbox_keys(program, "contest_change:")) == 1
+
+
+def test_closed_contest_changes_nothing(program: Engine) -> None:
+    cid = create("--name", "10月冠军", *OVER)
+    assert mianzi("contests", "close-due").code == 0
+    ran = mianzi("contests", "edit", str(cid), "--name", "改名")
+    assert ran.code == 2 and "已结算" in ran.err and "不能再修改" in ran.err
+    cancel = mianzi("contests", "cancel", str(cid))
+    assert cancel.code == 2 and "不能取消" in cancel.err
+    assert mianzi("contests", "show", str(cid), "--json").json()["status"] == "closed"
+
+
+def test_cancel_hides_never_closes_never_pays(program: Engine) -> None:
+    user = bind(program, "P1")
+    keep = create("--name", "正式赛", *RUNNING)
+    wrong = create("--name", "建错的比赛", *RUNNING, "--prizes", "1=999")
+    assert "建错的比赛" in converse(program, user, "比赛", CONFIG, now())
+    ran = mianzi("contests", "cancel", str(wrong), "--announce")
+    assert ran.code == 0 and "已取消比赛" in ran.out and "已通知 1 位参赛者" in ran.out
+    again = mianzi("contests", "cancel", str(wrong), "--announce")
+    assert again.code == 2 and "已取消" in again.err
+    assert len(outbox_keys(program, "contest_cancel:")) == 1  # queued once
+    listed = {c["id"]: c for c in mianzi("contests", "list", "--json").json()}
+    assert listed[wrong]["status"] == "cancelled" and listed[wrong]["cancelled_by"] == "cli"
+    assert "已取消" in mianzi("contests", "list").out
+    shown = mianzi("contests", "show", str(wrong), "--json").json()
+    assert shown["status"] == "cancelled" and shown["changes"][0]["action"] == "cancel"
+    chat = converse(program, user, "比赛", CONFIG, now())
+    assert "正式赛" in chat and "建错的比赛" not in chat
+    rank = converse(program, user, "排行", CONFIG, now())
+    assert "正式赛" in rank and "建错的比赛" not in rank
+    assert "建错的比赛" not in converse(program, user, f"排行 {wrong}", CONFIG, now())
+    assert "建错的比赛" not in converse(program, user, "排行 建错", CONFIG, now())
+    edit = mianzi("contests", "edit", str(wrong), "--name", "x")
+    assert edit.code == 2 and "已取消，不能再修改" in edit.err
+    # past its end, close-due leaves it alone: no results, no points
+    with session_scope(program) as s:
+        contest = s.get(Contest, wrong)
+        assert contest is not None
+        contest.end_at = datetime(2026, 11, 1, tzinfo=UTC)
+    assert "没有需要结算的比赛" in mianzi("contests", "close-due").out
+    with Session(program) as s:
+        contest = s.get(Contest, wrong)
+        assert contest is not None and contest.closed_at is None and contest.cancelled_at is not None
+    assert keep != wrong
+
+
+def test_cancel_unknown_contest(program: Engine) -> None:
+    ran = mianzi("contests", "cancel", "999")
+    assert ran.code == 2 and "没有编号为 999 的比赛" in ran.err
