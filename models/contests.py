@@ -171,7 +171,7 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
 
 
 _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reached_at", "eligible", "reason", "rank",
-                 "position", "tier", "prize_points", "rebate_pct")
+                 "position", "tier", "prize_points", "rebate_pct", "revenue_fen")
 
 
 def _freeze(session: Session, contest_id: int) -> int:

@@ -43,13 +43,14 @@ class Entry:
     tier: str | None = None
     prize_points: int = 0
     rebate_pct: str | None = None
+    revenue_fen: int | None = None
 
     def as_row(self, contest_id: int) -> dict[str, Any]:
         return {"contest_id": contest_id, "kind": self.kind, "partner_id": self.partner_id,
                 "team_id": self.team_id, "score": self.score, "reached_at": self.reached_at,
                 "eligible": self.eligible, "reason": self.reason, "rank": self.rank,
                 "position": self.position, "tier": self.tier, "prize_points": self.prize_points,
-                "rebate_pct": self.rebate_pct}
+                "rebate_pct": self.rebate_pct, "revenue_fen": self.revenue_fen}
 
 
 @dataclass
@@ -204,6 +205,13 @@ def _threshold_problem(contest: Contest, score: int, ratings_sum: int, ratings_n
     return None
 
 
+def _ratings_problem(contest: Contest, ratings_n: int) -> dict[str, Any] | None:
+    """An average needs enough ratings to mean something (`Contest.min_ratings`)."""
+    if contest.metric == "satisfaction" and ratings_n < contest.min_ratings:
+        return {"code": "not_eligible.few_ratings", "needed": contest.min_ratings, "count": ratings_n}
+    return None
+
+
 def compute(session: Session, contest: Contest) -> list[Entry]:
     """The contest's standings, derived from the ledger now."""
     people = participants(session, contest)
@@ -223,10 +231,13 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
     metric = contest.metric
     for pid, team_id, joined_on in people:
         agg = aggs.get(pid) or _Agg()
-        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                      revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
         if problem is None and metric == "attainment" and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
+        if problem is None:
+            problem = _ratings_problem(contest, agg.ratings_n)
         if problem is None:
             problem = _threshold_problem(contest, entry.score, agg.ratings_sum, agg.ratings_n)
         if problem is not None:
@@ -248,10 +259,13 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
         if team_id is None:
             continue
         agg = aggs.get(pid) or _Agg()
-        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                       revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
         if problem is None and metric == "attainment" and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
+        if problem is None and contest.team_score == "avg":  # each member's own average is one voice
+            problem = _ratings_problem(contest, agg.ratings_n)
         if problem is not None:
             member.eligible, member.reason = False, problem
         else:
@@ -261,15 +275,15 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
     for team_id, team_members in members.items():
         team_aggs = counted.get(team_id, [])
         team_counted = [m for m in team_members if m.eligible]
-        entry = Entry("team", None, team_id)
+        entry = Entry("team", None, team_id, revenue_fen=sum(m.revenue_fen or 0 for m in team_members))
         if not team_counted:
             entry.eligible, entry.reason = False, {"code": "not_eligible.no_members"}
         else:
             entry.score = _team_score(contest, team_counted, team_aggs)
             times = [m.reached_at for m in team_counted if m.reached_at is not None]
             entry.reached_at = max(times) if times else None
-            problem = _threshold_problem(contest, entry.score, sum(a.ratings_sum for a in team_aggs),
-                                         sum(a.ratings_n for a in team_aggs))
+            problem = _ratings_problem(contest, sum(a.ratings_n for a in team_aggs)) or _threshold_problem(
+                contest, entry.score, sum(a.ratings_sum for a in team_aggs), sum(a.ratings_n for a in team_aggs))
             if problem is not None:
                 entry.eligible, entry.reason = False, problem
         entries.append(entry)

@@ -156,3 +156,41 @@ def test_cancel_hides_never_closes_never_pays(program: Engine) -> None:
 def test_cancel_unknown_contest(program: Engine) -> None:
     ran = mianzi("contests", "cancel", "999")
     assert ran.code == 2 and "没有编号为 999 的比赛" in ran.err
+
+
+def rated(engine: Engine) -> None:
+    """P1: one 5-star rating; P2: ten ratings averaging 4.9; P3: two ratings of 5."""
+    rows = [{"id": "a1", "partner": "P1", "satisfaction": "5"}]
+    rows += [{"id": f"b{i}", "partner": "P2", "satisfaction": "5" if i else "4"} for i in range(10)]
+    rows += [{"id": f"c{i}", "partner": "P3", "satisfaction": "5"} for i in range(2)]
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "P3", "name": "王五", "team": "WEST"})
+        b.sales(s, *({"occurred_at": "2026-12-01T10:00", "amount": "100", **r} for r in rows))
+
+
+def test_an_average_needs_enough_ratings(program: Engine) -> None:
+    rated(program)
+    user = bind(program, "P1")
+    cid = create("--name", "满意度之星", *RUNNING, "--prizes", "1=300")
+    ran = mianzi("contests", "edit", str(cid), "--metric", "satisfaction")  # running: refused
+    assert ran.code == 2
+    cid = int(mianzi("contests", "create", "--name", "满意度之星", "--metric", "satisfaction", *RUNNING,
+                     "--prizes", "1=300", "--json").json()["id"])
+    shown = {line["partner"]: line for line in mianzi("contests", "show", str(cid), "--json").json()["standings"]}
+    assert shown["P2"]["rank"] == 1 and shown["P2"]["prize_points"] == 300 and shown["P2"]["score"] == "4.90"
+    for code, count in (("P1", 1), ("P3", 2)):
+        assert shown[code]["eligible"] is False and shown[code]["rank"] is None and shown[code]["prize_points"] == 0
+        assert shown[code]["reason_code"] == "not_eligible.few_ratings"
+        assert shown[code]["reason"] == f"客户评价还不够 3 条（本期 {count} 条），暂未获得排名资格"
+    rank = converse(program, user, f"排行 {cid}", CONFIG, now())
+    assert "客户评价还不够 3 条（本期 1 条），暂未获得排名资格" in rank and "李四" in rank
+    assert "本期至少 3 条客户评价" in converse(program, user, "比赛", CONFIG, now())  # the rule is shown
+    converse(program, user, "/lang en", CONFIG, now())
+    assert "not yet eligible: customer ratings this period 1, of the 3 needed" in converse(
+        program, user, f"/rank {cid}", CONFIG, now())
+    lenient = int(mianzi("contests", "create", "--name", "满意度（宽松）", "--metric", "satisfaction", *RUNNING,
+                         "--min-ratings", "1", "--json").json()["id"])
+    board = mianzi("contests", "show", str(lenient), "--json").json()["standings"]
+    assert [line["partner"] for line in board if line["rank"]][:2] in (["P1", "P3"], ["P3", "P1"])
+    bad = mianzi("contests", "create", "--name", "x", "--metric", "satisfaction", *RUNNING, "--min-ratings", "0")
+    assert bad.code == 2 and "--min-ratings 必须是 1 到 10000 之间的整数" in bad.err
