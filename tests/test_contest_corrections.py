@@ -194,3 +194,24 @@ def test_an_average_needs_enough_ratings(program: Engine) -> None:
     assert [line["partner"] for line in board if line["rank"]][:2] in (["P1", "P3"], ["P3", "P1"])
     bad = mianzi("contests", "create", "--name", "x", "--metric", "satisfaction", *RUNNING, "--min-ratings", "0")
     assert bad.code == 2 and "--min-ratings 必须是 1 到 10000 之间的整数" in bad.err
+
+
+def test_rank_shows_the_featured_contest_first(program: Engine) -> None:
+    user = bind(program, "P1")
+    main = create("--name", "12月主赛", "--start", "2026-12-01", "--end", "2099-12-31")
+    side = create("--name", "周冠军", "--start", "2026-11-30", "--end", "2099-06-30")  # ends first
+    first = converse(program, user, "排行", CONFIG, now())
+    assert first.startswith("🏆 周冠军")  # without a mark: the soonest end
+    assert mianzi("contests", "edit", str(main), "--featured").code == 0
+    rank = converse(program, user, "排行", CONFIG, now())
+    assert rank.startswith("🏆 12月主赛") and f"“排行 {side}” 周冠军" in rank
+    assert converse(program, user, "/rank", CONFIG, now()).startswith("🏆 12月主赛")
+    assert converse(program, user, "排行 周冠军", CONFIG, now()).startswith("🏆 周冠军")
+    assert converse(program, user, "比赛", CONFIG, now()).index("12月主赛") < \
+        converse(program, user, "比赛", CONFIG, now()).index("周冠军")
+    created = create("--name", "季度赛", "--start", "2026-12-01", "--end", "2099-03-31", "--featured")
+    listed = {c["id"]: c["featured"] for c in mianzi("contests", "list", "--json").json()}
+    assert listed == {main: True, side: False, created: True}
+    assert converse(program, user, "排行", CONFIG, now()).startswith("🏆 季度赛")  # two featured: soonest end
+    assert mianzi("contests", "edit", str(created), "--not-featured").code == 0
+    assert converse(program, user, "排行", CONFIG, now()).startswith("🏆 12月主赛")
