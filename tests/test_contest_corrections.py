@@ -215,3 +215,53 @@ def test_rank_shows_the_featured_contest_first(program: Engine) -> None:
     assert converse(program, user, "排行", CONFIG, now()).startswith("🏆 季度赛")  # two featured: soonest end
     assert mianzi("contests", "edit", str(created), "--not-featured").code == 0
     assert converse(program, user, "排行", CONFIG, now()).startswith("🏆 12月主赛")
+
+
+def test_results_sheet_for_finance(program: Engine, workdir) -> None:  # noqa: ANN001
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    with session_scope(program) as s:
+        b.partners(s, {"code": "P3", "name": "王五", "team": "WEST"})
+        b.sales(s, {"id": "s1", "partner": "P1", "occurred_at": "2026-10-10T10:00", "amount": "1234.57"},
+                {"id": "s2", "partner": "P2", "occurred_at": "2026-10-11T10:00", "amount": "333.30"},
+                {"id": "s3", "partner": "P3", "occurred_at": "2026-10-12T10:00", "amount": "50.01"})
+    cid = create("--name", "10月冠军", *OVER, "--prizes", "1=500,2=300", "--tiers", "银牌=100:10:1.5%,金牌=1000:50:2.25%")
+    early = mianzi("contests", "results", str(cid))
+    assert early.code == 2 and "还没有结算" in early.err
+    assert mianzi("contests", "close-due").code == 0
+    with session_scope(program) as s:  # a late sale: stored, but the frozen revenue (and rebate) stay
+        b.sales(s, {"id": "late", "partner": "P2", "occurred_at": "2026-10-20T10:00", "amount": "9999"})
+    doc = mianzi("contests", "results", str(cid), "--json").json()
+    lines = {x["code"]: x for x in doc["lines"]}
+    # 123457 fen × 2.25% = 2777.7825 → 2778; 33330 × 1.5% = 499.95 → 500 (half up); no tier → 0
+    assert (lines["P1"]["rank"], lines["P1"]["tier"], lines["P1"]["prize_points"]) == (1, "金牌", 550)
+    assert (lines["P1"]["revenue"], lines["P1"]["rebate_pct"], lines["P1"]["rebate"]) == ("1234.57", "2.25", "27.78")
+    assert (lines["P2"]["rank"], lines["P2"]["prize_points"], lines["P2"]["rebate"]) == (2, 310, "5.00")
+    assert (lines["P3"]["rank"], lines["P3"]["tier"], lines["P3"]["rebate"]) == (3, None, "0.00")
+    assert lines["P1"]["team"] == "EAST" and lines["P1"]["name"] == "张三"
+    assert doc["totals"] == {"participants": 3, "prize_points": 860, "revenue": "1617.88", "rebate": "32.78"}
+    xlsx = workdir / "results.xlsx"
+    ran = mianzi("contests", "results", str(cid), "--out", str(xlsx))
+    assert ran.code == 0 and "返利合计 ¥32.78" in ran.out
+    sheet = load_workbook(xlsx).active
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    head = rows[0]
+    assert head[:3] == ["编号", "名称", "团队"] and "返利（元）" in head
+    rebate, revenue = head.index("返利（元）"), head.index("本期销售额（元）")
+    fen = [int(Decimal(str(r[rebate])) * 100) for r in rows[1:-1]]
+    assert sorted(fen) == [0, 500, 2778] and rows[-1][0] == "合计"
+    assert int(Decimal(str(rows[-1][rebate])) * 100) == sum(fen) == 3278
+    assert sum(int(Decimal(str(r[revenue])) * 100) for r in rows[1:-1]) == 161788
+    csv_path = workdir / "results.csv"
+    assert mianzi("contests", "results", str(cid), "--out", str(csv_path)).code == 0
+    import csv
+
+    with csv_path.open(encoding="utf-8-sig") as f:
+        table = list(csv.reader(f))
+    assert sum(Decimal(r[rebate]) for r in table[1:-1]) == Decimal(table[-1][rebate]) == Decimal("32.78")
+    printed = mianzi("contests", "results", str(cid))
+    assert printed.code == 0 and "四舍五入到分" in printed.out and "27.78" in printed.out
+    bad = mianzi("contests", "results", str(cid), "--out", "x.pdf")
+    assert bad.code == 2 and ".xlsx 或 .csv" in bad.err

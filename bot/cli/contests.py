@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -266,3 +267,42 @@ def contests_cancel(contest_id: int = typer.Argument(..., metavar="ID"),
         print_json({"id": contest_id, "status": "cancelled", "queued": queued})
         return
     out.print(t("cli.contest_cancelled", _locale(), id=contest_id, name=name, queued=queued), markup=False)
+
+
+@contests_app.command("results")
+def contests_results(contest_id: int = typer.Argument(..., metavar="ID"),
+                     out_file: Path | None = typer.Option(None, "--out", help="results.xlsx or results.csv"),
+                     json_out: bool = typer.Option(False, "--json")) -> None:
+    """A closed contest's results for finance: score, rank, tier, prize points and the rebate in yuan."""
+    from handlers import results_sheet
+    from models import results as finance
+
+    loc = _locale()
+    if out_file is not None and out_file.suffix.lower() not in (".xlsx", ".csv"):
+        fail("error.results_out", value=str(out_file))
+    with guarded(), session_scope(context.engine()) as session:
+        done = finance.results(session, contest_id)
+        if out_file is not None:
+            results_sheet.write(done, out_file, loc)
+        rows = results_sheet.table(done, loc)
+    money = finance.fen_text
+    if json_out:
+        print_json({"contest": {"id": contest_id, "name": done.contest.name, "metric": done.contest.metric,
+                                "start": done.contest.start_at.isoformat(), "end": done.contest.end_at.isoformat()},
+                    "rounding": "rebate = tier rebate % × revenue in the period, in fen, rounded half up",
+                    "lines": [{"code": x.code, "name": x.name, "team": x.team, "eligible": x.eligible,
+                               "score": score_json(x.score), "rank": x.rank, "tier": x.tier,
+                               "prize_points": x.prize_points, "revenue": money(x.revenue_fen),
+                               "rebate_pct": x.rebate_pct, "rebate": money(x.rebate_fen)} for x in done.lines],
+                    "totals": {"participants": len(done.lines), "prize_points": done.prize_points,
+                               "revenue": money(done.revenue_fen), "rebate": money(done.rebate_fen)}})
+        return
+    if out_file is not None:
+        out.print(t("cli.results_written", loc, path=str(out_file), count=len(done.lines),
+                    points=done.prize_points, rebate=money(done.rebate_fen)), markup=False)
+        return
+    table = Table(*(str(v) for v in rows[0]))
+    for row in rows[1:]:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+    out.print(t("cli.results_rounding", loc), markup=False)
