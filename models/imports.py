@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from models.db import FOREIGN_KEYS_OFF, foreign_keys_back_on
 from models.errors import DataError
-from models.tables import ROLES, Contest, Partner, Sale, Target, Team
+from models.tables import MONTHLY_END, MONTHLY_START, ROLES, Contest, Partner, Sale, Target, Team
 from models.values import LOCALES, clean_name, normal_code, parse_datetime_local, parse_day, parse_fen, utcnow
 
 PARTNER_COLUMNS = ("code", "name", "team", "region", "city_tier", "industry", "size", "joined_on", "role",
@@ -42,6 +42,7 @@ SALE_REQUIRED = ("id", "partner", "occurred_at", "amount", "units")
 ROLE_WORDS = {"经销商": "dealer", "队长": "captain", "管理员": "admin", "渠道经理": "admin"}
 CITY_TIERS = {"1": 1, "2": 2, "3": 3, "一线": 1, "二线": 2, "三线": 3, "一线城市": 1, "二线城市": 2, "三线城市": 3}
 LOCALE_WORDS = {"中文": "zh", "英文": "en"}
+MONTHLY_WORDS = ("monthly", "每月")  # a targets row's period_start for a recurring monthly amount
 # `parse_day`'s reasons as row error keys.
 _DATE_REASONS = {"year_last": "row.date_year_last", "no_such_day": "row.date_no_such_day"}
 MAX_TEXT = 200
@@ -276,8 +277,12 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
         partner_id = find_partner(partners, code) if code else None
         if code and partner_id is None:
             errors.append(RowError(line, "row.unknown_partner", {"value": code[:40]}))
-        start = _parse_date(row, "period_start", errors, line, required=True)
-        end = _parse_date(row, "period_end", errors, line, required=True)
+        monthly = row.get("period_start", "").strip().lower() in MONTHLY_WORDS
+        if monthly:  # a recurring monthly amount (`models.tables.Target.monthly`); period_end stays empty
+            start, end = MONTHLY_START, MONTHLY_END
+        else:
+            start = _parse_date(row, "period_start", errors, line, required=True)
+            end = _parse_date(row, "period_end", errors, line, required=True)
         if start and end and end < start:
             errors.append(RowError(line, "row.period_reversed", {"start": str(start), "end": str(end)}))
         target = _money(row, "target", errors, line, required=True)
@@ -294,7 +299,8 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
     for key, (target, _line) in parsed.items():
         row_obj = existing.get(key)
         if row_obj is None:
-            session.add(Target(partner_id=key[0], period_start=key[1], period_end=key[2], target_fen=target))
+            session.add(Target(partner_id=key[0], period_start=key[1], period_end=key[2], target_fen=target,
+                               monthly=(key[1], key[2]) == (MONTHLY_START, MONTHLY_END)))
             report.inserted += 1
         elif row_obj.target_fen != target:
             row_obj.target_fen = target

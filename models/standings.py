@@ -145,18 +145,34 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 
 
 def _targets(session: Session, contest: Contest) -> dict[int, int]:
-    """Each partner's target for the contest period: the shortest target period that covers it."""
+    """Each partner's target for the contest period: the shortest dated target period that covers
+    it, else — for a period within one calendar month — the partner's recurring monthly amount."""
     tz = zone(contest.timezone)
     first = as_utc(contest.start_at).astimezone(tz).date()
     last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
-    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen)
+    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen, Target.monthly)
             .where(Target.period_start <= first, Target.period_end >= last))
+    in_one_month = (first.year, first.month) == (last.year, last.month)
     best: dict[int, tuple[int, int]] = {}
-    for pid, start, end, target in session.execute(stmt):
-        length = (end - start).days
+    for pid, start, end, target, monthly in session.execute(stmt):
+        if monthly and not in_one_month:
+            continue
+        length = 10**7 if monthly else (end - start).days  # a dated target wins over the monthly amount
         if pid not in best or length < best[pid][0]:
             best[pid] = (length, target)
     return {pid: target for pid, (_length, target) in best.items()}
+
+
+def lacking_targets(session: Session, contest: Contest) -> list[str]:
+    """Codes of the participants of an attainment contest without a target for its period, sorted."""
+    if contest.metric != "attainment":
+        return []
+    have = _targets(session, contest)
+    missing = [pid for pid, team_id, _joined in participants(session, contest)
+               if pid not in have and (contest.scope != "team" or team_id is not None)]
+    if not missing:
+        return []
+    return sorted(session.execute(select(Partner.code).where(Partner.id.in_(missing))).scalars())
 
 
 # --- scoring -----------------------------------------------------------------------------------

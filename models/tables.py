@@ -87,6 +87,9 @@ class Sale(SQLModel, table=True):
     imported_at: datetime
 
 
+MONTHLY_START, MONTHLY_END = date(1970, 1, 1), date(9999, 12, 31)
+
+
 class Target(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("partner_id", "period_start", "period_end"),)
 
@@ -95,6 +98,10 @@ class Target(SQLModel, table=True):
     period_start: date
     period_end: date
     target_fen: int = Field(sa_type=BigInteger)
+    # A recurring monthly amount (a targets row with period `monthly` / `每月`): the target of every
+    # contest period within one calendar month that has no dated target of its own. Stored with the
+    # period MONTHLY_START – MONTHLY_END, so one per partner.
+    monthly: bool = False
 
 
 class Contest(SQLModel, table=True):

@@ -265,3 +265,41 @@ def test_results_sheet_for_finance(program: Engine, workdir) -> None:  # noqa: A
     assert printed.code == 0 and "四舍五入到分" in printed.out and "27.78" in printed.out
     bad = mianzi("contests", "results", str(cid), "--out", "x.pdf")
     assert bad.code == 2 and ".xlsx 或 .csv" in bad.err
+
+
+def test_recurring_targets_and_admins_told_who_lacks_one(program: Engine, workdir) -> None:  # noqa: ANN001
+    with session_scope(program) as s:
+        b.partners(s, {"code": "P3", "name": "王五", "team": "WEST"})
+        b.sales(s, {"id": "d2", "partner": "P2", "occurred_at": "2026-12-01T10:00", "amount": "500"})
+    boss = bind(program, "BOSS")
+    targets = workdir / "targets.csv"
+    targets.write_text("partner,period_start,period_end,target\nP1,2026-11-01,2026-11-30,1000\n"
+                       "P2,每月,,2000\n", encoding="utf-8")
+    ran = mianzi("targets", "import", str(targets))
+    assert ran.code == 0 and "新增 2" in ran.out, ran.err
+    cid = create("--name", "11月达成率", "--start", "2026-11-01", "--end", "2026-11-30", "--recur", "monthly")
+    assert mianzi("contests", "edit", str(cid), "--metric", "attainment").code == 2  # it has started
+    with session_scope(program) as s:  # (created as attainment from the start, the way it is meant)
+        contest = s.get(Contest, cid)
+        assert contest is not None
+        contest.metric = "attainment"
+    closed = mianzi("contests", "close-due")
+    assert closed.code == 0, closed.err
+    assert "有 2 位参赛者没有本期目标：P1, P3（已通知管理员）" in closed.out
+    with Session(program) as s:
+        nxt = s.execute(select(Contest).where(Contest.previous_id == cid)).scalar_one()
+        [row] = s.execute(select(Outbox).where(Outbox.key.startswith("targets_missing:"))).scalars()
+        boss_id = s.execute(select(Partner.id).where(Partner.code == "BOSS")).scalar_one()
+    assert row.key == f"targets_missing:{nxt.id}:partner:{boss_id}" and row.partner_id == boss_id
+    assert "2 位参赛者还没有本期目标：P1、P3" in row.payload["text"]
+    shown = {x["partner"]: x for x in mianzi("contests", "show", str(nxt.id), "--json").json()["standings"]}
+    assert shown["P2"]["eligible"] and shown["P2"]["score"] == "25.00"  # ¥500 of the monthly ¥2,000
+    assert shown["P1"]["reason_code"] == "not_eligible.no_target"
+    dated = workdir / "dated.csv"  # a dated target of the month wins over the monthly amount
+    dated.write_text("partner,period_start,period_end,target\nP2,2026-12-01,2026-12-31,1000\n"
+                     "P2,monthly,,4000\n", encoding="utf-8")
+    again = mianzi("targets", "import", str(dated))
+    assert again.code == 0 and "新增 1，更新 1" in again.out
+    shown = {x["partner"]: x for x in mianzi("contests", "show", str(nxt.id), "--json").json()["standings"]}
+    assert shown["P2"]["score"] == "50.00"
+    assert boss

@@ -204,6 +204,9 @@ def contests_close_due(now_text: str | None = typer.Option(None, "--now", help="
                 out.print(t("cli.closed_next", loc, id=done.next_contest.id,
                             start=done.next_contest.start_at.astimezone(zone(settings.timezone)).date(),
                             end=_period_text(done.next_contest).split(" – ")[-1]), markup=False)
+                if closed.missing_targets:
+                    out.print(t("cli.targets_missing", loc, id=done.next_contest.id, count=len(closed.missing_targets),
+                                codes=", ".join(closed.missing_targets)), markup=False)
         if not closed_now:
             out.print(t("cli.nothing_due", loc), markup=False)
 

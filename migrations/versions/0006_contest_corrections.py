@@ -1,4 +1,5 @@
-"""contest corrections (issue 14): edits and cancellations logged, minimum ratings, featured, frozen revenue
+"""contest corrections (issue 14): edits and cancellations logged, minimum ratings, featured, frozen revenue,
+recurring monthly targets
 
 Revision ID: 0006_contest_corrections
 Revises: 0005_bind_failures
@@ -22,6 +23,7 @@ def upgrade() -> None:
     op.add_column("contest", sa.Column("cancelled_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
     for table in ("standing", "contestresult"):
         op.add_column(table, sa.Column("revenue_fen", sa.BigInteger(), nullable=True))
+    op.add_column("target", sa.Column("monthly", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "contestchange",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -45,6 +47,8 @@ def downgrade() -> None:
     for table in ("standing", "contestresult"):
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_column("revenue_fen")
+    with op.batch_alter_table("target") as batch_op:
+        batch_op.drop_column("monthly")
     with op.batch_alter_table("contest") as batch_op:
         for name in ("cancelled_by", "cancelled_at", "featured", "min_ratings"):
             batch_op.drop_column(name)
