@@ -90,11 +90,13 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time each metric was last moved."""
     s = Sale
     when = s.occurred_at
+    # A reversal (`models.corrections`) takes its original's order and rating back out.
+    sign = case((s.reverses.is_(None), 1), else_=-1)
     stmt = (
         select(
             s.partner_id,
-            func.sum(s.amount_fen), func.sum(s.units), func.count(), func.sum(func.coalesce(s.margin_fen, 0)),
-            func.sum(s.satisfaction), func.count(s.satisfaction),
+            func.sum(s.amount_fen), func.sum(s.units), func.sum(sign), func.sum(func.coalesce(s.margin_fen, 0)),
+            func.sum(s.satisfaction * sign), func.sum(case((s.satisfaction.is_not(None), sign), else_=0)),
             func.max(case((s.amount_fen > 0, when))),
             func.max(case((s.units > 0, when))),
             func.max(when),
@@ -131,12 +133,13 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 
     The time a partner reached their count is the first sale to the last of those customers.
     """
-    s, p = Sale, aliased(Sale)
+    s, p, r = Sale, aliased(Sale), aliased(Sale)
     earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
                                   p.occurred_at < contest.start_at).exists())
+    reversed_ = select(r.id).where(r.reverses == s.id).exists()  # a voided sale bought nothing
     stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
             .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
-                   s.customer.is_not(None), ~earlier)
+                   s.customer.is_not(None), s.reverses.is_(None), ~reversed_, ~earlier)
             .group_by(s.partner_id, s.customer))
     per: dict[int, list[datetime]] = defaultdict(list)
     for pid, _customer, first in session.execute(stmt):

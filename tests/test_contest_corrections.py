@@ -13,7 +13,7 @@ from bot.channels.console import converse
 from handlers.types import ChatConfig
 from models.db import session_scope
 from models.identities import new_invite
-from models.tables import Contest, ContestChange, Outbox, Partner
+from models.tables import Contest, ContestChange, Outbox, Partner, Sale
 from tests import builders as b
 from tests.cli_runner import mianzi
 
@@ -303,3 +303,46 @@ def test_recurring_targets_and_admins_told_who_lacks_one(program: Engine, workdi
     shown = {x["partner"]: x for x in mianzi("contests", "show", str(nxt.id), "--json").json()["standings"]}
     assert shown["P2"]["score"] == "50.00"
     assert boss
+
+
+def test_a_reversal_moves_a_partner_down_an_open_board_and_is_late_on_a_closed_one(program: Engine) -> None:
+    with session_scope(program) as s:
+        b.sales(s, {"id": "o1", "partner": "P1", "occurred_at": "2026-10-10T10:00", "amount": "800"},
+                {"id": "d1", "partner": "P1", "occurred_at": "2026-12-01T10:00", "amount": "3000", "units": 3,
+                 "customer": "C1", "satisfaction": "5"},
+                {"id": "d2", "partner": "P2", "occurred_at": "2026-12-01T11:00", "amount": "2000", "units": 1})
+    user = bind(program, "P1")
+    closed = create("--name", "10月冠军", *OVER, "--tiers", "银牌=100:10:2%")
+    assert mianzi("contests", "close-due").code == 0
+    revenue = create("--name", "12月冠军", "--start", "2026-12-01", "--end", "2099-12-31", "--featured")
+    orders = int(mianzi("contests", "create", "--name", "12月订单王", "--metric", "orders",
+                        "--start", "2026-12-01", "--end", "2099-12-31", "--json").json()["id"])
+    before = converse(program, user, "排行", CONFIG, now())
+    assert "🙋 您：第 1 名" in before
+    assert mianzi("sales", "void", "d1").code == 2  # a reason is required
+    ran = mianzi("sales", "void", "d1", "--reason", "客户退货")
+    assert ran.code == 0 and "已更正销售记录 d1" in ran.out and "冲销 ¥3,000.00" in ran.out, ran.err
+    after = converse(program, user, "排行", CONFIG, now())  # at once: the board follows
+    assert "🥇 李四" in after and "🙋 您：第 1 名" not in after
+    shown = {x["partner"]: x for x in mianzi("contests", "show", str(revenue), "--json").json()["standings"]}
+    assert (shown["P1"]["score"], shown["P2"]["rank"]) == ("0.00", 1)
+    counted = {x["partner"]: x for x in mianzi("contests", "show", str(orders), "--json").json()["standings"]}
+    assert counted["P1"]["score"] == "0.00" and counted["P2"]["score"] == "1.00"  # the order is taken back
+    with Session(program) as s:
+        original, reversal = s.execute(select(Sale).where(Sale.ext_id.in_(("d1", "void:d1")))
+                                       .order_by(Sale.id)).scalars()
+    assert (original.amount_fen, original.units, original.reverses) == (300000, 3, None)  # never edited
+    assert (reversal.amount_fen, reversal.units, reversal.reverses) == (-300000, -3, original.id)
+    assert (reversal.occurred_at, reversal.customer, reversal.reason) == (original.occurred_at, "C1", "客户退货")
+    again = mianzi("sales", "void", "d1", "--reason", "再来一次")
+    assert again.code == 2 and "已经被更正过（更正记录 void:d1）" in again.err
+    assert "本身就是一条更正记录" in mianzi("sales", "void", "void:d1", "--reason", "x").err
+    assert "没有编号为 nope 的销售记录" in mianzi("sales", "void", "nope", "--reason", "x").err
+    # the closed October: stored, nothing frozen changes, listed with the late sales
+    frozen = mianzi("contests", "results", str(closed), "--json").json()
+    assert mianzi("sales", "void", "o1", "--reason", "录入错误").code == 0
+    doc = mianzi("contests", "show", str(closed), "--json").json()
+    assert (doc["late_sales"], doc["late_corrections"]) == (1, 1)
+    assert {x["partner"]: x["score"] for x in doc["standings"]}["P1"] == "800.00"
+    assert mianzi("contests", "results", str(closed), "--json").json() == frozen
+    assert "结算后又到达 1 条销售记录（其中 1 条是更正）" in mianzi("contests", "show", str(closed)).out

@@ -13,7 +13,7 @@ from bot import context
 from bot.cli.common import METRIC_HELP, _locale, fail, guarded, out, print_json, time_column
 from bot.settings import get_settings
 from messages.render import period_text, reason_text, score_text, t, zone_name
-from models import contest_changes, standings
+from models import contest_changes, corrections, standings
 from models import contests as contest_ops
 from models.db import session_scope
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
@@ -133,10 +133,12 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
         partners = dict(session.execute(select(Partner.id, Partner.code)).all())
         teams = dict(session.execute(select(Team.id, Team.code)).all())
         late = contest_ops.late_sales(session, contest)
+        late_corrections = corrections.late_corrections(session, contest)
         changes = [{"action": c.action, "changes": c.changes, "by": c.by, "at": c.at.isoformat(),
                     "announced": c.announced} for c in contest_changes.history(session, contest_id)]
     doc = contest_summary(contest, now)
-    doc["late_sales"] = late
+    doc["late_sales"] = late  # corrections to the closed period included
+    doc["late_corrections"] = late_corrections
     doc["changes"] = changes
     doc["standings"] = [line_json(line, contest, partners, teams, loc) for line in lines if line.kind != "member"]
     if contest.scope == "team":
@@ -176,7 +178,8 @@ def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: 
                       entry["reason"])
     out.print(table)
     if doc["late_sales"]:
-        out.print(t("cli.late_sales", loc, count=doc["late_sales"]), markup=False)
+        out.print(t("cli.late_sales", loc, count=doc["late_sales"], corrections=doc["late_corrections"]),
+                  markup=False)
 
 
 @contests_app.command("close-due")

@@ -1,5 +1,5 @@
 """contest corrections (issue 14): edits and cancellations logged, minimum ratings, featured, frozen revenue,
-recurring monthly targets
+recurring monthly targets, sales reversals
 
 Revision ID: 0006_contest_corrections
 Revises: 0005_bind_failures
@@ -24,6 +24,11 @@ def upgrade() -> None:
     for table in ("standing", "contestresult"):
         op.add_column(table, sa.Column("revenue_fen", sa.BigInteger(), nullable=True))
     op.add_column("target", sa.Column("monthly", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Corrections of the sales ledger: plain columns (no foreign key, which would rebuild the table
+    # on SQLite); `models.corrections` checks that the sale reversed exists. One reversal per sale.
+    op.add_column("sale", sa.Column("reverses", sa.Integer(), nullable=True))
+    op.add_column("sale", sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True))
+    op.create_index("ix_sale_reverses", "sale", ["reverses"], unique=True)
     op.create_table(
         "contestchange",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -49,6 +54,10 @@ def downgrade() -> None:
             batch_op.drop_column("revenue_fen")
     with op.batch_alter_table("target") as batch_op:
         batch_op.drop_column("monthly")
+    op.drop_index("ix_sale_reverses", table_name="sale")
+    with op.batch_alter_table("sale") as batch_op:
+        batch_op.drop_column("reason")
+        batch_op.drop_column("reverses")
     with op.batch_alter_table("contest") as batch_op:
         for name in ("cancelled_by", "cancelled_at", "featured", "min_ratings"):
             batch_op.drop_column(name)
