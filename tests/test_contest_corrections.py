@@ -4,6 +4,7 @@ the minimum number of ratings of an average, the featured board of `排行`."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -43,7 +44,8 @@ def bind(engine: Engine, code: str) -> str:
 
 
 @pytest.fixture
-def program(engine: Engine) -> Engine:
+def program(engine: Engine, workdir: Path) -> Engine:
+    """Two dealers and an admin; the commands run in a scratch directory (close-due writes images)."""
     with session_scope(engine) as s:
         b.partners(s, {"code": "P1", "name": "张三", "team": "EAST"}, {"code": "P2", "name": "李四", "team": "EAST"},
                    {"code": "BOSS", "name": "孙经理", "role": "admin"})
@@ -217,7 +219,7 @@ def test_rank_shows_the_featured_contest_first(program: Engine) -> None:
     assert converse(program, user, "排行", CONFIG, now()).startswith("🏆 12月主赛")
 
 
-def test_results_sheet_for_finance(program: Engine, workdir) -> None:  # noqa: ANN001
+def test_results_sheet_for_finance(program: Engine, workdir: Path) -> None:
     from decimal import Decimal
 
     from openpyxl import load_workbook
@@ -267,7 +269,7 @@ def test_results_sheet_for_finance(program: Engine, workdir) -> None:  # noqa: A
     assert bad.code == 2 and ".xlsx 或 .csv" in bad.err
 
 
-def test_recurring_targets_and_admins_told_who_lacks_one(program: Engine, workdir) -> None:  # noqa: ANN001
+def test_recurring_targets_and_admins_told_who_lacks_one(program: Engine, workdir: Path) -> None:
     with session_scope(program) as s:
         b.partners(s, {"code": "P3", "name": "王五", "team": "WEST"})
         b.sales(s, {"id": "d2", "partner": "P2", "occurred_at": "2026-12-01T10:00", "amount": "500"})
