@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from handlers import views
 from messages.render import render
-from models import outbox, results, standings, team_chats
+from models import outbox, partners, results, standings, team_chats
 from models.recipients import recipients
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner
@@ -174,3 +174,22 @@ def _takes_part(session: Session, contest: Contest, partner_id: int) -> bool:
     partner = session.get(Partner, partner_id)
     return partner is not None and views.takes_part(session, contest, partner)
 
+
+
+MISSING_SHOWN = 50  # codes named in the admins' message; the CLI prints them all
+
+
+def tell_admins_missing_targets(session: Session, contest: Contest, codes: list[str], now: datetime) -> int:
+    """A recurring attainment contest rolled into a period where some participants have no target:
+    every admin hears which (once per period)."""
+    from handlers.notify import push
+
+    if not codes:
+        return 0
+    admins = partners.active_admin_ids(session)
+    shown = codes[:MISSING_SHOWN]
+    params = {"id": contest.id, "name": contest.name, "count": len(codes), "codes": "、".join(shown),
+              "more": len(codes) - len(shown)}
+    return push(session, list(admins), key=lambda pid: f"targets_missing:{contest.id}:partner:{pid}",
+                kind="announcement", template="say", context={"key": "contest.targets_missing", "params": params},
+                now=now)

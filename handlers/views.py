@@ -31,13 +31,14 @@ def contest_info(contest: AnyContest, now: datetime) -> dict[str, Any]:
             "grace_hours": contest.grace_seconds // 3600, "grace_seconds": contest.grace_seconds,
             "segment": contest.segment, "min_tenure_days": contest.min_tenure_days, "min_score": contest.min_score,
             "min_satisfaction": contest.min_satisfaction, "prizes": contest.prizes, "tiers": contest.tiers,
-            "recur": contest.recur}
+            "recur": contest.recur, "min_ratings": contest.min_ratings, "featured": contest.featured}
 
 
 def open_contests(session: Session, now: datetime) -> list[ContestRow]:
-    """Active and settling contests first (soonest end first), then upcoming ones."""
+    """Active and settling contests first (the featured ones first, then soonest end first), then
+    upcoming ones; a cancelled contest is never listed."""
     rows = contest_ops.open_contest_rows(session)
-    return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", c.end_at, c.id))
+    return sorted(rows, key=lambda c: (contest_ops.status(c, now) == "upcoming", not c.featured, c.end_at, c.id))
 
 
 def fresh(session: Session, contest: AnyContest) -> AnyContest:
@@ -60,7 +61,8 @@ def takes_part(session: Session, contest: AnyContest, partner: Partner | Member)
 
 def pick_contest(session: Session, partner: Partner | Member | None, arg: str | None, now: datetime,
                  scope: str | None = None) -> tuple[AnyContest | None, list[ContestRow]]:
-    """The contest a question is about: by id or name fragment, else the partner's first running one."""
+    """The contest a question is about: by id or name fragment, else the partner's first running one
+    (a featured one first). A cancelled contest is found by neither."""
     candidates = [c for c in open_contests(session, now) if contest_ops.status(c, now) != "upcoming"]
     if scope:
         candidates = [c for c in candidates if c.scope == scope]
@@ -69,6 +71,8 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         if is_number(arg):
             ident = id_arg(arg)
             found = session.get(Contest, ident) if ident is not None else None
+            if found is not None and found.cancelled_at is not None:
+                found = None
         else:
             found = contest_ops.contest_by_name(session, fragment=arg)
         return found, candidates

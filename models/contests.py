@@ -38,10 +38,28 @@ class ContestSpec:
     tiers: list[dict[str, Any]] | None = None
     top_n: int = 10
     recur: str = "none"
+    min_ratings: int = 3
+    featured: bool = False
 
 
 def create(session: Session, spec: ContestSpec, now: datetime | None = None) -> Contest:
     """Validate a contest and store it."""
+    validate(spec)
+    contest = Contest(
+        name=spec.name.strip(), metric=spec.metric, scope=spec.scope, team_score=spec.team_score,
+        start_at=as_utc(spec.start_at), end_at=as_utc(spec.end_at), timezone=spec.timezone,
+        grace_seconds=spec.grace_seconds, segment=spec.segment or {}, min_tenure_days=spec.min_tenure_days,
+        min_score=spec.min_score, min_satisfaction=spec.min_satisfaction, prizes=spec.prizes or [],
+        tiers=spec.tiers or [], top_n=spec.top_n, recur=spec.recur, min_ratings=spec.min_ratings,
+        featured=spec.featured, created_at=now or utcnow(), standings_dirty=True,
+    )
+    session.add(contest)
+    session.flush()
+    return contest
+
+
+def validate(spec: ContestSpec) -> None:
+    """The rules every contest keeps, at creation and after each edit (`models.contest_changes`)."""
     if not spec.name.strip() or len(spec.name) > 200:
         raise DataError("error.bad_name")
     if spec.metric not in METRICS:
@@ -61,22 +79,17 @@ def create(session: Session, spec: ContestSpec, now: datetime | None = None) -> 
         raise DataError("error.bad_min_satisfaction")
     if spec.min_tenure_days is not None and spec.min_tenure_days < 0:
         raise DataError("error.bad_number", value=str(spec.min_tenure_days))
+    if not 1 <= spec.min_ratings <= 10_000:
+        raise DataError("error.bad_min_ratings", value=spec.min_ratings)
+    if spec.grace_seconds < 0:
+        raise DataError("error.bad_number", value=str(spec.grace_seconds))
     zone(spec.timezone)
-    contest = Contest(
-        name=spec.name.strip(), metric=spec.metric, scope=spec.scope, team_score=spec.team_score,
-        start_at=as_utc(spec.start_at), end_at=as_utc(spec.end_at), timezone=spec.timezone,
-        grace_seconds=spec.grace_seconds, segment=spec.segment or {}, min_tenure_days=spec.min_tenure_days,
-        min_score=spec.min_score, min_satisfaction=spec.min_satisfaction, prizes=spec.prizes or [],
-        tiers=spec.tiers or [], top_n=spec.top_n, recur=spec.recur, created_at=now or utcnow(),
-        standings_dirty=True,
-    )
-    session.add(contest)
-    session.flush()
-    return contest
 
 
 def status(contest: AnyContest, now: datetime | None = None) -> str:
     now = now or utcnow()
+    if contest.cancelled_at is not None:
+        return "cancelled"
     if contest.closed_at is not None:
         return "closed"
     if now < as_utc(contest.start_at):
@@ -136,7 +149,8 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     """
     now = now or utcnow()
     claimed = session.execute(
-        update(Contest).where(Contest.id == contest_id, Contest.closed_at.is_(None)).values(closed_at=now))
+        update(Contest).where(Contest.id == contest_id, Contest.closed_at.is_(None), Contest.cancelled_at.is_(None))
+        .values(closed_at=now))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
     contest = session.execute(select(Contest).where(Contest.id == contest_id)).scalar_one()
@@ -158,7 +172,7 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
 
 
 _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reached_at", "eligible", "reason", "rank",
-                 "position", "tier", "prize_points", "rebate_pct")
+                 "position", "tier", "prize_points", "rebate_pct", "revenue_fen")
 
 
 def _freeze(session: Session, contest_id: int) -> int:
@@ -204,7 +218,8 @@ def _roll(session: Session, contest: Contest, now: datetime) -> Contest | None:
         start_at=period.start, end_at=period.end, timezone=contest.timezone, grace_seconds=contest.grace_seconds,
         segment=contest.segment, min_tenure_days=contest.min_tenure_days, min_score=contest.min_score,
         min_satisfaction=contest.min_satisfaction, prizes=contest.prizes, tiers=contest.tiers,
-        top_n=contest.top_n, recur=contest.recur, previous_id=contest.id, created_at=now, standings_dirty=True)
+        top_n=contest.top_n, recur=contest.recur, min_ratings=contest.min_ratings, featured=contest.featured,
+        previous_id=contest.id, created_at=now, standings_dirty=True)
     try:
         with session.begin_nested():
             session.add(nxt)
@@ -226,9 +241,9 @@ def _renamed(name: str, old_start: datetime, new_start: datetime, tz: ZoneInfo) 
 
 
 def due(session: Session, now: datetime) -> list[int]:
-    """Ids of open contests whose period plus grace has ended by `now`."""
+    """Ids of open contests whose period plus grace has ended by `now` (a cancelled one never closes)."""
     rows = session.execute(select(Contest.id, Contest.end_at, Contest.grace_seconds)
-                           .where(Contest.closed_at.is_(None), Contest.end_at <= now)
+                           .where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None), Contest.end_at <= now)
                            .order_by(Contest.end_at, Contest.id)).all()
     return [cid for cid, end, grace in rows if as_utc(end) + timedelta(seconds=grace) <= now]
 
@@ -275,7 +290,7 @@ def winners(session: Session, *, contest_id: int) -> list[ContestResult]:
 # Built once, read as plain rows (`models.db.read`): every /rank asks them.
 _CONTEST = Contest.__table__  # type: ignore[attr-defined]
 _CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
-_OPEN_ROWS = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
+_OPEN_ROWS = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None), _CONTEST.c.cancelled_at.is_(None))
               .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))
 _ONE_ROW = select(*_CONTEST_COLUMNS).where(_CONTEST.c.id == bindparam("contest"))
 
@@ -291,14 +306,15 @@ def contest_row(session: Session, *, contest_id: int) -> ContestRow:
 
 
 def contest_by_name(session: Session, *, fragment: str) -> Contest | None:
-    """The contest whose name contains `fragment`: open ones first, then the latest to end."""
-    return session.execute(select(Contest).where(Contest.name.contains(fragment))
+    """The contest whose name contains `fragment` (never a cancelled one): open ones first, then the latest to end."""
+    return session.execute(select(Contest).where(Contest.name.contains(fragment), Contest.cancelled_at.is_(None))
                            .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
 
 
 def unclosed(session: Session) -> list[Contest]:
-    """Every contest not closed yet (ORM objects)."""
-    return list(session.execute(select(Contest).where(Contest.closed_at.is_(None))).scalars())
+    """Every contest not closed yet and not cancelled (ORM objects)."""
+    return list(session.execute(select(Contest).where(Contest.closed_at.is_(None),
+                                                      Contest.cancelled_at.is_(None))).scalars())
 
 
 def all_contests(*, session: Session) -> list[Contest]:

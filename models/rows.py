@@ -62,6 +62,10 @@ class ContestRow:
     closed_at: datetime | None
     standings_dirty: bool
     standings_at: datetime | None
+    min_ratings: int
+    featured: bool
+    cancelled_at: datetime | None
+    cancelled_by: str | None
 
 
 AnyContest = Contest | ContestRow

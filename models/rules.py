@@ -22,7 +22,7 @@ SCOPES = ("individual", "team")
 TEAM_SCORES = ("sum", "avg")
 RECURRENCES = ("none", "weekly", "monthly", "quarterly")
 SEGMENT_KEYS = ("region", "city_tier", "industry", "size", "team", "role")
-STATUSES = ("upcoming", "active", "settling", "closed")
+STATUSES = ("upcoming", "active", "settling", "closed", "cancelled")
 
 
 def parse_segment(text: str | None, *, allow_role: bool = False) -> dict[str, str]:

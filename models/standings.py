@@ -43,13 +43,14 @@ class Entry:
     tier: str | None = None
     prize_points: int = 0
     rebate_pct: str | None = None
+    revenue_fen: int | None = None
 
     def as_row(self, contest_id: int) -> dict[str, Any]:
         return {"contest_id": contest_id, "kind": self.kind, "partner_id": self.partner_id,
                 "team_id": self.team_id, "score": self.score, "reached_at": self.reached_at,
                 "eligible": self.eligible, "reason": self.reason, "rank": self.rank,
                 "position": self.position, "tier": self.tier, "prize_points": self.prize_points,
-                "rebate_pct": self.rebate_pct}
+                "rebate_pct": self.rebate_pct, "revenue_fen": self.revenue_fen}
 
 
 @dataclass
@@ -89,11 +90,13 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time each metric was last moved."""
     s = Sale
     when = s.occurred_at
+    # A reversal (`models.corrections`) takes its original's order and rating back out.
+    sign = case((s.reverses.is_(None), 1), else_=-1)
     stmt = (
         select(
             s.partner_id,
-            func.sum(s.amount_fen), func.sum(s.units), func.count(), func.sum(func.coalesce(s.margin_fen, 0)),
-            func.sum(s.satisfaction), func.count(s.satisfaction),
+            func.sum(s.amount_fen), func.sum(s.units), func.sum(sign), func.sum(func.coalesce(s.margin_fen, 0)),
+            func.sum(s.satisfaction * sign), func.sum(case((s.satisfaction.is_not(None), sign), else_=0)),
             func.max(case((s.amount_fen > 0, when))),
             func.max(case((s.units > 0, when))),
             func.max(when),
@@ -130,12 +133,13 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 
     The time a partner reached their count is the first sale to the last of those customers.
     """
-    s, p = Sale, aliased(Sale)
+    s, p, r = Sale, aliased(Sale), aliased(Sale)
     earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
                                   p.occurred_at < contest.start_at).exists())
+    reversed_ = select(r.id).where(r.reverses == s.id).exists()  # a voided sale bought nothing
     stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
             .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
-                   s.customer.is_not(None), ~earlier)
+                   s.customer.is_not(None), s.reverses.is_(None), ~reversed_, ~earlier)
             .group_by(s.partner_id, s.customer))
     per: dict[int, list[datetime]] = defaultdict(list)
     for pid, _customer, first in session.execute(stmt):
@@ -144,18 +148,34 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 
 
 def _targets(session: Session, contest: Contest) -> dict[int, int]:
-    """Each partner's target for the contest period: the shortest target period that covers it."""
+    """Each partner's target for the contest period: the shortest dated target period that covers
+    it, else — for a period within one calendar month — the partner's recurring monthly amount."""
     tz = zone(contest.timezone)
     first = as_utc(contest.start_at).astimezone(tz).date()
     last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
-    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen)
+    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen, Target.monthly)
             .where(Target.period_start <= first, Target.period_end >= last))
+    in_one_month = (first.year, first.month) == (last.year, last.month)
     best: dict[int, tuple[int, int]] = {}
-    for pid, start, end, target in session.execute(stmt):
-        length = (end - start).days
+    for pid, start, end, target, monthly in session.execute(stmt):
+        if monthly and not in_one_month:
+            continue
+        length = 10**7 if monthly else (end - start).days  # a dated target wins over the monthly amount
         if pid not in best or length < best[pid][0]:
             best[pid] = (length, target)
     return {pid: target for pid, (_length, target) in best.items()}
+
+
+def lacking_targets(session: Session, contest: Contest) -> list[str]:
+    """Codes of the participants of an attainment contest without a target for its period, sorted."""
+    if contest.metric != "attainment":
+        return []
+    have = _targets(session, contest)
+    missing = [pid for pid, team_id, _joined in participants(session, contest)
+               if pid not in have and (contest.scope != "team" or team_id is not None)]
+    if not missing:
+        return []
+    return sorted(session.execute(select(Partner.code).where(Partner.id.in_(missing))).scalars())
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -204,6 +224,13 @@ def _threshold_problem(contest: Contest, score: int, ratings_sum: int, ratings_n
     return None
 
 
+def _ratings_problem(contest: Contest, ratings_n: int) -> dict[str, Any] | None:
+    """An average needs enough ratings to mean something (`Contest.min_ratings`)."""
+    if contest.metric == "satisfaction" and ratings_n < contest.min_ratings:
+        return {"code": "not_eligible.few_ratings", "needed": contest.min_ratings, "count": ratings_n}
+    return None
+
+
 def compute(session: Session, contest: Contest) -> list[Entry]:
     """The contest's standings, derived from the ledger now."""
     people = participants(session, contest)
@@ -223,10 +250,13 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
     metric = contest.metric
     for pid, team_id, joined_on in people:
         agg = aggs.get(pid) or _Agg()
-        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                      revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
         if problem is None and metric == "attainment" and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
+        if problem is None:
+            problem = _ratings_problem(contest, agg.ratings_n)
         if problem is None:
             problem = _threshold_problem(contest, entry.score, agg.ratings_sum, agg.ratings_n)
         if problem is not None:
@@ -248,10 +278,13 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
         if team_id is None:
             continue
         agg = aggs.get(pid) or _Agg()
-        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
+        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                       revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
         if problem is None and metric == "attainment" and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
+        if problem is None and contest.team_score == "avg":  # each member's own average is one voice
+            problem = _ratings_problem(contest, agg.ratings_n)
         if problem is not None:
             member.eligible, member.reason = False, problem
         else:
@@ -261,15 +294,15 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
     for team_id, team_members in members.items():
         team_aggs = counted.get(team_id, [])
         team_counted = [m for m in team_members if m.eligible]
-        entry = Entry("team", None, team_id)
+        entry = Entry("team", None, team_id, revenue_fen=sum(m.revenue_fen or 0 for m in team_members))
         if not team_counted:
             entry.eligible, entry.reason = False, {"code": "not_eligible.no_members"}
         else:
             entry.score = _team_score(contest, team_counted, team_aggs)
             times = [m.reached_at for m in team_counted if m.reached_at is not None]
             entry.reached_at = max(times) if times else None
-            problem = _threshold_problem(contest, entry.score, sum(a.ratings_sum for a in team_aggs),
-                                         sum(a.ratings_n for a in team_aggs))
+            problem = _ratings_problem(contest, sum(a.ratings_n for a in team_aggs)) or _threshold_problem(
+                contest, entry.score, sum(a.ratings_sum for a in team_aggs), sum(a.ratings_n for a in team_aggs))
             if problem is not None:
                 entry.eligible, entry.reason = False, problem
         entries.append(entry)
@@ -454,8 +487,9 @@ def mark_open_contests_dirty(session: Session, start: datetime | None = None,
 
 
 def stale_contest_ids(session: Session) -> list[int]:
-    """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`)."""
-    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
+    """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`);
+    a cancelled contest is never rebuilt."""
+    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None),
                                                          Contest.standings_dirty.is_(True))).scalars())
 
 

@@ -4,12 +4,12 @@ same moment changes nothing, so restarts, catch-ups and a second scheduler are h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
-from handlers.announcements import ImageConfig, announce_close, announce_opening
+from handlers.announcements import ImageConfig, announce_close, announce_opening, tell_admins_missing_targets
 from handlers.feedback import queue_contest_feedback, queue_feedback_requests
 from handlers.nudges import queue_final_hours, queue_weekly
 from handlers.points import expire_due, queue_expiry_reminders
@@ -27,6 +27,7 @@ class Closed:
     queued: int
     next_contest_id: int | None
     outcome: contests.Closed  # what the close froze (results, points) and the next period it created
+    missing_targets: list[str] = field(default_factory=list)  # codes without a target in the next period
 
 
 def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
@@ -57,9 +58,13 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
                 queued = announce_close(session, cid, now, group_locale, images)
                 queued += queue_contest_feedback(session, cid, now)
                 nxt = closed.next_contest
+                missing: list[str] = []
                 if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
                     queued += announce_opening(session, nxt.id, now)  # type: ignore[arg-type]
-                done.append(Closed(cid, queued, nxt.id if nxt else None, closed))
+                if nxt is not None:  # the admins hear who has no target in the new period (attainment)
+                    missing = standings.lacking_targets(session, nxt)
+                    queued += tell_admins_missing_targets(session, nxt, missing, now)
+                done.append(Closed(cid, queued, nxt.id if nxt else None, closed, missing))
                 log.info("closed contest %s, queued %s messages, next period %s", cid, queued,
                          nxt.id if nxt else None)
 

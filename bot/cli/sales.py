@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import SheetOption, _locale, _report, database, err, table_file
+from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, err, table_file
 
 sales_app = typer.Typer(no_args_is_help=True, help="The sales ledger.")
 
@@ -38,3 +38,25 @@ def sales_import(file: Path, sheet: SheetOption = None) -> None:
     _report("sales", report, csv_rows)
 
 
+
+
+@sales_app.command("void")
+def sales_void(sale_id: str = typer.Argument(..., metavar="ID", help="the sale's id (the sales file's id column)"),
+               reason: str = typer.Option(..., "--reason", help="why: a return, a refund, a typo …"),
+               json_out: JsonOption = False) -> None:
+    """Cancel a sale with a correcting entry (its negatives); the sale itself is never changed."""
+    from bot.cli.common import out, print_json
+    from handlers.refresh import refresh_dirty
+    from messages.render import money, t
+    from models.corrections import void
+    from models.values import utcnow
+
+    with database() as session:
+        reversal = void(session, sale_id, reason=reason, now=utcnow())
+        refresh_dirty(session)
+        doc = {"id": reversal.ext_id, "reverses": sale_id, "amount_fen": reversal.amount_fen}
+    if json_out:
+        print_json(doc)
+        return
+    out.print(t("cli.sale_voided", _locale(), sale=sale_id, reversal=doc["id"],
+                amount=money(-doc["amount_fen"], _locale())), markup=False)

@@ -12,9 +12,10 @@ from models.imports.cells import check_text, money, parse_date
 from models.imports.partners import find_partner, partner_ids
 from models.imports.records import Row
 from models.imports.report import ImportRejected, ImportReport, RowError, changed
-from models.tables import Target
+from models.tables import MONTHLY_END, MONTHLY_START, Target
 
 TARGET_COLUMNS = ("partner", "period_start", "period_end", "target")
+MONTHLY_WORDS = ("monthly", "每月")  # a targets row's period_start for a recurring monthly amount
 
 
 def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
@@ -33,8 +34,12 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
         partner_id = find_partner(partners, code) if code else None
         if code and partner_id is None:
             errors.append(RowError(line, "row.unknown_partner", {"value": code[:40]}))
-        start = parse_date(row, "period_start", errors, line, required=True)
-        end = parse_date(row, "period_end", errors, line, required=True)
+        monthly = row.get("period_start", "").strip().lower() in MONTHLY_WORDS
+        if monthly:  # a recurring monthly amount (`models.tables.Target.monthly`); period_end stays empty
+            start, end = MONTHLY_START, MONTHLY_END
+        else:
+            start = parse_date(row, "period_start", errors, line, required=True)
+            end = parse_date(row, "period_end", errors, line, required=True)
         if start and end and end < start:
             errors.append(RowError(line, "row.period_reversed", {"start": str(start), "end": str(end)}))
         target = money(row, "target", errors, line, required=True)
@@ -51,7 +56,8 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
     for key, (target, _line) in parsed.items():
         row_obj = existing.get(key)
         if row_obj is None:
-            session.add(Target(partner_id=key[0], period_start=key[1], period_end=key[2], target_fen=target))
+            session.add(Target(partner_id=key[0], period_start=key[1], period_end=key[2], target_fen=target,
+                               monthly=(key[1], key[2]) == (MONTHLY_START, MONTHLY_END)))
             report.inserted += 1
         elif row_obj.target_fen != target:
             row_obj.target_fen = target

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from models.tables.broadcasts import Broadcast
 from models.tables.chats import PLATFORMS, BindFailure, ChatIdentity, Invite, TeamChat
-from models.tables.contests import Contest, ContestResult, Standing
+from models.tables.contests import Contest, ContestChange, ContestResult, Standing
 from models.tables.delivery import OUTBOX_STATUSES, AccessToken, InboundSeen, Outbox
 from models.tables.feedback import FEEDBACK_SUBJECTS, FeedbackRequest
 from models.tables.partners import ROLES, Partner, Team
 from models.tables.points import PointsEntry
 from models.tables.rewards import REDEMPTION_STATUSES, Redemption, RewardItem
-from models.tables.sales import Sale, Target
+from models.tables.sales import MONTHLY_END, MONTHLY_START, Sale, Target
 from models.tables.trainings import Training, TrainingSignup
 
 __all__ = [
@@ -25,10 +25,13 @@ __all__ = [
     "Broadcast",
     "ChatIdentity",
     "Contest",
+    "ContestChange",
     "ContestResult",
     "FEEDBACK_SUBJECTS",
     "FeedbackRequest",
     "InboundSeen",
+    "MONTHLY_END",
+    "MONTHLY_START",
     "Invite",
     "OUTBOX_STATUSES",
     "Outbox",

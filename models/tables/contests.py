@@ -33,6 +33,12 @@ class Contest(SQLModel, table=True):
     sales_at_close: int | None = None  # the period's sales the close saw; `late_sales` counts the others
     standings_dirty: bool = True
     standings_at: datetime | None = None
+    # A contest on an average (satisfaction): fewer ratings than this in the period and a partner
+    # is shown as not yet eligible (one 5-star rating does not beat a hundred near 4.9).
+    min_ratings: int = 3
+    featured: bool = False  # `排行` without a name shows the featured running contest first
+    cancelled_at: datetime | None = None  # created by mistake: never closes, never pays, kept for the record
+    cancelled_by: str | None = Field(default=None, max_length=64)
 
 
 class _StandingColumns(SQLModel):
@@ -55,6 +61,9 @@ class _StandingColumns(SQLModel):
     tier: str | None = Field(default=None, max_length=32)
     prize_points: int = 0
     rebate_pct: str | None = Field(default=None, max_length=16)
+    # The partner's (or team's) revenue in the period, frozen with the result: what a rebate is a
+    # share of (`mianzi contests results`), whatever the contest's metric and whatever arrives late.
+    revenue_fen: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Standing(_StandingColumns, table=True):
@@ -81,3 +90,18 @@ class ContestResult(_StandingColumns, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
+
+
+class ContestChange(SQLModel, table=True):
+    """The log of changes to a contest after it was created: who, what (old and new values), when.
+
+    `action` is `edit` or `cancel`; `changes` maps each changed field to `[old, new]` (JSON values).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    action: str = Field(max_length=16)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    by: str = Field(max_length=64)
+    at: datetime
+    announced: int = 0  # messages queued to the participants about it

@@ -14,6 +14,7 @@ class Sale(SQLModel, table=True):
     __table_args__ = (
         Index("ix_sale_occurred_partner", "occurred_at", "partner_id"),
         Index("ix_sale_partner_customer", "partner_id", "customer", "occurred_at"),
+        Index("ix_sale_reverses", "reverses", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -26,6 +27,13 @@ class Sale(SQLModel, table=True):
     customer: str | None = Field(default=None, max_length=128)
     satisfaction: int | None = None
     imported_at: datetime
+    # A correcting entry (`models.corrections`): the id of the sale it cancels, whose negatives it
+    # carries (amount, units, margin; the same rating, counted negatively), in the same period.
+    reverses: int | None = None
+    reason: str | None = Field(default=None, max_length=500)
+
+
+MONTHLY_START, MONTHLY_END = date(1970, 1, 1), date(9999, 12, 31)
 
 
 class Target(SQLModel, table=True):
@@ -36,3 +44,7 @@ class Target(SQLModel, table=True):
     period_start: date
     period_end: date
     target_fen: int = Field(sa_type=BigInteger)
+    # A recurring monthly amount (a targets row with period `monthly` / `每月`): the target of every
+    # contest period within one calendar month that has no dated target of its own. Stored with the
+    # period MONTHLY_START – MONTHLY_END, so one per partner.
+    monthly: bool = False
