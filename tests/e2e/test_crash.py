@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,21 +16,17 @@ from models.db import session_scope
 from models.tables import ChatIdentity, Partner
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.cli_runner import MIANZI
 from tests.support.fake_flood import FloodFake
+from tests.support.live_app import free_port
 
 RECIPIENTS = 300
 CONCURRENCY = 8
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
     out = log.open("a")
-    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(_port())]
+    cmd = [*MIANZI, "serve", "--port", str(free_port())]
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()
     return proc
@@ -51,7 +45,7 @@ def test_sigkill_mid_broadcast_loses_nothing(db_url: str, engine: Engine, tmp_pa
                "MIANZI_TELEGRAM_RATE": "50", "MIANZI_TELEGRAM_CHAT_INTERVAL": "0",
                "MIANZI_DELIVERY_CONCURRENCY": str(CONCURRENCY), "MIANZI_DELIVERY_LEASE_SECONDS": "2",
                "MIANZI_SCHEDULER_TICK_SECONDS": "3600", "NO_PROXY": "127.0.0.1,localhost"}
-        queued = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "broadcast",
+        queued = subprocess.run([*MIANZI, "broadcast",
                                  "年终冲刺动员会今晚八点", "--json"], env=env, cwd=tmp_path, capture_output=True,
                                 text=True, timeout=120)
         assert queued.returncode == 0, queued.stderr
@@ -80,7 +74,7 @@ def test_sigkill_mid_broadcast_loses_nothing(db_url: str, engine: Engine, tmp_pa
     duplicates = sum(n - 1 for n in counts.values())
     # the documented bound: the rows in flight at the kill (being sent, plus sent-but-not-yet-recorded)
     assert duplicates <= CONCURRENCY * 2, duplicates
-    report = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "deliveries", "report",
+    report = subprocess.run([*MIANZI, "deliveries", "report",
                              str(broadcast_id), "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
                             timeout=60)
     channels = json.loads(report.stdout)["channels"]

@@ -32,8 +32,7 @@ from models.db import session_scope
 from models.identities import new_invite
 from models.tables import Outbox, Partner
 from models.tables_rewards import FeedbackRequest, Redemption
-from tests.bot.channels.telegram.test_channel import HEADERS, sample, settings_for, text_update
-from tests.support.fake_telegram import FakeBotApi
+from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, sample, settings_for, text_update
 from tests.support.incentives import NOW, balance, count, earn, entries, outbox, program, stock
 from tests.support.live_app import live_app
 
@@ -58,10 +57,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with FakeBotApi() as api:
-        yield api
+    yield from bot_api(monkeypatch)
 
 
 @pytest.fixture

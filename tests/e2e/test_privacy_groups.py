@@ -31,11 +31,10 @@ from models import rewards
 from models.db import session_scope
 from models.tables import ChatIdentity, Partner, Team, TeamChat
 from models.values import utcnow
-from tests.bot.channels.telegram.test_channel import HEADERS, sample, settings_for
 from tests.bot.channels.wechat.test_wecom import encrypted
 from tests.bot.channels.wechat.test_wecom import settings as wecom_settings
 from tests.support import builders as b
-from tests.support.fake_telegram import FakeBotApi
+from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, sample, settings_for
 from tests.support.fake_wechat import FakeWeixin, build_program, http_client, sample_xml, serve_fake
 from tests.support.incentives import catalog, earn
 from tests.support.live_app import live_app
@@ -78,10 +77,7 @@ def link(engine: Engine, platform: str, chat: str, team: str = "EAST") -> None:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with FakeBotApi() as api:
-        yield api
+    yield from bot_api(monkeypatch)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales, rows_from_
 from models.tables import Sale
 from models.values import zone
 from tests.models.test_imports import PARTNERS, SALES_HEADER, write
-from tests.support.cli_runner import mianzi
+from tests.support.cli_runner import MIANZI, mianzi
 
 ROWS = 400_000  # seconds of work for the importer: it is killed long before the end
 
@@ -80,7 +79,7 @@ def test_a_sigkilled_import_leaves_no_parser_running(sqlite_db: str, engine: Eng
     path = big_file(workdir / "big.csv", ROWS)
     env = {**os.environ, "MIANZI_DATABASE_URL": sqlite_db}
     log = (workdir / "import.log").open("w")
-    importer = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "sales", "import",
+    importer = subprocess.Popen([*MIANZI, "sales", "import",
                                  str(path)], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     parsers: list[int] = []
     try:

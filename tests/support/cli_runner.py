@@ -1,14 +1,17 @@
-"""Run the real `mianzi` command line in-process."""
+"""Run the real `mianzi` command line: in-process (`mianzi(...)`), or as a process of its own (`MIANZI`)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from typer.testing import CliRunner
 
 from bot.cli import app
+
+MIANZI = [sys.executable, "-c", "from bot.cli import main; main()"]  # `mianzi`, in this interpreter, for subprocess
 
 
 @dataclass

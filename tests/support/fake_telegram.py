@@ -1,12 +1,16 @@
-"""A small fake Bot API server on 127.0.0.1, for tests and benchmarks.
+"""A small fake Bot API server on 127.0.0.1, for tests and benchmarks, and what Telegram sends us.
 
 It answers the methods the bot uses, records every call (method, token and parameters, whether
 PTB sent them form-encoded or as JSON), can be told to fail a method, and serves `getUpdates`
-from a queue for long-polling tests. Point the bot at `fake.base_url`.
+from a queue for long-polling tests. Point the bot at `fake.base_url` (`settings_for(fake)`).
+
+The other way: real update JSON (`tests/fixtures/telegram/`, `sample`, `text_update`) posted to
+the webhook with the secret header (`post`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import threading
@@ -15,8 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from bot.channels.telegram.channel import SECRET_HEADER
+from bot.settings import Settings
+from tests.support.live_app import loopback
 
 BOT_ID = 7000000001
 JSON_PARAMS = ("reply_markup", "allowed_updates", "entities", "link_preview_options", "reply_parameters")
@@ -223,3 +235,53 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_bot_api(username: str = "mianzi_bot") -> Iterator[FakeBotApi]:
     with FakeBotApi(username) as fake:
         yield fake
+
+
+def bot_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
+    """A test's fake Bot API, reached without a proxy: `yield from bot_api(monkeypatch)` in a fixture."""
+    loopback(monkeypatch)
+    with FakeBotApi() as api:
+        yield api
+
+
+# --- what Telegram sends ------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
+SECRET = "s3cret-token_42"
+WEBHOOK = "https://bot.example.test/telegram/webhook"
+HEADERS = {SECRET_HEADER: SECRET}
+
+
+def settings_for(fake: FakeBotApi, **overrides: Any) -> Settings:
+    """Webhook mode against the fake: a token, its URL, the webhook and its secret."""
+    values: dict[str, Any] = {"telegram_token": "123456:TEST-token", "telegram_api_url": fake.base_url,
+                              "telegram_webhook_url": WEBHOOK, "telegram_secret": SECRET,
+                              "telegram_bot_username": "mianzi_bot"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def sample(name: str, **changes: Any) -> dict[str, Any]:
+    """A real update from `tests/fixtures/telegram/`, some top-level fields replaced."""
+    data = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    data.update(changes)
+    return data
+
+
+def text_update(update_id: int, text: str, chat_id: int = 1111111, language: str | None = "zh-hans") -> dict:
+    """A private text message from user `chat_id` (in their private chat), its client in `language`."""
+    data = copy.deepcopy(sample("private_command", update_id=update_id))
+    data["message"]["text"] = text
+    data["message"]["chat"]["id"] = chat_id
+    data["message"]["from"]["id"] = chat_id
+    data["message"].pop("entities")
+    if language is None:
+        data["message"]["from"].pop("language_code")
+    else:
+        data["message"]["from"]["language_code"] = language
+    return data
+
+
+def post(client: httpx.Client, update: dict, headers: dict[str, str] | None = HEADERS) -> int:
+    """POST an update to the webhook (with the secret, unless told otherwise); the status code."""
+    return client.post("/telegram/webhook", json=update, headers=headers or {}).status_code

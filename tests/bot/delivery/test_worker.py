@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from models.db import session_scope
 from models.tables import ChatIdentity, Outbox, Partner
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.cli_runner import MIANZI
 from tests.support.fake_flood import FloodFake
 
 TOKEN = "123:TEST"
@@ -169,7 +169,7 @@ def test_two_worker_processes_on_postgresql(db_url: str, engine: Engine) -> None
         env = {**os.environ, "MIANZI_DATABASE_URL": db_url, "MIANZI_TELEGRAM_TOKEN": TOKEN,
                "MIANZI_TELEGRAM_API_URL": quick.base_url, "MIANZI_TELEGRAM_RATE": "150",
                "MIANZI_TELEGRAM_CHAT_INTERVAL": "0", "NO_PROXY": "127.0.0.1,localhost"}
-        cmd = [sys.executable, "-c", "from bot.cli import main; main()", "deliveries", "drain"]
+        cmd = [*MIANZI, "deliveries", "drain"]
         procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
         outs = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), outs

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from bot.demo.tour import _answer, prepare
+from tests.support.cli_runner import MIANZI
 
 
 def test_demo_tour_without_a_terminal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIANZI_")}
-    ran = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", "demo"], cwd=tmp_path,
+    ran = subprocess.run([*MIANZI, "demo"], cwd=tmp_path,
                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr
     out = ran.stdout

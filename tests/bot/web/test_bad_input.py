@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import unicodedata
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
@@ -39,24 +35,19 @@ from messages.render import t
 from models.db import session_scope
 from models.tables import Contest, Partner, Team
 from models.values import visible
-from tests.bot.channels.telegram.test_channel import HEADERS, settings_for, text_update
-from tests.bot.cli.test_serve import free_port
 from tests.handlers.test_chat import ask, bound, program  # noqa: F401 (a fixture)
 from tests.support import builders as b
 from tests.support.cli_runner import mianzi
-from tests.support.fake_telegram import FakeBotApi
+from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, settings_for, text_update
 from tests.support.fake_wechat import signed_query
-from tests.support.live_app import live_app
+from tests.support.live_app import live_app, serve_process
 
 MIB = 1 << 20
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with FakeBotApi() as bot_api:
-        yield bot_api
+    yield from bot_api(monkeypatch)
 
 
 @pytest.fixture
@@ -282,33 +273,16 @@ def test_the_write_check_is_shared_by_askers_within_its_ttl(db_url: str, monkeyp
 
 
 def test_serve_names_every_channel_it_answers_on(db_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "MIANZI_DATABASE_URL": db_url, "MIANZI_LOCALE": "zh", "NO_PROXY": "127.0.0.1",
+    env = {"MIANZI_DATABASE_URL": db_url, "MIANZI_LOCALE": "zh",
            "MIANZI_WECHAT_APP_ID": "wx0123456789abcdef", "MIANZI_WECHAT_TOKEN": "tok",
            "MIANZI_WECOM_CORP_ID": "wx5823bf96d3bd56c7", "MIANZI_WECOM_SECRET": "corp-secret",
            "MIANZI_WECOM_AGENT_ID": "1000002", "MIANZI_WECOM_TOKEN": "QDG6eK",
-           "MIANZI_WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}
-    for name in ("MIANZI_TELEGRAM_TOKEN", "MIANZI_API_TOKEN", "MIANZI_WECHAT_APP_SECRET"):
-        env.pop(name, None)
-    out = (tmp_path / "out").open("w+")
-    proc = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        health = None
-        deadline = time.monotonic() + 30
-        with httpx.Client(trust_env=False, timeout=5) as client:
-            while health is None and time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    health = client.get(f"http://127.0.0.1:{port}/healthz").json()
-                except httpx.TransportError:
-                    time.sleep(0.1)
+           "MIANZI_WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+           "MIANZI_TELEGRAM_TOKEN": None, "MIANZI_API_TOKEN": None, "MIANZI_WECHAT_APP_SECRET": None}
+    with serve_process(tmp_path, env) as served:
+        health = served.health
         assert health is not None and health["channels"] == {"telegram": False, "wechat": True, "wecom": True}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        out.seek(0)
-        printed = out.read()
-        out.close()
+    printed = served.printed
     assert t("web.channels", "zh", channels=f"{t('web.wechat_on', 'zh')}、{t('web.wecom_on', 'zh')}") in printed
 
 

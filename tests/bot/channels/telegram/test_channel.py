@@ -1,5 +1,5 @@
 """The Telegram adapter end to end: real update JSON posted to the ASGI app, replies caught by a
-fake Bot API server on 127.0.0.1 (`tests/fake_telegram.py`). Nothing touches the internet.
+fake Bot API server on 127.0.0.1 (`tests/support/fake_telegram.py`). Nothing touches the internet.
 
 These tests rely only on `/help` and on unknown input getting *some* reply; what the replies say
 is tested with the handlers.
@@ -7,10 +7,7 @@ is tested with the handlers.
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,48 +23,23 @@ from bot.settings import Settings
 from bot.web.app import create_app
 from messages.render import t
 from models.tables import InboundSeen
-from tests.support.fake_telegram import FakeBotApi
+from tests.support.fake_telegram import (
+    HEADERS,
+    SECRET,
+    WEBHOOK,
+    FakeBotApi,
+    bot_api,
+    post,
+    sample,
+    settings_for,
+    text_update,
+)
 from tests.support.live_app import StartupFailed, live_app
-
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "telegram"
-SECRET = "s3cret-token_42"
-WEBHOOK = "https://bot.example.test/telegram/webhook"
-HEADERS = {SECRET_HEADER: SECRET}
-
-
-def sample(name: str, **changes: Any) -> dict[str, Any]:
-    data = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-    data.update(changes)
-    return data
-
-
-def text_update(update_id: int, text: str, chat_id: int = 1111111, language: str | None = "zh-hans") -> dict:
-    data = copy.deepcopy(sample("private_command", update_id=update_id))
-    data["message"]["text"] = text
-    data["message"]["chat"]["id"] = chat_id
-    data["message"]["from"]["id"] = chat_id
-    data["message"].pop("entities")
-    if language is None:
-        data["message"]["from"].pop("language_code")
-    else:
-        data["message"]["from"]["language_code"] = language
-    return data
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with FakeBotApi() as api:
-        yield api
-
-
-def settings_for(fake: FakeBotApi, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"telegram_token": "123456:TEST-token", "telegram_api_url": fake.base_url,
-                              "telegram_webhook_url": WEBHOOK, "telegram_secret": SECRET,
-                              "telegram_bot_username": "mianzi_bot"}
-    values.update(overrides)
-    return Settings(**values)
+    yield from bot_api(monkeypatch)
 
 
 @pytest.fixture
@@ -75,10 +47,6 @@ def client(db_url: str, fake: FakeBotApi) -> Iterator[httpx.Client]:
     """The app in webhook mode, its lifespan running (getMe, setWebhook)."""
     with live_app(create_app(settings_for(fake))) as c:
         yield c
-
-
-def post(client: httpx.Client, update: dict, headers: dict[str, str] | None = HEADERS) -> int:
-    return client.post("/telegram/webhook", json=update, headers=headers or {}).status_code
 
 
 # --- start-up ---------------------------------------------------------------------------------------
