@@ -7,7 +7,6 @@ jobs (reminders, surveys) are called directly with explicit times.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,14 +26,14 @@ from models.identities import new_invite
 from models.tables import Outbox, Partner
 from models.tables_rewards import FeedbackRequest, Redemption
 from models.values import utcnow
-from tests.bot.channels.wechat.test_official_account import GH, TOKEN, settings
-from tests.support.fake_wechat import http_client, reply_fields, sample_xml, signed_query
+from tests.support import official_account
+from tests.support.fake_wechat import http_client
 from tests.support.incentives import balance, count, earn, entries, outbox, program, stock
+from tests.support.official_account import settings
 
 SH = ZoneInfo("Asia/Shanghai")
 OPENIDS = {"P1": "oWx_partner_one_000000000001", "P2": "oWx_partner_two_000000000002",
            "BOSS": "oWx_admin_boss_000000000009"}
-_msg_ids = itertools.count(24581398470000000)  # every message a fresh MsgId: the callback de-duplicates by it
 
 
 @pytest.fixture
@@ -50,13 +49,7 @@ def ids(engine: Engine) -> dict[str, int]:
 
 def say(client: httpx.Client, code: str, content: str) -> str:
     """`content` typed by partner `code` on WeChat; the passive reply's text."""
-    openid = OPENIDS[code]
-    xml = sample_xml("text", Content=content, FromUserName=openid, MsgId=str(next(_msg_ids)))
-    response = client.post("/wechat/callback", params=signed_query(TOKEN), content=xml)
-    assert response.status_code == 200, response.text
-    fields = reply_fields(response.text)
-    assert fields["ToUserName"] == openid and fields["FromUserName"] == GH and fields["MsgType"] == "text"
-    return fields["Content"]
+    return official_account.say(client, content, OPENIDS[code])
 
 
 def bind(client: httpx.Client, engine: Engine, code: str) -> None:

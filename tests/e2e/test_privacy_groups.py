@@ -31,13 +31,13 @@ from models import rewards
 from models.db import session_scope
 from models.tables import ChatIdentity, Partner, Team, TeamChat
 from models.values import utcnow
-from tests.bot.channels.wechat.test_wecom import encrypted
-from tests.bot.channels.wechat.test_wecom import settings as wecom_settings
 from tests.support import builders as b
 from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, sample, settings_for
 from tests.support.fake_wechat import FakeWeixin, build_program, http_client, sample_xml, serve_fake
 from tests.support.incentives import catalog, earn
-from tests.support.live_app import live_app
+from tests.support.live_app import live_app, loopback
+from tests.support.wecom import encrypted
+from tests.support.wecom import settings as wecom_settings
 
 TG = {"CAP": 7200001, "P1": 7200002, "P4": 7200004, "BOSS": 7200009, "GUEST": 7200077}
 WC = {"CAP": "WangDuizhang", "P1": "Jingxiao1", "P4": "Jingxiao4", "BOSS": "SunJingli", "GUEST": "Lumiao"}
@@ -199,8 +199,7 @@ def test_telegram_user_without_a_private_chat_is_told_how_to_open_one(tg: httpx.
 @pytest.fixture
 def wecom(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[httpx.Client, FakeWeixin,
                                                                                                Settings]]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    loopback(monkeypatch)
     program(engine, "wecom")
     with serve_fake() as api:
         settings = wecom_settings(db_url, wecom_api_url=api.base_url)

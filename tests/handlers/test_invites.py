@@ -27,13 +27,13 @@ from models.db import session_scope
 from models.identities import INVITE_ALPHABET, new_invite
 from models.tables import BindFailure, ChatIdentity, Outbox, Partner
 from models.values import utcnow
-from tests.bot.channels.wechat.test_official_account import make_app, post, text_xml
 from tests.support import builders as b
 from tests.support.cli_runner import mianzi
 from tests.support.fake_telegram import FakeBotApi, settings_for, text_update
 from tests.support.fake_telegram import post as tg_post
 from tests.support.fake_wechat import build_program, http_client, reply_fields, sample_xml
 from tests.support.live_app import live_app
+from tests.support.official_account import make_app, post, text_xml
 
 THROTTLED = t("chat.invite_throttled", "zh", minutes=10)
 WRONG = "23456789AB"  # the shape of a code, but nobody's

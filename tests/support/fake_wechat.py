@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 import xmltodict
 from sqlalchemy import Engine, select
@@ -47,6 +48,7 @@ from models.identities import new_invite
 from models.tables import Partner
 from tests.support import builders as b
 from tests.support.builders import SH
+from tests.support.live_app import loopback
 
 
 @dataclass
@@ -199,6 +201,13 @@ def serve_fake() -> Iterator[FakeWeixin]:
     with serve(fake.app()) as url:
         fake.base_url = f"{url}/cgi-bin/"
         yield fake
+
+
+def weixin_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
+    """A test's fake API, reached without a proxy: `yield from weixin_api(monkeypatch)` in a fixture."""
+    loopback(monkeypatch)
+    with serve_fake() as api:
+        yield api
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from tests.bot.channels.wechat.test_wecom_batch import broadcast, content, each_
 from tests.support.cli_runner import mianzi
 from tests.support.fake_flood import FloodFake
 from tests.support.fake_wechat import FakeWeixin, serve_fake
+from tests.support.live_app import loopback
 
 HOUR = 3600 * 1.02  # the hourly window with the limiter's 2% margin
 
@@ -57,8 +58,7 @@ class Clock:
 def wecom(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
     """The fake WeCom API, and the settings `mianzi serve` would read: a fast channel, each member at
     most 50 messages an hour (WeCom's is 1000; fewer keeps the test small) and no interval."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    loopback(monkeypatch)
     with serve_fake() as api:
         for name, value in {"WECOM_CORP_ID": "ww0123456789", "WECOM_SECRET": "corp", "WECOM_AGENT_ID": "1000002",
                             "WECOM_API_URL": api.base_url, "WECOM_RATE": "500", "WECOM_CHAT_INTERVAL": "0",

@@ -21,7 +21,6 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 from starlette.types import ASGIApp
 
-import handlers.dispatch
 from bot import context
 from bot.channels.telegram.channel import MAX_UPDATE_BYTES
 from bot.channels.wechat.callback_xml import MAX_BODY
@@ -41,6 +40,7 @@ from tests.support.cli_runner import mianzi
 from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, settings_for, text_update
 from tests.support.fake_wechat import signed_query
 from tests.support.live_app import live_app, serve_process
+from tests.support.spies import spy_on_dispatch
 
 MIB = 1 << 20
 
@@ -53,15 +53,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotApi]:
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every message the core was asked to answer."""
-    seen: list[Any] = []
-    real = handlers.dispatch.dispatch
-
-    def counting(session: Any, incoming: Any, *args: Any, **kw: Any) -> Any:
-        seen.append(incoming)
-        return real(session, incoming, *args, **kw)
-
-    monkeypatch.setattr(handlers.dispatch, "dispatch", counting)
-    return seen
+    return spy_on_dispatch(monkeypatch, lambda incoming: incoming)
 
 
 # --- bodies -----------------------------------------------------------------------------------------

@@ -14,18 +14,15 @@ from sqlalchemy import Engine
 
 from bot.channels.base import OutboxItem
 from bot.channels.wechat.push import WeChatPush, WeComPush
-from tests.bot.channels.wechat.test_push import OPENID, TEMPLATE, identity, pushes, run, settings
-from tests.support.fake_wechat import FakeWeixin, serve_fake
+from tests.support.fake_wechat import FakeWeixin, weixin_api
+from tests.support.wechat_push import OPENID, TEMPLATE, identity, pushes, run, settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with serve_fake() as api:
-        yield api
+    yield from weixin_api(monkeypatch)
 
 
 @pytest.fixture

@@ -27,30 +27,16 @@ import handlers.dispatch
 from bot.channels.wechat.callback_xml import signature
 from bot.channels.wechat.official_account import wechat_routes
 from bot.core.runner import CoreProcess
-from bot.settings import Settings
 from bot.web.app import create_app
 from messages.render import t
 from models.tables import ChatIdentity, InboundSeen, Outbox
 from models.values import utcnow
 from tests.support.fake_wechat import build_program, fresh_stamp, http_client, reply_fields, sample_xml, signed_query
 from tests.support.live_app import live_app
+from tests.support.official_account import APP_ID, GH, OPENID, TOKEN, make_app, post, say, settings, text_xml
+from tests.support.spies import spy_on_dispatch
 
-APP_ID = "wx0123456789abcdef"
-TOKEN = "mianzi-token-42"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-GH = "gh_0123456789ab"
-
-
-def settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "wechat_app_id": APP_ID, "wechat_app_secret": "s3cret",
-                              "wechat_token": TOKEN, "wechat_aes_key": None}
-    values.update(overrides)
-    return Settings(**values)
-
-
-def make_app(db_url: str, engine: Engine, deadline: float = 4.0, **overrides: Any) -> Starlette:
-    return Starlette(routes=wechat_routes(settings(db_url, **overrides), engine, deadline=deadline))
 
 
 @pytest.fixture
@@ -67,34 +53,7 @@ def invites(engine: Engine) -> dict[str, str]:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Every text the core was asked to run."""
-    seen: list[str | None] = []
-    real = handlers.dispatch.dispatch
-
-    def counting(session: Session, incoming: Any, config: Any, now: Any = None) -> Any:
-        seen.append(incoming.text)
-        return real(session, incoming, config, now)
-
-    monkeypatch.setattr(handlers.dispatch, "dispatch", counting)
-    return seen
-
-
-_msg_ids = iter(range(24581398459200000, 24581398459900000))
-
-
-def text_xml(content: str, openid: str = OPENID, msg_id: int | None = None) -> str:
-    return sample_xml("text", Content=content, FromUserName=openid, MsgId=str(msg_id or next(_msg_ids)))
-
-
-def post(client: httpx.Client, xml: str | bytes, **query: str) -> httpx.Response:
-    return client.post("/wechat/callback", params=signed_query(TOKEN, **query), content=xml)
-
-
-def say(client: httpx.Client, content: str, openid: str = OPENID) -> str:
-    response = post(client, text_xml(content, openid))
-    assert response.status_code == 200, response.text
-    fields = reply_fields(response.text)
-    assert fields["ToUserName"] == openid and fields["FromUserName"] == GH and fields["MsgType"] == "text"
-    return fields["Content"]
+    return spy_on_dispatch(monkeypatch, lambda incoming: incoming.text)
 
 
 def count(engine: Engine, table: type) -> int:

@@ -24,69 +24,22 @@ from bot.channels.wechat.push import WeChatPush, WeComPush
 from bot.channels.wechat.wecom import wecom_routes
 from bot.delivery.limiter import Ceilings
 from bot.delivery.worker import DeliveryWorker
-from bot.settings import Settings
 from models.db import session_scope
-from models.tables import AccessToken, ChatIdentity, Outbox, Partner
+from models.tables import AccessToken, Outbox
 from models.values import as_utc, utcnow
-from tests.support import builders as b
-from tests.support.fake_wechat import FakeWeixin, http_client, sample_xml, serve_fake, signed_query
-
-OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-TEMPLATE = "TPL-notice-0001"
+from tests.support.fake_wechat import FakeWeixin, http_client, sample_xml, signed_query, weixin_api
+from tests.support.wechat_push import OPENID, TEMPLATE, identity, pushes, run, settings
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    with serve_fake() as api:
-        yield api
-
-
-def settings(db_url: str, fake: FakeWeixin, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "wechat_app_id": "wx0123456789abcdef",
-                              "wechat_app_secret": "s3cret", "wechat_api_url": fake.base_url,
-                              "wechat_template_id": None, "wecom_corp_id": "ww0123456789", "wecom_secret": "corp",
-                              "wecom_agent_id": "1000002", "wecom_api_url": fake.base_url}
-    values.update(overrides)
-    return Settings(**values)
-
-
-def identity(engine: Engine, seen_hours_ago: float | None = 1, pushes: int = 0, active: bool = True,
-             platform: str = "wechat", user_ref: str = OPENID) -> int:
-    with session_scope(engine) as s:
-        if s.execute(select(Partner).where(Partner.code == "P1")).first() is None:
-            b.partners(s, {"code": "P1", "name": "经销商1"})
-        partner = s.execute(select(Partner).where(Partner.code == "P1")).scalar_one()
-        now = utcnow()
-        row = ChatIdentity(partner_id=partner.id, platform=platform, user_ref=user_ref, chat_ref=user_ref,  # type: ignore[arg-type]
-                           bound_at=now - timedelta(days=30), active=active, window_pushes=pushes,
-                           last_seen_at=None if seen_hours_ago is None else now - timedelta(hours=seen_hours_ago))
-        s.add(row)
-        s.flush()
-        return row.id  # type: ignore[return-value]
+    yield from weixin_api(monkeypatch)
 
 
 def item(text: str = "📣 本周排行已更新", identity_id: int | None = None, chat_ref: str = OPENID,
          platform: str = "wechat", is_group: bool = False, **payload: Any) -> OutboxItem:
     return OutboxItem(id=1, platform=platform, chat_ref=chat_ref, is_group=is_group, payload={"text": text, **payload},
                       identity_id=identity_id, partner_id=None, attempts=0)
-
-
-def pushes(engine: Engine, identity_id: int) -> int:
-    with Session(engine) as s:
-        return s.get(ChatIdentity, identity_id).window_pushes  # type: ignore[union-attr]
-
-
-async def send_with(sender: WeChatPush | WeComPush, *items: OutboxItem) -> list[SendResult]:
-    try:
-        return [await sender.send(i) for i in items]
-    finally:
-        await sender.close()
-
-
-def run(sender: WeChatPush | WeComPush, *items: OutboxItem) -> list[SendResult]:
-    return asyncio.run(send_with(sender, *items))
 
 
 # ---- access tokens ------------------------------------------------------------------------------------------

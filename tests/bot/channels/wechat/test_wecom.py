@@ -1,5 +1,5 @@
 """The WeCom callback end to end over HTTP, starting with the documentation's public test vector
-(corp id wx5823bf96d3bd56c7, token QDG6eK, the EncodingAESKey below): its URL-check `echostr`
+(corp id wx5823bf96d3bd56c7, token QDG6eK and the EncodingAESKey, in `tests/support/wecom.py`): its URL-check `echostr`
 and its encrypted message, exactly as printed in WeCom's sample code, decrypt to the documented
 plaintext (`tests/fixtures/wechat/wecom_text_plain.xml`).
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -18,17 +17,12 @@ from sqlmodel import Session
 from starlette.applications import Starlette
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-import handlers.dispatch
 from bot.channels.wechat.callback_xml import signature
 from bot.channels.wechat.wecom import wecom_routes
-from bot.settings import Settings
 from models.tables import ChatIdentity, InboundSeen
 from tests.support.fake_wechat import FIXTURES, build_program, fresh_stamp, http_client, reply_fields, sample_xml
-
-CORP_ID = "wx5823bf96d3bd56c7"
-TOKEN = "QDG6eK"
-AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
-AGENT_ID = "218"
+from tests.support.spies import spy_on_dispatch
+from tests.support.wecom import AES_KEY, CORP_ID, CRYPTO, TOKEN, encrypted, opened, settings
 
 # The documented URL check: GET /cgi-bin/wxpush?msg_signature=…&timestamp=…&nonce=…&echostr=…
 VECTOR_URL = {"msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "timestamp": "1409659589",
@@ -46,16 +40,6 @@ VECTOR_BODY = (
     "t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDA"
     "Ve0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>")
 
-CRYPTO = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
-
-
-def settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "wecom_corp_id": CORP_ID, "wecom_secret": "corp-secret",
-                              "wecom_agent_id": AGENT_ID, "wecom_token": TOKEN, "wecom_aes_key": AES_KEY}
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
 def client(db_url: str, engine: Engine) -> Iterator[httpx.Client]:
     with http_client(Starlette(routes=wecom_routes(settings(db_url), engine))) as c:
@@ -72,32 +56,8 @@ def vector_client(db_url: str, engine: Engine) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    seen: list[str | None] = []
-    real = handlers.dispatch.dispatch
-
-    def counting(session: Session, incoming: Any, config: Any, now: Any = None) -> Any:
-        seen.append(incoming.text)
-        return real(session, incoming, config, now)
-
-    monkeypatch.setattr(handlers.dispatch, "dispatch", counting)
-    return seen
-
-
-def encrypted(xml: str, crypto: WeChatCrypto = CRYPTO, timestamp: str | None = None,
-              nonce: str | None = None) -> tuple[str, dict[str, str]]:
-    """Body and query of a callback (now, a new nonce), encrypted and signed the way WeCom does it."""
-    timestamp, nonce = fresh_stamp(timestamp, nonce)
-    fields = reply_fields(crypto.encrypt_message(xml, nonce, timestamp))
-    body = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{fields['Encrypt']}]]></Encrypt>"
-            f"<AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>")
-    return body, {"msg_signature": fields["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
-
-
-def opened(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 200, response.text
-    outer = reply_fields(response.text)
-    return reply_fields(CRYPTO.decrypt_message(response.text, outer["MsgSignature"], outer["TimeStamp"],
-                                               outer["Nonce"]))
+    """Every text the core was asked to run."""
+    return spy_on_dispatch(monkeypatch, lambda incoming: incoming.text)
 
 
 _ids = iter(range(4561255354251346000, 4561255354251999999))

@@ -27,12 +27,12 @@ from models.values import utcnow
 from tests.support import builders as b
 from tests.support.cli_runner import mianzi
 from tests.support.fake_wechat import Call, FakeWeixin, serve_fake
+from tests.support.live_app import loopback
 
 
 @pytest.fixture
 def fake(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    loopback(monkeypatch)
     with serve_fake() as api:
         for name, value in {"WECOM_CORP_ID": "ww0123456789", "WECOM_SECRET": "corp", "WECOM_AGENT_ID": "1000002",
                             "WECOM_API_URL": api.base_url, "WECHAT_API_URL": api.base_url,
