@@ -9,7 +9,6 @@ chat core takes its time from `handlers.dispatch.utcnow`, which the `clock` fixt
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 from collections.abc import Iterator
@@ -32,8 +31,10 @@ from models.db import session_scope
 from models.identities import new_invite
 from models.tables import Outbox, Partner
 from models.tables_rewards import FeedbackRequest, Redemption
+from tests.support.console import NOW
+from tests.support.delivery import drain
 from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, sample, settings_for, text_update
-from tests.support.incentives import NOW, balance, count, earn, entries, outbox, program, stock
+from tests.support.incentives import balance, count, earn, entries, outbox, program, stock
 from tests.support.live_app import live_app
 
 CHATS = {"P1": 7100001, "P2": 7100002, "P3": 7100003, "BOSS": 7100009}
@@ -109,16 +110,8 @@ class Chat:
     def deliver(self) -> list[dict]:
         """Drain the outbox to the fake Bot API; returns the pushes it received."""
         before = len(self.fake.sent("sendMessage"))
-        worker = DeliveryWorker(self.engine, {"telegram": TelegramPush(TOKEN, self.fake.base_url)},
-                                {"telegram": Ceilings(40, 0.0, 20)}, clock=lambda: self.clock.now)
-
-        async def go() -> None:
-            try:
-                await worker.drain()
-            finally:
-                await worker.close()
-
-        asyncio.run(go())
+        drain(DeliveryWorker(self.engine, {"telegram": TelegramPush(TOKEN, self.fake.base_url)},
+                             {"telegram": Ceilings(40, 0.0, 20)}, clock=lambda: self.clock.now))
         return self.fake.sent("sendMessage")[before:]
 
 

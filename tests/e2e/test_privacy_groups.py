@@ -10,7 +10,6 @@ replies delivered by the delivery worker to the fake WeCom API (`appchat/send` f
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from models.db import session_scope
 from models.tables import ChatIdentity, Partner, Team, TeamChat
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.delivery import drain
 from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, sample, settings_for
 from tests.support.fake_wechat import FakeWeixin, build_program, http_client, sample_xml, serve_fake
 from tests.support.incentives import catalog, earn
@@ -221,14 +221,7 @@ def in_wecom_group(wecom: tuple[httpx.Client, FakeWeixin, Settings], engine: Eng
     response = client.post("/wecom/callback", params=query, content=body)
     assert response.status_code == 200 and response.text == ""  # no passive reply: it would go to the asker's app chat
 
-    async def drain() -> None:
-        worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings), backoff=0.05)
-        try:
-            await worker.drain()
-        finally:
-            await worker.close()
-
-    asyncio.run(drain())
+    drain(DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings), backoff=0.05))
     new = api.calls[before:]
     group = [c.body["text"]["content"] for c in new if c.path == "appchat/send" and c.body["chatid"] == chat]
     mine = [c.body["text"]["content"] for c in new if c.path == "message/send" and c.users == [WC[who]]]

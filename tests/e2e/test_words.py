@@ -13,7 +13,8 @@ from models import trainings
 from models.db import session_scope
 from models.tables_rewards import TrainingSignup
 from tests.support.cli_runner import mianzi
-from tests.support.incentives import NOW, ask, balance, bound, count, earn, outbox, program
+from tests.support.console import NOW, ask, bound
+from tests.support.incentives import balance, count, earn, outbox, program
 
 TEXT = "明天（周四）上午10点培训，请准时参加！"
 

@@ -14,7 +14,8 @@ from models.db import session_scope
 from models.tables_rewards import FeedbackRequest
 from tests.support import builders as b
 from tests.support.cli_runner import mianzi
-from tests.support.incentives import NOW, ask, bound, outbox, program
+from tests.support.console import NOW, ask, bound
+from tests.support.incentives import outbox, program
 
 START = NOW + timedelta(hours=2)
 END = START + timedelta(minutes=90)

@@ -26,7 +26,8 @@ from models.db import session_scope
 from models.errors import DataError
 from models.points import MAX_ADJUST
 from models.tables import Team, TeamChat
-from tests.support.incentives import CONFIG, NOW, bound, program
+from tests.support.console import CONFIG, NOW, bound
+from tests.support.incentives import program
 
 ZH = messages.locales.HERE / "zh" / "keywords.toml"
 

@@ -17,20 +17,8 @@ from models.imports import ImportRejected, rows_from_records
 from models.tables import ChatIdentity
 from models.tables_rewards import Redemption, RewardItem
 from tests.support.cli_runner import mianzi
-from tests.support.incentives import (
-    CONFIG,
-    NOW,
-    ask,
-    balance,
-    bound,
-    catalog,
-    count,
-    earn,
-    entries,
-    outbox,
-    program,
-    stock,
-)
+from tests.support.console import CONFIG, NOW, ask, bound
+from tests.support.incentives import balance, catalog, count, earn, entries, outbox, program, stock
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from models.db import session_scope
 from models.errors import DataError
 from models.tables_rewards import Training, TrainingSignup
 from tests.support.cli_runner import mianzi
-from tests.support.incentives import NOW, ask, balance, bound, count, entries, outbox, program
+from tests.support.console import NOW, ask, bound
+from tests.support.incentives import balance, count, entries, outbox, program
 
 START = NOW + timedelta(days=2)  # 2026-11-22 12:00 Shanghai
 

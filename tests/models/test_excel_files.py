@@ -15,8 +15,8 @@ from sqlmodel import Session
 import models.imports
 from models.tables import Partner, Sale, Target
 from models.tables_rewards import RewardItem
-from tests.models.test_imports import PARTNERS, SALES_HEADER, write
 from tests.support.cli_runner import mianzi
+from tests.support.csv_files import PARTNERS, SALES_HEADER, write
 
 CATALOG = "sku,name_zh,name_en,points,stock,active\nMUG,马克杯,Mug,300,10,是\nPEN,钢笔,,100,0,下架\n"
 TARGETS = "partner,period_start,period_end,target\nP001,2026年11月1日,2026年11月30日,100000\n"

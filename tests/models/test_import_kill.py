@@ -21,8 +21,8 @@ from models.db import session_scope
 from models.imports import SALE_COLUMNS, SALE_REQUIRED, import_sales, rows_from_csv
 from models.tables import Sale
 from models.values import zone
-from tests.models.test_imports import PARTNERS, SALES_HEADER, write
 from tests.support.cli_runner import MIANZI, mianzi
+from tests.support.csv_files import PARTNERS, SALES_HEADER, write
 
 ROWS = 400_000  # seconds of work for the importer: it is killed long before the end
 

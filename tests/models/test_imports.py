@@ -11,20 +11,7 @@ from sqlmodel import Session
 
 from models.tables import Partner, Sale, Target, Team
 from tests.support.cli_runner import mianzi
-
-PARTNERS = """code,name,team,region,city_tier,industry,size,joined_on,role,locale
-P001,王强,华东一队,华东,1,建材,large,2024-01-10,captain,zh
-P002,李娜,华东一队,华东,2,建材,small,2025-03-01,dealer,zh
-P003,Zhang Wei,华南队,华南,3,家电,medium,2026-10-01,dealer,en
-A001,赵经理,,,,,,,admin,
-"""
-
-SALES_HEADER = "id,partner,occurred_at,amount,units,margin,customer,satisfaction\n"
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
+from tests.support.csv_files import PARTNERS, SALES_HEADER, write
 
 
 def count(session: Session, table: type) -> int:

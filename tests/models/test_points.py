@@ -21,7 +21,8 @@ from models.tables import Partner, PointsEntry
 from models.tables_rewards import RewardItem
 from tests.conftest import _empty
 from tests.support import builders as b
-from tests.support.incentives import NOW, ask, balance, bound, catalog, earn, entries, outbox, program
+from tests.support.console import NOW, ask, bound
+from tests.support.incentives import balance, catalog, earn, entries, outbox, program
 
 
 @pytest.fixture

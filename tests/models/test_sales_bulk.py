@@ -20,8 +20,8 @@ from models.errors import DataError
 from models.imports import SALE_COLUMNS, SALE_REQUIRED, ImportRejected, import_sales, rows_from_csv
 from models.tables import Sale
 from models.values import zone
-from tests.models.test_imports import PARTNERS, SALES_HEADER, write
 from tests.support.cli_runner import mianzi
+from tests.support.csv_files import PARTNERS, SALES_HEADER, write
 
 INDEX = "ix_sale_partner_customer"
 CHUNK = 500  # rows: large enough that the file's bytes read so far (with the read-ahead) estimate its size

@@ -15,8 +15,8 @@ from models import contests
 from models.db import session_scope
 from models.tables import Contest, Outbox, PointsEntry
 from scheduler import jobs
-from tests.scheduler.test_jobs import END, program
 from tests.support import builders as b
+from tests.support.builders import END, program
 from tests.support.cli_runner import mianzi
 
 CLOSE_AT = "2026-12-01T02:00:00"  # Shanghai: two hours after the November period ended

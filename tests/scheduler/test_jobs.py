@@ -6,7 +6,6 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -16,34 +15,15 @@ from bot.channels.telegram.push import TelegramPush
 from bot.delivery.limiter import Ceilings
 from bot.delivery.worker import DeliveryWorker
 from models.db import session_scope
-from models.tables import ChatIdentity, Contest, Outbox, Partner, TeamChat
+from models.tables import Contest, Outbox, Partner
 from scheduler import jobs
 from scheduler.runner import Leadership, SchedulerRunner
 from tests.support import builders as b
+from tests.support.builders import END, MID, SH, program
+from tests.support.delivery import drain
 from tests.support.fake_flood import FloodFake
 
-SH = ZoneInfo("Asia/Shanghai")
-END = datetime(2026, 12, 1, 0, 0, tzinfo=SH)  # the November period ends at midnight Shanghai time
-MID = datetime(2026, 11, 20, 10, 0, tzinfo=SH)
 AFTER = END.astimezone(UTC) + timedelta(hours=2)
-
-
-def program(engine: Engine, n: int = 14, **contest_kw) -> int:  # type: ignore[no-untyped-def]
-    """n partners with falling revenue (P00 best), P03 and P04 tied; all bound on Telegram."""
-    with session_scope(engine) as s:
-        b.partners(s, *({"code": f"P{i:02d}", "name": f"伙伴{i:02d}", "team": f"T{i % 2}",
-                         "locale": "en" if i == 5 else "zh"} for i in range(n)))
-        amounts = {i: 100000 - i * 5000 for i in range(n)}
-        amounts[4] = amounts[3]
-        b.sales(s, *({"id": f"s{i}", "partner": f"P{i:02d}", "occurred_at": "2026-11-10T10:00",
-                      "amount": str(a)} for i, a in amounts.items()))
-        for p in s.execute(select(Partner)).scalars():
-            s.add(ChatIdentity(partner_id=p.id, platform="telegram", user_ref=str(5000 + p.id),
-                               chat_ref=str(5000 + p.id), bound_at=MID, last_seen_at=MID))
-        team = s.execute(select(Partner.team_id).where(Partner.code == "P00")).scalar_one()
-        s.add(TeamChat(team_id=team, platform="telegram", chat_ref="-100777", linked_at=MID))
-        kw = {"prizes": "1=500,2=300,3=100", "tiers": "金牌=80000:200", "top_n": 5, **contest_kw}
-        return b.contest(s, **kw).id  # type: ignore[return-value]
 
 
 def outbox_rows(engine: Engine, surveys: bool = False) -> list[Outbox]:
@@ -89,16 +69,8 @@ def test_announcements_reach_telegram_once(engine: Engine) -> None:
     program(engine)
     jobs.close_due(engine, END.astimezone(UTC))
     with FloodFake(rate=50) as fake:
-        worker = DeliveryWorker(engine, {"telegram": TelegramPush("1:T", fake.base_url)},
-                                {"telegram": Ceilings(40, 0.0, 20)}, clock=lambda: AFTER)
-
-        async def go() -> None:
-            try:
-                await worker.drain()
-            finally:
-                await worker.close()
-
-        asyncio.run(go())
+        drain(DeliveryWorker(engine, {"telegram": TelegramPush("1:T", fake.base_url)},
+                             {"telegram": Ceilings(40, 0.0, 20)}, clock=lambda: AFTER))
         jobs.close_due(engine, END.astimezone(UTC) + timedelta(hours=1))  # a later tick: nothing new
         asyncio.run(_drain_again(engine, fake))
         from collections import Counter

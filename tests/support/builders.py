@@ -1,4 +1,4 @@
-"""Small program builders for tests, going through the real import functions."""
+"""Small program builders for tests, going through the real import functions; and the scheduler tests' program."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from models import contests
+from models.db import session_scope
 from models.imports import (
     PARTNER_COLUMNS,
     SALE_COLUMNS,
@@ -19,10 +21,12 @@ from models.imports import (
     rows_from_records,
 )
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
-from models.tables import Contest
+from models.tables import ChatIdentity, Contest, Partner, TeamChat
 from models.values import parse_period_bound
 
 SH = ZoneInfo("Asia/Shanghai")
+END = datetime(2026, 12, 1, 0, 0, tzinfo=SH)  # the November period ends at midnight Shanghai time
+MID = datetime(2026, 11, 20, 10, 0, tzinfo=SH)
 
 
 def partners(session: Session, *rows: dict[str, Any]) -> None:
@@ -53,3 +57,22 @@ def contest(session: Session, metric: str = "revenue", start: str = "2026-11-01"
         min_score=parse_score(min_score, metric) if min_score else None,
         min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None, **kw)
     return contests.create(session, spec)
+
+
+def program(engine: Engine, n: int = 14, **contest_kw) -> int:  # type: ignore[no-untyped-def]
+    """The scheduler tests' program: n partners with falling revenue (P00 best), P03 and P04 tied, all bound on
+    Telegram, team T0's group linked; a November contest (top 5, three prizes, a gold tier). Returns its id."""
+    with session_scope(engine) as s:
+        partners(s, *({"code": f"P{i:02d}", "name": f"伙伴{i:02d}", "team": f"T{i % 2}",
+                       "locale": "en" if i == 5 else "zh"} for i in range(n)))
+        amounts = {i: 100000 - i * 5000 for i in range(n)}
+        amounts[4] = amounts[3]
+        sales(s, *({"id": f"s{i}", "partner": f"P{i:02d}", "occurred_at": "2026-11-10T10:00",
+                    "amount": str(a)} for i, a in amounts.items()))
+        for p in s.execute(select(Partner)).scalars():
+            s.add(ChatIdentity(partner_id=p.id, platform="telegram", user_ref=str(5000 + p.id),
+                               chat_ref=str(5000 + p.id), bound_at=MID, last_seen_at=MID))
+        team = s.execute(select(Partner.team_id).where(Partner.code == "P00")).scalar_one()
+        s.add(TeamChat(team_id=team, platform="telegram", chat_ref="-100777", linked_at=MID))
+        kw = {"prizes": "1=500,2=300,3=100", "tiers": "金牌=80000:200", "top_n": 5, **contest_kw}
+        return contest(s, **kw).id  # type: ignore[return-value]

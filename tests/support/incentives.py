@@ -1,25 +1,21 @@
-"""Shared set-up for the points, rewards, trainings and feedback tests: a small program, bound chat users."""
+"""Shared set-up for the points, rewards, trainings and feedback tests: a small program with a catalog, points
+earned, and what the ledger, the store and the outbox hold (the chat users: `tests.support.console`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from bot.channels.console import converse
-from handlers.types import ChatConfig
 from models import points, rewards
 from models.db import session_scope
-from models.identities import new_invite
 from models.imports import rows_from_records
 from models.tables import Outbox, Partner, PointsEntry
 from models.tables_rewards import RewardItem
 from tests.support import builders as b
-
-CONFIG = ChatConfig(max_text=1000)
-NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+from tests.support.console import NOW
 
 
 def program(engine: Engine) -> dict[str, int]:
@@ -45,21 +41,6 @@ def earn(engine: Engine, partner_id: int, amount: int, at: datetime = NOW - time
     with session_scope(engine) as s:
         points.credit(s, partner_id, amount, "earned", {"code": "points.contest_prize"},
                       key or f"test:{partner_id}:{at.isoformat()}:{amount}", at)
-
-
-def bound(engine: Engine, code: str, user: str | None = None, now: datetime = NOW) -> str:
-    """Bind a console user to partner `code` through a real invite; returns the user ref."""
-    user = user or f"u-{code}"
-    with session_scope(engine) as s:
-        partner = s.execute(select(Partner).where(Partner.code == code)).scalar_one()
-        invite = new_invite(s, partner, now=now).code
-    reply = converse(engine, user, f"绑定 {invite}", CONFIG, now)
-    assert "绑定成功" in reply or "linked" in reply, reply
-    return user
-
-
-def ask(engine: Engine, user: str, text: str, now: datetime = NOW) -> str:
-    return converse(engine, user, text, CONFIG, now)
 
 
 def balance(engine: Engine, partner_id: int) -> int:

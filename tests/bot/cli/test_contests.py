@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from models.tables import Contest, Invite
-from tests.models.test_imports import PARTNERS, write
 from tests.support.cli_runner import mianzi
+from tests.support.csv_files import PARTNERS, write
 
 FULL = ["--name", "11月销售冠军", "--metric", "attainment", "--scope", "team", "--team-score", "avg",
         "--start", "2026-11-01", "--end", "2026-11-30", "--grace", "6h", "--segment", "region=华东,city_tier=1",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.channels.registry import ceilings, push_senders
@@ -29,8 +29,8 @@ from models import outbox
 from models.db import session_scope
 from models.tables import Outbox
 from models.values import as_utc, utcnow
-from tests.bot.channels.wechat.test_wecom_batch import broadcast, content, each_once, members
 from tests.support.cli_runner import mianzi
+from tests.support.delivery import broadcast, content, each_once, members, statuses
 from tests.support.fake_flood import FloodFake
 from tests.support.fake_wechat import FakeWeixin, serve_fake
 from tests.support.live_app import loopback
@@ -80,11 +80,6 @@ def queue_texts(engine: Engine, platform: str, rows: list[tuple[str, str]]) -> N
     with session_scope(engine) as s:
         outbox.queue(s, [{"key": f"reply:{n}", "kind": "reply", "platform": platform, "chat_ref": chat,
                           "payload": {"text": text}} for n, (chat, text) in enumerate(rows)])
-
-
-def statuses(engine: Engine) -> dict[str, int]:
-    with Session(engine) as s:
-        return dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())  # type: ignore[arg-type]
 
 
 def waiting_rows(engine: Engine) -> list[tuple[str, datetime, int, str | None]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from models.tables import ChatIdentity, Outbox, Partner
 from models.values import utcnow
 from tests.support import builders as b
 from tests.support.cli_runner import MIANZI
+from tests.support.delivery import drain, statuses
 from tests.support.fake_flood import FloodFake
 
 TOKEN = "123:TEST"
@@ -51,26 +51,11 @@ def worker(engine: Engine, fake: FloodFake, rate: float = 18, **kw) -> DeliveryW
                           backoff=0.05, **kw)
 
 
-def drain(w: DeliveryWorker) -> None:
-    async def go() -> None:
-        try:
-            await w.drain()
-        finally:
-            await w.close()
-
-    asyncio.run(go())
-
-
 def announce(engine: Engine, text: str = "今晚八点直播培训", segment: dict | None = None) -> int:
     now = utcnow()
     with session_scope(engine) as s:
         item, _ = broadcasts.draft(s, text, segment or {}, None, now, now)
         return broadcasts.confirm(s, item.id, now).id  # type: ignore[return-value,arg-type]
-
-
-def statuses(engine: Engine) -> dict[str, int]:
-    with Session(engine) as s:
-        return dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
 
 
 def test_every_recipient_once_within_the_ceilings(engine: Engine, fake: FloodFake) -> None:

@@ -34,15 +34,21 @@ from messages.render import t
 from models.db import session_scope
 from models.tables import Contest, Partner, Team
 from models.values import visible
-from tests.handlers.test_chat import ask, bound, program  # noqa: F401 (a fixture)
 from tests.support import builders as b
+from tests.support import console
 from tests.support.cli_runner import mianzi
+from tests.support.console import ask, bound
 from tests.support.fake_telegram import HEADERS, FakeBotApi, bot_api, settings_for, text_update
 from tests.support.fake_wechat import signed_query
 from tests.support.live_app import live_app, serve_process
 from tests.support.spies import spy_on_dispatch
 
 MIB = 1 << 20
+
+
+@pytest.fixture
+def program(engine: Engine) -> dict[str, int]:
+    return console.program(engine)
 
 
 @pytest.fixture

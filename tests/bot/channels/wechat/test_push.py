@@ -27,6 +27,7 @@ from bot.delivery.worker import DeliveryWorker
 from models.db import session_scope
 from models.tables import AccessToken, Outbox
 from models.values import as_utc, utcnow
+from tests.support.delivery import drain
 from tests.support.fake_wechat import FakeWeixin, http_client, sample_xml, signed_query, weixin_api
 from tests.support.wechat_push import OPENID, TEMPLATE, identity, pushes, run, settings
 
@@ -242,14 +243,7 @@ def test_late_reply_goes_out_as_a_customer_service_message(db_url: str, engine: 
                     break
             time.sleep(0.02)
 
-    async def deliver() -> None:
-        worker = DeliveryWorker(engine, {"wechat": WeChatPush(config, engine)}, {"wechat": Ceilings(100, 0, 0)})
-        try:
-            await worker.drain()
-        finally:
-            await worker.close()
-
-    asyncio.run(deliver())
+    drain(DeliveryWorker(engine, {"wechat": WeChatPush(config, engine)}, {"wechat": Ceilings(100, 0, 0)}))
     with Session(engine) as s:
         row = s.execute(select(Outbox)).scalar_one()
     assert (row.key, row.status, row.identity_id) == ("reply:wechat:24581398459177777", "sent", iid)

@@ -7,14 +7,13 @@ does and lists invalid members in its answer), and `mianzi deliveries report`.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.channels.registry import ceilings, push_senders
@@ -22,10 +21,9 @@ from bot.delivery.worker import DeliveryWorker, Stats
 from bot.settings import Settings, get_settings
 from models import outbox
 from models.db import session_scope
-from models.tables import ChatIdentity, Outbox, Partner
-from models.values import utcnow
-from tests.support import builders as b
+from models.tables import ChatIdentity, Outbox
 from tests.support.cli_runner import mianzi
+from tests.support.delivery import broadcast, content, drain, each_once, members, statuses
 from tests.support.fake_wechat import Call, FakeWeixin, serve_fake
 from tests.support.live_app import loopback
 
@@ -42,52 +40,10 @@ def fake(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeixin]:
         yield api
 
 
-def members(engine: Engine, n: int, platform: str = "wecom", start: int = 0, **partner: str) -> list[str]:
-    """n partners bound on WeCom as `Member0000`… (WeCom UserIDs, mixed case); returns the UserIDs."""
-    now = utcnow()
-    refs = [f"Member{i:04d}" if platform == "wecom" else f"oOpenId{i:021d}" for i in range(start, start + n)]
-    with session_scope(engine) as s:
-        b.partners(s, *({"code": f"{platform[:2].upper()}{i:04d}", **partner} for i in range(start, start + n)))
-        codes = {f"{platform[:2].upper()}{i:04d}": ref for i, ref in zip(range(start, start + n), refs, strict=True)}
-        for partner_row in s.execute(select(Partner).where(Partner.code.in_(list(codes)))).scalars():
-            ref = codes[partner_row.code]
-            s.add(ChatIdentity(partner_id=partner_row.id, platform=platform, user_ref=ref, chat_ref=ref,  # type: ignore[arg-type]
-                               bound_at=now, last_seen_at=now))
-    return refs
-
-
-def broadcast(text: str) -> int:
-    ran = mianzi("broadcast", text, "--json")
-    assert ran.code == 0, ran.err
-    return int(ran.json()["id"])
-
-
 def deliver(engine: Engine, settings: Settings | None = None, **options: Any) -> Stats:
     """What `mianzi serve`'s delivery worker does, until nothing is due (retries after a short backoff)."""
     settings = settings or get_settings()
-
-    async def go() -> Stats:
-        worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings), backoff=0.05, **options)
-        try:
-            return await worker.drain()
-        finally:
-            await worker.close()
-
-    return asyncio.run(go())
-
-
-def statuses(engine: Engine) -> dict[str, int]:
-    with Session(engine) as s:
-        return dict(s.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())  # type: ignore[arg-type]
-
-
-def content(call: Call) -> str:
-    return call.body["text"]["content"]
-
-
-def each_once(calls: list[Call], refs: list[str]) -> bool:
-    named = Counter(u for c in calls for u in c.users)
-    return set(named) == set(refs) and set(named.values()) == {1}
+    return drain(DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings), backoff=0.05, **options))
 
 
 def test_a_broadcast_to_2500_members_goes_in_three_calls(engine: Engine, fake: FakeWeixin) -> None:
