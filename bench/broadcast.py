@@ -12,7 +12,7 @@ Scenarios (issue 5):
   normal   3,000 recipients, fake ceiling 30/s, the default settings: share of the ceiling
            achieved and how often the fake answered 429.
 
-The fake (`tests/fake_flood.py`) runs in its own process and logs every accepted message; the
+The fake (`tests/support/fake_flood.py`) runs in its own process and logs every accepted message; the
 worker is `mianzi deliveries drain` in another process on a fresh SQLite file. Sustained rate is
 measured from the fake's log over the middle 90% of messages (start-up and the last stragglers
 excluded); peak memory is the worker's max RSS (GNU time around the drain process).
@@ -74,7 +74,7 @@ def scenario(name: str, recipients: int, ceiling: float, worker_rate: float,
     program(db, recipients, env)
     queued = json.loads(mianzi("broadcast", "年终冲刺：本月最后一周，加油！", "--json", env=env).stdout)
     setup = time.perf_counter() - t0
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate",
+    fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_flood", "--port", str(fake_port), "--rate",
                              str(ceiling), "--log", str(log)], cwd=ROOT, env=env)
     try:
         time.sleep(1.5)

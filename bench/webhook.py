@@ -15,7 +15,7 @@ with what p99, which is the question a channel manager asks.
 A program of N partners (one sale each in the running month, one revenue contest, its standings
 built) is written to a fresh SQLite file; 1,000 of the partners are bound to Telegram users.
 `mianzi serve` runs in its own process with the webhook route on; the fake Bot API
-(`tests/fake_flood.py`) in another; the load generator (aiohttp, in this process) POSTs real
+(`tests/support/fake_flood.py`) in another; the load generator (aiohttp, in this process) POSTs real
 Update JSON with the secret header. The webhook answers only after the reply was accepted by the
 fake, so the POST's round trip bounds "POST to the reply reaching the fake API". The server's peak
 memory and CPU time (its core process included, with `--core process`, the default) are read from
@@ -229,8 +229,8 @@ def main() -> None:
     if args.core != "auto":
         env["MIANZI_CORE_PROCESS"] = "1" if args.core == "process" else "0"
     build(db, args.partners, env)
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_flood", "--port", str(fake_port), "--rate", "1000000"],
-                            cwd=ROOT, env=env)
+    fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_flood", "--port", str(fake_port),
+                             "--rate", "1000000"], cwd=ROOT, env=env)
     results: dict[str, dict] = {}
     try:
         serve = subprocess.Popen([sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port",
