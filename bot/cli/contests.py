@@ -330,7 +330,7 @@ def contests_results(contest_id: int = typer.Argument(..., metavar="ID"),
     from bot import context
     from handlers import results_sheet
     from messages.render import t
-    from models import results as finance
+    from models import finance
     from models.db import session_scope
 
     loc = _locale()
