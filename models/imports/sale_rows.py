@@ -77,8 +77,6 @@ def parse_sale(row: dict[str, str], line: int, errors: list[RowError], partners:
     else:
         errors.append(RowError(line, "row.missing_value", {"column": "occurred_at"}))
     amount = money(row, "amount", errors, line, required=True)
-    if amount is None and row.get("amount", "").startswith(("-", "−")) and errors[-1].key == "row.money_negative":
-        errors[-1] = RowError(line, "row.negative_without_reverses", errors[-1].params)
     margin = money(row, "margin", errors, line, required=False)
     units = int_in(row, "units", errors, line, 0, 10**9, required=True)
     satisfaction = int_in(row, "satisfaction", errors, line, 1, 5, required=False)

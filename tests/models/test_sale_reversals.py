@@ -106,7 +106,7 @@ def test_every_refusal_with_its_line_and_nothing_imported(program: Engine, workd
     assert "已经被冲销过（更正记录 void:d2）" in lines[4]
     assert "amount 必须是原销售的相反数 -3000.00" in lines[5] and "现在是 -2999.00" in lines[5]
     assert "现在是 3000.00" in lines[6] and "units" not in lines[6]
-    assert "amount 不能为负数：-5（要冲销一笔销售" in lines[7]
+    assert lines[7].endswith("amount 不能为负数：-5")  # today's row error
     assert "已经被冲销过（更正记录 x7）" in lines[9]
     assert "本身就是一条更正记录" in lines[10]
     assert "later 不存在" in lines[11]
