@@ -21,7 +21,7 @@ def sales_import(file: Path, sheet: SheetOption = None) -> None:
     from messages.render import t
     from models.csvfile import count_lines
     from models.imports.records import rows_from_csv
-    from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
+    from models.imports.sale_rows import SALE_REQUIRED, file_columns
     from models.imports.sales import import_sales
     from models.values import zone
 
@@ -32,7 +32,8 @@ def sales_import(file: Path, sheet: SheetOption = None) -> None:
         with table_file(file, SALE_REQUIRED, sheet) as csv_rows, database(settings) as session:
             total = csv_rows.data_rows if csv_rows.data_rows is not None else count_lines(file)
             bar.update(task, total=total)
-            report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows, SALE_COLUMNS),
+            report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows,
+                                                              file_columns(csv_rows.columns)),
                                   zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
             refresh_dirty(session)
     _report("sales", report, csv_rows)

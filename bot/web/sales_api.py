@@ -29,7 +29,7 @@ from models.db import session_scope
 from models.errors import DataError
 from models.imports.records import rows_from_records
 from models.imports.report import ImportRejected, ImportReport
-from models.imports.sale_rows import SALE_COLUMNS
+from models.imports.sale_rows import SALE_FILE_COLUMNS
 from models.imports.sales import import_sales
 from models.values import zone
 
@@ -123,7 +123,7 @@ class SalesApi:
 
     def _import(self, records: list[Any]) -> ImportReport:
         with session_scope(context.engine(self.settings)) as session:
-            report = import_sales(session, rows_from_records(records, SALE_COLUMNS), zone(self.settings.timezone))
+            report = import_sales(session, rows_from_records(records, SALE_FILE_COLUMNS), zone(self.settings.timezone))
             if report.inserted:
                 refresh_dirty(session)
             return report

@@ -15,13 +15,14 @@ from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from models.imports.partners import partner_ids
-from models.imports.records import Progress, Row
+from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
-from models.imports.sale_rows import parse_sale
-from models.imports.sqlite_sales import import_sales_sqlite
+from models.imports.sale_reversals import write_reversals
+from models.imports.sale_rows import REVERSAL_COLUMNS, ReversalRow, parse_sale
+from models.imports.sqlite_sales import hold_write_lock, import_sales_sqlite
 from models.standings import mark_open_contests_dirty
 from models.tables import Sale
-from models.values import utcnow
+from models.values import as_utc, utcnow
 
 CHUNK = 5000
 SALE_FIELDS = ("partner_id", "occurred_at", "amount_fen", "units", "margin_fen", "customer", "satisfaction")
@@ -37,12 +38,15 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     """
     now = now or utcnow()
     conn = session.connection()
+    rows, corrections = _with_corrections(rows)
     if conn.dialect.name == "sqlite":
-        return import_sales_sqlite(session, conn, rows, tz, progress, now)
+        if not corrections:
+            return import_sales_sqlite(session, conn, rows, tz, progress, now)
+        hold_write_lock(conn)  # as the bulk path does: nobody commits between our reads and writes
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    chunk: list[tuple[int, str, tuple]] = []
+    chunk: list[tuple[int, str, tuple | ReversalRow]] = []
     bounds: list[datetime] = []
     for line, row in rows:
         report.rows += 1
@@ -64,26 +68,41 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     return report
 
 
-def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: list[RowError],
+def _with_corrections(rows: Iterable[Row]) -> tuple[Iterable[Row], bool]:
+    """The rows, and whether they may hold correcting rows (then the general path takes them): a
+    file with a `reverses` or `reason` column; records (the HTTP API's, already in memory) with
+    a value in one."""
+    if isinstance(rows, CsvRecords):
+        return rows, any(name in rows.columns for name in REVERSAL_COLUMNS)
+    rows = list(rows)
+    return rows, any(row.get(name) for _line, row in rows for name in REVERSAL_COLUMNS)
+
+
+def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple | ReversalRow]], errors: list[RowError],
                  report: ImportReport, bounds: list[datetime], now: datetime) -> None:
     table = Sale.__table__
     ids = [ext_id for _line, ext_id, _sale in chunk]
-    cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS]
-    known: dict[str, tuple] = {r[0]: tuple(r[1:]) for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
+    cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS] + [table.c.reverses, table.c.reason]
+    known: dict[str, tuple] = {r[0]: (r[1], as_utc(r[2]), *r[3:])
+                               for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
     new_rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
+    reversals: list[tuple[int, str, ReversalRow]] = []
     lo: datetime | None = None
     hi: datetime | None = None
     for line, ext_id, sale in chunk:
+        if isinstance(sale, ReversalRow):
+            reversals.append((line, ext_id, sale))
+            continue
         before = known.get(ext_id)
         if before is not None:
-            if before == sale:
+            if before == (*sale, None, None):
                 report.unchanged += 1
             else:
                 errors.append(RowError(line, "row.conflicting_id", {"value": ext_id[:40],
                                                                     "first": first_line.get(ext_id)}))
             continue
-        known[ext_id] = sale
+        known[ext_id] = (*sale, None, None)
         first_line[ext_id] = line
         new_rows.append({"ext_id": ext_id, "partner_id": sale[0], "occurred_at": sale[1], "amount_fen": sale[2],
                          "units": sale[3], "margin_fen": sale[4], "customer": sale[5], "satisfaction": sale[6],
@@ -97,3 +116,5 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: 
         conn.execute(table.insert(), new_rows)
         report.inserted += len(new_rows)
         bounds.extend((lo, hi))  # type: ignore[arg-type]
+    if reversals:
+        write_reversals(conn, reversals, known, first_line, errors, report, bounds, now)

@@ -222,7 +222,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     """`import_sales` on SQLite, with the same results as the general path."""
     bulk = isinstance(rows, CsvRecords) and _begin_bulk(conn)
     if not bulk:
-        _hold_write_lock(conn)
+        hold_write_lock(conn)
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
@@ -280,7 +280,7 @@ def _begin_bulk(conn: Connection) -> bool:
     return True
 
 
-def _hold_write_lock(conn: Connection) -> None:
+def hold_write_lock(conn: Connection) -> None:
     """Take SQLite's write lock now, before anything is read, unless the transaction holds it.
 
     `_SqliteSales.write` tells the rows it inserted from those already stored by comparing their
