@@ -99,8 +99,8 @@ def _team_list(session: Session) -> list[dict[str, object]]:
 def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
-    balance = points.balance(session, partner.id)  # type: ignore[arg-type]
-    recent = points.entries(session, partner.id, limit=5)  # type: ignore[arg-type]
+    balance = points.balance(session, partner.id)
+    recent = points.entries(session, partner.id, limit=5)
     active = []
     for contest in views.open_contests(session, now):
         if contest_ops.status(contest, now) == "upcoming" or not views.takes_part(session, contest, partner):
@@ -117,7 +117,7 @@ def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, 
 
 def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
     """Honours earned in closed contests: a top-3 place, alone or with one's team."""
-    found = contest_ops.honours_of(session, partner_id=partner.id, team_id=partner.team_id)  # type: ignore[arg-type]
+    found = contest_ops.honours_of(session, partner_id=partner.id, team_id=partner.team_id)
     return [{"contest": c.name, "rank": r.rank, "team": r.kind == "team", "start": c.start_at, "tz": c.timezone}
             for c, r in found]
 
@@ -137,7 +137,7 @@ def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatCo
 def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     roll = []
     for contest in contest_ops.recently_closed(session, limit=6):
-        winners = contest_ops.winners(session, contest_id=contest.id)  # type: ignore[arg-type]
+        winners = contest_ops.winners(session, contest_id=contest.id)
         names = views.names_of(session, list(winners))
         roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
                                                                                 for w in winners]})
@@ -165,7 +165,7 @@ def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatC
     team = teams.find(session, ref=args[0])
     if team is None:
         return [say(asker, "chat.no_such_team", value=args[0])]
-    teams.link_chat(session, team_id=team.id, platform=asker.incoming.platform,  # type: ignore[arg-type]
+    teams.link_chat(session, team_id=team.id, platform=asker.incoming.platform,
                     chat_ref=asker.incoming.chat_ref, now=now)
     # for the group itself: from now on its team's news is posted there
     return [replace(say(asker, "chat.group_linked", team=team.name), audience=PUBLIC)]

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import bindparam, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from handlers.types import ChatConfig, Incoming
 from messages.locales import locale_for
@@ -102,7 +102,8 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime,
     invite = outcome
     partner = session.get(Partner, invite.partner_id)
     identity = session.execute(select(ChatIdentity).where(
-        ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref)).scalars().first()
+        col(ChatIdentity.platform) == incoming.platform,
+        col(ChatIdentity.user_ref) == incoming.user_ref)).scalars().first()
     if identity is None:
         identity = ChatIdentity(partner_id=invite.partner_id, platform=incoming.platform,
                                 user_ref=incoming.user_ref, chat_ref=incoming.chat_ref, bound_at=now,
@@ -117,14 +118,14 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime,
 
 def _redeem(session: Session, code: str, now: datetime) -> Invite | str:
     """The invite behind `code`, now marked used; or why not (`not_found`, `used`, `expired`)."""
-    invite = session.execute(select(Invite).where(Invite.code == code.upper())).scalars().first()
+    invite = session.execute(select(Invite).where(col(Invite.code) == code.upper())).scalars().first()
     if invite is None:
         return "not_found"
     if invite.used_at is not None:
         return "used"
     if as_utc(invite.expires_at) <= now:
         return "expired"
-    claimed = session.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+    claimed = session.execute(update(Invite).where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
                               .values(used_at=now))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return "used"

@@ -27,9 +27,9 @@ def cmd_adjust(session: Session, asker: Asker, args: list[str], config: ChatConf
     partner = partners.partner_by_code_any_case(session, code=code)
     if partner is None:
         return [say(asker, "error.unknown_partner", value=code[:40])]
-    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,  # type: ignore[arg-type]
+    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,
                           asker.partner.id if asker.partner else None, now)
-    balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)  # type: ignore[arg-type]
+    balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)
     return [say(asker, "ledger.adjusted", name=partner.name, code=partner.code, amount=entry.amount, note=note,
                 balance=balance)]
 

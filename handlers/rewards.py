@@ -25,7 +25,7 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
     """The catalog, what the partner can afford first; for an admin also the pending requests."""
     partner = asker.partner
     assert partner is not None
-    have = points.balance(session, partner.id)  # type: ignore[arg-type]
+    have = points.balance(session, partner.id)
     shown = []
     for item in store.items(session):
         affordable = item.stock > 0 and item.points <= have
@@ -49,10 +49,10 @@ def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConf
         return [say(asker, "rewards.in_private")]
     if not args:
         return [say(asker, "rewards.redeem_usage")]
-    redemption, item = store.redeem(session, partner.id, args[0], now)  # type: ignore[arg-type]
+    redemption, item = store.redeem(session, partner.id, args[0], now)
     _tell_admins(session, redemption, item, partner, now)
     return [say(asker, "rewards.requested", id=redemption.id, name=store.name(item, asker.locale),
-                points=item.points, balance=points.balance(session, partner.id))]  # type: ignore[arg-type]
+                points=item.points, balance=points.balance(session, partner.id))]
 
 
 def _tell_admins(session: Session, redemption: Redemption, item: RewardItem, partner: Partner, now: datetime) -> None:

@@ -67,7 +67,7 @@ def cmd_checkin(session: Session, asker: Asker, args: list[str], config: ChatCon
     if t is not None:
         params.update(title=t.title, at=t.start_at, until=ops.checkin_closes(t), tz=t.timezone)
     if done.outcome == "ok":
-        params["balance"] = points.balance(session, partner.id)  # type: ignore[arg-type]
+        params["balance"] = points.balance(session, partner.id)
     return [say(asker, f"training.checkin_{done.outcome}", **params)]
 
 

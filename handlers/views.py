@@ -114,12 +114,12 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     board, ranked = public_board(session, contest)
     own = team_line = None
     if partner is not None and partner.role != "admin":
-        own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
+        own = standings.line_of_partner(session, contest, partner.id)
         if contest.scope == "team" and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
     names = names_of(session, [team_line] if team_line is not None else [])
     if own is not None and partner is not None:
-        names["partner"][partner.id] = partner.name  # type: ignore[index]  # one's own line: no need to ask
+        names["partner"][partner.id] = partner.name  # one's own line: no need to ask
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
                             "me": None, "team": None, "ranked": ranked}
     if own is not None:
@@ -176,8 +176,8 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
     contest = fresh(session, contest)
     view["contest"] = contest_info(contest, now)
     if contest.scope == "team":
-        line = standings.line_of_team(session, contest, team.id)  # type: ignore[arg-type]
-        lines = standings.members_of(session, contest, team.id)  # type: ignore[arg-type]
+        line = standings.line_of_team(session, contest, team.id)
+        lines = standings.members_of(session, contest, team.id)
     else:
         line = None
         ids = [m.id for m in members]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.tables import Broadcast
 
 
 def cancel_drafts(session: Session, *, created_by: int) -> None:
     """An admin's unconfirmed drafts cancelled (a new preview replaces them)."""
-    session.execute(update(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
+    session.execute(update(Broadcast).where(col(Broadcast.created_by) == created_by, col(Broadcast.status) == "draft")
                     .values(status="cancelled"))
 
 
 def newest_draft(session: Session, *, created_by: int) -> Broadcast | None:
-    return session.execute(select(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
-                           .order_by(Broadcast.id.desc()).limit(1)).scalars().first()
+    return session.execute(select(Broadcast).where(col(Broadcast.created_by) == created_by,
+                                                   col(Broadcast.status) == "draft")
+                           .order_by(col(Broadcast.id).desc()).limit(1)).scalars().first()

@@ -320,11 +320,11 @@ def _column_texts(values: tuple[object, ...]) -> list[str] | tuple[object, ...]:
         return values
     if kinds <= {float, str}:
         texts = (list(map(format, values, repeat(".15g"))) if str not in kinds
-                 else [v if type(v) is str else format(v, ".15g") for v in values])  # type: ignore[arg-type]
+                 else [v if type(v) is str else format(v, ".15g") for v in values])
         return list(map(_plain, texts)) if "e" in "".join(texts) else texts
     if kinds <= {datetime, date, str} and datetime in kinds:
         return [v if type(v) is str else v.isoformat(" ") if type(v) is datetime
-                else f"{v.isoformat()} 00:00:00" for v in values]  # type: ignore[union-attr]
+                else f"{v.isoformat()} 00:00:00" for v in values]
     return [v if type(v) is str else _cell_text(v) for v in values]
 
 

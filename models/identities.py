@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.errors import DataError
 from models.tables import BindFailure, ChatIdentity, Invite, Outbox, Partner
@@ -46,11 +46,11 @@ def new_invite(session: Session, partner: Partner, ttl_days: int = 7, now: datet
     the one the partner was given, and a code lost on the way is revoked by issuing another.
     """
     now = now or utcnow()
-    session.execute(update(Invite).where(Invite.partner_id == partner.id, Invite.used_at.is_(None),
-                                         Invite.created_at <= now, Invite.expires_at > now)
+    session.execute(update(Invite).where(col(Invite.partner_id) == partner.id, col(Invite.used_at).is_(None),
+                                         col(Invite.created_at) <= now, col(Invite.expires_at) > now)
                     .values(expires_at=now))
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
-    invite = Invite(code=code, partner_id=partner.id, created_at=now,  # type: ignore[arg-type]
+    invite = Invite(code=code, partner_id=partner.id, created_at=now,
                     expires_at=now + timedelta(days=ttl_days))
     session.add(invite)
     session.flush()
@@ -60,8 +60,8 @@ def new_invite(session: Session, partner: Partner, ttl_days: int = 7, now: datet
 def bind_throttled(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> bool:
     """Whether this chat account (or everyone, past the global ceiling) must wait before binding."""
     since = now - limits.window
-    recent = select(func.count()).select_from(BindFailure).where(BindFailure.failed_at > since)
-    mine = recent.where(BindFailure.platform == platform, BindFailure.user_ref == user_ref)
+    recent = select(func.count()).select_from(BindFailure).where(col(BindFailure.failed_at) > since)
+    mine = recent.where(col(BindFailure.platform) == platform, col(BindFailure.user_ref) == user_ref)
     if session.execute(mine).scalar_one() >= limits.account_failures:
         return True
     return session.execute(recent).scalar_one() >= limits.global_failures
@@ -69,7 +69,7 @@ def bind_throttled(session: Session, platform: str, user_ref: str, now: datetime
 
 def record_bind_failure(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> None:
     """Count a failed bind, and forget failures that have left the window."""
-    session.execute(delete(BindFailure).where(BindFailure.failed_at <= now - limits.window))
+    session.execute(delete(BindFailure).where(col(BindFailure.failed_at) <= now - limits.window))
     session.execute(insert(BindFailure).values(platform=platform, user_ref=user_ref[:128], failed_at=now))
 
 
@@ -78,8 +78,8 @@ PLATFORMS = ("telegram", "wechat", "wecom", "console")
 
 def accounts_of(session: Session, partner: Partner) -> list[ChatIdentity]:
     """The partner's chat accounts, oldest binding first (inactive ones too: unfollowed, blocked)."""
-    return list(session.execute(select(ChatIdentity).where(ChatIdentity.partner_id == partner.id)
-                                .order_by(ChatIdentity.bound_at, ChatIdentity.id)).scalars())
+    return list(session.execute(select(ChatIdentity).where(col(ChatIdentity.partner_id) == partner.id)
+                                .order_by(col(ChatIdentity.bound_at), col(ChatIdentity.id))).scalars())
 
 
 def unbind(session: Session, partner: Partner, platform: str | None = None) -> list[ChatIdentity]:
@@ -91,21 +91,22 @@ def unbind(session: Session, partner: Partner, platform: str | None = None) -> l
     gone = [a for a in accounts_of(session, partner) if platform is None or a.platform == platform]
     ids = [a.id for a in gone]
     if ids:
-        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids), Outbox.status == "pending")
+        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids), col(Outbox.status) == "pending")
                         .values(status="undeliverable", last_error="unbound"))
-        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids)).values(identity_id=None))
-        session.execute(delete(ChatIdentity).where(ChatIdentity.id.in_(ids)))
+        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids)).values(identity_id=None))
+        session.execute(delete(ChatIdentity).where(col(ChatIdentity.id).in_(ids)))
     return gone
 
 
 def active_identity(session: Session, *, platform: str, user_ref: str) -> ChatIdentity | None:
     """The bound, active chat account behind a platform user, if any."""
     return session.execute(select(ChatIdentity).where(
-        ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-        ChatIdentity.active.is_(True))).scalars().first()
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref,
+        col(ChatIdentity.active).is_(True))).scalars().first()
 
 
 def set_active(session: Session, *, platform: str, user_ref: str, active: bool) -> None:
     """A (re)follow makes the chat account reachable again; an unfollow stops every push to it."""
-    session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-                                               ChatIdentity.active.is_(not active)).values(active=active))
+    session.execute(update(ChatIdentity).where(col(ChatIdentity.platform) == platform,
+                                               col(ChatIdentity.user_ref) == user_ref,
+                                               col(ChatIdentity.active).is_(not active)).values(active=active))

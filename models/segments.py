@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.rows import Member
 from models.tables import Partner, Team
@@ -47,5 +47,5 @@ def where(stmt: S, segment: dict[str, Any]) -> S:
     for key, value in _wanted(segment):
         stmt = stmt.where(getattr(Partner, key) == value)
     if "team" in segment:
-        stmt = stmt.where(Partner.team_id.in_(select(Team.id).where(Team.code == segment["team"])))
+        stmt = stmt.where(col(Partner.team_id).in_(select(col(Team.id)).where(col(Team.code) == segment["team"])))
     return stmt

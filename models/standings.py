@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.db import read
 from models.rows import AnyContest
@@ -72,36 +72,36 @@ class _Agg:
 
 def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
-    stmt = select(Partner.id, Partner.team_id, Partner.joined_on).where(
-        Partner.active.is_(True), Partner.role != "admin")
+    stmt = select(col(Partner.id), col(Partner.team_id), col(Partner.joined_on)).where(
+        col(Partner.active).is_(True), col(Partner.role) != "admin")
     seg = contest.segment or {}
     for key in ("region", "industry", "size"):
         if key in seg:
             stmt = stmt.where(getattr(Partner, key) == seg[key])
     if "city_tier" in seg:
-        stmt = stmt.where(Partner.city_tier == int(seg["city_tier"]))
+        stmt = stmt.where(col(Partner.city_tier) == int(seg["city_tier"]))
     if "team" in seg:
-        stmt = stmt.join(Team, Team.id == Partner.team_id).where(Team.code == seg["team"])
-    return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]
+        stmt = stmt.join(Team, col(Team.id) == Partner.team_id).where(col(Team.code) == seg["team"])
+    return [tuple(r) for r in session.execute(stmt).all()]
 
 
 def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time each metric was last moved."""
     s = Sale
-    when = s.occurred_at
+    when = col(s.occurred_at)
     stmt = (
         select(
-            s.partner_id,
+            col(s.partner_id),
             func.sum(s.amount_fen), func.sum(s.units), func.count(), func.sum(func.coalesce(s.margin_fen, 0)),
-            func.sum(s.satisfaction), func.count(s.satisfaction),
-            func.max(case((s.amount_fen > 0, when))),
-            func.max(case((s.units > 0, when))),
+            func.sum(col(s.satisfaction)), func.count(col(s.satisfaction)),
+            func.max(case((col(s.amount_fen) > 0, when))),
+            func.max(case((col(s.units) > 0, when))),
             func.max(when),
-            func.max(case((and_(s.margin_fen.is_not(None), s.margin_fen != 0), when))),
-            func.max(case((s.satisfaction.is_not(None), when))),
+            func.max(case((and_(col(s.margin_fen).is_not(None), col(s.margin_fen) != 0), when))),
+            func.max(case((col(s.satisfaction).is_not(None), when))),
         )
         .where(when >= contest.start_at, when < contest.end_at)
-        .group_by(s.partner_id)
+        .group_by(col(s.partner_id))
     )
     aggs: dict[int, _Agg] = {}
     for pid, rev, units, orders, margin, rsum, rn, t_rev, t_units, t_any, t_margin, t_sat in session.execute(stmt):
@@ -148,8 +148,8 @@ def _targets(session: Session, contest: Contest) -> dict[int, int]:
     tz = zone(contest.timezone)
     first = as_utc(contest.start_at).astimezone(tz).date()
     last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
-    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen)
-            .where(Target.period_start <= first, Target.period_end >= last))
+    stmt = (select(col(Target.partner_id), col(Target.period_start), col(Target.period_end), col(Target.target_fen))
+            .where(col(Target.period_start) <= first, col(Target.period_end) >= last))
     best: dict[int, tuple[int, int]] = {}
     for pid, start, end, target in session.execute(stmt):
         length = (end - start).days
@@ -328,12 +328,12 @@ def refresh(session: Session, contest_id: int) -> Contest:
 
     The contest row is locked first so two processes refreshing at once take turns.
     """
-    contest = session.execute(select(Contest).where(Contest.id == contest_id).with_for_update()).scalar_one()
+    contest = session.execute(select(Contest).where(col(Contest.id) == contest_id).with_for_update()).scalar_one()
     entries = compute(session, contest)
-    session.execute(delete(Standing).where(Standing.contest_id == contest_id))
+    session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
     if entries:
         session.execute(Standing.__table__.insert(), [e.as_row(contest_id) for e in entries])
-    session.execute(update(Contest).where(Contest.id == contest_id)
+    session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()
     session.refresh(contest)
@@ -350,7 +350,7 @@ def ensure_fresh(session: Session, contest: AnyContest) -> bool:
 
     Returns whether it rebuilt (the contest row was then reloaded in place)."""
     if contest.closed_at is None and contest.standings_dirty:
-        refresh(session, contest.id)  # type: ignore[arg-type]
+        refresh(session, contest.id)
         return True
     return False
 
@@ -366,10 +366,10 @@ def top(session: Session, contest: AnyContest, n: int) -> list[Standing | Contes
     lines); a zero score is never on a board.
     """
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id, table.kind == primary_kind(contest),
-                                table.rank.is_not(None), table.rank <= n, table.score > 0,
-                                table.position <= 2 * n)  # lets the index stop early
-            .order_by(table.position).limit(2 * n))
+    stmt = (select(table).where(col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest),
+                                col(table.rank).is_not(None), col(table.rank) <= n, col(table.score) > 0,
+                                col(table.position) <= 2 * n)  # lets the index stop early
+            .order_by(col(table.position)).limit(2 * n))
     return list(session.execute(stmt).scalars())
 
 
@@ -404,8 +404,9 @@ def line_of_team(session: Session, contest: AnyContest, team_id: int) -> Row[Any
 
 def members_of(session: Session, contest: AnyContest, team_id: int) -> list[Standing | ContestResult]:
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id, table.kind == "member", table.team_id == team_id)
-            .order_by(table.score.desc()))
+    stmt = (select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "member",
+                                col(table.team_id) == team_id)
+            .order_by(col(table.score).desc()))
     return list(session.execute(stmt).scalars())
 
 
@@ -421,8 +422,9 @@ def next_above(session: Session, contest: AnyContest, line: Any) -> Row[Any] | N
 def all_lines(session: Session, contest: AnyContest) -> list[Standing | ContestResult]:
     """Every line: ranked ones by position, then the ineligible ones by score."""
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id)
-            .order_by(table.kind, table.position.is_(None), table.position, table.score.desc(), table.id))
+    stmt = (select(table).where(col(table.contest_id) == contest.id)
+            .order_by(col(table.kind), col(table.position).is_(None), col(table.position), col(table.score).desc(),
+                      col(table.id)))
     return list(session.execute(stmt).scalars())
 
 
@@ -447,29 +449,29 @@ def refresh_tracking(session: Session, contest_id: int) -> list[int]:
 def mark_open_contests_dirty(session: Session, start: datetime | None = None,
                              end: datetime | None = None) -> None:
     """Invalidate the live standings of open contests (those whose period touches [start, end])."""
-    stmt = update(Contest).where(Contest.closed_at.is_(None))
+    stmt = update(Contest).where(col(Contest.closed_at).is_(None))
     if start is not None and end is not None:
-        stmt = stmt.where(Contest.start_at <= end, Contest.end_at > start)
+        stmt = stmt.where(col(Contest.start_at) <= end, col(Contest.end_at) > start)
     session.execute(stmt.values(standings_dirty=True))
 
 
 def stale_contest_ids(session: Session) -> list[int]:
     """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`)."""
-    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None),
-                                                         Contest.standings_dirty.is_(True))).scalars())
+    return list(session.execute(select(col(Contest.id)).where(col(Contest.closed_at).is_(None),
+                                                         col(Contest.standings_dirty).is_(True))).scalars())
 
 
 def ranked_count(session: Session, *, contest: AnyContest) -> int:
     """How many lines are ranked. Positions run 1..n over the ranked lines, so the largest is their
     count: one index probe instead of counting 100,000 rows on every /rank."""
     table = table_for(contest)
-    return int(session.execute(select(func.max(table.position)).where(
-        table.contest_id == contest.id, table.kind == primary_kind(contest))).scalar_one() or 0)
+    return int(session.execute(select(func.max(col(table.position))).where(
+        col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest))).scalar_one() or 0)
 
 
 def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[int]) -> list[Standing | ContestResult]:
     """The individual lines of these partners, best score first."""
     table = table_for(contest)
-    return list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
-                                                    table.partner_id.in_(partner_ids))
-                                .order_by(table.score.desc())).scalars())
+    return list(session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
+                                                    col(table.partner_id).in_(partner_ids))
+                                .order_by(col(table.score).desc())).scalars())

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.imports.cells import check_text, parse_date
 from models.imports.records import Row
@@ -26,7 +26,7 @@ def partner_ids(session: Session) -> dict[str, int]:
     """Partner ids by code, for the imports' lookups: each stored code, and its `normal_code` (a code
     stored before codes were normalised is found both ways). Look a typed code up with `find_partner`."""
     ids: dict[str, int] = {}
-    for code, partner_id in session.exec(select(Partner.code, Partner.id)).all():
+    for code, partner_id in session.exec(select(col(Partner.code), col(Partner.id))).all():
         ids[code] = partner_id
         ids.setdefault(normal_code(code), partner_id)
     return ids

@@ -226,7 +226,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None  # type: ignore[union-attr]
+    share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None
     writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share)
     chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 class Broadcast(SQLModel, table=True):
     """An announcement from an admin to everyone or a segment; queued into the outbox on confirm."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     text: str = Field(max_length=4000)
     segment: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     created_by: int | None = Field(default=None, foreign_key="partner.id")

@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 
 class Contest(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     name: str = Field(max_length=200)
     metric: str = Field(max_length=32)
     scope: str = Field(default="individual", max_length=16)
@@ -67,7 +67,7 @@ class Standing(_StandingColumns, table=True):
         Index("ix_standing_score", "contest_id", "kind", "score", "position"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
 
 
 class ContestResult(_StandingColumns, table=True):
@@ -80,4 +80,4 @@ class ContestResult(_StandingColumns, table=True):
         Index("ix_result_score", "contest_id", "kind", "score", "position"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one

@@ -10,13 +10,13 @@ ROLES = ("dealer", "captain", "admin")
 
 
 class Team(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
 
 
 class Partner(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)

@@ -16,7 +16,7 @@ class RewardItem(SQLModel, table=True):
     __table_args__ = (CheckConstraint("stock >= 0", name="ck_rewarditem_stock"),
                       CheckConstraint("points > 0", name="ck_rewarditem_points"))
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     sku: str = Field(max_length=64, unique=True)
     name_zh: str = Field(max_length=200)
     name_en: str = Field(max_length=200)
@@ -35,7 +35,7 @@ class Redemption(SQLModel, table=True):
 
     __table_args__ = (Index("ix_redemption_status", "status", "created_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)
     item_id: int = Field(foreign_key="rewarditem.id", index=True)
     points: int
