@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from handlers.notify import push
 from messages.render import t
+from models.kinds import Role
 from models.recipients import Recipient
 from models.tables import ChatIdentity, Partner
 
@@ -39,7 +40,7 @@ def tell_of_new_account(session: Session, partner: Partner, platform: str, user_
 
     queued = push(session, [partner.id], key=lambda pid: f"account:{new_id}:{now.isoformat()}:owner",
                   kind="account", template="say", context=owner, now=now, exclude_identities=[new_id])
-    admins = session.execute(select(col(Partner.id)).where(col(Partner.role) == "admin",
+    admins = session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
                                                            col(Partner.active).is_(True))).scalars()
     return queued + push(session, list(admins), key=lambda pid: f"account:{new_id}:{now.isoformat()}:admin:{pid}",
                          kind="account", template="say", context=admin, now=now, exclude_identities=[new_id])

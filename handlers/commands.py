@@ -20,6 +20,7 @@ from messages.locales import LOCALES
 from messages.render import t
 from models import contests as contest_ops
 from models import delivery_report, points, teams
+from models.kinds import Role
 from models.rules import parse_segment
 from models.tables import Partner, Team
 
@@ -60,7 +61,7 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
     view["public"] = False
-    if asker.role == "admin":  # an admin has no line of their own: the board alone, public anyway
+    if asker.role == Role.ADMIN:  # an admin has no line of their own: the board alone, public anyway
         return [Reply("rank", view, asker.locale, audience=PUBLIC)]
     public = Reply("rank", {**view, "me": None, "team": None, "public": True}, asker.locale, audience=PUBLIC)
     return [Reply("rank", view, asker.locale, public=public)]
@@ -71,19 +72,19 @@ def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig
     partner = asker.partner
     assert partner is not None
     team: Team | None = None
-    if args and partner.role == "admin":
+    if args and partner.role == Role.ADMIN:
         team = teams.find(session, ref=args[0])
         if team is None:
             return [say(asker, "chat.no_such_team", value=args[0])]
     elif partner.team_id is not None:
         team = session.get(Team, partner.team_id)
     if team is None:
-        if partner.role == "admin":
+        if partner.role == Role.ADMIN:
             return [Reply("teams", {"teams": _team_list(session)}, asker.locale)]
         return [say(asker, "chat.no_team")]
-    contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now, scope="team")
+    contest, _ = views.pick_contest(session, partner if partner.role != Role.ADMIN else None, None, now, scope="team")
     if contest is None:
-        contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now)
+        contest, _ = views.pick_contest(session, partner if partner.role != Role.ADMIN else None, None, now)
     view = views.team_view(session, contest, team, partner, now)
     # the team's own standing, without anyone's contribution: for the team's own group
     public = Reply("team", {**view, "see_members": False, "members": [], "mine": None}, asker.locale,
@@ -126,7 +127,7 @@ def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
 def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     shown = []
     for contest in views.open_contests(session, now):
-        if asker.member is not None and asker.role != "admin" and not views.takes_part(session, contest,
+        if asker.member is not None and asker.role != Role.ADMIN and not views.takes_part(session, contest,
                                                                                        asker.member):
             continue
         shown.append(views.contest_info(contest, now))

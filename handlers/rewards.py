@@ -14,6 +14,7 @@ from handlers.types import ChatConfig, Reply
 from models import partners, points
 from models import rewards as store
 from models.errors import DataError
+from models.kinds import RedemptionStatus, Role
 from models.recipients import Recipient
 from models.tables import Partner, Redemption, RewardItem
 
@@ -33,10 +34,10 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
                       "stock": item.stock, "affordable": affordable, "short": max(item.points - have, 0)})
     shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
     pending = []
-    if asker.role == "admin":
+    if asker.role == Role.ADMIN:
         pending = [{"id": r.id, "partner": p.name, "code": p.code, "item": store.name(i, asker.locale),
                     "points": r.points, "at": r.created_at}
-                   for r, i, p in store.redemptions(session, status="pending", limit=PENDING_SHOWN)]
+                   for r, i, p in store.redemptions(session, status=RedemptionStatus.PENDING, limit=PENDING_SHOWN)]
     return [Reply("rewards", {"balance": have, "items": shown, "pending": pending, "role": asker.role,
                               "tz": config.timezone}, asker.locale)]
 

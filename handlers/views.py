@@ -16,6 +16,7 @@ from sqlmodel import Session
 from handlers.parse import id_arg, is_number
 from models import contests as contest_ops
 from models import partners, standings
+from models.kinds import Role, Scope
 from models.rows import AnyContest, ContestRow, Member
 from models.rules import next_tier
 from models.segments import matches
@@ -53,7 +54,7 @@ def fresh(session: Session, contest: AnyContest) -> AnyContest:
 
 def takes_part(session: Session, contest: AnyContest, partner: Partner | Member) -> bool:
     """Admins never take part; a team contest needs a team; then the contest's segment decides."""
-    if partner.role == "admin" or (contest.scope == "team" and partner.team_id is None):
+    if partner.role == Role.ADMIN or (contest.scope == Scope.TEAM and partner.team_id is None):
         return False
     return matches(session, contest.segment or {}, partner)
 
@@ -72,7 +73,7 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         else:
             found = contest_ops.contest_by_name(session, fragment=arg)
         return found, candidates
-    if partner is not None and partner.role != "admin":
+    if partner is not None and partner.role != Role.ADMIN:
         mine = [c for c in candidates if takes_part(session, c, partner)]
         return (mine[0] if mine else None), candidates
     return (candidates[0] if candidates else None), candidates
@@ -113,9 +114,9 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     contest = fresh(session, contest)
     board, ranked = public_board(session, contest)
     own = team_line = None
-    if partner is not None and partner.role != "admin":
+    if partner is not None and partner.role != Role.ADMIN:
         own = standings.line_of_partner(session, contest, partner.id)
-        if contest.scope == "team" and partner.team_id is not None:
+        if contest.scope == Scope.TEAM and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
     names = names_of(session, [team_line] if team_line is not None else [])
     if own is not None and partner is not None:
@@ -165,17 +166,17 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
               now: datetime) -> dict[str, Any]:
     """A team's standing and its members' contributions (the names and numbers only for the team's
     captain and admins; a dealer sees the team's total and their own share)."""
-    see_members = asker.role == "admin" or (asker.role == "captain" and asker.team_id == team.id)
+    see_members = asker.role == Role.ADMIN or (asker.role == Role.CAPTAIN and asker.team_id == team.id)
     members = partners.team_members(session, team_id=team.id)
     view: dict[str, Any] = {"team": {"name": team.name, "code": team.code, "size": len(members)},
-                            "see_members": see_members, "admin": asker.role == "admin",  # no cheering an admin on
+                            "see_members": see_members, "admin": asker.role == Role.ADMIN,  # no cheering an admin on
                             "contest": None, "line": None, "members": [], "mine": None}
     if contest is None:
         view["members"] = [{"name": m.name, "role": m.role} for m in members] if see_members else []
         return view
     contest = fresh(session, contest)
     view["contest"] = contest_info(contest, now)
-    if contest.scope == "team":
+    if contest.scope == Scope.TEAM:
         line = standings.line_of_team(session, contest, team.id)
         lines = standings.members_of(session, contest, team.id)
     else:
@@ -204,7 +205,7 @@ def adds_up(contest: AnyContest) -> bool:
     Not for attainment or satisfaction (a member's 47.1% is their own rate, not a part of the
     team's), nor for a team scored by its average.
     """
-    return contest.metric not in ("attainment", "satisfaction") and (contest.scope != "team"
+    return contest.metric not in ("attainment", "satisfaction") and (contest.scope != Scope.TEAM
                                                                      or contest.team_score == "sum")
 
 

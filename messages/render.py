@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from messages.locales import DEFAULT_LOCALE, LOCALES
+from models.kinds import Metric
 from models.values import visible
 
 HERE = Path(__file__).parent
@@ -221,10 +222,10 @@ def score_text(score: int | None, metric: str, locale: str | None = None) -> str
         return "-"
     if metric in ("revenue", "margin"):
         return money(score, locale)
-    if metric == "attainment":
+    if metric == Metric.ATTAINMENT:
         return percent(score)
     value = Decimal(score) / 100
-    if metric == "satisfaction":
+    if metric == Metric.SATISFACTION:
         return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
     return number(value)
 

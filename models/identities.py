@@ -22,7 +22,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from models.errors import DataError
-from models.tables import BindFailure, ChatIdentity, Invite, Outbox, Partner
+from models.kinds import OutboxStatus
+from models.tables import PLATFORMS, BindFailure, ChatIdentity, Invite, Outbox, Partner
 from models.values import utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
@@ -73,7 +74,6 @@ def record_bind_failure(session: Session, platform: str, user_ref: str, now: dat
     session.execute(insert(BindFailure).values(platform=platform, user_ref=user_ref[:128], failed_at=now))
 
 
-PLATFORMS = ("telegram", "wechat", "wecom", "console")
 
 
 def accounts_of(session: Session, partner: Partner) -> list[ChatIdentity]:
@@ -91,8 +91,9 @@ def unbind(session: Session, partner: Partner, platform: str | None = None) -> l
     gone = [a for a in accounts_of(session, partner) if platform is None or a.platform == platform]
     ids = [a.id for a in gone]
     if ids:
-        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids), col(Outbox.status) == "pending")
-                        .values(status="undeliverable", last_error="unbound"))
+        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids),
+                                             col(Outbox.status) == OutboxStatus.PENDING)
+                        .values(status=OutboxStatus.UNDELIVERABLE, last_error="unbound"))
         session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids)).values(identity_id=None))
         session.execute(delete(ChatIdentity).where(col(ChatIdentity.id).in_(ids)))
     return gone

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Text, and_, cast, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from models.kinds import OutboxStatus
 from models.tables import ChatIdentity, Outbox
 from models.values import utcnow
 
@@ -72,7 +73,7 @@ def _take(conn: Connection, pick: Any, worker: str, lease_until: datetime) -> li
     # and so update more than n rows (seen: 205 claimed for 16 asked).
     picked = pick.cte("picked")
     stmt = (update(Outbox).where(col(Outbox.id) == picked.c.id)
-            .values(status="sending", lease_until=lease_until, leased_by=worker)
+            .values(status=OutboxStatus.SENDING, lease_until=lease_until, leased_by=worker)
             .returning(*_CLAIMED))
     return list(conn.execute(stmt).all())  # type: ignore[arg-type]
 
@@ -82,8 +83,8 @@ def _due(worker: str, now: datetime) -> Any:
     lease ran out — but never by the worker that holds it: its row is still in its hands (waiting
     for a rate slot), and claiming it again would send it twice."""
     o = Outbox
-    return or_(and_(col(o.status) == "pending", col(o.next_attempt_at) <= now),
-               and_(col(o.status) == "sending", col(o.lease_until) < now, col(o.leased_by) != worker))
+    return or_(and_(col(o.status) == OutboxStatus.PENDING, col(o.next_attempt_at) <= now),
+               and_(col(o.status) == OutboxStatus.SENDING, col(o.lease_until) < now, col(o.leased_by) != worker))
 
 
 def mark(conn: Connection, ids: Sequence[int], worker: str, now: datetime | None = None, **values: Any) -> int:
@@ -91,14 +92,14 @@ def mark(conn: Connection, ids: Sequence[int], worker: str, now: datetime | None
     if not ids:
         return 0
     stmt = (update(Outbox).where(col(Outbox.id).in_(list(ids)), col(Outbox.leased_by) == worker,
-                                 col(Outbox.status) == "sending")
+                                 col(Outbox.status) == OutboxStatus.SENDING)
             .values(lease_until=None, **values))
     return int(conn.execute(stmt).rowcount)
 
 
 def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     """Extend the lease of the rows `worker` holds (still `sending` and its own): alive, it keeps them."""
-    stmt = (update(Outbox).where(col(Outbox.leased_by) == worker, col(Outbox.status) == "sending")
+    stmt = (update(Outbox).where(col(Outbox.leased_by) == worker, col(Outbox.status) == OutboxStatus.SENDING)
             .values(lease_until=lease_until))
     return int(conn.execute(stmt).rowcount)
 
@@ -106,5 +107,6 @@ def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
 def deactivate_identity(conn: Connection, identity_id: int) -> None:
     """The user blocked the bot: stop pushing to that account, and drop what is still queued for it."""
     conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id).values(active=False))
-    conn.execute(update(Outbox).where(col(Outbox.identity_id) == identity_id, col(Outbox.status) == "pending")
-                 .values(status="blocked", last_error="blocked_by_user"))
+    conn.execute(update(Outbox).where(col(Outbox.identity_id) == identity_id,
+                                      col(Outbox.status) == OutboxStatus.PENDING)
+                 .values(status=OutboxStatus.BLOCKED, last_error="blocked_by_user"))

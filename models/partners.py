@@ -7,6 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from models.kinds import Role
 from models.tables import Partner, Team
 
 
@@ -16,7 +17,7 @@ def partner_by_code_any_case(session: Session, *, code: str) -> Partner | None:
 
 
 def active_admin_ids(session: Session) -> list[int]:
-    return list(session.execute(select(col(Partner.id)).where(col(Partner.role) == "admin",
+    return list(session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
                                                               col(Partner.active).is_(True))).scalars())
 
 
@@ -37,5 +38,5 @@ def team_names(session: Session, *, ids: Collection[int]) -> dict[int, str]:
 def team_members(session: Session, *, team_id: int) -> list[Partner]:
     """A team's active members by code, without admins."""
     return list(session.execute(select(Partner).where(col(Partner.team_id) == team_id, col(Partner.active).is_(True),
-                                                      col(Partner.role) != "admin")
+                                                      col(Partner.role) != Role.ADMIN)
                                 .order_by(col(Partner.code))).scalars())

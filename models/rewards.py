@@ -25,6 +25,7 @@ from models import points
 from models.errors import DataError
 from models.imports.records import Row
 from models.imports.report import ImportRejected, ImportReport, RowError
+from models.kinds import RedemptionStatus
 from models.tables import Partner, Redemption, RewardItem
 
 CATALOG_COLUMNS = ("sku", "name_zh", "name_en", "points", "stock", "active")
@@ -170,7 +171,7 @@ def redeem(session: Session, partner_id: int, sku: str, now: datetime) -> tuple[
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise DataError("rewards.out_of_stock", sku=item.sku)
     redemption = Redemption(partner_id=partner_id, item_id=item.id, points=item.points,
-                            status="pending", created_at=now)
+                            status=RedemptionStatus.PENDING, created_at=now)
     session.add(redemption)
     session.flush()
     # The balance was read under the partner's lock, which this transaction still holds.
@@ -206,13 +207,13 @@ def _decide(session: Session, redemption_id: int, status: str, by: int | None, n
     if found is None:
         raise DataError("rewards.no_such_redemption", id=redemption_id)
     done = session.execute(update(Redemption).where(col(Redemption.id) == redemption_id,
-                                                    col(Redemption.status) == "pending")
+                                                    col(Redemption.status) == RedemptionStatus.PENDING)
                            .values(status=status, decided_at=now, decided_by=by, note=note))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(found)
         raise DataError("rewards.already_decided", id=redemption_id, status=found.status)
     session.refresh(found)
-    if status == "rejected":
+    if status == RedemptionStatus.REJECTED:
         session.execute(update(RewardItem).where(col(RewardItem.id) == found.item_id)
                         .values(stock=col(RewardItem.stock) + 1))
         points.credit(session, found.partner_id, found.points, "refunded",

@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models.db import read
+from models.kinds import Metric, Role, Scope
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
@@ -73,7 +74,7 @@ class _Agg:
 def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
     stmt = select(col(Partner.id), col(Partner.team_id), col(Partner.joined_on)).where(
-        col(Partner.active).is_(True), col(Partner.role) != "admin")
+        col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
     seg = contest.segment or {}
     for key in ("region", "industry", "size"):
         if key in seg:
@@ -111,11 +112,11 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
             reached={"revenue": _utc(t_rev), "attainment": _utc(t_rev), "units": _utc(t_units),
                      "orders": _utc(t_any), "margin": _utc(t_margin), "satisfaction": _utc(t_sat)},
         )
-    if contest.metric == "new_customers":
+    if contest.metric == Metric.NEW_CUSTOMERS:
         for pid, count, reached in _new_customers(session, contest):
             aggs.setdefault(pid, _Agg()).new_customers = count
             aggs[pid].reached["new_customers"] = reached
-    if contest.metric == "attainment":
+    if contest.metric == Metric.ATTAINMENT:
         for pid, target in _targets(session, contest).items():
             aggs.setdefault(pid, _Agg()).target = target
     return aggs
@@ -162,19 +163,19 @@ def _targets(session: Session, contest: Contest) -> dict[int, int]:
 
 
 def _score(metric: str, agg: _Agg) -> int:
-    if metric == "revenue":
+    if metric == Metric.REVENUE:
         return agg.revenue
-    if metric == "units":
+    if metric == Metric.UNITS:
         return agg.units * 100
-    if metric == "orders":
+    if metric == Metric.ORDERS:
         return agg.orders * 100
-    if metric == "margin":
+    if metric == Metric.MARGIN:
         return agg.margin
-    if metric == "new_customers":
+    if metric == Metric.NEW_CUSTOMERS:
         return agg.new_customers * 100
-    if metric == "attainment":
+    if metric == Metric.ATTAINMENT:
         return ratio_hundredths(agg.revenue, agg.target or 0, 100)
-    if metric == "satisfaction":
+    if metric == Metric.SATISFACTION:
         return ratio_hundredths(agg.ratings_sum, agg.ratings_n)
     raise ValueError(metric)
 
@@ -208,7 +209,7 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     """The contest's standings, derived from the ledger now."""
     people = participants(session, contest)
     aggs = activity(session, contest)
-    if contest.scope == "team":
+    if contest.scope == Scope.TEAM:
         entries = _team_entries(session, contest, people, aggs)
     else:
         entries = _partner_entries(contest, people, aggs)
@@ -225,7 +226,7 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
         agg = aggs.get(pid) or _Agg()
         entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
         problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == "attainment" and agg.target is None:
+        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
         if problem is None:
             problem = _threshold_problem(contest, entry.score, agg.ratings_sum, agg.ratings_n)
@@ -250,7 +251,7 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
         agg = aggs.get(pid) or _Agg()
         member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric))
         problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == "attainment" and agg.target is None:
+        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
         if problem is not None:
             member.eligible, member.reason = False, problem
@@ -280,9 +281,9 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
 def _team_score(contest: Contest, counted: list[Entry], aggs: list[_Agg]) -> int:
     if contest.team_score == "avg":
         return ratio_hundredths(sum(m.score for m in counted), len(counted) * 100)
-    if contest.metric == "attainment":
+    if contest.metric == Metric.ATTAINMENT:
         return ratio_hundredths(sum(a.revenue for a in aggs), sum(a.target or 0 for a in aggs), 100)
-    if contest.metric == "satisfaction":
+    if contest.metric == Metric.SATISFACTION:
         return ratio_hundredths(sum(a.ratings_sum for a in aggs), sum(a.ratings_n for a in aggs))
     return sum(m.score for m in counted)
 
@@ -356,7 +357,7 @@ def ensure_fresh(session: Session, contest: AnyContest) -> bool:
 
 
 def primary_kind(contest: AnyContest) -> str:
-    return "team" if contest.scope == "team" else "partner"
+    return "team" if contest.scope == Scope.TEAM else "partner"
 
 
 def top(session: Session, contest: AnyContest, n: int) -> list[Standing | ContestResult]:
@@ -393,7 +394,7 @@ _NEXT_ABOVE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.
 
 def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> Row[Any] | None:
     """A partner's own line: their partner line, or their member line in a team contest."""
-    kind = "member" if contest.scope == "team" else "partner"
+    kind = "member" if contest.scope == Scope.TEAM else "partner"
     params = {"contest": contest.id, "kind": kind, "partner": partner_id}
     return read(session, _OWN_LINE[table_for(contest)], params).first()
 
@@ -440,9 +441,9 @@ def refresh_tracking(session: Session, contest_id: int) -> list[int]:
     contest = session.get(Contest, contest_id)
     if contest is None or contest.closed_at is not None:
         return []
-    before = public_top_ids(session, contest) if contest.scope == "individual" and contest.standings_at else set()
+    before = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL and contest.standings_at else set()
     contest = refresh(session, contest_id)
-    after = public_top_ids(session, contest) if contest.scope == "individual" else set()
+    after = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL else set()
     return sorted(before - after)
 
 

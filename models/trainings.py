@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from models import points
 from models.errors import DataError
+from models.kinds import Role
 from models.segments import matches
 from models.tables import Partner, Training, TrainingSignup
 from models.values import as_utc, zone
@@ -81,7 +82,7 @@ def in_segment(session: Session, segment: dict[str, Any], partner: Partner) -> b
 
 
 def visible(session: Session, training: Training, partner: Partner) -> bool:
-    return partner.role == "admin" or in_segment(session, training.segment or {}, partner)
+    return partner.role == Role.ADMIN or in_segment(session, training.segment or {}, partner)
 
 
 def upcoming(session: Session, partner: Partner, now: datetime, limit: int = 10) -> list[Training]:

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
+from models.kinds import BroadcastStatus
+
 
 class Broadcast(SQLModel, table=True):
     """An announcement from an admin to everyone or a segment; queued into the outbox on confirm."""
@@ -18,6 +20,6 @@ class Broadcast(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="partner.id")
     created_at: datetime
     send_at: datetime
-    status: str = Field(default="draft", max_length=16)  # draft, queued, cancelled
+    status: str = Field(default=BroadcastStatus.DRAFT, max_length=16)  # draft, queued, cancelled
     recipients: int = 0
     confirmed_at: datetime | None = None

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-PLATFORMS = ("telegram", "wechat", "wecom", "console")
+from models.kinds import Platform
+
+PLATFORMS = tuple(Platform)
 
 
 class Invite(SQLModel, table=True):

@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index
 from sqlmodel import Field, SQLModel
 
+from models.kinds import Scope
+
 
 class Contest(SQLModel, table=True):
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     name: str = Field(max_length=200)
     metric: str = Field(max_length=32)
-    scope: str = Field(default="individual", max_length=16)
+    scope: str = Field(default=Scope.INDIVIDUAL, max_length=16)
     team_score: str = Field(default="sum", max_length=8)
     start_at: datetime = Field(index=True)
     end_at: datetime = Field(index=True)

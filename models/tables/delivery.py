@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "undeliverable")
+from models.kinds import OutboxStatus
+
+OUTBOX_STATUSES = tuple(OutboxStatus)
 
 
 class InboundSeen(SQLModel, table=True):
@@ -42,7 +44,7 @@ class Outbox(SQLModel, table=True):
     chat_ref: str = Field(max_length=128)
     is_group: bool = False
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime
     lease_until: datetime | None = None

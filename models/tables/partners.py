@@ -6,7 +6,9 @@ from datetime import date
 
 from sqlmodel import Field, SQLModel
 
-ROLES = ("dealer", "captain", "admin")
+from models.kinds import Role
+
+ROLES = tuple(Role)
 
 
 class Team(SQLModel, table=True):
@@ -25,6 +27,6 @@ class Partner(SQLModel, table=True):
     industry: str | None = Field(default=None, max_length=64)
     size: str | None = Field(default=None, max_length=32)
     joined_on: date | None = None
-    role: str = Field(default="dealer", max_length=16)
+    role: str = Field(default=Role.DEALER, max_length=16)
     locale: str = Field(default="zh", max_length=8)
     active: bool = True

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
-REDEMPTION_STATUSES = ("pending", "approved", "rejected")
+from models.kinds import RedemptionStatus
+
+REDEMPTION_STATUSES = tuple(RedemptionStatus)
 
 
 class RewardItem(SQLModel, table=True):
@@ -39,7 +41,7 @@ class Redemption(SQLModel, table=True):
     partner_id: int = Field(foreign_key="partner.id", index=True)
     item_id: int = Field(foreign_key="rewarditem.id", index=True)
     points: int
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=RedemptionStatus.PENDING, max_length=16)
     created_at: datetime
     decided_at: datetime | None = None
     decided_by: int | None = Field(default=None, foreign_key="partner.id")
