@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -232,7 +233,7 @@ def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: Chat
     number = args[0].lstrip("#＃") if args and is_number(args[0]) else None
     batch = id_arg(number) if number is not None else None
     if number is not None and batch is None:  # a number no batch can have: nothing pushed under it
-        data: dict = {"channels": {}, "reasons": []}
+        data: dict[str, Any] = {"channels": {}, "reasons": []}
     else:
         data = delivery_report.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     title = f"#{batch if batch is not None else number}" if number is not None else ""

@@ -118,7 +118,7 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime,
 
 def _redeem(session: Session, code: str, now: datetime) -> Invite | str:
     """The invite behind `code`, now marked used; or why not (`not_found`, `used`, `expired`)."""
-    invite = session.execute(select(Invite).where(col(Invite.code) == code.upper())).scalars().first()
+    invite: Invite | None = session.execute(select(Invite).where(col(Invite.code) == code.upper())).scalars().first()
     if invite is None:
         return "not_found"
     if invite.used_at is not None:

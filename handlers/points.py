@@ -61,6 +61,9 @@ def queue_expiry_reminders(session: Session, now: datetime, months: int, tz: str
         def context(r: Recipient, soon: points.Expiring = soon, balance: int = balance) -> dict[str, object]:
             return {"amount": soon.amount, "at": soon.first_at, "balance": balance, "tz": tz}
 
-        total += push(session, [soon.partner_id], key=lambda pid, s=soon: f"points:expiring:{pid}:{s.newest_entry_id}",
+        def key(pid: int, s: points.Expiring = soon) -> str:
+            return f"points:expiring:{pid}:{s.newest_entry_id}"
+
+        total += push(session, [soon.partner_id], key=key,
                       kind="points", template="points_expiring", context=context, now=now)
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -27,7 +28,7 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
     partner = asker.partner
     assert partner is not None
     have = points.balance(session, partner.id)
-    shown = []
+    shown: list[dict[str, Any]] = []
     for item in store.items(session):
         affordable = item.stock > 0 and item.points <= have
         shown.append({"sku": item.sku, "name": store.name(item, asker.locale), "points": item.points,

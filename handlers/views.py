@@ -79,7 +79,7 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
     return (candidates[0] if candidates else None), candidates
 
 
-def names_of(session: Session, lines: list) -> dict[str, dict[int, str]]:
+def names_of(session: Session, lines: list[Any]) -> dict[str, dict[int, str]]:
     pids = {line.partner_id for line in lines if line.partner_id}
     tids = {line.team_id for line in lines if line.team_id}
     return {"partner": partners.partner_names(session, ids=pids), "team": partners.team_names(session, ids=tids)}
@@ -136,7 +136,7 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     return view
 
 
-_BOARDS: OrderedDict[tuple, tuple[list[dict[str, Any]], int]] = OrderedDict()
+_BOARDS: OrderedDict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = OrderedDict()
 _BOARDS_LOCK = threading.Lock()
 
 

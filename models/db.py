@@ -59,7 +59,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def read(session: Session, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+def read(session: Session, statement: Executable, params: dict[str, Any] | None = None
+         ) -> CursorResult[*tuple[Any, ...]]:
     """A Core statement on the session's connection (in its transaction): plain rows, no ORM objects.
 
     For the hot read paths of a chat message: `session.execute` builds ORM entities and crosses

@@ -26,7 +26,8 @@ def tier_counts(session: Session, *, contest_id: int, kind: str) -> Counter[str]
         col(ContestResult.tier).is_not(None))).scalars())
 
 
-def results_by_partner(session: Session, *, contest_id: int, kind: str) -> dict[int | None, ContestResult]:
+def results_by_partner(session: Session, *, contest_id: int, kind: str) -> dict[int, ContestResult]:
+    """Partner lines only: their partner_id is set."""
     return {r.partner_id: r for r in session.execute(select(ContestResult).where(
         col(ContestResult.contest_id) == contest_id, col(ContestResult.kind) == kind)).scalars()}
 

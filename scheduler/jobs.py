@@ -58,7 +58,7 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
                 queued += queue_contest_feedback(session, cid, now)
                 nxt = closed.next_contest
                 if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
-                    queued += announce_opening(session, nxt.id, now)  # type: ignore[arg-type]
+                    queued += announce_opening(session, nxt.id, now)
                 done.append(Closed(cid, queued, nxt.id if nxt else None, closed))
                 log.info("closed contest %s, queued %s messages, next period %s", cid, queued,
                          nxt.id if nxt else None)
