@@ -239,7 +239,7 @@ def reason_text(reason: dict[str, Any] | None, metric: str, locale: str | None =
     params = dict(reason)
     for name in ("min", "value", "tier_threshold"):
         if params.get(name) is not None:
-            shown_metric = "satisfaction" if code.endswith("satisfaction") or code.endswith("no_ratings") else metric
+            shown_metric = "satisfaction" if code.endswith(("satisfaction", "no_ratings")) else metric
             params[f"{name}_text"] = score_text(params[name], shown_metric, locale)
     params.setdefault("tier_threshold_text", "")
     return t(key, locale, **params)
