@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 
 from handlers.types import ChatConfig, Incoming
 from messages.locales import locale_for
-from models.db import read
+from models.db import read, table_of
 from models.identities import BindLimits, bind_throttled, record_bind_failure
 from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
@@ -41,11 +41,11 @@ class Asker:
 
 
 # Built once: every message asks them, and building a statement costs more than running it.
-_MEMBER_COLUMNS = [Partner.__table__.c[f.name] for f in fields(Member)]  # type: ignore[attr-defined]
-_IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
+_MEMBER_COLUMNS = [table_of(Partner).c[f.name] for f in fields(Member)]
+_IDENTITY = table_of(ChatIdentity)
 _ASKER = (select(_IDENTITY.c.id, _IDENTITY.c.last_seen_at, _IDENTITY.c.window_pushes, _IDENTITY.c.chat_ref,
                  *_MEMBER_COLUMNS)
-          .join_from(_IDENTITY, Partner.__table__, Partner.__table__.c.id == _IDENTITY.c.partner_id)  # type: ignore[attr-defined]
+          .join_from(_IDENTITY, table_of(Partner), table_of(Partner).c.id == _IDENTITY.c.partner_id)
           .where(_IDENTITY.c.platform == bindparam("platform"), _IDENTITY.c.user_ref == bindparam("user_ref"),
                  _IDENTITY.c.active.is_(True)))
 _SEEN = (update(_IDENTITY).where(_IDENTITY.c.id == bindparam("identity"))

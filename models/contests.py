@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from models import standings
-from models.db import read
+from models.db import read, table_of
 from models.errors import DataError
 from models.rows import AnyContest, ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
@@ -93,7 +93,7 @@ def settles_at(contest: Contest) -> datetime:
 
 def _period_sales(contest_id: int) -> Any:
     """The number of sales in a contest's period, as a subquery of the contest's own row."""
-    c = Contest.__table__.c
+    c = table_of(Contest).c
     return (select(func.count()).select_from(Sale)
             .where(col(Sale.occurred_at) >= c.start_at, col(Sale.occurred_at) < c.end_at, c.id == contest_id)
             .scalar_subquery())
@@ -150,7 +150,7 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     results = _freeze(session, contest_id)
     ledger = _prize_entries(session, contest, now)
     if ledger:
-        session.execute(PointsEntry.__table__.insert(), ledger)
+        session.execute(table_of(PointsEntry).insert(), ledger)
     session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))  # frozen now: the cache goes
     follow_up = _roll(session, contest, now)
     session.flush()
@@ -163,15 +163,15 @@ _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reache
 
 def _freeze(session: Session, contest_id: int) -> int:
     """Copy the fresh standings into the frozen results inside the database (no round trip per line)."""
-    source = (select(*(Standing.__table__.c[name] for name in _LINE_COLUMNS))
+    source = (select(*(table_of(Standing).c[name] for name in _LINE_COLUMNS))
               .where(col(Standing.contest_id) == contest_id))
-    session.execute(insert(ContestResult.__table__).from_select(list(_LINE_COLUMNS), source))
+    session.execute(insert(table_of(ContestResult)).from_select(list(_LINE_COLUMNS), source))
     # (rowcount of INSERT … SELECT is -1 with psycopg: count what was frozen)
     return int(session.execute(select(func.count()).select_from(ContestResult)
                                .where(col(ContestResult.contest_id) == contest_id)).scalar_one())
 
 
-def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict]:
+def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict[str, Any]]:
     """Ledger rows for every prize; in a team contest each counted member receives the team's prize."""
     r = ContestResult
     lines = session.execute(select(col(r.kind), col(r.partner_id), col(r.team_id), col(r.rank), col(r.tier),
@@ -237,7 +237,7 @@ def due(session: Session, now: datetime) -> list[int]:
 
 def partner_by_code(session: Session, code: str) -> Partner:
     """The partner of a code as typed: exactly, else in any case and with spaces around (as the imports)."""
-    partner = session.execute(select(Partner).where(col(Partner.code) == code)).scalars().first()
+    partner: Partner | None = session.execute(select(Partner).where(col(Partner.code) == code)).scalars().first()
     if partner is None:
         typed = select(Partner).where(func.upper(col(Partner.code)) == normal_code(code))
         partner = session.execute(typed).scalars().first()
@@ -275,7 +275,7 @@ def winners(session: Session, *, contest_id: int) -> list[ContestResult]:
 
 
 # Built once, read as plain rows (`models.db.read`): every /rank asks them.
-_CONTEST = Contest.__table__  # type: ignore[attr-defined]
+_CONTEST = table_of(Contest)
 _CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
 _OPEN_ROWS = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None))
               .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
+from models.db import table_of
 from models.tables import FEEDBACK_SUBJECTS, FeedbackRequest
 
 RATINGS = range(1, 6)
@@ -33,7 +34,7 @@ def request(session: Session, subject: str, subject_id: int, partner_ids: Iterab
     ids = sorted(set(partner_ids))
     if not ids:
         return []
-    table = FeedbackRequest.__table__
+    table = table_of(FeedbackRequest)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(insert.on_conflict_do_nothing(index_elements=["subject", "subject_id", "partner_id"]),
@@ -94,7 +95,7 @@ def comment(session: Session, found: FeedbackRequest, text: str, now: datetime) 
                                                          col(FeedbackRequest.commented_at).is_(None))
                            .values(comment=text, commented_at=now))
     session.refresh(found)
-    return done.rowcount == 1  # type: ignore[attr-defined]
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -65,7 +65,7 @@ def bind_throttled(session: Session, platform: str, user_ref: str, now: datetime
     mine = recent.where(col(BindFailure.platform) == platform, col(BindFailure.user_ref) == user_ref)
     if session.execute(mine).scalar_one() >= limits.account_failures:
         return True
-    return session.execute(recent).scalar_one() >= limits.global_failures
+    return int(session.execute(recent).scalar_one()) >= limits.global_failures
 
 
 def record_bind_failure(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlmodel import Session, col
@@ -48,7 +49,7 @@ def import_catalog(session: Session, rows: Iterable[Row], now: datetime) -> Impo
     """
     report = ImportReport()
     errors: list[RowError] = []
-    parsed: list[dict] = []
+    parsed: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         report.rows += 1
@@ -80,11 +81,11 @@ def import_catalog(session: Session, rows: Iterable[Row], now: datetime) -> Impo
     return report
 
 
-def _parse_item(row: dict[str, str], line: int, errors: list[RowError]) -> dict:
+def _parse_item(row: dict[str, str], line: int, errors: list[RowError]) -> dict[str, Any]:
     if "__invalid__" in row:
         errors.append(RowError(line, "row.not_an_object"))
         return {}
-    values: dict = {}
+    values: dict[str, Any] = {}
     sku = row.get("sku", "")
     if not sku:
         errors.append(RowError(line, "row.missing_value", {"column": "sku"}))

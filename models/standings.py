@@ -20,7 +20,7 @@ from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from models.db import read
+from models.db import read, table_of
 from models.kinds import Metric, Role, Scope
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
@@ -219,7 +219,7 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     return entries
 
 
-def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
     entries = []
     metric = contest.metric
     for pid, team_id, joined_on in people:
@@ -236,7 +236,7 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
     return entries
 
 
-def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+def _team_entries(session: Session, contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
     """Team score = sum or average of the counted members' scores.
 
     A member counts when they meet the tenure rule (and, for attainment, have a target). For
@@ -295,7 +295,7 @@ def _rank(entries: list[Entry]) -> None:
     """Positions 1..n and competition ranks by the tie rule (see the module docstring)."""
     entries.sort(key=lambda e: (-e.score, (e.reached_at or _NEVER).replace(tzinfo=None),
                                 e.team_id or 0, e.partner_id or 0))
-    previous: tuple | None = None
+    previous: tuple[Any, ...] | None = None
     rank = 0
     for position, entry in enumerate(entries, start=1):
         key = (entry.score, entry.reached_at)
@@ -333,7 +333,7 @@ def refresh(session: Session, contest_id: int) -> Contest:
     entries = compute(session, contest)
     session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
     if entries:
-        session.execute(Standing.__table__.insert(), [e.as_row(contest_id) for e in entries])
+        session.execute(table_of(Standing).insert(), [e.as_row(contest_id) for e in entries])
     session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()
@@ -377,7 +377,7 @@ def top(session: Session, contest: AnyContest, n: int) -> list[Standing | Contes
 # The questions of every /rank, built once (constructing a SQLAlchemy statement costs more than
 # running it against the index) and answered as plain rows with the table's column names
 # (`models.db.read`): nothing here changes a line, so no ORM object is built.
-_TABLES = {Standing: Standing.__table__, ContestResult: ContestResult.__table__}  # type: ignore[attr-defined]
+_TABLES = {Standing: table_of(Standing), ContestResult: table_of(ContestResult)}
 _OWN_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == bindparam("kind"),
                                     t.c.partner_id == bindparam("partner")).limit(1)
              for model, t in _TABLES.items()}
@@ -433,7 +433,7 @@ def public_top_ids(session: Session, contest: AnyContest, limit: int = 10) -> se
     """Partner ids on the public board of an individual contest (cached standings)."""
     if contest.closed_at is not None:
         return set()
-    return {line.partner_id for line in top(session, contest, min(contest.top_n, limit))}
+    return {line.partner_id for line in top(session, contest, min(contest.top_n, limit)) if line.partner_id is not None}
 
 
 def refresh_tracking(session: Session, contest_id: int) -> list[int]:

@@ -257,7 +257,7 @@ def claim_feedback(session: Session, training_id: int, now: datetime) -> bool:
     done = session.execute(update(Training).where(col(Training.id) == training_id,
                                                   col(Training.feedback_queued_at).is_(None))
                            .values(feedback_queued_at=now))
-    return done.rowcount == 1  # type: ignore[attr-defined]
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def attendees(session: Session, training_id: int) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.imports.cells import DATE_REASONS, check_text, int_in, money
@@ -14,7 +15,7 @@ SALE_REQUIRED = ("id", "partner", "occurred_at", "amount", "units")
 
 
 def parse_sale(row: dict[str, str], line: int, errors: list[RowError], partners: dict[str, int],
-                tz: ZoneInfo) -> tuple | None:
+                tz: ZoneInfo) -> tuple[Any, ...] | None:
     if "__invalid__" in row:
         errors.append(RowError(line, "row.not_an_object"))
         return None

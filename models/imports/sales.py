@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
+from models.db import table_of
 from models.imports.partners import partner_ids
 from models.imports.records import Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
@@ -42,7 +43,7 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    chunk: list[tuple[int, str, tuple]] = []
+    chunk: list[tuple[int, str, tuple[Any, ...]]] = []
     bounds: list[datetime] = []
     for line, row in rows:
         report.rows += 1
@@ -64,12 +65,13 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     return report
 
 
-def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple]], errors: list[RowError],
+def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple[Any, ...]]], errors: list[RowError],
                  report: ImportReport, bounds: list[datetime], now: datetime) -> None:
-    table = Sale.__table__
+    table = table_of(Sale)
     ids = [ext_id for _line, ext_id, _sale in chunk]
     cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS]
-    known: dict[str, tuple] = {r[0]: tuple(r[1:]) for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
+    known: dict[str, tuple[Any, ...]] = {r[0]: tuple(r[1:])
+                                         for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
     new_rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
     lo: datetime | None = None
