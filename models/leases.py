@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, cast, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -53,15 +53,15 @@ def claim_alike(conn: Connection, worker: str, platform: str, seeds: Sequence[in
         return []
     now = now or utcnow()
     o, seed = Outbox, aliased(Outbox)
-    reach = []
+    reach: list[ColumnElement[bool]] = []
     if batches:
-        reach.append(o.batch_id.in_(list(batches)))
+        reach.append(col(o.batch_id).in_(list(batches)))
     if until_id is not None:
-        reach.append(o.id <= until_id)
-    same = cast(o.payload, Text).in_(select(cast(seed.payload, Text)).where(seed.id.in_(list(seeds))))
-    pick = (select(o.id).where(o.id > min(seeds), o.platform == platform, o.is_group.is_(False), or_(*reach),
-                               _due(worker, now), same)
-            .order_by(o.id).limit(limit))
+        reach.append(col(o.id) <= until_id)
+    same = cast(o.payload, Text).in_(select(cast(seed.payload, Text)).where(col(seed.id).in_(list(seeds))))
+    pick = (select(col(o.id)).where(col(o.id) > min(seeds), col(o.platform) == platform, col(o.is_group).is_(False),
+                                    or_(*reach), _due(worker, now), same)
+            .order_by(col(o.id)).limit(limit))
     return _take(conn, pick, worker, now + lease)
 
 

@@ -132,12 +132,12 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
     The time a partner reached their count is the first sale to the last of those customers.
     """
     s, p = Sale, aliased(Sale)
-    earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
-                                  p.occurred_at < contest.start_at).exists())
-    stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
-            .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
-                   s.customer.is_not(None), ~earlier)
-            .group_by(s.partner_id, s.customer))
+    earlier = (select(col(p.id)).where(col(p.partner_id) == s.partner_id, col(p.customer) == s.customer,
+                                       col(p.occurred_at) < contest.start_at).exists())
+    stmt = (select(col(s.partner_id), col(s.customer), func.min(s.occurred_at))
+            .where(col(s.occurred_at) >= contest.start_at, col(s.occurred_at) < contest.end_at,
+                   col(s.customer).is_not(None), ~earlier)
+            .group_by(col(s.partner_id), col(s.customer)))
     per: dict[int, list[datetime]] = defaultdict(list)
     for pid, _customer, first in session.execute(stmt):
         per[pid].append(as_utc(first))
@@ -329,7 +329,8 @@ def refresh(session: Session, contest_id: int) -> Contest:
 
     The contest row is locked first so two processes refreshing at once take turns.
     """
-    contest = session.execute(select(Contest).where(col(Contest.id) == contest_id).with_for_update()).scalar_one()
+    contest: Contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)
+                                       .with_for_update()).scalar_one()
     entries = compute(session, contest)
     session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
     if entries:
