@@ -20,7 +20,7 @@ from models.tables import Partner, Team
 # Partner fields a segment can name, each with how its typed value is compared (city tiers are numbers).
 _FIELDS: dict[str, type] = {"region": str, "industry": str, "size": str, "role": str, "city_tier": int}
 
-S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")  # a string: SQLAlchemy 2.0 has no variadic Select
 
 
 def _wanted(segment: dict[str, Any]) -> Iterator[tuple[str, Any]]:
