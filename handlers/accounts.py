@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from handlers.notify import push
 from messages.render import t
+from models.kinds import Role
 from models.recipients import Recipient
 from models.tables import ChatIdentity, Partner
 
@@ -21,10 +22,11 @@ from models.tables import ChatIdentity, Partner
 def tell_of_new_account(session: Session, partner: Partner, platform: str, user_ref: str, now: datetime) -> int:
     """Queue the news that `partner` just bound (platform, user_ref) while having other active
     accounts; nothing when it is their only one. Returns how many messages were queued."""
-    new_id = session.execute(select(ChatIdentity.id).where(
-        ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref)).scalar_one()
+    new_id = session.execute(select(col(ChatIdentity.id)).where(
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref)).scalar_one()
     others = session.execute(select(func.count()).select_from(ChatIdentity).where(
-        ChatIdentity.partner_id == partner.id, ChatIdentity.active.is_(True), ChatIdentity.id != new_id)).scalar_one()
+        col(ChatIdentity.partner_id) == partner.id, col(ChatIdentity.active).is_(True),
+        col(ChatIdentity.id) != new_id)).scalar_one()
     if not others:
         return 0
 
@@ -36,8 +38,9 @@ def tell_of_new_account(session: Session, partner: Partner, platform: str, user_
             "name": partner.name, "code": partner.code, "platform": t(f"platform.{platform}", r.locale),
             "platform_id": platform}}
 
-    queued = push(session, [partner.id], key=lambda pid: f"account:{new_id}:{now.isoformat()}:owner",  # type: ignore[arg-type]
+    queued = push(session, [partner.id], key=lambda pid: f"account:{new_id}:{now.isoformat()}:owner",
                   kind="account", template="say", context=owner, now=now, exclude_identities=[new_id])
-    admins = session.execute(select(Partner.id).where(Partner.role == "admin", Partner.active.is_(True))).scalars()
+    admins = session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
+                                                           col(Partner.active).is_(True))).scalars()
     return queued + push(session, list(admins), key=lambda pid: f"account:{new_id}:{now.isoformat()}:admin:{pid}",
                          kind="account", template="say", context=admin, now=now, exclude_identities=[new_id])

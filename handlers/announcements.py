@@ -17,6 +17,7 @@ from sqlmodel import Session
 from handlers import views
 from messages.render import render
 from models import outbox, partners, results, standings, team_chats
+from models.kinds import Scope
 from models.recipients import recipients
 from models.rules import next_tier
 from models.tables import Contest, ContestResult, Partner
@@ -29,13 +30,13 @@ IMAGE_PLATFORMS = ("telegram", "console", "wechat", "wecom")
 def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, Any]:
     """What may be said in public about a closed contest: the top N, champions, tier counts."""
     top_n = min(contest.top_n, PUBLIC_TOP_MAX)
-    primary = "team" if contest.scope == "team" else "partner"
+    primary = "team" if contest.scope == Scope.TEAM else "partner"
     lines = standings.top(session, contest, top_n)
     names = views.names_of(session, list(lines))
     top = [views.line_view(line, names) for line in lines]
     champions = [x for x in top if x["rank"] == 1]
     winning_members: list[str] = []
-    if contest.scope == "team" and lines and lines[0].rank == 1:
+    if contest.scope == Scope.TEAM and lines and lines[0].rank == 1:
         winning_members = results.winning_member_names(session, contest_id=contest.id, team_id=lines[0].team_id)
     tiers = results.tier_counts(session, contest_id=contest.id, kind=primary)
     tier_counts = [{"name": t["name"], "count": tiers.get(t["name"], 0)} for t in reversed(contest.tiers)
@@ -91,7 +92,7 @@ def announce_close(session: Session, contest_id: int, now: datetime, group_local
         rows.append(outbox.to_group(key=f"announce:{contest.id}:chat:{link.platform}:{link.chat_ref}",
                                     kind="announcement", platform=link.platform, chat_ref=link.chat_ref,
                                     payload={"text": text}))
-    own_kind = "member" if contest.scope == "team" else "partner"
+    own_kind = "member" if contest.scope == Scope.TEAM else "partner"
     lines = results.results_by_partner(session, contest_id=contest.id, kind=own_kind)
     team_lines = results.results_by_team(session, contest_id=contest.id)
     public_text: dict[str, str] = {}
@@ -147,7 +148,7 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
 
 def _is_champion(contest: Contest, line: ContestResult, public: dict[str, Any]) -> bool:
     """Rank 1 alone or shared; in a team contest, every counted member of the winning team."""
-    if contest.scope == "team":
+    if contest.scope == Scope.TEAM:
         return line.kind == "member" and any(c["rank"] == 1 for c in public["champions"]) and \
             line.team_id in public["champion_team_ids"]
     return line.rank == 1 and line.score > 0

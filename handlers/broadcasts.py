@@ -10,6 +10,7 @@ from messages.render import render
 from models import broadcasts as drafts
 from models import outbox
 from models.errors import DataError
+from models.kinds import BroadcastStatus
 from models.recipients import recipients
 from models.tables import Broadcast, Partner
 
@@ -29,7 +30,7 @@ def draft(session: Session, text: str, segment: dict[str, str], created_by: int 
     if created_by is not None:  # a new preview replaces the admin's older unconfirmed ones
         drafts.cancel_drafts(session, created_by=created_by)
     item = Broadcast(text=text, segment=segment, created_by=created_by, created_at=now, send_at=send_at,
-                     status="draft", recipients=count)
+                     status=BroadcastStatus.DRAFT, recipients=count)
     session.add(item)
     session.flush()
     return item, count
@@ -40,9 +41,9 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
     item = session.get(Broadcast, broadcast_id)
     if item is None or (by is not None and item.created_by != by):
         raise DataError("broadcast.not_found", id=broadcast_id)
-    if item.status == "queued":
+    if item.status == BroadcastStatus.QUEUED:
         return item
-    if item.status != "draft":
+    if item.status != BroadcastStatus.DRAFT:
         raise DataError("broadcast.not_draft", id=broadcast_id)
     people = recipients(session, segment=item.segment)
     sender = session.get(Partner, item.created_by) if item.created_by else None
@@ -64,7 +65,7 @@ def cancel(session: Session, broadcast_id: int, by: int | None = None) -> Broadc
     item = session.get(Broadcast, broadcast_id)
     if item is None or (by is not None and item.created_by != by):
         raise DataError("broadcast.not_found", id=broadcast_id)
-    if item.status == "draft":
+    if item.status == BroadcastStatus.DRAFT:
         item.status = "cancelled"
         session.add(item)
     return item

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -20,6 +21,7 @@ from messages.locales import LOCALES
 from messages.render import t
 from models import contests as contest_ops
 from models import delivery_report, points, teams
+from models.kinds import Role
 from models.rules import parse_segment
 from models.tables import Partner, Team
 
@@ -60,7 +62,7 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
     view["public"] = False
-    if asker.role == "admin":  # an admin has no line of their own: the board alone, public anyway
+    if asker.role == Role.ADMIN:  # an admin has no line of their own: the board alone, public anyway
         return [Reply("rank", view, asker.locale, audience=PUBLIC)]
     public = Reply("rank", {**view, "me": None, "team": None, "public": True}, asker.locale, audience=PUBLIC)
     return [Reply("rank", view, asker.locale, public=public)]
@@ -71,19 +73,19 @@ def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig
     partner = asker.partner
     assert partner is not None
     team: Team | None = None
-    if args and partner.role == "admin":
+    if args and partner.role == Role.ADMIN:
         team = teams.find(session, ref=args[0])
         if team is None:
             return [say(asker, "chat.no_such_team", value=args[0])]
     elif partner.team_id is not None:
         team = session.get(Team, partner.team_id)
     if team is None:
-        if partner.role == "admin":
+        if partner.role == Role.ADMIN:
             return [Reply("teams", {"teams": _team_list(session)}, asker.locale)]
         return [say(asker, "chat.no_team")]
-    contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now, scope="team")
+    contest, _ = views.pick_contest(session, partner if partner.role != Role.ADMIN else None, None, now, scope="team")
     if contest is None:
-        contest, _ = views.pick_contest(session, partner if partner.role != "admin" else None, None, now)
+        contest, _ = views.pick_contest(session, partner if partner.role != Role.ADMIN else None, None, now)
     view = views.team_view(session, contest, team, partner, now)
     # the team's own standing, without anyone's contribution: for the team's own group
     public = Reply("team", {**view, "see_members": False, "members": [], "mine": None}, asker.locale,
@@ -99,8 +101,8 @@ def _team_list(session: Session) -> list[dict[str, object]]:
 def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     partner = asker.partner
     assert partner is not None
-    balance = points.balance(session, partner.id)  # type: ignore[arg-type]
-    recent = points.entries(session, partner.id, limit=5)  # type: ignore[arg-type]
+    balance = points.balance(session, partner.id)
+    recent = points.entries(session, partner.id, limit=5)
     active = []
     for contest in views.open_contests(session, now):
         if contest_ops.status(contest, now) == "upcoming" or not views.takes_part(session, contest, partner):
@@ -117,7 +119,7 @@ def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, 
 
 def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
     """Honours earned in closed contests: a top-3 place, alone or with one's team."""
-    found = contest_ops.honours_of(session, partner_id=partner.id, team_id=partner.team_id)  # type: ignore[arg-type]
+    found = contest_ops.honours_of(session, partner_id=partner.id, team_id=partner.team_id)
     return [{"contest": c.name, "rank": r.rank, "team": r.kind == "team", "start": c.start_at, "tz": c.timezone}
             for c, r in found]
 
@@ -126,7 +128,7 @@ def _titles(session: Session, partner: Partner) -> list[dict[str, object]]:
 def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     shown = []
     for contest in views.open_contests(session, now):
-        if asker.member is not None and asker.role != "admin" and not views.takes_part(session, contest,
+        if asker.member is not None and asker.role != Role.ADMIN and not views.takes_part(session, contest,
                                                                                        asker.member):
             continue
         shown.append(views.contest_info(contest, now))
@@ -137,7 +139,7 @@ def cmd_contests(session: Session, asker: Asker, args: list[str], config: ChatCo
 def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
     roll = []
     for contest in contest_ops.recently_closed(session, limit=6):
-        winners = contest_ops.winners(session, contest_id=contest.id)  # type: ignore[arg-type]
+        winners = contest_ops.winners(session, contest_id=contest.id)
         names = views.names_of(session, list(winners))
         roll.append({"contest": views.contest_info(contest, now), "winners": [views.line_view(w, names)
                                                                                 for w in winners]})
@@ -165,7 +167,7 @@ def cmd_linkgroup(session: Session, asker: Asker, args: list[str], config: ChatC
     team = teams.find(session, ref=args[0])
     if team is None:
         return [say(asker, "chat.no_such_team", value=args[0])]
-    teams.link_chat(session, team_id=team.id, platform=asker.incoming.platform,  # type: ignore[arg-type]
+    teams.link_chat(session, team_id=team.id, platform=asker.incoming.platform,
                     chat_ref=asker.incoming.chat_ref, now=now)
     # for the group itself: from now on its team's news is posted there
     return [replace(say(asker, "chat.group_linked", team=team.name), audience=PUBLIC)]
@@ -231,7 +233,7 @@ def cmd_deliveries(session: Session, asker: Asker, args: list[str], config: Chat
     number = args[0].lstrip("#＃") if args and is_number(args[0]) else None
     batch = id_arg(number) if number is not None else None
     if number is not None and batch is None:  # a number no batch can have: nothing pushed under it
-        data: dict = {"channels": {}, "reasons": []}
+        data: dict[str, Any] = {"channels": {}, "reasons": []}
     else:
         data = delivery_report.report(session, batch_id=batch, kind="broadcast" if batch is not None else None)
     title = f"#{batch if batch is not None else number}" if number is not None else ""

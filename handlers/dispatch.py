@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from handlers import feedback, registry
 from handlers.identity import Asker, identify
@@ -47,8 +47,8 @@ def for_group(session: Session, incoming: Incoming, replies: list[Reply]) -> lis
         if reply.audience != TEAM or reply.team_id is None:
             return False
         if linked is None:
-            linked = set(session.execute(select(TeamChat.team_id).where(
-                TeamChat.platform == incoming.platform, TeamChat.chat_ref == incoming.chat_ref)).scalars())
+            linked = set(session.execute(select(col(TeamChat.team_id)).where(
+                col(TeamChat.platform) == incoming.platform, col(TeamChat.chat_ref) == incoming.chat_ref)).scalars())
         return reply.team_id in linked
 
     settled: list[Reply] = []

@@ -39,13 +39,13 @@ def cmd_feedback(session: Session, asker: Asker, args: list[str], config: ChatCo
             return [say(asker, "feedback.nothing_open")]
     else:
         value = args[0] if args else ""
-        found = ops.open_request(session, partner.id, now)  # type: ignore[arg-type]
+        found = ops.open_request(session, partner.id, now)
         if found is None:  # just a number, and no survey waiting for one
             return [say(asker, "chat.unknown")]
     rating = ops.parse_rating(value)
     if rating is None:
         return [say(asker, "feedback.out_of_range")]
-    outcome = ops.rate(session, found.id, partner.id, rating, now)  # type: ignore[arg-type]
+    outcome = ops.rate(session, found.id, partner.id, rating, now)
     return [say(asker, f"feedback.{outcome}", rating=rating)]
 
 
@@ -85,10 +85,10 @@ def queue_feedback_requests(session: Session, now: datetime) -> int:
     """
     total = 0
     for training in trainings.ended_unsurveyed(session, now, LOOKBACK):
-        if not trainings.claim_feedback(session, training.id, now):  # type: ignore[arg-type]
+        if not trainings.claim_feedback(session, training.id, now):
             continue
-        total += _ask(session, "training", training.id, training.title,  # type: ignore[arg-type]
-                      trainings.attendees(session, training.id), now)  # type: ignore[arg-type]
+        total += _ask(session, "training", training.id, training.title,
+                      trainings.attendees(session, training.id), now)
     return total
 
 

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import bindparam, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from handlers.types import ChatConfig, Incoming
 from messages.locales import locale_for
-from models.db import read
+from models.db import read, table_of
 from models.identities import BindLimits, bind_throttled, record_bind_failure
 from models.rows import Member
 from models.tables import ChatIdentity, Invite, Partner
@@ -41,11 +41,11 @@ class Asker:
 
 
 # Built once: every message asks them, and building a statement costs more than running it.
-_MEMBER_COLUMNS = [Partner.__table__.c[f.name] for f in fields(Member)]  # type: ignore[attr-defined]
-_IDENTITY = ChatIdentity.__table__  # type: ignore[attr-defined]
+_MEMBER_COLUMNS = [table_of(Partner).c[f.name] for f in fields(Member)]
+_IDENTITY = table_of(ChatIdentity)
 _ASKER = (select(_IDENTITY.c.id, _IDENTITY.c.last_seen_at, _IDENTITY.c.window_pushes, _IDENTITY.c.chat_ref,
                  *_MEMBER_COLUMNS)
-          .join_from(_IDENTITY, Partner.__table__, Partner.__table__.c.id == _IDENTITY.c.partner_id)  # type: ignore[attr-defined]
+          .join_from(_IDENTITY, table_of(Partner), table_of(Partner).c.id == _IDENTITY.c.partner_id)
           .where(_IDENTITY.c.platform == bindparam("platform"), _IDENTITY.c.user_ref == bindparam("user_ref"),
                  _IDENTITY.c.active.is_(True)))
 _SEEN = (update(_IDENTITY).where(_IDENTITY.c.id == bindparam("identity"))
@@ -102,7 +102,8 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime,
     invite = outcome
     partner = session.get(Partner, invite.partner_id)
     identity = session.execute(select(ChatIdentity).where(
-        ChatIdentity.platform == incoming.platform, ChatIdentity.user_ref == incoming.user_ref)).scalars().first()
+        col(ChatIdentity.platform) == incoming.platform,
+        col(ChatIdentity.user_ref) == incoming.user_ref)).scalars().first()
     if identity is None:
         identity = ChatIdentity(partner_id=invite.partner_id, platform=incoming.platform,
                                 user_ref=incoming.user_ref, chat_ref=incoming.chat_ref, bound_at=now,
@@ -117,14 +118,14 @@ def bind(session: Session, incoming: Incoming, code: str, now: datetime,
 
 def _redeem(session: Session, code: str, now: datetime) -> Invite | str:
     """The invite behind `code`, now marked used; or why not (`not_found`, `used`, `expired`)."""
-    invite = session.execute(select(Invite).where(Invite.code == code.upper())).scalars().first()
+    invite: Invite | None = session.execute(select(Invite).where(col(Invite.code) == code.upper())).scalars().first()
     if invite is None:
         return "not_found"
     if invite.used_at is not None:
         return "used"
     if as_utc(invite.expires_at) <= now:
         return "expired"
-    claimed = session.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+    claimed = session.execute(update(Invite).where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
                               .values(used_at=now))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return "used"

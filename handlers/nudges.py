@@ -27,7 +27,7 @@ def _personal_rows(session: Session, contest: AnyContest, template: str, key: st
     if isinstance(contest, Contest):  # an ORM contest from the caller: as the database has it now
         session.refresh(contest)
     lines = {line.partner_id: line for line in standings.all_lines(session, contest)
-             if line.kind in ("partner", "member")}
+             if line.kind in ("partner", "member") and line.partner_id is not None}
     wanted = set(lines) if only is None else set(only) & set(lines)
     rows = []
     from models.tables import Partner

@@ -27,9 +27,9 @@ def cmd_adjust(session: Session, asker: Asker, args: list[str], config: ChatConf
     partner = partners.partner_by_code_any_case(session, code=code)
     if partner is None:
         return [say(asker, "error.unknown_partner", value=code[:40])]
-    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,  # type: ignore[arg-type]
+    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,
                           asker.partner.id if asker.partner else None, now)
-    balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)  # type: ignore[arg-type]
+    balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)
     return [say(asker, "ledger.adjusted", name=partner.name, code=partner.code, amount=entry.amount, note=note,
                 balance=balance)]
 
@@ -61,6 +61,9 @@ def queue_expiry_reminders(session: Session, now: datetime, months: int, tz: str
         def context(r: Recipient, soon: points.Expiring = soon, balance: int = balance) -> dict[str, object]:
             return {"amount": soon.amount, "at": soon.first_at, "balance": balance, "tz": tz}
 
-        total += push(session, [soon.partner_id], key=lambda pid, s=soon: f"points:expiring:{pid}:{s.newest_entry_id}",
+        def key(pid: int, s: points.Expiring = soon) -> str:
+            return f"points:expiring:{pid}:{s.newest_entry_id}"
+
+        total += push(session, [soon.partner_id], key=key,
                       kind="points", template="points_expiring", context=context, now=now)
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -14,6 +15,7 @@ from handlers.types import ChatConfig, Reply
 from models import partners, points
 from models import rewards as store
 from models.errors import DataError
+from models.kinds import RedemptionStatus, Role
 from models.recipients import Recipient
 from models.tables import Partner, Redemption, RewardItem
 
@@ -25,18 +27,18 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
     """The catalog, what the partner can afford first; for an admin also the pending requests."""
     partner = asker.partner
     assert partner is not None
-    have = points.balance(session, partner.id)  # type: ignore[arg-type]
-    shown = []
+    have = points.balance(session, partner.id)
+    shown: list[dict[str, Any]] = []
     for item in store.items(session):
         affordable = item.stock > 0 and item.points <= have
         shown.append({"sku": item.sku, "name": store.name(item, asker.locale), "points": item.points,
                       "stock": item.stock, "affordable": affordable, "short": max(item.points - have, 0)})
     shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
     pending = []
-    if asker.role == "admin":
+    if asker.role == Role.ADMIN:
         pending = [{"id": r.id, "partner": p.name, "code": p.code, "item": store.name(i, asker.locale),
                     "points": r.points, "at": r.created_at}
-                   for r, i, p in store.redemptions(session, status="pending", limit=PENDING_SHOWN)]
+                   for r, i, p in store.redemptions(session, status=RedemptionStatus.PENDING, limit=PENDING_SHOWN)]
     return [Reply("rewards", {"balance": have, "items": shown, "pending": pending, "role": asker.role,
                               "tz": config.timezone}, asker.locale)]
 
@@ -49,10 +51,10 @@ def cmd_redeem(session: Session, asker: Asker, args: list[str], config: ChatConf
         return [say(asker, "rewards.in_private")]
     if not args:
         return [say(asker, "rewards.redeem_usage")]
-    redemption, item = store.redeem(session, partner.id, args[0], now)  # type: ignore[arg-type]
+    redemption, item = store.redeem(session, partner.id, args[0], now)
     _tell_admins(session, redemption, item, partner, now)
     return [say(asker, "rewards.requested", id=redemption.id, name=store.name(item, asker.locale),
-                points=item.points, balance=points.balance(session, partner.id))]  # type: ignore[arg-type]
+                points=item.points, balance=points.balance(session, partner.id))]
 
 
 def _tell_admins(session: Session, redemption: Redemption, item: RewardItem, partner: Partner, now: datetime) -> None:

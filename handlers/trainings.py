@@ -67,7 +67,7 @@ def cmd_checkin(session: Session, asker: Asker, args: list[str], config: ChatCon
     if t is not None:
         params.update(title=t.title, at=t.start_at, until=ops.checkin_closes(t), tz=t.timezone)
     if done.outcome == "ok":
-        params["balance"] = points.balance(session, partner.id)  # type: ignore[arg-type]
+        params["balance"] = points.balance(session, partner.id)
     return [say(asker, f"training.checkin_{done.outcome}", **params)]
 
 
@@ -83,6 +83,10 @@ def queue_reminders(session: Session, now: datetime) -> int:
         context = {"which": due.which, "title": t.title, "start": t.start_at, "place": t.place, "tz": t.timezone,
                    "points": t.points}
         prefix = f"training:{t.id}:{due.which}:partner:"
-        total += push(session, due.partner_ids, key=lambda pid, prefix=prefix: f"{prefix}{pid}", kind="reminder",
+
+        def key(pid: int, prefix: str = prefix) -> str:
+            return f"{prefix}{pid}"
+
+        total += push(session, due.partner_ids, key=key, kind="reminder",
                       template="training_reminder", context=context, now=now)
     return total

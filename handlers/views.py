@@ -16,6 +16,7 @@ from sqlmodel import Session
 from handlers.parse import id_arg, is_number
 from models import contests as contest_ops
 from models import partners, standings
+from models.kinds import Role, Scope
 from models.rows import AnyContest, ContestRow, Member
 from models.rules import next_tier
 from models.segments import matches
@@ -54,7 +55,7 @@ def fresh(session: Session, contest: AnyContest) -> AnyContest:
 
 def takes_part(session: Session, contest: AnyContest, partner: Partner | Member) -> bool:
     """Admins never take part; a team contest needs a team; then the contest's segment decides."""
-    if partner.role == "admin" or (contest.scope == "team" and partner.team_id is None):
+    if partner.role == Role.ADMIN or (contest.scope == Scope.TEAM and partner.team_id is None):
         return False
     return matches(session, contest.segment or {}, partner)
 
@@ -76,13 +77,13 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         else:
             found = contest_ops.contest_by_name(session, fragment=arg)
         return found, candidates
-    if partner is not None and partner.role != "admin":
+    if partner is not None and partner.role != Role.ADMIN:
         mine = [c for c in candidates if takes_part(session, c, partner)]
         return (mine[0] if mine else None), candidates
     return (candidates[0] if candidates else None), candidates
 
 
-def names_of(session: Session, lines: list) -> dict[str, dict[int, str]]:
+def names_of(session: Session, lines: list[Any]) -> dict[str, dict[int, str]]:
     pids = {line.partner_id for line in lines if line.partner_id}
     tids = {line.team_id for line in lines if line.team_id}
     return {"partner": partners.partner_names(session, ids=pids), "team": partners.team_names(session, ids=tids)}
@@ -117,13 +118,13 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     contest = fresh(session, contest)
     board, ranked = public_board(session, contest)
     own = team_line = None
-    if partner is not None and partner.role != "admin":
-        own = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
-        if contest.scope == "team" and partner.team_id is not None:
+    if partner is not None and partner.role != Role.ADMIN:
+        own = standings.line_of_partner(session, contest, partner.id)
+        if contest.scope == Scope.TEAM and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
     names = names_of(session, [team_line] if team_line is not None else [])
     if own is not None and partner is not None:
-        names["partner"][partner.id] = partner.name  # type: ignore[index]  # one's own line: no need to ask
+        names["partner"][partner.id] = partner.name  # one's own line: no need to ask
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
                             "me": None, "team": None, "ranked": ranked}
     if own is not None:
@@ -139,7 +140,7 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     return view
 
 
-_BOARDS: OrderedDict[tuple, tuple[list[dict[str, Any]], int]] = OrderedDict()
+_BOARDS: OrderedDict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = OrderedDict()
 _BOARDS_LOCK = threading.Lock()
 
 
@@ -169,19 +170,19 @@ def team_view(session: Session, contest: AnyContest | None, team: Team, asker: P
               now: datetime) -> dict[str, Any]:
     """A team's standing and its members' contributions (the names and numbers only for the team's
     captain and admins; a dealer sees the team's total and their own share)."""
-    see_members = asker.role == "admin" or (asker.role == "captain" and asker.team_id == team.id)
+    see_members = asker.role == Role.ADMIN or (asker.role == Role.CAPTAIN and asker.team_id == team.id)
     members = partners.team_members(session, team_id=team.id)
     view: dict[str, Any] = {"team": {"name": team.name, "code": team.code, "size": len(members)},
-                            "see_members": see_members, "admin": asker.role == "admin",  # no cheering an admin on
+                            "see_members": see_members, "admin": asker.role == Role.ADMIN,  # no cheering an admin on
                             "contest": None, "line": None, "members": [], "mine": None}
     if contest is None:
         view["members"] = [{"name": m.name, "role": m.role} for m in members] if see_members else []
         return view
     contest = fresh(session, contest)
     view["contest"] = contest_info(contest, now)
-    if contest.scope == "team":
-        line = standings.line_of_team(session, contest, team.id)  # type: ignore[arg-type]
-        lines = standings.members_of(session, contest, team.id)  # type: ignore[arg-type]
+    if contest.scope == Scope.TEAM:
+        line = standings.line_of_team(session, contest, team.id)
+        lines = standings.members_of(session, contest, team.id)
     else:
         line = None
         ids = [m.id for m in members]
@@ -208,7 +209,7 @@ def adds_up(contest: AnyContest) -> bool:
     Not for attainment or satisfaction (a member's 47.1% is their own rate, not a part of the
     team's), nor for a team scored by its average.
     """
-    return contest.metric not in ("attainment", "satisfaction") and (contest.scope != "team"
+    return contest.metric not in ("attainment", "satisfaction") and (contest.scope != Scope.TEAM
                                                                      or contest.team_score == "sum")
 
 

@@ -65,7 +65,7 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 
-def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, font: ImageFont.FreeTypeFont, fill: tuple,
+def _centered(draw: ImageDraw.ImageDraw, y: int, text: str, font: ImageFont.FreeTypeFont, fill: tuple[int, int, int],
               width: int) -> None:
     text = visible(text)
     box = draw.textbbox((0, 0), text, font=font)
@@ -121,6 +121,6 @@ def board(out: Path, font_path: str, locale: str, contest: dict[str, Any], top: 
 
 
 def _centered_in(draw: ImageDraw.ImageDraw, span: tuple[int, int], y: int, text: str,
-                 font: ImageFont.FreeTypeFont, fill: tuple) -> None:
+                 font: ImageFont.FreeTypeFont, fill: tuple[int, int, int]) -> None:
     box = draw.textbbox((0, 0), text, font=font)
     draw.text((span[0] + (span[1] - span[0] - (box[2] - box[0])) // 2, y), text, font=font, fill=fill)

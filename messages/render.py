@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
 from messages.locales import DEFAULT_LOCALE, LOCALES
+from models.kinds import Metric
 from models.values import visible
 
 HERE = Path(__file__).parent
@@ -221,10 +222,10 @@ def score_text(score: int | None, metric: str, locale: str | None = None) -> str
         return "-"
     if metric in ("revenue", "margin"):
         return money(score, locale)
-    if metric == "attainment":
+    if metric == Metric.ATTAINMENT:
         return percent(score)
     value = Decimal(score) / 100
-    if metric == "satisfaction":
+    if metric == Metric.SATISFACTION:
         return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
     return number(value)
 
@@ -238,7 +239,7 @@ def reason_text(reason: dict[str, Any] | None, metric: str, locale: str | None =
     params = dict(reason)
     for name in ("min", "value", "tier_threshold"):
         if params.get(name) is not None:
-            shown_metric = "satisfaction" if code.endswith("satisfaction") or code.endswith("no_ratings") else metric
+            shown_metric = "satisfaction" if code.endswith(("satisfaction", "no_ratings")) else metric
             params[f"{name}_text"] = score_text(params[name], shown_metric, locale)
     params.setdefault("tier_threshold_text", "")
     return t(key, locale, **params)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from models.kinds import BroadcastStatus
 from models.tables import Broadcast
 
 
 def cancel_drafts(session: Session, *, created_by: int) -> None:
     """An admin's unconfirmed drafts cancelled (a new preview replaces them)."""
-    session.execute(update(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
-                    .values(status="cancelled"))
+    session.execute(update(Broadcast).where(col(Broadcast.created_by) == created_by,
+                                            col(Broadcast.status) == BroadcastStatus.DRAFT)
+                    .values(status=BroadcastStatus.CANCELLED))
 
 
 def newest_draft(session: Session, *, created_by: int) -> Broadcast | None:
-    return session.execute(select(Broadcast).where(Broadcast.created_by == created_by, Broadcast.status == "draft")
-                           .order_by(Broadcast.id.desc()).limit(1)).scalars().first()
+    return session.execute(select(Broadcast).where(col(Broadcast.created_by) == created_by,
+                                                   col(Broadcast.status) == BroadcastStatus.DRAFT)
+                           .order_by(col(Broadcast.id).desc()).limit(1)).scalars().first()

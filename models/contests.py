@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import standings
-from models.db import read
+from models.db import read, table_of
 from models.errors import DataError
 from models.rows import AnyContest, ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
@@ -106,9 +106,9 @@ def settles_at(contest: Contest) -> datetime:
 
 def _period_sales(contest_id: int) -> Any:
     """The number of sales in a contest's period, as a subquery of the contest's own row."""
-    c = Contest.__table__.c
+    c = table_of(Contest).c
     return (select(func.count()).select_from(Sale)
-            .where(Sale.occurred_at >= c.start_at, Sale.occurred_at < c.end_at, c.id == contest_id)
+            .where(col(Sale.occurred_at) >= c.start_at, col(Sale.occurred_at) < c.end_at, c.id == contest_id)
             .scalar_subquery())
 
 
@@ -123,11 +123,11 @@ def late_sales(session: Session, contest: Contest) -> int:
     if contest.closed_at is None:
         return 0
     if contest.sales_at_close is not None:
-        now_stored = int(session.execute(select(_period_sales(contest.id))).scalar_one())  # type: ignore[arg-type]
+        now_stored = int(session.execute(select(_period_sales(contest.id))).scalar_one())
         return max(0, now_stored - contest.sales_at_close)
     stmt = select(func.count()).select_from(Sale).where(
-        Sale.occurred_at >= contest.start_at, Sale.occurred_at < contest.end_at,
-        Sale.imported_at > contest.closed_at)
+        col(Sale.occurred_at) >= contest.start_at, col(Sale.occurred_at) < contest.end_at,
+        col(Sale.imported_at) > contest.closed_at)
     return int(session.execute(stmt).scalar_one())
 
 
@@ -153,19 +153,19 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
         .values(closed_at=now))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    contest = session.execute(select(Contest).where(Contest.id == contest_id)).scalar_one()
+    contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)).scalar_one()
     session.refresh(contest)
     if contest.standings_dirty or contest.standings_at is None:
         contest = standings.refresh(session, contest_id)  # the cache is rebuilt from the ledger first
     # What the results are made of: sales imported from now on are late (on SQLite no import can
     # commit in between, the claim above holds the write lock).
-    session.execute(update(Contest).where(Contest.id == contest_id)
+    session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(sales_at_close=_period_sales(contest_id)))
     results = _freeze(session, contest_id)
     ledger = _prize_entries(session, contest, now)
     if ledger:
-        session.execute(PointsEntry.__table__.insert(), ledger)
-    session.execute(delete(Standing).where(Standing.contest_id == contest_id))  # frozen now: the cache goes
+        session.execute(table_of(PointsEntry).insert(), ledger)
+    session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))  # frozen now: the cache goes
     follow_up = _roll(session, contest, now)
     session.flush()
     return Closed(contest, results, len(ledger), follow_up)
@@ -177,20 +177,22 @@ _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reache
 
 def _freeze(session: Session, contest_id: int) -> int:
     """Copy the fresh standings into the frozen results inside the database (no round trip per line)."""
-    source = select(*(Standing.__table__.c[name] for name in _LINE_COLUMNS)).where(Standing.contest_id == contest_id)
-    session.execute(insert(ContestResult.__table__).from_select(list(_LINE_COLUMNS), source))
+    source = (select(*(table_of(Standing).c[name] for name in _LINE_COLUMNS))
+              .where(col(Standing.contest_id) == contest_id))
+    session.execute(insert(table_of(ContestResult)).from_select(list(_LINE_COLUMNS), source))
     # (rowcount of INSERT … SELECT is -1 with psycopg: count what was frozen)
     return int(session.execute(select(func.count()).select_from(ContestResult)
-                               .where(ContestResult.contest_id == contest_id)).scalar_one())
+                               .where(col(ContestResult.contest_id) == contest_id)).scalar_one())
 
 
-def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict]:
+def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict[str, Any]]:
     """Ledger rows for every prize; in a team contest each counted member receives the team's prize."""
     r = ContestResult
-    lines = session.execute(select(r.kind, r.partner_id, r.team_id, r.rank, r.tier, r.prize_points, r.eligible)
-                            .where(r.contest_id == contest.id,
-                                   ((r.kind != "member") & (r.prize_points > 0))
-                                   | ((r.kind == "member") & r.eligible.is_(True)))).all()
+    lines = session.execute(select(col(r.kind), col(r.partner_id), col(r.team_id), col(r.rank), col(r.tier),
+                                   col(r.prize_points), col(r.eligible))
+                            .where(col(r.contest_id) == contest.id,
+                                   ((col(r.kind) != "member") & (col(r.prize_points) > 0))
+                                   | ((col(r.kind) == "member") & col(r.eligible).is_(True)))).all()
     team_prizes = {line.team_id: line for line in lines if line.kind == "team"}
     rows = []
     for line in lines:
@@ -250,9 +252,9 @@ def due(session: Session, now: datetime) -> list[int]:
 
 def partner_by_code(session: Session, code: str) -> Partner:
     """The partner of a code as typed: exactly, else in any case and with spaces around (as the imports)."""
-    partner = session.execute(select(Partner).where(Partner.code == code)).scalars().first()
+    partner: Partner | None = session.execute(select(Partner).where(col(Partner.code) == code)).scalars().first()
     if partner is None:
-        typed = select(Partner).where(func.upper(Partner.code) == normal_code(code))
+        typed = select(Partner).where(func.upper(col(Partner.code)) == normal_code(code))
         partner = session.execute(typed).scalars().first()
     if partner is None:
         raise DataError("error.unknown_partner", value=code)
@@ -265,30 +267,30 @@ def partner_by_code(session: Session, code: str) -> Partner:
 def honours_of(session: Session, *, partner_id: int, team_id: int | None,
                limit: int = 10) -> list[tuple[Contest, ContestResult]]:
     """A partner's top-3 places in closed contests, alone or with their team, newest first."""
-    stmt = (select(Contest, ContestResult).join(ContestResult, ContestResult.contest_id == Contest.id)
-            .where(ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0,
-                   ((ContestResult.kind == "partner") & (ContestResult.partner_id == partner_id))
-                   | ((ContestResult.kind == "team") & (ContestResult.team_id == team_id)))
-            .order_by(Contest.end_at.desc()).limit(limit))
+    stmt = (select(Contest, ContestResult).join(ContestResult, col(ContestResult.contest_id) == Contest.id)
+            .where(col(ContestResult.rank).is_not(None), col(ContestResult.rank) <= 3, col(ContestResult.score) > 0,
+                   ((col(ContestResult.kind) == "partner") & (col(ContestResult.partner_id) == partner_id))
+                   | ((col(ContestResult.kind) == "team") & (col(ContestResult.team_id) == team_id)))
+            .order_by(col(Contest.end_at).desc()).limit(limit))
     return [(contest, result) for contest, result in session.execute(stmt).all()]
 
 
 def recently_closed(session: Session, *, limit: int) -> list[Contest]:
     """The contests closed last (by the end of their period)."""
-    return list(session.execute(select(Contest).where(Contest.closed_at.is_not(None))
-                                .order_by(Contest.end_at.desc(), Contest.id.desc()).limit(limit)).scalars())
+    return list(session.execute(select(Contest).where(col(Contest.closed_at).is_not(None))
+                                .order_by(col(Contest.end_at).desc(), col(Contest.id).desc()).limit(limit)).scalars())
 
 
 def winners(session: Session, *, contest_id: int) -> list[ContestResult]:
     """A closed contest's top-3 partners or teams (not members), as announced, by position."""
     return list(session.execute(select(ContestResult).where(
-        ContestResult.contest_id == contest_id, ContestResult.kind != "member",
-        ContestResult.rank.is_not(None), ContestResult.rank <= 3, ContestResult.score > 0)
-        .order_by(ContestResult.position)).scalars())
+        col(ContestResult.contest_id) == contest_id, col(ContestResult.kind) != "member",
+        col(ContestResult.rank).is_not(None), col(ContestResult.rank) <= 3, col(ContestResult.score) > 0)
+        .order_by(col(ContestResult.position))).scalars())
 
 
 # Built once, read as plain rows (`models.db.read`): every /rank asks them.
-_CONTEST = Contest.__table__  # type: ignore[attr-defined]
+_CONTEST = table_of(Contest)
 _CONTEST_COLUMNS = [_CONTEST.c[f.name] for f in fields(ContestRow)]
 _OPEN_ROWS = (select(*_CONTEST_COLUMNS).where(_CONTEST.c.closed_at.is_(None), _CONTEST.c.cancelled_at.is_(None))
               .order_by(_CONTEST.c.start_at, _CONTEST.c.end_at, _CONTEST.c.id))

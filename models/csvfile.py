@@ -9,6 +9,7 @@ file would hold, its rows numbered as the sheet numbers them.
 
 from __future__ import annotations
 
+import _csv
 import codecs
 import csv
 import io
@@ -145,13 +146,13 @@ class CsvLines:
     the file to a `csv.reader`.
     """
 
-    def __init__(self, reader: csv._reader, text: io.TextIOWrapper, stream: BinaryIO) -> None:
+    def __init__(self, reader: _csv.Reader, text: io.TextIOWrapper, stream: BinaryIO) -> None:
         self._reader = reader
         self._text = text
         self._stream = stream
         self._rows: Iterator[tuple[int, list[str]]] | None = None
         self._line = reader.line_num  # the last line read
-        self._quoted: csv._reader | None = None
+        self._quoted: _csv.Reader | None = None
 
     def __iter__(self) -> CsvLines:
         return self
@@ -203,11 +204,12 @@ class CsvLines:
 
     def _from_quoted(self, size: int) -> tuple[list[int], list[list[str]]]:
         reader, line = self._quoted, self._line
-        numbered = [(line + reader.line_num, values) for values in islice(reader, size)]  # type: ignore[union-attr]
+        assert reader is not None  # batch() set it before handing over
+        numbered = [(line + reader.line_num, values) for values in islice(reader, size)]
         return [number for number, _values in numbered], [values for _number, values in numbered]
 
 
-def _rows(reader: csv._reader, stream: BinaryIO) -> Iterator[tuple[int, list[str]]]:
+def _rows(reader: _csv.Reader, stream: BinaryIO) -> Iterator[tuple[int, list[str]]]:
     try:
         for values in reader:
             if not values or (len(values) == 1 and not values[0].strip()):
@@ -320,11 +322,11 @@ def _column_texts(values: tuple[object, ...]) -> list[str] | tuple[object, ...]:
         return values
     if kinds <= {float, str}:
         texts = (list(map(format, values, repeat(".15g"))) if str not in kinds
-                 else [v if type(v) is str else format(v, ".15g") for v in values])  # type: ignore[arg-type]
+                 else [v if type(v) is str else format(v, ".15g") for v in values])
         return list(map(_plain, texts)) if "e" in "".join(texts) else texts
     if kinds <= {datetime, date, str} and datetime in kinds:
         return [v if type(v) is str else v.isoformat(" ") if type(v) is datetime
-                else f"{v.isoformat()} 00:00:00" for v in values]  # type: ignore[union-attr]
+                else f"{v.isoformat()} 00:00:00" for v in values]
     return [v if type(v) is str else _cell_text(v) for v in values]
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
-from sqlmodel import Session
+from sqlalchemy import CursorResult, Engine, Executable, Table, create_engine, event
+from sqlmodel import Session, SQLModel
 
 FOREIGN_KEYS_OFF = "mianzi_foreign_keys_off"
 """Key in a pooled SQLite connection's `info`: its foreign-key checks are off until it is checked in."""
@@ -59,7 +59,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def read(session: Session, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+def read(session: Session, statement: Executable, params: dict[str, Any] | None = None
+         ) -> CursorResult[*tuple[Any, ...]]:
     """A Core statement on the session's connection (in its transaction): plain rows, no ORM objects.
 
     For the hot read paths of a chat message: `session.execute` builds ORM entities and crosses
@@ -69,3 +70,8 @@ def read(session: Session, statement: Executable, params: dict[str, Any] | None 
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table class's Core `Table`, for the bulk statements and plain-row reads that bypass the ORM."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]  # set by SQLModel's metaclass, not in its stubs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.tables import Outbox
 
@@ -17,16 +17,17 @@ def report(session: Session, batch_id: int | None = None, kind: str | None = Non
     o = Outbox
     where = []
     if batch_id is not None:
-        where.append(o.batch_id == batch_id)
+        where.append(col(o.batch_id) == batch_id)
     if kind is not None:
-        where.append(o.kind == kind)
+        where.append(col(o.kind) == kind)
     counts: dict[str, dict[str, int]] = {}
-    for platform, status, n in session.execute(select(o.platform, o.status, func.count()).where(*where)
-                                               .group_by(o.platform, o.status)):
+    for platform, status, n in session.execute(select(col(o.platform), col(o.status), func.count()).where(*where)
+                                               .group_by(col(o.platform), col(o.status))):
         counts.setdefault(platform, {s: 0 for s in ("pending", "sending", *FINAL)})[status] = int(n)
     reasons = [{"platform": p, "status": s, "reason": e, "count": int(n)} for p, s, e, n in session.execute(
-        select(o.platform, o.status, o.last_error, func.count()).where(*where, o.last_error.is_not(None),
-                                                                       o.status.in_(("failed", "blocked",
+        select(col(o.platform), col(o.status), col(o.last_error), func.count()).where(*where,
+                                                                                      col(o.last_error).is_not(None),
+                                                                       col(o.status).in_(("failed", "blocked",
                                                                                      "undeliverable", "pending")))
-        .group_by(o.platform, o.status, o.last_error).order_by(func.count().desc()))]
+        .group_by(col(o.platform), col(o.status), col(o.last_error)).order_by(func.count().desc()))]
     return {"channels": counts, "reasons": reasons}

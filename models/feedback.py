@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from models.db import table_of
 from models.tables import FEEDBACK_SUBJECTS, FeedbackRequest
 
 RATINGS = range(1, 6)
@@ -33,31 +34,33 @@ def request(session: Session, subject: str, subject_id: int, partner_ids: Iterab
     ids = sorted(set(partner_ids))
     if not ids:
         return []
-    table = FeedbackRequest.__table__
+    table = table_of(FeedbackRequest)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(insert.on_conflict_do_nothing(index_elements=["subject", "subject_id", "partner_id"]),
                     [{"subject": subject, "subject_id": subject_id, "partner_id": pid, "created_at": now,
                       "expires_at": now + ttl} for pid in ids])
-    stmt = (select(FeedbackRequest).where(FeedbackRequest.subject == subject, FeedbackRequest.subject_id == subject_id,
-                                          FeedbackRequest.partner_id.in_(ids)).order_by(FeedbackRequest.partner_id))
+    stmt = (select(FeedbackRequest).where(col(FeedbackRequest.subject) == subject,
+                                          col(FeedbackRequest.subject_id) == subject_id,
+                                          col(FeedbackRequest.partner_id).in_(ids)).order_by(col(FeedbackRequest.partner_id)))
     return list(session.execute(stmt).scalars())
 
 
 def open_request(session: Session, partner_id: int, now: datetime) -> FeedbackRequest | None:
     """The partner's newest unanswered request that has not expired."""
-    stmt = (select(FeedbackRequest).where(FeedbackRequest.partner_id == partner_id,
-                                          FeedbackRequest.answered_at.is_(None), FeedbackRequest.expires_at > now)
-            .order_by(FeedbackRequest.created_at.desc(), FeedbackRequest.id.desc()).limit(1))
+    stmt = (select(FeedbackRequest).where(col(FeedbackRequest.partner_id) == partner_id,
+                                          col(FeedbackRequest.answered_at).is_(None),
+                                          col(FeedbackRequest.expires_at) > now)
+            .order_by(col(FeedbackRequest.created_at).desc(), col(FeedbackRequest.id).desc()).limit(1))
     return session.execute(stmt).scalars().first()
 
 
 def awaiting_comment(session: Session, partner_id: int, now: datetime) -> FeedbackRequest | None:
     """A request rated within the last `COMMENT_WINDOW` whose comment has not come yet."""
-    stmt = (select(FeedbackRequest).where(FeedbackRequest.partner_id == partner_id,
-                                          FeedbackRequest.answered_at > now - COMMENT_WINDOW,
-                                          FeedbackRequest.commented_at.is_(None))
-            .order_by(FeedbackRequest.answered_at.desc(), FeedbackRequest.id.desc()).limit(1))
+    stmt = (select(FeedbackRequest).where(col(FeedbackRequest.partner_id) == partner_id,
+                                          col(FeedbackRequest.answered_at) > now - COMMENT_WINDOW,
+                                          col(FeedbackRequest.commented_at).is_(None))
+            .order_by(col(FeedbackRequest.answered_at).desc(), col(FeedbackRequest.id).desc()).limit(1))
     return session.execute(stmt).scalars().first()
 
 
@@ -78,8 +81,8 @@ def rate(session: Session, request_id: int, partner_id: int, rating: int, now: d
         return "already"
     if found.expires_at <= now:
         return "expired"
-    done = session.execute(update(FeedbackRequest).where(FeedbackRequest.id == request_id,
-                                                         FeedbackRequest.answered_at.is_(None))
+    done = session.execute(update(FeedbackRequest).where(col(FeedbackRequest.id) == request_id,
+                                                         col(FeedbackRequest.answered_at).is_(None))
                            .values(rating=rating, answered_at=now))
     session.refresh(found)
     return "rated" if done.rowcount == 1 else "already"  # type: ignore[attr-defined]
@@ -88,11 +91,11 @@ def rate(session: Session, request_id: int, partner_id: int, rating: int, now: d
 def comment(session: Session, found: FeedbackRequest, text: str, now: datetime) -> bool:
     """Store the comment once (cut to `MAX_COMMENT` characters)."""
     text = text.strip()[:MAX_COMMENT]
-    done = session.execute(update(FeedbackRequest).where(FeedbackRequest.id == found.id,
-                                                         FeedbackRequest.commented_at.is_(None))
+    done = session.execute(update(FeedbackRequest).where(col(FeedbackRequest.id) == found.id,
+                                                         col(FeedbackRequest.commented_at).is_(None))
                            .values(comment=text, commented_at=now))
     session.refresh(found)
-    return done.rowcount == 1  # type: ignore[attr-defined]
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -108,12 +111,12 @@ class Summary:
 
 def report(session: Session, subject: str | None = None, subject_id: int | None = None) -> list[Summary]:
     """Per training or contest: how many were asked and answered, the average, the spread, the comments."""
-    stmt = select(FeedbackRequest).order_by(FeedbackRequest.subject, FeedbackRequest.subject_id,
-                                            FeedbackRequest.answered_at, FeedbackRequest.id)
+    stmt = select(FeedbackRequest).order_by(col(FeedbackRequest.subject), col(FeedbackRequest.subject_id),
+                                            col(FeedbackRequest.answered_at), col(FeedbackRequest.id))
     if subject is not None:
-        stmt = stmt.where(FeedbackRequest.subject == subject)
+        stmt = stmt.where(col(FeedbackRequest.subject) == subject)
     if subject_id is not None:
-        stmt = stmt.where(FeedbackRequest.subject_id == subject_id)
+        stmt = stmt.where(col(FeedbackRequest.subject_id) == subject_id)
     groups: dict[tuple[str, int], list[FeedbackRequest]] = {}
     for row in session.execute(stmt).scalars():
         groups.setdefault((row.subject, row.subject_id), []).append(row)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.errors import DataError
-from models.tables import BindFailure, ChatIdentity, Invite, Outbox, Partner
+from models.kinds import OutboxStatus
+from models.tables import PLATFORMS, BindFailure, ChatIdentity, Invite, Outbox, Partner
 from models.values import utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
@@ -97,26 +98,25 @@ def _code() -> str:
 def bind_throttled(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> bool:
     """Whether this chat account (or everyone, past the global ceiling) must wait before binding."""
     since = now - limits.window
-    recent = select(func.count()).select_from(BindFailure).where(BindFailure.failed_at > since)
-    mine = recent.where(BindFailure.platform == platform, BindFailure.user_ref == user_ref)
+    recent = select(func.count()).select_from(BindFailure).where(col(BindFailure.failed_at) > since)
+    mine = recent.where(col(BindFailure.platform) == platform, col(BindFailure.user_ref) == user_ref)
     if session.execute(mine).scalar_one() >= limits.account_failures:
         return True
-    return session.execute(recent).scalar_one() >= limits.global_failures
+    return int(session.execute(recent).scalar_one()) >= limits.global_failures
 
 
 def record_bind_failure(session: Session, platform: str, user_ref: str, now: datetime, limits: BindLimits) -> None:
     """Count a failed bind, and forget failures that have left the window."""
-    session.execute(delete(BindFailure).where(BindFailure.failed_at <= now - limits.window))
+    session.execute(delete(BindFailure).where(col(BindFailure.failed_at) <= now - limits.window))
     session.execute(insert(BindFailure).values(platform=platform, user_ref=user_ref[:128], failed_at=now))
 
 
-PLATFORMS = ("telegram", "wechat", "wecom", "console")
 
 
 def accounts_of(session: Session, partner: Partner) -> list[ChatIdentity]:
     """The partner's chat accounts, oldest binding first (inactive ones too: unfollowed, blocked)."""
-    return list(session.execute(select(ChatIdentity).where(ChatIdentity.partner_id == partner.id)
-                                .order_by(ChatIdentity.bound_at, ChatIdentity.id)).scalars())
+    return list(session.execute(select(ChatIdentity).where(col(ChatIdentity.partner_id) == partner.id)
+                                .order_by(col(ChatIdentity.bound_at), col(ChatIdentity.id))).scalars())
 
 
 def unbind(session: Session, partner: Partner, platform: str | None = None) -> list[ChatIdentity]:
@@ -128,21 +128,23 @@ def unbind(session: Session, partner: Partner, platform: str | None = None) -> l
     gone = [a for a in accounts_of(session, partner) if platform is None or a.platform == platform]
     ids = [a.id for a in gone]
     if ids:
-        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids), Outbox.status == "pending")
-                        .values(status="undeliverable", last_error="unbound"))
-        session.execute(update(Outbox).where(Outbox.identity_id.in_(ids)).values(identity_id=None))
-        session.execute(delete(ChatIdentity).where(ChatIdentity.id.in_(ids)))
+        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids),
+                                             col(Outbox.status) == OutboxStatus.PENDING)
+                        .values(status=OutboxStatus.UNDELIVERABLE, last_error="unbound"))
+        session.execute(update(Outbox).where(col(Outbox.identity_id).in_(ids)).values(identity_id=None))
+        session.execute(delete(ChatIdentity).where(col(ChatIdentity.id).in_(ids)))
     return gone
 
 
 def active_identity(session: Session, *, platform: str, user_ref: str) -> ChatIdentity | None:
     """The bound, active chat account behind a platform user, if any."""
     return session.execute(select(ChatIdentity).where(
-        ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-        ChatIdentity.active.is_(True))).scalars().first()
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref,
+        col(ChatIdentity.active).is_(True))).scalars().first()
 
 
 def set_active(session: Session, *, platform: str, user_ref: str, active: bool) -> None:
     """A (re)follow makes the chat account reachable again; an unfollow stops every push to it."""
-    session.execute(update(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_ref == user_ref,
-                                               ChatIdentity.active.is_(not active)).values(active=active))
+    session.execute(update(ChatIdentity).where(col(ChatIdentity.platform) == platform,
+                                               col(ChatIdentity.user_ref) == user_ref,
+                                               col(ChatIdentity.active).is_(not active)).values(active=active))

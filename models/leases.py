@@ -10,14 +10,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, cast, or_, select, update
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
+from models.kinds import OutboxStatus
 from models.tables import ChatIdentity, Outbox
 from models.values import utcnow
 
-_CLAIMED = (Outbox.id, Outbox.platform, Outbox.chat_ref, Outbox.is_group, Outbox.payload, Outbox.identity_id,
-            Outbox.partner_id, Outbox.attempts, Outbox.batch_id)
+_CLAIMED = (col(Outbox.id), col(Outbox.platform), col(Outbox.chat_ref), col(Outbox.is_group), col(Outbox.payload),
+            col(Outbox.identity_id),
+            col(Outbox.partner_id), col(Outbox.attempts), col(Outbox.batch_id))
 
 
 def claim(conn: Connection, worker: str, limit: int, lease: timedelta, now: datetime | None = None,
@@ -30,9 +33,9 @@ def claim(conn: Connection, worker: str, limit: int, lease: timedelta, now: date
     """
     now = now or utcnow()
     o = Outbox
-    pick = select(o.id).where(_due(worker, now)).order_by(o.id).limit(limit)
+    pick = select(col(o.id)).where(_due(worker, now)).order_by(col(o.id)).limit(limit)
     if platforms is not None:
-        pick = pick.where(o.platform.in_(list(platforms)))
+        pick = pick.where(col(o.platform).in_(list(platforms)))
     return _take(conn, pick, worker, now + lease)
 
 
@@ -50,15 +53,15 @@ def claim_alike(conn: Connection, worker: str, platform: str, seeds: Sequence[in
         return []
     now = now or utcnow()
     o, seed = Outbox, aliased(Outbox)
-    reach = []
+    reach: list[ColumnElement[bool]] = []
     if batches:
-        reach.append(o.batch_id.in_(list(batches)))
+        reach.append(col(o.batch_id).in_(list(batches)))
     if until_id is not None:
-        reach.append(o.id <= until_id)
-    same = cast(o.payload, Text).in_(select(cast(seed.payload, Text)).where(seed.id.in_(list(seeds))))
-    pick = (select(o.id).where(o.id > min(seeds), o.platform == platform, o.is_group.is_(False), or_(*reach),
-                               _due(worker, now), same)
-            .order_by(o.id).limit(limit))
+        reach.append(col(o.id) <= until_id)
+    same = cast(o.payload, Text).in_(select(cast(seed.payload, Text)).where(col(seed.id).in_(list(seeds))))
+    pick = (select(col(o.id)).where(col(o.id) > min(seeds), col(o.platform) == platform, col(o.is_group).is_(False),
+                                    or_(*reach), _due(worker, now), same)
+            .order_by(col(o.id)).limit(limit))
     return _take(conn, pick, worker, now + lease)
 
 
@@ -69,8 +72,8 @@ def _take(conn: Connection, pick: Any, worker: str, lease_until: datetime) -> li
     # A CTE, not `id IN (subquery … LIMIT n)`: PostgreSQL may run such a subquery more than once
     # and so update more than n rows (seen: 205 claimed for 16 asked).
     picked = pick.cte("picked")
-    stmt = (update(Outbox).where(Outbox.id == picked.c.id)
-            .values(status="sending", lease_until=lease_until, leased_by=worker)
+    stmt = (update(Outbox).where(col(Outbox.id) == picked.c.id)
+            .values(status=OutboxStatus.SENDING, lease_until=lease_until, leased_by=worker)
             .returning(*_CLAIMED))
     return list(conn.execute(stmt).all())  # type: ignore[arg-type]
 
@@ -80,29 +83,30 @@ def _due(worker: str, now: datetime) -> Any:
     lease ran out — but never by the worker that holds it: its row is still in its hands (waiting
     for a rate slot), and claiming it again would send it twice."""
     o = Outbox
-    return or_(and_(o.status == "pending", o.next_attempt_at <= now),
-               and_(o.status == "sending", o.lease_until < now, o.leased_by != worker))
+    return or_(and_(col(o.status) == OutboxStatus.PENDING, col(o.next_attempt_at) <= now),
+               and_(col(o.status) == OutboxStatus.SENDING, col(o.lease_until) < now, col(o.leased_by) != worker))
 
 
 def mark(conn: Connection, ids: Sequence[int], worker: str, now: datetime | None = None, **values: Any) -> int:
     """Record an outcome for rows this worker still holds (a lost lease means another worker owns it)."""
     if not ids:
         return 0
-    stmt = (update(Outbox).where(Outbox.id.in_(list(ids)), Outbox.leased_by == worker,
-                                 Outbox.status == "sending")
+    stmt = (update(Outbox).where(col(Outbox.id).in_(list(ids)), col(Outbox.leased_by) == worker,
+                                 col(Outbox.status) == OutboxStatus.SENDING)
             .values(lease_until=None, **values))
-    return int(conn.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return int(conn.execute(stmt).rowcount)
 
 
 def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     """Extend the lease of the rows `worker` holds (still `sending` and its own): alive, it keeps them."""
-    stmt = (update(Outbox).where(Outbox.leased_by == worker, Outbox.status == "sending")
+    stmt = (update(Outbox).where(col(Outbox.leased_by) == worker, col(Outbox.status) == OutboxStatus.SENDING)
             .values(lease_until=lease_until))
-    return int(conn.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    return int(conn.execute(stmt).rowcount)
 
 
 def deactivate_identity(conn: Connection, identity_id: int) -> None:
     """The user blocked the bot: stop pushing to that account, and drop what is still queued for it."""
-    conn.execute(update(ChatIdentity).where(ChatIdentity.id == identity_id).values(active=False))
-    conn.execute(update(Outbox).where(Outbox.identity_id == identity_id, Outbox.status == "pending")
-                 .values(status="blocked", last_error="blocked_by_user"))
+    conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id).values(active=False))
+    conn.execute(update(Outbox).where(col(Outbox.identity_id) == identity_id,
+                                      col(Outbox.status) == OutboxStatus.PENDING)
+                 .values(status=OutboxStatus.BLOCKED, last_error="blocked_by_user"))

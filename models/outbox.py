@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from models.db import table_of
 from models.recipients import Recipient
 from models.tables import Outbox
 from models.values import utcnow
@@ -48,7 +49,7 @@ def queue(conn: Connection | Session, rows: Sequence[dict[str, Any]], now: datet
     full = [{"batch_id": None, "partner_id": None, "identity_id": None, "is_group": False, "status": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now, **r} for r in rows]
     dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
-    table = Outbox.__table__
+    table = table_of(Outbox)
     insert = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
     before = _count(conn)
     for start in range(0, len(full), 5000):

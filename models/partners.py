@@ -5,35 +5,38 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from models.kinds import Role
 from models.tables import Partner, Team
 
 
 def partner_by_code_any_case(session: Session, *, code: str) -> Partner | None:
     """The partner whose code is `code` in any letter case (an admin's typed `/adjust CODE`)."""
-    return session.execute(select(Partner).where(func.lower(Partner.code) == code.lower())).scalars().first()
+    return session.execute(select(Partner).where(func.lower(col(Partner.code)) == code.lower())).scalars().first()
 
 
 def active_admin_ids(session: Session) -> list[int]:
-    return list(session.execute(select(Partner.id).where(Partner.role == "admin", Partner.active.is_(True))).scalars())
+    return list(session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
+                                                              col(Partner.active).is_(True))).scalars())
 
 
 def partner_names(session: Session, *, ids: Collection[int]) -> dict[int, str]:
     """Names by partner id (none asked, no query)."""
     if not ids:
         return {}
-    return dict(session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids))).all())
+    return dict(session.execute(select(col(Partner.id), col(Partner.name)).where(col(Partner.id).in_(ids))).all())
 
 
 def team_names(session: Session, *, ids: Collection[int]) -> dict[int, str]:
     """Names by team id (none asked, no query)."""
     if not ids:
         return {}
-    return dict(session.execute(select(Team.id, Team.name).where(Team.id.in_(ids))).all())
+    return dict(session.execute(select(col(Team.id), col(Team.name)).where(col(Team.id).in_(ids))).all())
 
 
 def team_members(session: Session, *, team_id: int) -> list[Partner]:
     """A team's active members by code, without admins."""
-    return list(session.execute(select(Partner).where(Partner.team_id == team_id, Partner.active.is_(True),
-                                                      Partner.role != "admin").order_by(Partner.code)).scalars())
+    return list(session.execute(select(Partner).where(col(Partner.team_id) == team_id, col(Partner.active).is_(True),
+                                                      col(Partner.role) != Role.ADMIN)
+                                .order_by(col(Partner.code))).scalars())

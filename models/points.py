@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.errors import DataError
 from models.tables import Partner, PointsEntry
@@ -43,22 +43,22 @@ class NotEnoughPoints(DataError):
 
 
 def balance(session: Session, partner_id: int) -> int:
-    stmt = select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.partner_id == partner_id)
+    stmt = select(func.coalesce(func.sum(col(PointsEntry.amount)), 0)).where(col(PointsEntry.partner_id) == partner_id)
     return int(session.execute(stmt).scalar_one())
 
 
 def balances(session: Session, partner_ids: Iterable[int] | None = None) -> dict[int, int]:
     """Balance per partner that has any entry (optionally only the given partners)."""
-    stmt = select(PointsEntry.partner_id, func.sum(PointsEntry.amount)).group_by(PointsEntry.partner_id)
+    stmt = select(col(PointsEntry.partner_id), func.sum(col(PointsEntry.amount))).group_by(col(PointsEntry.partner_id))
     if partner_ids is not None:
-        stmt = stmt.where(PointsEntry.partner_id.in_(list(partner_ids)))
+        stmt = stmt.where(col(PointsEntry.partner_id).in_(list(partner_ids)))
     return {int(pid): int(total) for pid, total in session.execute(stmt)}
 
 
 def entries(session: Session, partner_id: int, limit: int | None = None) -> list[PointsEntry]:
     """A partner's entries, newest first."""
-    stmt = (select(PointsEntry).where(PointsEntry.partner_id == partner_id)
-            .order_by(PointsEntry.created_at.desc(), PointsEntry.id.desc()))
+    stmt = (select(PointsEntry).where(col(PointsEntry.partner_id) == partner_id)
+            .order_by(col(PointsEntry.created_at).desc(), col(PointsEntry.id).desc()))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())
@@ -66,7 +66,7 @@ def entries(session: Session, partner_id: int, limit: int | None = None) -> list
 
 def lock_partner(session: Session, partner_id: int) -> None:
     """Serialise debits of one partner (see the module docstring). Raises for an unknown partner."""
-    done = session.execute(update(Partner).where(Partner.id == partner_id).values(active=Partner.active))
+    done = session.execute(update(Partner).where(col(Partner.id) == partner_id).values(active=col(Partner.active)))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise DataError("error.unknown_partner", value=str(partner_id))
 
@@ -167,14 +167,15 @@ def lots(rows: Sequence[tuple[int, datetime, int]]) -> list[Lot]:
 
 
 def _rows(session: Session, partner_id: int) -> list[tuple[int, datetime, int]]:
-    stmt = select(PointsEntry.id, PointsEntry.created_at, PointsEntry.amount).where(
-        PointsEntry.partner_id == partner_id)
+    stmt = select(col(PointsEntry.id), col(PointsEntry.created_at), col(PointsEntry.amount)).where(
+        col(PointsEntry.partner_id) == partner_id)
     return [(int(i), at, int(a)) for i, at, a in session.execute(stmt)]
 
 
 def _candidates(session: Session, older_than: datetime) -> list[int]:
-    stmt = (select(PointsEntry.partner_id).where(PointsEntry.amount > 0, PointsEntry.created_at <= older_than)
-            .distinct().order_by(PointsEntry.partner_id))
+    stmt = (select(col(PointsEntry.partner_id)).where(col(PointsEntry.amount) > 0,
+                                                      col(PointsEntry.created_at) <= older_than)
+            .distinct().order_by(col(PointsEntry.partner_id)))
     return [int(pid) for pid in session.execute(stmt).scalars()]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import segments
 from models.tables import ChatIdentity, Partner
@@ -30,19 +30,19 @@ def recipients(session: Session, partner_ids: Iterable[int] | None = None,
     identical pings on two apps read as noise, and the last-used app is the one they read.
     `exclude_identities` are never picked (news about an account goes to the partner's others).
     """
-    seen = func.coalesce(ChatIdentity.last_seen_at, ChatIdentity.bound_at)
-    stmt = (select(ChatIdentity.partner_id, ChatIdentity.id, ChatIdentity.platform,
-                   func.coalesce(ChatIdentity.chat_ref, ChatIdentity.user_ref), Partner.locale, seen)
-            .join(Partner, Partner.id == ChatIdentity.partner_id)
-            .where(ChatIdentity.active.is_(True), Partner.active.is_(True)))
+    seen = func.coalesce(col(ChatIdentity.last_seen_at), col(ChatIdentity.bound_at))
+    stmt = (select(col(ChatIdentity.partner_id), col(ChatIdentity.id), col(ChatIdentity.platform),
+                   func.coalesce(col(ChatIdentity.chat_ref), col(ChatIdentity.user_ref)), col(Partner.locale), seen)
+            .join(Partner, col(Partner.id) == ChatIdentity.partner_id)
+            .where(col(ChatIdentity.active).is_(True), col(Partner.active).is_(True)))
     if partner_ids is not None:
-        stmt = stmt.where(ChatIdentity.partner_id.in_(list(partner_ids)))
+        stmt = stmt.where(col(ChatIdentity.partner_id).in_(list(partner_ids)))
     stmt = segments.where(stmt, segment or {})
     excluded = list(exclude_identities)
     if excluded:
-        stmt = stmt.where(ChatIdentity.id.not_in(excluded))
+        stmt = stmt.where(col(ChatIdentity.id).not_in(excluded))
     best: dict[int, tuple[Any, Recipient]] = {}
-    for pid, iid, platform, chat_ref, locale, last in session.execute(stmt.order_by(ChatIdentity.id)):
+    for pid, iid, platform, chat_ref, locale, last in session.execute(stmt.order_by(col(ChatIdentity.id))):
         current = best.get(pid)
         if current is None or last > current[0]:
             best[pid] = (last, Recipient(pid, iid, platform, chat_ref, locale))

@@ -17,14 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import points
 from models.errors import DataError
 from models.imports.records import Row
 from models.imports.report import ImportRejected, ImportReport, RowError
+from models.kinds import RedemptionStatus
 from models.tables import Partner, Redemption, RewardItem
 
 CATALOG_COLUMNS = ("sku", "name_zh", "name_en", "points", "stock", "active")
@@ -47,7 +49,7 @@ def import_catalog(session: Session, rows: Iterable[Row], now: datetime) -> Impo
     """
     report = ImportReport()
     errors: list[RowError] = []
-    parsed: list[dict] = []
+    parsed: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         report.rows += 1
@@ -79,11 +81,11 @@ def import_catalog(session: Session, rows: Iterable[Row], now: datetime) -> Impo
     return report
 
 
-def _parse_item(row: dict[str, str], line: int, errors: list[RowError]) -> dict:
+def _parse_item(row: dict[str, str], line: int, errors: list[RowError]) -> dict[str, Any]:
     if "__invalid__" in row:
         errors.append(RowError(line, "row.not_an_object"))
         return {}
-    values: dict = {}
+    values: dict[str, Any] = {}
     sku = row.get("sku", "")
     if not sku:
         errors.append(RowError(line, "row.missing_value", {"column": "sku"}))
@@ -129,14 +131,14 @@ def _int(row: dict[str, str], name: str, low: int, high: int, line: int, errors:
 
 
 def items(session: Session, active_only: bool = True) -> list[RewardItem]:
-    stmt = select(RewardItem).order_by(RewardItem.points, RewardItem.sku)
+    stmt = select(RewardItem).order_by(col(RewardItem.points), col(RewardItem.sku))
     if active_only:
-        stmt = stmt.where(RewardItem.active.is_(True))
+        stmt = stmt.where(col(RewardItem.active).is_(True))
     return list(session.execute(stmt).scalars())
 
 
 def item_by_sku(session: Session, sku: str) -> RewardItem | None:
-    stmt = select(RewardItem).where(func.lower(RewardItem.sku) == sku.strip().lower())
+    stmt = select(RewardItem).where(func.lower(col(RewardItem.sku)) == sku.strip().lower())
     return session.execute(stmt).scalars().first()
 
 
@@ -164,13 +166,13 @@ def redeem(session: Session, partner_id: int, sku: str, now: datetime) -> tuple[
     have = points.balance(session, partner_id)
     if have < item.points:
         raise points.NotEnoughPoints(have, item.points)
-    taken = session.execute(update(RewardItem).where(RewardItem.id == item.id, RewardItem.stock >= 1,
-                                                     RewardItem.active.is_(True))
-                            .values(stock=RewardItem.stock - 1))
+    taken = session.execute(update(RewardItem).where(col(RewardItem.id) == item.id, col(RewardItem.stock) >= 1,
+                                                     col(RewardItem.active).is_(True))
+                            .values(stock=col(RewardItem.stock) - 1))
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise DataError("rewards.out_of_stock", sku=item.sku)
-    redemption = Redemption(partner_id=partner_id, item_id=item.id, points=item.points,  # type: ignore[arg-type]
-                            status="pending", created_at=now)
+    redemption = Redemption(partner_id=partner_id, item_id=item.id, points=item.points,
+                            status=RedemptionStatus.PENDING, created_at=now)
     session.add(redemption)
     session.flush()
     # The balance was read under the partner's lock, which this transaction still holds.
@@ -205,15 +207,16 @@ def _decide(session: Session, redemption_id: int, status: str, by: int | None, n
     found = session.get(Redemption, redemption_id)
     if found is None:
         raise DataError("rewards.no_such_redemption", id=redemption_id)
-    done = session.execute(update(Redemption).where(Redemption.id == redemption_id, Redemption.status == "pending")
+    done = session.execute(update(Redemption).where(col(Redemption.id) == redemption_id,
+                                                    col(Redemption.status) == RedemptionStatus.PENDING)
                            .values(status=status, decided_at=now, decided_by=by, note=note))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(found)
         raise DataError("rewards.already_decided", id=redemption_id, status=found.status)
     session.refresh(found)
-    if status == "rejected":
-        session.execute(update(RewardItem).where(RewardItem.id == found.item_id)
-                        .values(stock=RewardItem.stock + 1))
+    if status == RedemptionStatus.REJECTED:
+        session.execute(update(RewardItem).where(col(RewardItem.id) == found.item_id)
+                        .values(stock=col(RewardItem.stock) + 1))
         points.credit(session, found.partner_id, found.points, "refunded",
                       {"code": "points.refunded", "redemption_id": found.id},
                       f"redemption:{found.id}:refund", now)
@@ -227,12 +230,13 @@ def _decide(session: Session, redemption_id: int, status: str, by: int | None, n
 def redemptions(session: Session, status: str | None = None, partner_id: int | None = None,
                 limit: int | None = None) -> list[tuple[Redemption, RewardItem, Partner]]:
     """Redemptions with their item and partner, oldest first (the order an admin works through)."""
-    stmt = (select(Redemption, RewardItem, Partner).join(RewardItem, RewardItem.id == Redemption.item_id)
-            .join(Partner, Partner.id == Redemption.partner_id).order_by(Redemption.created_at, Redemption.id))
+    stmt = (select(Redemption, RewardItem, Partner).join(RewardItem, col(RewardItem.id) == Redemption.item_id)
+            .join(Partner, col(Partner.id) == Redemption.partner_id).order_by(col(Redemption.created_at),
+                                                                              col(Redemption.id)))
     if status is not None:
-        stmt = stmt.where(Redemption.status == status)
+        stmt = stmt.where(col(Redemption.status) == status)
     if partner_id is not None:
-        stmt = stmt.where(Redemption.partner_id == partner_id)
+        stmt = stmt.where(col(Redemption.partner_id) == partner_id)
     if limit is not None:
         stmt = stmt.limit(limit)
     return [(r, i, p) for r, i, p in session.execute(stmt).all()]

@@ -14,11 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.errors import DataError
+from models.kinds import Metric, Scope
 from models.values import parse_decimal, to_hundredths
 
-METRICS = ("revenue", "units", "orders", "new_customers", "margin", "attainment", "satisfaction")
-MONEY_METRICS = ("revenue", "margin")
-SCOPES = ("individual", "team")
+METRICS = tuple(Metric)
+MONEY_METRICS = (Metric.REVENUE, Metric.MARGIN)
+SCOPES = tuple(Scope)
 TEAM_SCORES = ("sum", "avg")
 RECURRENCES = ("none", "weekly", "monthly", "quarterly")
 SEGMENT_KEYS = ("region", "city_tier", "industry", "size", "team", "role")

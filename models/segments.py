@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.rows import Member
 from models.tables import Partner, Team
@@ -20,7 +20,7 @@ from models.tables import Partner, Team
 # Partner fields a segment can name, each with how its typed value is compared (city tiers are numbers).
 _FIELDS: dict[str, type] = {"region": str, "industry": str, "size": str, "role": str, "city_tier": int}
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound="Select[*tuple[Any, ...]]")  # a string: SQLAlchemy 2.0 has no variadic Select
 
 
 def _wanted(segment: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -47,5 +47,5 @@ def where(stmt: S, segment: dict[str, Any]) -> S:
     for key, value in _wanted(segment):
         stmt = stmt.where(getattr(Partner, key) == value)
     if "team" in segment:
-        stmt = stmt.where(Partner.team_id.in_(select(Team.id).where(Team.code == segment["team"])))
+        stmt = stmt.where(col(Partner.team_id).in_(select(col(Team.id)).where(col(Team.code) == segment["team"])))
     return stmt

@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from models.db import read
+from models.db import read, table_of
+from models.kinds import Metric, Role, Scope
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
@@ -73,17 +74,17 @@ class _Agg:
 
 def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
-    stmt = select(Partner.id, Partner.team_id, Partner.joined_on).where(
-        Partner.active.is_(True), Partner.role != "admin")
+    stmt = select(col(Partner.id), col(Partner.team_id), col(Partner.joined_on)).where(
+        col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
     seg = contest.segment or {}
     for key in ("region", "industry", "size"):
         if key in seg:
             stmt = stmt.where(getattr(Partner, key) == seg[key])
     if "city_tier" in seg:
-        stmt = stmt.where(Partner.city_tier == int(seg["city_tier"]))
+        stmt = stmt.where(col(Partner.city_tier) == int(seg["city_tier"]))
     if "team" in seg:
-        stmt = stmt.join(Team, Team.id == Partner.team_id).where(Team.code == seg["team"])
-    return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]
+        stmt = stmt.join(Team, col(Team.id) == Partner.team_id).where(col(Team.code) == seg["team"])
+    return [tuple(r) for r in session.execute(stmt).all()]
 
 
 def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
@@ -100,11 +101,11 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
             func.max(case((s.amount_fen > 0, when))),
             func.max(case((s.units > 0, when))),
             func.max(when),
-            func.max(case((and_(s.margin_fen.is_not(None), s.margin_fen != 0), when))),
-            func.max(case((s.satisfaction.is_not(None), when))),
+            func.max(case((and_(col(s.margin_fen).is_not(None), col(s.margin_fen) != 0), when))),
+            func.max(case((col(s.satisfaction).is_not(None), when))),
         )
         .where(when >= contest.start_at, when < contest.end_at)
-        .group_by(s.partner_id)
+        .group_by(col(s.partner_id))
     )
     aggs: dict[int, _Agg] = {}
     for pid, rev, units, orders, margin, rsum, rn, t_rev, t_units, t_any, t_margin, t_sat in session.execute(stmt):
@@ -114,11 +115,11 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
             reached={"revenue": _utc(t_rev), "attainment": _utc(t_rev), "units": _utc(t_units),
                      "orders": _utc(t_any), "margin": _utc(t_margin), "satisfaction": _utc(t_sat)},
         )
-    if contest.metric == "new_customers":
+    if contest.metric == Metric.NEW_CUSTOMERS:
         for pid, count, reached in _new_customers(session, contest):
             aggs.setdefault(pid, _Agg()).new_customers = count
             aggs[pid].reached["new_customers"] = reached
-    if contest.metric == "attainment":
+    if contest.metric == Metric.ATTAINMENT:
         for pid, target in _targets(session, contest).items():
             aggs.setdefault(pid, _Agg()).target = target
     return aggs
@@ -182,19 +183,19 @@ def lacking_targets(session: Session, contest: Contest) -> list[str]:
 
 
 def _score(metric: str, agg: _Agg) -> int:
-    if metric == "revenue":
+    if metric == Metric.REVENUE:
         return agg.revenue
-    if metric == "units":
+    if metric == Metric.UNITS:
         return agg.units * 100
-    if metric == "orders":
+    if metric == Metric.ORDERS:
         return agg.orders * 100
-    if metric == "margin":
+    if metric == Metric.MARGIN:
         return agg.margin
-    if metric == "new_customers":
+    if metric == Metric.NEW_CUSTOMERS:
         return agg.new_customers * 100
-    if metric == "attainment":
+    if metric == Metric.ATTAINMENT:
         return ratio_hundredths(agg.revenue, agg.target or 0, 100)
-    if metric == "satisfaction":
+    if metric == Metric.SATISFACTION:
         return ratio_hundredths(agg.ratings_sum, agg.ratings_n)
     raise ValueError(metric)
 
@@ -235,7 +236,7 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     """The contest's standings, derived from the ledger now."""
     people = participants(session, contest)
     aggs = activity(session, contest)
-    if contest.scope == "team":
+    if contest.scope == Scope.TEAM:
         entries = _team_entries(session, contest, people, aggs)
     else:
         entries = _partner_entries(contest, people, aggs)
@@ -245,7 +246,7 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     return entries
 
 
-def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
     entries = []
     metric = contest.metric
     for pid, team_id, joined_on in people:
@@ -253,7 +254,7 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
         entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
                       revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == "attainment" and agg.target is None:
+        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
         if problem is None:
             problem = _ratings_problem(contest, agg.ratings_n)
@@ -265,7 +266,7 @@ def _partner_entries(contest: Contest, people: list, aggs: dict[int, _Agg]) -> l
     return entries
 
 
-def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[int, _Agg]) -> list[Entry]:
+def _team_entries(session: Session, contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
     """Team score = sum or average of the counted members' scores.
 
     A member counts when they meet the tenure rule (and, for attainment, have a target). For
@@ -281,7 +282,7 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
         member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
                        revenue_fen=agg.revenue)
         problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == "attainment" and agg.target is None:
+        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
             problem = {"code": "not_eligible.no_target"}
         if problem is None and contest.team_score == "avg":  # each member's own average is one voice
             problem = _ratings_problem(contest, agg.ratings_n)
@@ -313,9 +314,9 @@ def _team_entries(session: Session, contest: Contest, people: list, aggs: dict[i
 def _team_score(contest: Contest, counted: list[Entry], aggs: list[_Agg]) -> int:
     if contest.team_score == "avg":
         return ratio_hundredths(sum(m.score for m in counted), len(counted) * 100)
-    if contest.metric == "attainment":
+    if contest.metric == Metric.ATTAINMENT:
         return ratio_hundredths(sum(a.revenue for a in aggs), sum(a.target or 0 for a in aggs), 100)
-    if contest.metric == "satisfaction":
+    if contest.metric == Metric.SATISFACTION:
         return ratio_hundredths(sum(a.ratings_sum for a in aggs), sum(a.ratings_n for a in aggs))
     return sum(m.score for m in counted)
 
@@ -327,7 +328,7 @@ def _rank(entries: list[Entry]) -> None:
     """Positions 1..n and competition ranks by the tie rule (see the module docstring)."""
     entries.sort(key=lambda e: (-e.score, (e.reached_at or _NEVER).replace(tzinfo=None),
                                 e.team_id or 0, e.partner_id or 0))
-    previous: tuple | None = None
+    previous: tuple[Any, ...] | None = None
     rank = 0
     for position, entry in enumerate(entries, start=1):
         key = (entry.score, entry.reached_at)
@@ -361,12 +362,13 @@ def refresh(session: Session, contest_id: int) -> Contest:
 
     The contest row is locked first so two processes refreshing at once take turns.
     """
-    contest = session.execute(select(Contest).where(Contest.id == contest_id).with_for_update()).scalar_one()
+    contest: Contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)
+                                       .with_for_update()).scalar_one()
     entries = compute(session, contest)
-    session.execute(delete(Standing).where(Standing.contest_id == contest_id))
+    session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
     if entries:
-        session.execute(Standing.__table__.insert(), [e.as_row(contest_id) for e in entries])
-    session.execute(update(Contest).where(Contest.id == contest_id)
+        session.execute(table_of(Standing).insert(), [e.as_row(contest_id) for e in entries])
+    session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()
     session.refresh(contest)
@@ -383,13 +385,13 @@ def ensure_fresh(session: Session, contest: AnyContest) -> bool:
 
     Returns whether it rebuilt (the contest row was then reloaded in place)."""
     if contest.closed_at is None and contest.standings_dirty:
-        refresh(session, contest.id)  # type: ignore[arg-type]
+        refresh(session, contest.id)
         return True
     return False
 
 
 def primary_kind(contest: AnyContest) -> str:
-    return "team" if contest.scope == "team" else "partner"
+    return "team" if contest.scope == Scope.TEAM else "partner"
 
 
 def top(session: Session, contest: AnyContest, n: int) -> list[Standing | ContestResult]:
@@ -399,17 +401,17 @@ def top(session: Session, contest: AnyContest, n: int) -> list[Standing | Contes
     lines); a zero score is never on a board.
     """
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id, table.kind == primary_kind(contest),
-                                table.rank.is_not(None), table.rank <= n, table.score > 0,
-                                table.position <= 2 * n)  # lets the index stop early
-            .order_by(table.position).limit(2 * n))
+    stmt = (select(table).where(col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest),
+                                col(table.rank).is_not(None), col(table.rank) <= n, col(table.score) > 0,
+                                col(table.position) <= 2 * n)  # lets the index stop early
+            .order_by(col(table.position)).limit(2 * n))
     return list(session.execute(stmt).scalars())
 
 
 # The questions of every /rank, built once (constructing a SQLAlchemy statement costs more than
 # running it against the index) and answered as plain rows with the table's column names
 # (`models.db.read`): nothing here changes a line, so no ORM object is built.
-_TABLES = {Standing: Standing.__table__, ContestResult: ContestResult.__table__}  # type: ignore[attr-defined]
+_TABLES = {Standing: table_of(Standing), ContestResult: table_of(ContestResult)}
 _OWN_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == bindparam("kind"),
                                     t.c.partner_id == bindparam("partner")).limit(1)
              for model, t in _TABLES.items()}
@@ -426,7 +428,7 @@ _NEXT_ABOVE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.
 
 def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> Row[Any] | None:
     """A partner's own line: their partner line, or their member line in a team contest."""
-    kind = "member" if contest.scope == "team" else "partner"
+    kind = "member" if contest.scope == Scope.TEAM else "partner"
     params = {"contest": contest.id, "kind": kind, "partner": partner_id}
     return read(session, _OWN_LINE[table_for(contest)], params).first()
 
@@ -437,8 +439,9 @@ def line_of_team(session: Session, contest: AnyContest, team_id: int) -> Row[Any
 
 def members_of(session: Session, contest: AnyContest, team_id: int) -> list[Standing | ContestResult]:
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id, table.kind == "member", table.team_id == team_id)
-            .order_by(table.score.desc()))
+    stmt = (select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "member",
+                                col(table.team_id) == team_id)
+            .order_by(col(table.score).desc()))
     return list(session.execute(stmt).scalars())
 
 
@@ -454,8 +457,9 @@ def next_above(session: Session, contest: AnyContest, line: Any) -> Row[Any] | N
 def all_lines(session: Session, contest: AnyContest) -> list[Standing | ContestResult]:
     """Every line: ranked ones by position, then the ineligible ones by score."""
     table = table_for(contest)
-    stmt = (select(table).where(table.contest_id == contest.id)
-            .order_by(table.kind, table.position.is_(None), table.position, table.score.desc(), table.id))
+    stmt = (select(table).where(col(table.contest_id) == contest.id)
+            .order_by(col(table.kind), col(table.position).is_(None), col(table.position), col(table.score).desc(),
+                      col(table.id)))
     return list(session.execute(stmt).scalars())
 
 
@@ -463,7 +467,7 @@ def public_top_ids(session: Session, contest: AnyContest, limit: int = 10) -> se
     """Partner ids on the public board of an individual contest (cached standings)."""
     if contest.closed_at is not None:
         return set()
-    return {line.partner_id for line in top(session, contest, min(contest.top_n, limit))}
+    return {line.partner_id for line in top(session, contest, min(contest.top_n, limit)) if line.partner_id is not None}
 
 
 def refresh_tracking(session: Session, contest_id: int) -> list[int]:
@@ -471,18 +475,18 @@ def refresh_tracking(session: Session, contest_id: int) -> list[int]:
     contest = session.get(Contest, contest_id)
     if contest is None or contest.closed_at is not None:
         return []
-    before = public_top_ids(session, contest) if contest.scope == "individual" and contest.standings_at else set()
+    before = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL and contest.standings_at else set()
     contest = refresh(session, contest_id)
-    after = public_top_ids(session, contest) if contest.scope == "individual" else set()
+    after = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL else set()
     return sorted(before - after)
 
 
 def mark_open_contests_dirty(session: Session, start: datetime | None = None,
                              end: datetime | None = None) -> None:
     """Invalidate the live standings of open contests (those whose period touches [start, end])."""
-    stmt = update(Contest).where(Contest.closed_at.is_(None))
+    stmt = update(Contest).where(col(Contest.closed_at).is_(None))
     if start is not None and end is not None:
-        stmt = stmt.where(Contest.start_at <= end, Contest.end_at > start)
+        stmt = stmt.where(col(Contest.start_at) <= end, col(Contest.end_at) > start)
     session.execute(stmt.values(standings_dirty=True))
 
 
@@ -497,13 +501,13 @@ def ranked_count(session: Session, *, contest: AnyContest) -> int:
     """How many lines are ranked. Positions run 1..n over the ranked lines, so the largest is their
     count: one index probe instead of counting 100,000 rows on every /rank."""
     table = table_for(contest)
-    return int(session.execute(select(func.max(table.position)).where(
-        table.contest_id == contest.id, table.kind == primary_kind(contest))).scalar_one() or 0)
+    return int(session.execute(select(func.max(col(table.position))).where(
+        col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest))).scalar_one() or 0)
 
 
 def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[int]) -> list[Standing | ContestResult]:
     """The individual lines of these partners, best score first."""
     table = table_for(contest)
-    return list(session.execute(select(table).where(table.contest_id == contest.id, table.kind == "partner",
-                                                    table.partner_id.in_(partner_ids))
-                                .order_by(table.score.desc())).scalars())
+    return list(session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
+                                                    col(table.partner_id).in_(partner_ids))
+                                .order_by(col(table.score).desc())).scalars())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.tables import TeamChat
 
@@ -14,5 +14,5 @@ def linked_groups(session: Session, *, platforms: Collection[str] | None = None)
     """Every linked group (on `platforms` only, if given), oldest link first."""
     stmt = select(TeamChat)
     if platforms is not None:
-        stmt = stmt.where(TeamChat.platform.in_(platforms))
-    return list(session.execute(stmt.order_by(TeamChat.id)).scalars())
+        stmt = stmt.where(col(TeamChat.platform).in_(platforms))
+    return list(session.execute(stmt.order_by(col(TeamChat.id))).scalars())

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import points
 from models.errors import DataError
+from models.kinds import Role
 from models.segments import matches
 from models.tables import Partner, Training, TrainingSignup
 from models.values import as_utc, zone
@@ -81,19 +82,19 @@ def in_segment(session: Session, segment: dict[str, Any], partner: Partner) -> b
 
 
 def visible(session: Session, training: Training, partner: Partner) -> bool:
-    return partner.role == "admin" or in_segment(session, training.segment or {}, partner)
+    return partner.role == Role.ADMIN or in_segment(session, training.segment or {}, partner)
 
 
 def upcoming(session: Session, partner: Partner, now: datetime, limit: int = 10) -> list[Training]:
     """Trainings not yet over that the partner may attend (all of them for an admin), soonest first."""
-    rows = session.execute(select(Training).where(Training.start_at >= now - MAX_DURATION)
-                           .order_by(Training.start_at, Training.id)).scalars().all()
+    rows = session.execute(select(Training).where(col(Training.start_at) >= now - MAX_DURATION)
+                           .order_by(col(Training.start_at), col(Training.id))).scalars().all()
     return [t for t in rows if end_at(t) > now and visible(session, t, partner)][:limit]
 
 
 def signup_of(session: Session, training_id: int, partner_id: int) -> TrainingSignup | None:
-    return session.execute(select(TrainingSignup).where(TrainingSignup.training_id == training_id,
-                                                        TrainingSignup.partner_id == partner_id)).scalars().first()
+    return session.execute(select(TrainingSignup).where(col(TrainingSignup.training_id) == training_id,
+                                                        col(TrainingSignup.partner_id) == partner_id)).scalars().first()
 
 
 def join(session: Session, training_id: int, partner: Partner, now: datetime) -> tuple[str, Training | None]:
@@ -105,11 +106,11 @@ def join(session: Session, training_id: int, partner: Partner, now: datetime) ->
         return "not_for_you", training
     if now > checkin_closes(training):
         return "closed", training
-    found = signup_of(session, training_id, partner.id)  # type: ignore[arg-type]
+    found = signup_of(session, training_id, partner.id)
     if found is not None and not found.walk_in:
         return "already", training
     if found is None:
-        session.add(TrainingSignup(training_id=training_id, partner_id=partner.id,  # type: ignore[arg-type]
+        session.add(TrainingSignup(training_id=training_id, partner_id=partner.id,
                                    joined_at=now))
     else:
         found.walk_in, found.joined_at = False, now
@@ -137,7 +138,7 @@ def check_in(session: Session, partner: Partner, code: str, now: datetime) -> Ch
     matching = [t for t in _with_code(session, code) if visible(session, t, partner)]
     if matching:
         training = min(matching, key=lambda t: (not _open(t, now), abs((as_utc(t.start_at) - now).total_seconds())))
-        signup = signup_of(session, training.id, partner.id)  # type: ignore[arg-type]
+        signup = signup_of(session, training.id, partner.id)
         if signup is not None and signup.attended_at is not None:
             return CheckIn("already", training)
         if now < as_utc(training.start_at):
@@ -147,14 +148,14 @@ def check_in(session: Session, partner: Partner, code: str, now: datetime) -> Ch
         if signup is not None and signup.failed_checkins >= MAX_FAILED_CHECKINS:
             return CheckIn("locked", training)
         signup = signup or _walk_in(session, training, partner, now)
-        marked = session.execute(update(TrainingSignup).where(TrainingSignup.id == signup.id,
-                                                              TrainingSignup.attended_at.is_(None))
+        marked = session.execute(update(TrainingSignup).where(col(TrainingSignup.id) == signup.id,
+                                                              col(TrainingSignup.attended_at).is_(None))
                                  .values(attended_at=now))
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             return CheckIn("already", training)
         session.refresh(signup)
         if training.points > 0:
-            points.credit(session, partner.id, training.points, "earned",  # type: ignore[arg-type]
+            points.credit(session, partner.id, training.points, "earned",
                           {"code": "points.attendance", "training_id": training.id},
                           f"training:{training.id}:attendance:partner:{partner.id}", now)
         return CheckIn("ok", training, training.points)
@@ -163,7 +164,7 @@ def check_in(session: Session, partner: Partner, code: str, now: datetime) -> Ch
         return CheckIn("none_open")
     pending = []
     for training in open_now:
-        signup = signup_of(session, training.id, partner.id)  # type: ignore[arg-type]
+        signup = signup_of(session, training.id, partner.id)
         if signup is None or signup.attended_at is None:
             pending.append((training, signup))
     if not pending:  # checked in to every open session already: a typo now locks nothing
@@ -184,19 +185,19 @@ def _open(training: Training, now: datetime) -> bool:
 
 def _with_code(session: Session, code: str) -> list[Training]:
     """Every training with this check-in code (codes are stored upper-case)."""
-    return list(session.execute(select(Training).where(Training.checkin_code == code)
-                                .order_by(Training.start_at, Training.id)).scalars())
+    return list(session.execute(select(Training).where(col(Training.checkin_code) == code)
+                                .order_by(col(Training.start_at), col(Training.id))).scalars())
 
 
 def _recent(session: Session, now: datetime) -> list[Training]:
     """Sessions whose start is within a day of now: the only ones that can be open for check-in."""
-    return list(session.execute(select(Training).where(Training.start_at >= now - timedelta(days=1),
-                                                       Training.start_at <= now + timedelta(days=1))
-                                .order_by(Training.start_at, Training.id)).scalars())
+    return list(session.execute(select(Training).where(col(Training.start_at) >= now - timedelta(days=1),
+                                                       col(Training.start_at) <= now + timedelta(days=1))
+                                .order_by(col(Training.start_at), col(Training.id))).scalars())
 
 
 def _walk_in(session: Session, training: Training, partner: Partner, now: datetime) -> TrainingSignup:
-    signup = TrainingSignup(training_id=training.id, partner_id=partner.id, joined_at=now,  # type: ignore[arg-type]
+    signup = TrainingSignup(training_id=training.id, partner_id=partner.id, joined_at=now,
                             walk_in=True)
     session.add(signup)
     session.flush()
@@ -218,18 +219,18 @@ def reminders_due(session: Session, now: datetime) -> list[Due]:
     before the reminder's moment get it (someone who joins 3 hours before needs no "tomorrow"
     message), and a scheduler that was down past the 24-hour mark still sends the right one.
     """
-    trainings = session.execute(select(Training).where(Training.start_at > now,
-                                                       Training.start_at <= now + REMINDERS["remind24"])
-                                .order_by(Training.start_at, Training.id)).scalars().all()
+    trainings = session.execute(select(Training).where(col(Training.start_at) > now,
+                                                       col(Training.start_at) <= now + REMINDERS["remind24"])
+                                .order_by(col(Training.start_at), col(Training.id))).scalars().all()
     due = []
     for training in trainings:
         start = as_utc(training.start_at)
         which = "remind1" if start - now <= REMINDERS["remind1"] else "remind24"
         moment = start - REMINDERS[which]
-        stmt = (select(TrainingSignup.partner_id).where(TrainingSignup.training_id == training.id,
-                                                        TrainingSignup.walk_in.is_(False),
-                                                        TrainingSignup.joined_at <= moment)
-                .order_by(TrainingSignup.partner_id))
+        stmt = (select(col(TrainingSignup.partner_id)).where(col(TrainingSignup.training_id) == training.id,
+                                                        col(TrainingSignup.walk_in).is_(False),
+                                                        col(TrainingSignup.joined_at) <= moment)
+                .order_by(col(TrainingSignup.partner_id)))
         ids = [int(pid) for pid in session.execute(stmt).scalars()]
         if ids:
             due.append(Due(training, which, ids))
@@ -237,31 +238,32 @@ def reminders_due(session: Session, now: datetime) -> list[Due]:
 
 
 def attendance(session: Session, training_id: int) -> list[tuple[TrainingSignup, Partner]]:
-    stmt = (select(TrainingSignup, Partner).join(Partner, Partner.id == TrainingSignup.partner_id)
-            .where(TrainingSignup.training_id == training_id).order_by(Partner.code))
+    stmt = (select(TrainingSignup, Partner).join(Partner, col(Partner.id) == TrainingSignup.partner_id)
+            .where(col(TrainingSignup.training_id) == training_id).order_by(col(Partner.code)))
     return [(s, p) for s, p in session.execute(stmt).all()]
 
 
 def ended_unsurveyed(session: Session, now: datetime, lookback: timedelta) -> list[Training]:
     """Sessions over (and check-in closed) by `now`, within `lookback`, not yet asked for feedback."""
-    rows = session.execute(select(Training).where(Training.feedback_queued_at.is_(None),
-                                                  Training.start_at <= now,
-                                                  Training.start_at >= now - lookback - MAX_DURATION)
-                           .order_by(Training.start_at, Training.id)).scalars().all()
+    rows = session.execute(select(Training).where(col(Training.feedback_queued_at).is_(None),
+                                                  col(Training.start_at) <= now,
+                                                  col(Training.start_at) >= now - lookback - MAX_DURATION)
+                           .order_by(col(Training.start_at), col(Training.id))).scalars().all()
     return [t for t in rows if max(end_at(t), checkin_closes(t)) <= now and end_at(t) >= now - lookback]
 
 
 def claim_feedback(session: Session, training_id: int, now: datetime) -> bool:
     """Mark a session's survey as sent; False when another run already did (idempotent jobs)."""
-    done = session.execute(update(Training).where(Training.id == training_id, Training.feedback_queued_at.is_(None))
+    done = session.execute(update(Training).where(col(Training.id) == training_id,
+                                                  col(Training.feedback_queued_at).is_(None))
                            .values(feedback_queued_at=now))
-    return done.rowcount == 1  # type: ignore[attr-defined]
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def attendees(session: Session, training_id: int) -> list[int]:
-    stmt = (select(TrainingSignup.partner_id).where(TrainingSignup.training_id == training_id,
-                                                    TrainingSignup.attended_at.is_not(None))
-            .order_by(TrainingSignup.partner_id))
+    stmt = (select(col(TrainingSignup.partner_id)).where(col(TrainingSignup.training_id) == training_id,
+                                                    col(TrainingSignup.attended_at).is_not(None))
+            .order_by(col(TrainingSignup.partner_id)))
     return [int(pid) for pid in session.execute(stmt).scalars()]
 
 

@@ -17,7 +17,7 @@ from models.errors import DataError
 from models.imports.report import RowError
 
 Chunk = tuple[list[int], list[Sequence[str] | None]]
-Parsed = tuple[list[int], list[tuple | None], list[RowError]]
+Parsed = tuple[list[int], list[tuple[Any, ...] | None], list[RowError]]
 CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 

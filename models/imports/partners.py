@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.imports.cells import check_text, parse_date
 from models.imports.records import Row
@@ -26,7 +26,7 @@ def partner_ids(session: Session) -> dict[str, int]:
     """Partner ids by code, for the imports' lookups: each stored code, and its `normal_code` (a code
     stored before codes were normalised is found both ways). Look a typed code up with `find_partner`."""
     ids: dict[str, int] = {}
-    for code, partner_id in session.exec(select(Partner.code, Partner.id)).all():
+    for code, partner_id in session.execute(select(col(Partner.code), col(Partner.id))).all():
         ids[code] = partner_id
         ids.setdefault(normal_code(code), partner_id)
     return ids
@@ -56,9 +56,9 @@ def import_partners(session: Session, rows: Iterable[Row], default_locale: str =
     if errors:
         raise ImportRejected(errors)
 
-    teams = {t.code: t for t in session.exec(select(Team)).scalars()}
+    teams = {t.code: t for t in session.execute(select(Team)).scalars()}
     existing: dict[str, Partner] = {}
-    for stored in session.exec(select(Partner)).scalars():
+    for stored in session.execute(select(Partner)).scalars():
         existing.setdefault(normal_code(stored.code), stored)
     for _line, values in parsed:
         team_code = values.pop("team")
@@ -85,7 +85,7 @@ def import_partners(session: Session, rows: Iterable[Row], default_locale: str =
     return changed(session, report)
 
 
-def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], default_locale: str) -> dict:
+def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], default_locale: str) -> dict[str, Any]:
     if "__invalid__" in row:
         errors.append(RowError(line, "row.not_an_object"))
         return {}

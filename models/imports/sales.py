@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
+from models.db import table_of
 from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
@@ -80,7 +81,7 @@ def _with_corrections(rows: Iterable[Row]) -> tuple[Iterable[Row], bool]:
 
 def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple | ReversalRow]], errors: list[RowError],
                  report: ImportReport, bounds: list[datetime], now: datetime) -> None:
-    table = Sale.__table__
+    table = table_of(Sale)
     ids = [ext_id for _line, ext_id, _sale in chunk]
     cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS] + [table.c.reverses, table.c.reason]
     known: dict[str, tuple] = {r[0]: (r[1], as_utc(r[2]), *r[3:])

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import islice, repeat
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, event
@@ -82,7 +83,7 @@ class _SqliteSales:
         sales = self._columns(rows)
         return lines, self._careful(lines, rows) if sales is None else sales, errors
 
-    def _columns(self, rows: list[tuple[str, ...]]) -> list[tuple] | None:
+    def _columns(self, rows: list[tuple[str, ...]]) -> list[tuple[Any, ...]] | None:
         """The chunk's sales if every value is of the usual shape, else None."""
         if None in rows:
             return None
@@ -133,7 +134,7 @@ class _SqliteSales:
             return None
         return [f"{prefix}{text[13:]}.000000" for prefix, text in zip(prefixes, times, strict=True)]
 
-    def _careful(self, lines: list[int], rows: list[tuple[str, ...]]) -> list[tuple]:
+    def _careful(self, lines: list[int], rows: list[tuple[str, ...]]) -> list[tuple[Any, ...]]:
         sales = []
         for line, values in zip(lines, rows, strict=True):
             row = (dict(zip(SALE_COLUMNS, map(str.strip, values), strict=True)) if values is not None
@@ -145,7 +146,7 @@ class _SqliteSales:
                 sales.append((row["id"], sale[0], sqlite_time(sale[1]), *sale[2:], self.imported))
         return sales
 
-    def write(self, lines: list[int], sales: list[tuple | None]) -> None:
+    def write(self, lines: list[int], sales: list[tuple[Any, ...] | None]) -> None:
         good = [sale for sale in sales if sale is not None]
         if not good:
             return
@@ -195,7 +196,7 @@ class _SqliteSales:
             self.lo = lo if self.lo is None else min(self.lo, lo)
             self.hi = hi if self.hi is None else max(self.hi, hi)
 
-    def _sift(self, lines: list[int], sales: list[tuple | None], before: int) -> None:
+    def _sift(self, lines: list[int], sales: list[tuple[Any, ...] | None], before: int) -> None:
         """Some ids were there already (or twice in the chunk): like `sales._write_sales`, after the fact."""
         ids = [sale[0] for sale in sales if sale is not None]
         stored = {r[1]: (r[0], tuple(r[2:])) for r in self.cursor.execute(_SQLITE_KNOWN, (json.dumps(ids),))}
@@ -226,7 +227,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None  # type: ignore[union-attr]
+    share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None
     writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share)
     chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):

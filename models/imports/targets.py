@@ -52,7 +52,7 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
             parsed[key] = (target, line)
     if errors:
         raise ImportRejected(errors)
-    existing = {(t.partner_id, t.period_start, t.period_end): t for t in session.exec(select(Target)).scalars()}
+    existing = {(t.partner_id, t.period_start, t.period_end): t for t in session.execute(select(Target)).scalars()}
     for key, (target, _line) in parsed.items():
         row_obj = existing.get(key)
         if row_obj is None:

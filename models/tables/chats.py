@@ -7,13 +7,15 @@ from datetime import datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-PLATFORMS = ("telegram", "wechat", "wecom", "console")
+from models.kinds import Platform
+
+PLATFORMS = tuple(Platform)
 
 
 class Invite(SQLModel, table=True):
     """A one-time code that binds a chat account to a partner."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=32, unique=True)
     partner_id: int = Field(foreign_key="partner.id", index=True)
     created_at: datetime
@@ -26,7 +28,7 @@ class ChatIdentity(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("platform", "user_ref"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)
     platform: str = Field(max_length=16)
     user_ref: str = Field(max_length=128)
@@ -44,7 +46,7 @@ class TeamChat(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("platform", "chat_ref"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     team_id: int = Field(foreign_key="team.id", index=True)
     platform: str = Field(max_length=16)
     chat_ref: str = Field(max_length=128)
@@ -57,7 +59,7 @@ class BindFailure(SQLModel, table=True):
 
     __table_args__ = (Index("ix_bindfailure_account", "platform", "user_ref", "failed_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     platform: str = Field(max_length=16)
     user_ref: str = Field(max_length=128)
     failed_at: datetime = Field(index=True)

@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index
 from sqlmodel import Field, SQLModel
 
+from models.kinds import Scope
+
 
 class Contest(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     name: str = Field(max_length=200)
     metric: str = Field(max_length=32)
-    scope: str = Field(default="individual", max_length=16)
+    scope: str = Field(default=Scope.INDIVIDUAL, max_length=16)
     team_score: str = Field(default="sum", max_length=8)
     start_at: datetime = Field(index=True)
     end_at: datetime = Field(index=True)
@@ -76,7 +78,7 @@ class Standing(_StandingColumns, table=True):
         Index("ix_standing_score", "contest_id", "kind", "score", "position"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
 
 
 class ContestResult(_StandingColumns, table=True):
@@ -89,7 +91,7 @@ class ContestResult(_StandingColumns, table=True):
         Index("ix_result_score", "contest_id", "kind", "score", "position"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
 
 
 class ContestChange(SQLModel, table=True):
@@ -98,7 +100,7 @@ class ContestChange(SQLModel, table=True):
     `action` is `edit` or `cancel`; `changes` maps each changed field to `[old, new]` (JSON values).
     """
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     contest_id: int = Field(foreign_key="contest.id", index=True)
     action: str = Field(max_length=16)
     changes: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

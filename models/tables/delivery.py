@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "undeliverable")
+from models.kinds import OutboxStatus
+
+OUTBOX_STATUSES = tuple(OutboxStatus)
 
 
 class InboundSeen(SQLModel, table=True):
@@ -16,7 +18,7 @@ class InboundSeen(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("platform", "key"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     platform: str = Field(max_length=16)
     key: str = Field(max_length=128)
     seen_at: datetime = Field(index=True)
@@ -32,7 +34,7 @@ class Outbox(SQLModel, table=True):
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     key: str = Field(max_length=200, unique=True)
     kind: str = Field(max_length=32)  # broadcast, result, announcement, reminder, reply …
     batch_id: int | None = Field(default=None, index=True)  # the broadcast (or other batch) it belongs to
@@ -42,7 +44,7 @@ class Outbox(SQLModel, table=True):
     chat_ref: str = Field(max_length=128)
     is_group: bool = False
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime
     lease_until: datetime | None = None
@@ -55,7 +57,7 @@ class Outbox(SQLModel, table=True):
 class AccessToken(SQLModel, table=True):
     """Platform access tokens shared by every server process (WeChat invalidates older ones)."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     app: str = Field(max_length=128, unique=True)  # e.g. wechat:<appid>, wecom:<corpid>:<agentid>
     token: str = Field(max_length=1024)
     expires_at: datetime

@@ -16,7 +16,7 @@ class FeedbackRequest(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("subject", "subject_id", "partner_id"),
                       Index("ix_feedbackrequest_open", "partner_id", "answered_at"))
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     subject: str = Field(max_length=16)  # training | contest
     subject_id: int
     partner_id: int = Field(foreign_key="partner.id")

@@ -6,17 +6,19 @@ from datetime import date
 
 from sqlmodel import Field, SQLModel
 
-ROLES = ("dealer", "captain", "admin")
+from models.kinds import Role
+
+ROLES = tuple(Role)
 
 
 class Team(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
 
 
 class Partner(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
@@ -25,6 +27,6 @@ class Partner(SQLModel, table=True):
     industry: str | None = Field(default=None, max_length=64)
     size: str | None = Field(default=None, max_length=32)
     joined_on: date | None = None
-    role: str = Field(default="dealer", max_length=16)
+    role: str = Field(default=Role.DEALER, max_length=16)
     locale: str = Field(default="zh", max_length=8)
     active: bool = True

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 class PointsEntry(SQLModel, table=True):
     """Append-only points ledger. The balance is the sum of `amount`; `source_key` is unique."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)
     kind: str = Field(max_length=16)  # earned, spent, refunded, adjusted, expired
     amount: int

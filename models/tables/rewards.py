@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
-REDEMPTION_STATUSES = ("pending", "approved", "rejected")
+from models.kinds import RedemptionStatus
+
+REDEMPTION_STATUSES = tuple(RedemptionStatus)
 
 
 class RewardItem(SQLModel, table=True):
@@ -16,7 +18,7 @@ class RewardItem(SQLModel, table=True):
     __table_args__ = (CheckConstraint("stock >= 0", name="ck_rewarditem_stock"),
                       CheckConstraint("points > 0", name="ck_rewarditem_points"))
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     sku: str = Field(max_length=64, unique=True)
     name_zh: str = Field(max_length=200)
     name_en: str = Field(max_length=200)
@@ -35,11 +37,11 @@ class Redemption(SQLModel, table=True):
 
     __table_args__ = (Index("ix_redemption_status", "status", "created_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)
     item_id: int = Field(foreign_key="rewarditem.id", index=True)
     points: int
-    status: str = Field(default="pending", max_length=16)
+    status: str = Field(default=RedemptionStatus.PENDING, max_length=16)
     created_at: datetime
     decided_at: datetime | None = None
     decided_by: int | None = Field(default=None, foreign_key="partner.id")

@@ -17,7 +17,7 @@ class Sale(SQLModel, table=True):
         Index("ix_sale_reverses", "reverses", unique=True),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     ext_id: str = Field(max_length=128, unique=True)
     partner_id: int = Field(foreign_key="partner.id")
     occurred_at: datetime
@@ -39,7 +39,7 @@ MONTHLY_START, MONTHLY_END = date(1970, 1, 1), date(9999, 12, 31)
 class Target(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("partner_id", "period_start", "period_end"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)
     period_start: date
     period_end: date

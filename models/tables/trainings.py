@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 class Training(SQLModel, table=True):
     """A training session (培训): a time, a place or link, an audience segment, attendance points."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     title: str = Field(max_length=200)
     start_at: datetime = Field(index=True)
     duration_seconds: int
@@ -30,7 +30,7 @@ class TrainingSignup(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("training_id", "partner_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     training_id: int = Field(foreign_key="training.id", index=True)
     partner_id: int = Field(foreign_key="partner.id", index=True)
     joined_at: datetime
