@@ -21,6 +21,7 @@ from models.errors import DataError
 from models.identities import accounts_of, issue_invites
 from models.points import balance
 from models.roster import RosterRow, Selection, listing
+from models.rows import AnyContest
 from models.tables import Partner, Team
 
 
@@ -80,6 +81,7 @@ def profile(session: Session, partner: Partner, now: datetime) -> dict[str, Any]
     take part in (with their rank and score in the running ones). Times are UTC datetimes."""
     team = session.get(Team, partner.team_id) if partner.team_id else None
     contests = []
+    contest: AnyContest  # a listed row, or the fresh contest once its standings are rebuilt
     for contest in views.open_contests(session, now):
         if not views.takes_part(session, contest, partner):
             continue
@@ -89,7 +91,7 @@ def profile(session: Session, partner: Partner, now: datetime) -> dict[str, Any]
                                  "eligible": None, "by_team": contest.scope == "team"}
         if status != "upcoming":
             contest = views.fresh(session, contest)
-            line = standings.line_of_partner(session, contest, partner.id)  # type: ignore[arg-type]
+            line = standings.line_of_partner(session, contest, partner.id)
             if contest.scope == "team" and partner.team_id is not None:
                 team_line = standings.line_of_team(session, contest, partner.team_id)
                 line = team_line if team_line is not None else line
@@ -100,5 +102,5 @@ def profile(session: Session, partner: Partner, now: datetime) -> dict[str, Any]
             "team": team.code if team else None, "team_name": team.name if team else None,
             "region": partner.region, "city_tier": partner.city_tier, "industry": partner.industry,
             "size": partner.size, "joined_on": partner.joined_on, "locale": partner.locale,
-            "points": balance(session, partner.id),  # type: ignore[arg-type]
+            "points": balance(session, partner.id),
             "accounts": accounts_of(session, partner), "contests": contests}

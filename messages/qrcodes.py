@@ -56,7 +56,7 @@ def _text(draw: ImageDraw.ImageDraw, center_x: int, y: int, text: str, font: Ima
     text = visible(text)
     box = draw.textbbox((0, 0), text, font=font)
     draw.text((center_x - (box[2] - box[0]) // 2, y), text, font=font, fill=fill)
-    return y + (box[3] - box[1]) + font.size // 2
+    return int(y + (box[3] - box[1]) + font.size // 2)  # ints at runtime (font(n), its box), floats in the stubs
 
 
 def poster(out: Path, font_path: str, locale: str, *, name: str, team: str | None, invite: str, expires: str,

@@ -60,7 +60,7 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
                 nxt = closed.next_contest
                 missing: list[str] = []
                 if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
-                    queued += announce_opening(session, nxt.id, now)  # type: ignore[arg-type]
+                    queued += announce_opening(session, nxt.id, now)
                 if nxt is not None:  # the admins hear who has no target in the new period (attainment)
                     missing = standings.lacking_targets(session, nxt)
                     queued += tell_admins_missing_targets(session, nxt, missing, now)

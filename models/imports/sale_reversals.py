@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from models.db import table_of
 from models.imports.report import ImportReport, RowError
 from models.imports.sale_rows import ReversalRow
 from models.tables import Sale
 from models.values import as_utc
 
 
-def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], known: dict[str, tuple],
+def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], known: dict[str, tuple[Any, ...]],
                     chunk_lines: dict[str, int], errors: list[RowError], report: ImportReport,
                     bounds: list[datetime], now: datetime) -> None:
     """Write a chunk's correcting rows in file order, after its plain sales (`sales._write_sales`).
@@ -28,7 +29,7 @@ def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], 
     `known` holds every stored id of the chunk with its comparable values (`sales.comparable`);
     `chunk_lines` the line of each sale this chunk inserted (an original on a later line is not
     "earlier in the file")."""
-    table = Sale.__table__
+    table = table_of(Sale)
     refs = {r.ref for _line, _id, r in rows}
     originals: dict[str, Any] = {o.ext_id: o for o in conn.execute(select(table).where(table.c.ext_id.in_(refs)))}
     ids = [o.id for o in originals.values()]
@@ -59,7 +60,9 @@ def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], 
                                    {"value": row.ref[:40], "reversal": done[original.id][:40]}))
         else:
             inserted = conn.execute(table.insert().values(ext_id=ext_id, imported_at=now, **values))
-            new_id = inserted.inserted_primary_key[0]
+            key = inserted.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has it
+            new_id = key[0]
             report.inserted += 1
             done[original.id] = ext_id
             known[ext_id] = comparable(values)
@@ -69,7 +72,7 @@ def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], 
             bounds.extend((moment, moment))
 
 
-def comparable(values: dict[str, Any]) -> tuple:
+def comparable(values: dict[str, Any]) -> tuple[Any, ...]:
     """A sale's stored content, as a re-imported row must match it (the moment in UTC)."""
     return (values["partner_id"], as_utc(values["occurred_at"]), values["amount_fen"], values["units"],
             values["margin_fen"], values["customer"], values["satisfaction"], values.get("reverses"),

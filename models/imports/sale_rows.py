@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from models.imports.cells import DATE_REASONS, check_text, int_in, money
@@ -18,6 +19,8 @@ SALE_REQUIRED = ("id", "partner", "occurred_at", "amount", "units")
 REVERSAL_COLUMNS = ("reverses", "reason")
 SALE_FILE_COLUMNS = SALE_COLUMNS + REVERSAL_COLUMNS
 MAX_REASON = 500
+# A checked plain sale: (partner_id, occurred, amount, units, margin, customer, satisfaction).
+PlainSale = tuple[Any, ...]
 
 
 def file_columns(columns: dict[str, int]) -> tuple[str, ...]:
@@ -42,7 +45,7 @@ class ReversalRow:
 
 
 def parse_sale(row: dict[str, str], line: int, errors: list[RowError], partners: dict[str, int],
-                tz: ZoneInfo) -> tuple | ReversalRow | None:
+                tz: ZoneInfo) -> PlainSale | ReversalRow | None:
     """A plain sale as (partner_id, occurred, amount, units, margin, customer, satisfaction), or a
     `ReversalRow` for a row with `reverses`; None (and its errors added) for a bad row."""
     if "__invalid__" in row:

@@ -19,7 +19,7 @@ from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
 from models.imports.sale_reversals import write_reversals
-from models.imports.sale_rows import REVERSAL_COLUMNS, ReversalRow, parse_sale
+from models.imports.sale_rows import REVERSAL_COLUMNS, PlainSale, ReversalRow, parse_sale
 from models.imports.sqlite_sales import hold_write_lock, import_sales_sqlite
 from models.standings import mark_open_contests_dirty
 from models.tables import Sale
@@ -47,7 +47,7 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    chunk: list[tuple[int, str, tuple | ReversalRow]] = []
+    chunk: list[tuple[int, str, PlainSale | ReversalRow]] = []
     bounds: list[datetime] = []
     for line, row in rows:
         report.rows += 1
@@ -79,12 +79,12 @@ def _with_corrections(rows: Iterable[Row]) -> tuple[Iterable[Row], bool]:
     return rows, any(row.get(name) for _line, row in rows for name in REVERSAL_COLUMNS)
 
 
-def _write_sales(conn: Connection, chunk: list[tuple[int, str, tuple | ReversalRow]], errors: list[RowError],
+def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | ReversalRow]], errors: list[RowError],
                  report: ImportReport, bounds: list[datetime], now: datetime) -> None:
     table = table_of(Sale)
     ids = [ext_id for _line, ext_id, _sale in chunk]
     cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS] + [table.c.reverses, table.c.reason]
-    known: dict[str, tuple] = {r[0]: (r[1], as_utc(r[2]), *r[3:])
+    known: dict[str, tuple[Any, ...]] = {r[0]: (r[1], as_utc(r[2]), *r[3:])
                                for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
     new_rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}

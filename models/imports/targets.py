@@ -35,6 +35,8 @@ def import_targets(session: Session, rows: Iterable[Row]) -> ImportReport:
         if code and partner_id is None:
             errors.append(RowError(line, "row.unknown_partner", {"value": code[:40]}))
         monthly = row.get("period_start", "").strip().lower() in MONTHLY_WORDS
+        start: date | None
+        end: date | None
         if monthly:  # a recurring monthly amount (`models.tables.Target.monthly`); period_end stays empty
             start, end = MONTHLY_START, MONTHLY_END
         else:
