@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import contests as contest_ops
 from models.errors import DataError
@@ -69,7 +69,8 @@ def _editable(contest: Contest, now: datetime) -> str:
 
 
 def load(session: Session, contest_id: int) -> Contest:
-    contest = session.execute(select(Contest).where(Contest.id == contest_id).with_for_update()).scalars().first()
+    contest: Contest | None = session.execute(select(Contest).where(col(Contest.id) == contest_id)
+                                              .with_for_update()).scalars().first()
     if contest is None:
         raise DataError("error.unknown_contest", value=contest_id)
     return contest
@@ -102,7 +103,7 @@ def edit(session: Session, contest_id: int, changes: dict[str, Any], *, by: str,
             value = value.strip()
         setattr(contest, name, as_utc(value) if isinstance(value, datetime) else value)
     contest.standings_dirty = True  # prizes, top N … decide the awards: the cache is rebuilt
-    record = ContestChange(contest_id=contest.id, action="edit", changes=log, by=by, at=now)  # type: ignore[arg-type]
+    record = ContestChange(contest_id=contest.id, action="edit", changes=log, by=by, at=now)
     session.add_all([contest, record])
     session.flush()
     return Change(record, contest, any(name not in NOT_SHOWN for name in diff))
@@ -117,7 +118,7 @@ def cancel(session: Session, contest_id: int, *, by: str, now: datetime) -> Chan
     if state == "closed":
         raise DataError("error.cancel_closed", id=contest.id)
     contest.cancelled_at, contest.cancelled_by = now, by
-    record = ContestChange(contest_id=contest.id, action="cancel",  # type: ignore[arg-type]
+    record = ContestChange(contest_id=contest.id, action="cancel",
                            changes={"status": [state, "cancelled"]}, by=by, at=now)
     session.add_all([contest, record])
     session.flush()
@@ -126,8 +127,8 @@ def cancel(session: Session, contest_id: int, *, by: str, now: datetime) -> Chan
 
 def history(session: Session, contest_id: int) -> list[ContestChange]:
     """Every logged change of a contest, oldest first."""
-    return list(session.execute(select(ContestChange).where(ContestChange.contest_id == contest_id)
-                                .order_by(ContestChange.at, ContestChange.id)).scalars())
+    return list(session.execute(select(ContestChange).where(col(ContestChange.contest_id) == contest_id)
+                                .order_by(col(ContestChange.at), col(ContestChange.id))).scalars())
 
 
 def parse_changes(contest: Contest, given: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:

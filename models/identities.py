@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session, col
@@ -25,6 +26,9 @@ from models.errors import DataError
 from models.kinds import OutboxStatus
 from models.tables import PLATFORMS, BindFailure, ChatIdentity, Invite, Outbox, Partner
 from models.values import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -42,8 +46,9 @@ class BindLimits:
 
 def new_invite(session: Session, partner: Partner, ttl_days: int = 7, now: datetime | None = None) -> Invite:
     """A fresh single-use invite code for the partner, valid `ttl_days` (see `issue_invites`)."""
-    issued = issue_invites(session, [partner.id], ttl_days, now)  # type: ignore[list-item]
-    return session.execute(select(Invite).where(Invite.code == issued.codes[partner.id])).scalar_one()  # type: ignore[index]
+    issued = issue_invites(session, [partner.id], ttl_days, now)
+    invite: Invite = session.execute(select(Invite).where(col(Invite.code) == issued.codes[partner.id])).scalar_one()
+    return invite
 
 
 @dataclass(frozen=True)
@@ -82,10 +87,10 @@ def issue_invites(session: Session, partner_ids: list[int], ttl_days: int = 7, n
     ids = list(codes)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        result = session.execute(update(Invite).where(Invite.partner_id.in_(chunk), Invite.used_at.is_(None),
-                                                      Invite.created_at <= now, Invite.expires_at > now)
+        result = session.execute(update(Invite).where(col(Invite.partner_id).in_(chunk), col(Invite.used_at).is_(None),
+                                                      col(Invite.created_at) <= now, col(Invite.expires_at) > now)
                                  .values(expires_at=now).execution_options(synchronize_session=False))
-        revoked += result.rowcount  # type: ignore[attr-defined]
+        revoked += cast("CursorResult[Any]", result).rowcount  # an UPDATE's result
         session.execute(insert(Invite), [{"code": codes[pid], "partner_id": pid, "created_at": now,
                                           "expires_at": expires, "used_at": None} for pid in chunk])
     return Issued(codes, now, expires, revoked)
