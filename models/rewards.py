@@ -244,6 +244,6 @@ def redemptions(session: Session, status: str | None = None, partner_id: int | N
 
 def pending_by_item(*, session: Session) -> dict[int, int]:
     """How many redemptions wait for a decision, per catalog item (items with none are absent)."""
-    rows = session.execute(select(Redemption.item_id, func.count()).where(Redemption.status == "pending")
-                           .group_by(Redemption.item_id))
+    rows = session.execute(select(col(Redemption.item_id), func.count()).where(col(Redemption.status) == "pending")
+                           .group_by(col(Redemption.item_id)))
     return {item_id: int(count) for item_id, count in rows}

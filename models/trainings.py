@@ -270,17 +270,17 @@ def attendees(session: Session, training_id: int) -> list[int]:
 def signups_of(session: Session, *, partner_id: int, training_ids: list[int]) -> dict[int, TrainingSignup]:
     """The partner's signups to these trainings, by training id."""
     return {s.training_id: s for s in session.execute(select(TrainingSignup).where(
-        TrainingSignup.partner_id == partner_id, TrainingSignup.training_id.in_(training_ids))).scalars()}
+        col(TrainingSignup.partner_id) == partner_id, col(TrainingSignup.training_id).in_(training_ids))).scalars()}
 
 
 def all_trainings(*, session: Session) -> list[Training]:
     """Every training, by start then id (`mianzi trainings list`)."""
-    return list(session.execute(select(Training).order_by(Training.start_at, Training.id)).scalars())
+    return list(session.execute(select(Training).order_by(col(Training.start_at), col(Training.id))).scalars())
 
 
 def signup_counts(*, session: Session) -> dict[int, tuple[int, int]]:
     """Per training: how many joined before it (walk-ins not counted) and how many attended."""
-    rows = session.execute(select(TrainingSignup.training_id,
-                                  func.count().filter(TrainingSignup.walk_in.is_(False)),
-                                  func.count(TrainingSignup.attended_at)).group_by(TrainingSignup.training_id))
+    rows = session.execute(select(col(TrainingSignup.training_id),
+                                  func.count().filter(col(TrainingSignup.walk_in).is_(False)),
+                                  func.count(col(TrainingSignup.attended_at))).group_by(col(TrainingSignup.training_id)))
     return {tid: (int(joined), int(came)) for tid, joined, came in rows}
