@@ -15,7 +15,7 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,9 +23,12 @@ from decimal import Decimal
 from itertools import chain, islice, repeat
 from operator import methodcaller
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from models.errors import DataError
+
+if TYPE_CHECKING:
+    from python_calamine import CalamineWorkbook
 
 
 @dataclass(frozen=True)
@@ -268,22 +271,22 @@ def _open_sheet(stream: BinaryIO, required: tuple[str, ...], name: str | None) -
     rows = sheet.iter_rows()
     # The header is the first row with a value, on the sheet's row `start[0] + 1`; python-calamine
     # (0.9) yields the empty rows above it too (its issue #177), a later version may not.
-    header = next(filter(any, map(_cells, rows)), [])
+    header: list[str] = next(filter(any, map(_cells, rows)), [])
     columns = _header(header, required)
     data_rows = sheet.height - 1
     return CsvRows(columns=columns, rows=SheetLines(rows, start[0] + 1, data_rows), source="xlsx", sheet=sheet.name,
                    data_rows=data_rows)
 
 
-def _first_sheet(book: object) -> str:
+def _first_sheet(book: CalamineWorkbook) -> str:
     """The first visible worksheet's name (what Excel opens on), else the first sheet's."""
-    for meta in book.sheets_metadata:  # type: ignore[attr-defined]
+    for meta in book.sheets_metadata:
         if str(meta.typ).endswith("WorkSheet") and str(meta.visible).endswith(".Visible"):
             return meta.name
-    return book.sheet_names[0]  # type: ignore[attr-defined]
+    return book.sheet_names[0]
 
 
-def _cells(row: list[object]) -> list[str]:
+def _cells(row: Sequence[object]) -> list[str]:
     """A sheet row as the text a CSV file would hold (text cells, the usual kind, as they are)."""
     return [value if type(value) is str else _cell_text(value) for value in row]
 
@@ -326,7 +329,7 @@ def _column_texts(values: tuple[object, ...]) -> list[str] | tuple[object, ...]:
         return list(map(_plain, texts)) if "e" in "".join(texts) else texts
     if kinds <= {datetime, date, str} and datetime in kinds:
         return [v if type(v) is str else v.isoformat(" ") if type(v) is datetime
-                else f"{v.isoformat()} 00:00:00" for v in values]
+                else f"{cast(date, v).isoformat()} 00:00:00" for v in values]
     return [v if type(v) is str else _cell_text(v) for v in values]
 
 
@@ -335,7 +338,7 @@ class SheetLines:
     skipped; `batch` for many at once, converted a column at a time. The sheet is in memory
     (python-calamine's), its rows made Python values as they are read."""
 
-    def __init__(self, rows: Iterator[list[object]], header_line: int, total: int) -> None:
+    def __init__(self, rows: Iterator[Sequence[object]], header_line: int, total: int) -> None:
         self._rows = rows
         self._line = header_line  # the last line read
         self._first = header_line
