@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.errors import DataError
 from models.standings import mark_open_contests_dirty
@@ -28,7 +28,7 @@ MAX_REASON = 500
 
 def find_sale(session: Session, ref: str) -> Sale:
     """A sale by its id in the source system (the sales file's `id`)."""
-    sale = session.execute(select(Sale).where(Sale.ext_id == ref.strip())).scalars().first()
+    sale: Sale | None = session.execute(select(Sale).where(col(Sale.ext_id) == ref.strip())).scalars().first()
     if sale is None:
         raise DataError("error.unknown_sale", value=ref)
     return sale
@@ -44,7 +44,7 @@ def void(session: Session, ref: str, *, reason: str, now: datetime) -> Sale:
     original = find_sale(session, ref)
     if original.reverses is not None:
         raise DataError("error.void_reversal", value=ref)
-    done = session.execute(select(Sale.ext_id).where(Sale.reverses == original.id)).scalars().first()
+    done = session.execute(select(col(Sale.ext_id)).where(col(Sale.reverses) == original.id)).scalars().first()
     if done is not None:
         raise DataError("error.void_again", value=ref, reversal=done)
     reversal = Sale(ext_id=f"{VOID_PREFIX}{original.ext_id}"[:128], partner_id=original.partner_id,
@@ -64,6 +64,6 @@ def late_corrections(session: Session, contest: Contest) -> int:
     if contest.closed_at is None:
         return 0
     stmt = select(func.count()).select_from(Sale).where(
-        Sale.reverses.is_not(None), Sale.occurred_at >= contest.start_at, Sale.occurred_at < contest.end_at,
-        Sale.imported_at > contest.closed_at)
+        col(Sale.reverses).is_not(None), col(Sale.occurred_at) >= contest.start_at,
+        col(Sale.occurred_at) < contest.end_at, col(Sale.imported_at) > contest.closed_at)
     return int(session.execute(stmt).scalar_one())

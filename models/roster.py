@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.contests import partner_by_code
 from models.errors import DataError
@@ -63,8 +63,8 @@ class RosterRow:
 
 def _bound(session: Session) -> dict[int, tuple[tuple[str, ...], datetime | None]]:
     """Each partner's active chat platforms and the last time any of their accounts was seen."""
-    rows = session.execute(select(ChatIdentity.partner_id, ChatIdentity.platform, ChatIdentity.active,
-                                  ChatIdentity.last_seen_at, ChatIdentity.bound_at)).all()
+    rows = session.execute(select(col(ChatIdentity.partner_id), col(ChatIdentity.platform), col(ChatIdentity.active),
+                                  col(ChatIdentity.last_seen_at), col(ChatIdentity.bound_at))).all()
     found: dict[int, tuple[set[str], datetime | None]] = {}
     for pid, platform, active, seen, bound in rows:
         platforms, last = found.setdefault(pid, (set(), None))
@@ -84,7 +84,7 @@ def listing(session: Session, selection: Selection | None = None, *, invitable: 
     if selection.code is not None:
         partners = [partner_by_code(session, selection.code)]
     else:
-        partners = list(session.execute(select(Partner).order_by(Partner.code)).scalars())
+        partners = list(session.execute(select(Partner).order_by(col(Partner.code))).scalars())
     bound = _bound(session)
     rows: list[RosterRow] = []
     for p in partners:
@@ -93,11 +93,11 @@ def listing(session: Session, selection: Selection | None = None, *, invitable: 
                 continue
             if selection.segment and not matches(session, selection.segment, p):
                 continue
-            if selection.unbound and bound.get(p.id, ((), None))[0]:  # type: ignore[arg-type]
+            if selection.unbound and bound.get(p.id, ((), None))[0]:
                 continue
         team = teams.get(p.team_id) if p.team_id else None
-        platforms, seen = bound.get(p.id, ((), None))  # type: ignore[arg-type]
-        rows.append(RosterRow(p.id, p.code, p.name, team.code if team else None,  # type: ignore[arg-type]
+        platforms, seen = bound.get(p.id, ((), None))
+        rows.append(RosterRow(p.id, p.code, p.name, team.code if team else None,
                               team.name if team else None, p.region, p.city_tier, p.role, p.active, platforms, seen))
     return rows
 
@@ -128,14 +128,14 @@ def teams(session: Session) -> list[TeamRow]:
     """Every team by code; members are its active partners (admins too, if an admin has a team)."""
     bound = _bound(session)
     members: dict[int, list[Partner]] = {}
-    for p in session.execute(select(Partner).where(Partner.active.is_(True), Partner.team_id.is_not(None))
-                             .order_by(Partner.code)).scalars():
-        members.setdefault(p.team_id, []).append(p)  # type: ignore[arg-type]
+    for p in session.execute(select(Partner).where(col(Partner.active).is_(True), col(Partner.team_id).is_not(None))
+                             .order_by(col(Partner.code))).scalars():
+        members.setdefault(p.team_id, []).append(p)
     rows = []
-    for team in session.execute(select(Team).order_by(Team.code)).scalars():
-        people = members.get(team.id, [])  # type: ignore[arg-type]
+    for team in session.execute(select(Team).order_by(col(Team.code))).scalars():
+        people = members.get(team.id, [])
         captains = [p for p in people if p.role == "captain"]
         rows.append(TeamRow(team.code, team.name, len(people),
-                            sum(1 for p in people if bound.get(p.id, ((), None))[0]),  # type: ignore[arg-type]
+                            sum(1 for p in people if bound.get(p.id, ((), None))[0]),
                             tuple(p.name for p in captains), tuple(p.code for p in captains)))
     return rows
