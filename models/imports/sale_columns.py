@@ -42,7 +42,7 @@ def sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def fen_column(texts: list[str], optional: bool = False) -> list[int | None] | None:
+def fen_column(texts: Sequence[str], optional: bool = False) -> list[int | None] | None:
     """Amounts in CNY as fen; None if any is unusual (then the careful path decides)."""
     if all_match(_MONEY_2DPS, texts):
         return list(map(int, map(_NO_DOT, texts)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import islice, repeat
@@ -31,7 +31,7 @@ from models.imports.sale_columns import (
     sqlite_time,
     utc_hour,
 )
-from models.imports.sale_rows import SALE_COLUMNS, parse_sale
+from models.imports.sale_rows import SALE_COLUMNS, ReversalRow, parse_sale
 from models.standings import mark_open_contests_dirty
 
 # --- sales on SQLite: whole columns at a time, one executemany per chunk ---------------------------
@@ -83,12 +83,14 @@ class _SqliteSales:
         sales = self._columns(rows)
         return lines, self._careful(lines, rows) if sales is None else sales, errors
 
-    def _columns(self, rows: list[tuple[str, ...]]) -> list[tuple[Any, ...]] | None:
+    def _columns(self, rows: list[Sequence[str] | None]) -> list[tuple[Any, ...] | None] | None:
         """The chunk's sales if every value is of the usual shape, else None."""
         if None in rows:
             return None
         # Only ids and customers are stripped: any other value with spaces around it fails its
         # column's check below (a pattern, or a lookup) and the careful path strips it.
+        ids: Sequence[str]
+        customers: Sequence[str]
         ids, codes, times, amounts, units, margins, customers, ratings = zip(*rows, strict=True)
         ids, customers = list(map(str.strip, ids)), list(map(str.strip, customers))
         if not all(ids) or max(map(len, ids)) > 128:
@@ -119,7 +121,7 @@ class _SqliteSales:
         return list(zip(ids, partner_ids, utc_times, fen, unit_counts, margin_fen, buyers, stars,
                         repeat(self.imported), strict=False))
 
-    def _times(self, times: list[str]) -> list[str] | None:
+    def _times(self, times: Sequence[str]) -> list[str] | None:
         """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, each hour's offset cached."""
         if not all_match(TIMES, times):
             return None
@@ -134,8 +136,8 @@ class _SqliteSales:
             return None
         return [f"{prefix}{text[13:]}.000000" for prefix, text in zip(prefixes, times, strict=True)]
 
-    def _careful(self, lines: list[int], rows: list[tuple[str, ...]]) -> list[tuple[Any, ...]]:
-        sales = []
+    def _careful(self, lines: list[int], rows: list[Sequence[str] | None]) -> list[tuple[Any, ...] | None]:
+        sales: list[tuple[Any, ...] | None] = []
         for line, values in zip(lines, rows, strict=True):
             row = (dict(zip(SALE_COLUMNS, map(str.strip, values), strict=True)) if values is not None
                    else {"__invalid__": "not_an_object"})
@@ -143,6 +145,7 @@ class _SqliteSales:
             if sale is None:
                 sales.append(None)
             else:
+                assert not isinstance(sale, ReversalRow)  # these rows have no `reverses` (SALE_COLUMNS only)
                 sales.append((row["id"], sale[0], sqlite_time(sale[1]), *sale[2:], self.imported))
         return sales
 
@@ -227,7 +230,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
-    share = rows.raw.share_read if bulk and hasattr(rows.raw, "share_read") else None
+    share = rows.raw.share_read if bulk and isinstance(rows, CsvRecords) and hasattr(rows.raw, "share_read") else None
     writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share)
     chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):
@@ -316,7 +319,7 @@ def _gc_paused(paused: bool) -> Iterator[None]:
         gc.enable()
 
 
-def _parsed_chunks(rows: Iterable[Row], parser: _SqliteSales) -> Iterator[Parsed]:
+def _parsed_chunks(rows: Iterable[Row], parser: _SqliteSales) -> Generator[Parsed, None, None]:
     """The chunks parsed: the first one here; for a CSV file of more, the rest in a forked process
     while this one inserts (SQLite's work and Python's parsing then take a core each)."""
     chunks = _positional_chunks(rows)
