@@ -37,19 +37,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} · {os.cpu_count()} cores · Python {platform.python_version()} · {platform.system()}"
+    return f"{cpu_model()} · {os.cpu_count()} cores · Python {platform.python_version()} · {platform.system()}"
 
 
 def load() -> str:

@@ -48,6 +48,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "out"
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
@@ -485,14 +487,7 @@ def _restore_snapshot(a: argparse.Namespace, db: Path) -> None:
 
 
 def machine() -> dict:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import sqlite3
 
     shell = subprocess.run([SQLITE3, "--version"], capture_output=True, text=True).stdout.split()

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -249,8 +250,7 @@ def main() -> None:
         fake.wait()
     mode = (f"{args.rate:g}/s offered" if args.rate else f"{args.concurrency} in flight")
     core = {"auto": "default settings", "process": "MIANZI_CORE_PROCESS=1", "thread": "MIANZI_CORE_PROCESS=0"}
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     print(json.dumps({"partners": args.partners, "load": mode, "core": args.core, **results}, indent=2))
     print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}\n")
     print("| server | load | load avg before | updates/s | p50 | p99 | server CPU per update | server peak MB |")

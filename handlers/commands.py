@@ -24,6 +24,7 @@ from models import delivery_report, points, teams
 from models.kinds import Role
 from models.rules import parse_segment
 from models.tables import Partner, Team
+from models.values import locale_word
 
 
 @command("help", needs_partner=False)
@@ -148,8 +149,7 @@ def cmd_honors(session: Session, asker: Asker, args: list[str], config: ChatConf
 
 @command("lang", needs_partner=False, glued=True)
 def cmd_lang(session: Session, asker: Asker, args: list[str], config: ChatConfig, now: datetime) -> list[Reply]:
-    choice = args[0].lower() if args else ""
-    choice = {"中文": "zh", "英文": "en", "english": "en", "chinese": "zh"}.get(choice, choice)
+    choice = locale_word(args[0]) if args else ""
     if choice not in LOCALES:
         return [say(asker, "chat.lang_usage")]
     if asker.partner is not None:

@@ -14,6 +14,14 @@ from models.errors import DataError
 # The languages Mianzi speaks (the words of each are in `messages/<locale>/`); a partner's `locale` is one.
 LOCALES = ("zh", "en")
 DEFAULT_LOCALE = "zh"
+# A language as people name it (a partners file's `locale` column, `语言 中文` in chat) → its code.
+LOCALE_WORDS = {"中文": "zh", "英文": "en", "chinese": "zh", "english": "en"}
+
+
+def locale_word(value: str) -> str:
+    """`中文`, `English`, `zh` → `zh` / `en`; anything else is returned lower-cased (and then refused)."""
+    value = value.strip().lower()
+    return LOCALE_WORDS.get(value, value)
 
 _MONEY = re.compile(r"^(\d{1,13})(?:\.(\d{1,2}))?$")
 # Amounts as people type them: `¥12,000.50`, `￥12000`, `12000元`, `1.2万`; commas only as groups of three.

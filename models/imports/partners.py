@@ -12,14 +12,13 @@ from models.imports.cells import check_text, parse_date
 from models.imports.records import Row
 from models.imports.report import ImportRejected, ImportReport, RowError, changed
 from models.tables import ROLES, Partner, Team
-from models.values import LOCALES, clean_name, normal_code
+from models.values import LOCALES, clean_name, locale_word, normal_code
 
 PARTNER_COLUMNS = ("code", "name", "team", "region", "city_tier", "industry", "size", "joined_on", "role",
                    "locale")
 # Values of the partners file as people type them (the English words are the stored ones).
 ROLE_WORDS = {"经销商": "dealer", "队长": "captain", "管理员": "admin", "渠道经理": "admin"}
 CITY_TIERS = {"1": 1, "2": 2, "3": 3, "一线": 1, "二线": 2, "三线": 3, "一线城市": 1, "二线城市": 2, "三线城市": 3}
-LOCALE_WORDS = {"中文": "zh", "英文": "en"}
 
 
 def partner_ids(session: Session) -> dict[str, int]:
@@ -118,7 +117,7 @@ def _parse_partner(row: dict[str, str], line: int, errors: list[RowError], defau
         errors.append(RowError(line, "row.bad_role", {"value": role[:40]}))
     values["role"] = role
     locale = row.get("locale") or default_locale
-    locale = LOCALE_WORDS.get(locale, locale.lower())
+    locale = locale_word(locale)
     if locale not in LOCALES:
         errors.append(RowError(line, "row.bad_locale", {"value": locale[:40]}))
     values["locale"] = locale
