@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from models import standings
-from models.db import read, table_of
+from models.db import read, rowcount, table_of
 from models.errors import DataError
 from models.rows import AnyContest, ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
@@ -149,9 +149,10 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     """
     now = now or utcnow()
     claimed = session.execute(
-        update(Contest).where(Contest.id == contest_id, Contest.closed_at.is_(None), Contest.cancelled_at.is_(None))
+        update(Contest).where(col(Contest.id) == contest_id, col(Contest.closed_at).is_(None),
+                              col(Contest.cancelled_at).is_(None))
         .values(closed_at=now))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(claimed) != 1:
         return None
     contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)).scalar_one()
     session.refresh(contest)
@@ -244,9 +245,10 @@ def _renamed(name: str, old_start: datetime, new_start: datetime, tz: ZoneInfo) 
 
 def due(session: Session, now: datetime) -> list[int]:
     """Ids of open contests whose period plus grace has ended by `now` (a cancelled one never closes)."""
-    rows = session.execute(select(Contest.id, Contest.end_at, Contest.grace_seconds)
-                           .where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None), Contest.end_at <= now)
-                           .order_by(Contest.end_at, Contest.id)).all()
+    rows = session.execute(select(col(Contest.id), col(Contest.end_at), col(Contest.grace_seconds))
+                           .where(col(Contest.closed_at).is_(None), col(Contest.cancelled_at).is_(None),
+                                  col(Contest.end_at) <= now)
+                           .order_by(col(Contest.end_at), col(Contest.id))).all()
     return [cid for cid, end, grace in rows if as_utc(end) + timedelta(seconds=grace) <= now]
 
 
@@ -309,26 +311,27 @@ def contest_row(session: Session, *, contest_id: int) -> ContestRow:
 
 def contest_by_name(session: Session, *, fragment: str) -> Contest | None:
     """The contest whose name contains `fragment` (never a cancelled one): open ones first, then the latest to end."""
-    return session.execute(select(Contest).where(Contest.name.contains(fragment), Contest.cancelled_at.is_(None))
-                           .order_by(Contest.closed_at.is_not(None), Contest.end_at.desc())).scalars().first()
+    return session.execute(select(Contest).where(col(Contest.name).contains(fragment),
+                                                 col(Contest.cancelled_at).is_(None))
+                           .order_by(col(Contest.closed_at).is_not(None), col(Contest.end_at).desc())).scalars().first()
 
 
 def unclosed(session: Session) -> list[Contest]:
     """Every contest not closed yet and not cancelled (ORM objects)."""
-    return list(session.execute(select(Contest).where(Contest.closed_at.is_(None),
-                                                      Contest.cancelled_at.is_(None))).scalars())
+    return list(session.execute(select(Contest).where(col(Contest.closed_at).is_(None),
+                                                      col(Contest.cancelled_at).is_(None))).scalars())
 
 
 def all_contests(*, session: Session) -> list[Contest]:
     """Every contest, by start then id (`mianzi contests list`)."""
-    return list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+    return list(session.execute(select(Contest).order_by(col(Contest.start_at), col(Contest.id))).scalars())
 
 
 def partner_codes(*, session: Session) -> dict[int, str]:
     """Every partner's code by id: a report names partners by their code."""
-    return {pid: code for pid, code in session.execute(select(Partner.id, Partner.code))}
+    return {pid: code for pid, code in session.execute(select(col(Partner.id), col(Partner.code)))}
 
 
 def team_codes(*, session: Session) -> dict[int, str]:
     """Every team's code by id."""
-    return {tid: code for tid, code in session.execute(select(Team.id, Team.code))}
+    return {tid: code for tid, code in session.execute(select(col(Team.id), col(Team.code)))}

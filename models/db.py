@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Executable, Table, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, Result, Table, create_engine, event
 from sqlmodel import Session, SQLModel
 
 FOREIGN_KEYS_OFF = "mianzi_foreign_keys_off"
@@ -70,6 +70,12 @@ def read(session: Session, statement: Executable, params: dict[str, Any] | None 
     if session.autoflush:
         session.flush()
     return session.connection().execute(statement, params)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through `session.execute` changed (its result is a
+    `CursorResult`, which the ORM's signature does not say)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def table_of(model: type[SQLModel]) -> Table:

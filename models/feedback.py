@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from models.db import table_of
+from models.db import rowcount, table_of
 from models.tables import FEEDBACK_SUBJECTS, FeedbackRequest
 
 RATINGS = range(1, 6)
@@ -85,7 +85,7 @@ def rate(session: Session, request_id: int, partner_id: int, rating: int, now: d
                                                          col(FeedbackRequest.answered_at).is_(None))
                            .values(rating=rating, answered_at=now))
     session.refresh(found)
-    return "rated" if done.rowcount == 1 else "already"  # type: ignore[attr-defined]
+    return "rated" if rowcount(done) == 1 else "already"
 
 
 def comment(session: Session, found: FeedbackRequest, text: str, now: datetime) -> bool:
@@ -95,7 +95,7 @@ def comment(session: Session, found: FeedbackRequest, text: str, now: datetime) 
                                                          col(FeedbackRequest.commented_at).is_(None))
                            .values(comment=text, commented_at=now))
     session.refresh(found)
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+    return bool(rowcount(done) == 1)
 
 
 @dataclass

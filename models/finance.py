@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models import contests as contest_ops
 from models.errors import DataError
@@ -34,7 +35,7 @@ class ResultLine:
     revenue_fen: int
     rebate_pct: str | None
     rebate_fen: int
-    reason: dict
+    reason: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,13 @@ def rebate_fen(revenue_fen: int, pct: str | None) -> int:
 
 def _ledger_revenue(session: Session, contest: Contest) -> dict[int, int]:
     """Revenue per partner from the ledger (results frozen before revenue was kept with them)."""
-    stmt = (select(Sale.partner_id, func.sum(Sale.amount_fen))
-            .where(Sale.occurred_at >= contest.start_at, Sale.occurred_at < contest.end_at)
-            .group_by(Sale.partner_id))
+    stmt = (select(col(Sale.partner_id), func.sum(col(Sale.amount_fen)))
+            .where(col(Sale.occurred_at) >= contest.start_at, col(Sale.occurred_at) < contest.end_at)
+            .group_by(col(Sale.partner_id)))
     return {pid: int(total or 0) for pid, total in session.execute(stmt)}
 
 
-def results(session: Session, contest_id: int) -> Results:
+def results(session: Session, *, contest_id: int) -> Results:
     """Every participant of a closed contest, in rank order (the unranked after, by score)."""
     contest = session.get(Contest, contest_id)
     if contest is None:
@@ -75,13 +76,14 @@ def results(session: Session, contest_id: int) -> Results:
                         status=contest_ops.status(contest))
     own_kind = "member" if contest.scope == "team" else "partner"
     r = ContestResult
-    rows = session.execute(select(r).where(r.contest_id == contest_id, r.kind.in_((own_kind, "team")))).scalars().all()
+    rows = session.execute(select(r).where(col(r.contest_id) == contest_id,
+                                           col(r.kind).in_((own_kind, "team")))).scalars().all()
     teams_lines = {row.team_id: row for row in rows if row.kind == "team"}
-    people = dict((pid, (code, name, team_id)) for pid, code, name, team_id in session.execute(
-        select(Partner.id, Partner.code, Partner.name, Partner.team_id)))
-    team_names = dict(session.execute(select(Team.id, Team.name)).all())
+    people: dict[int, tuple[str, str]] = {pid: (code, name) for pid, code, name in session.execute(
+        select(col(Partner.id), col(Partner.code), col(Partner.name)))}
+    team_names: dict[int, str] = {tid: name for tid, name in session.execute(select(col(Team.id), col(Team.name)))}
     fallback: dict[int, int] | None = None
-    lines: list[tuple[tuple, ResultLine]] = []
+    lines: list[tuple[tuple[bool, int, int, int, str], ResultLine]] = []
     for row in rows:
         if row.kind != own_kind:
             continue
@@ -92,8 +94,8 @@ def results(session: Session, contest_id: int) -> Results:
         revenue = row.revenue_fen
         if revenue is None:
             fallback = fallback if fallback is not None else _ledger_revenue(session, contest)
-            revenue = fallback.get(row.partner_id, 0)  # type: ignore[arg-type]
-        code, name, _team = people.get(row.partner_id, ("", "", None))  # type: ignore[arg-type]
+            revenue = fallback.get(row.partner_id, 0) if row.partner_id is not None else 0
+        code, name = people.get(row.partner_id, ("", "")) if row.partner_id is not None else ("", "")
         pct = award.rebate_pct if award is not None else None
         line = ResultLine(code=code, name=name, team=team_names.get(row.team_id) if row.team_id else None,
                           eligible=row.eligible, score=row.score, rank=award.rank if award is not None else None,

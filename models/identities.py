@@ -17,18 +17,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session, col
 
+from models.db import rowcount
 from models.errors import DataError
 from models.kinds import OutboxStatus
 from models.tables import PLATFORMS, BindFailure, ChatIdentity, Invite, Outbox, Partner
 from models.values import utcnow
-
-if TYPE_CHECKING:
-    from sqlalchemy import CursorResult
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -90,7 +87,7 @@ def issue_invites(session: Session, partner_ids: list[int], ttl_days: int = 7, n
         result = session.execute(update(Invite).where(col(Invite.partner_id).in_(chunk), col(Invite.used_at).is_(None),
                                                       col(Invite.created_at) <= now, col(Invite.expires_at) > now)
                                  .values(expires_at=now).execution_options(synchronize_session=False))
-        revoked += cast("CursorResult[Any]", result).rowcount  # an UPDATE's result
+        revoked += rowcount(result)
         session.execute(insert(Invite), [{"code": codes[pid], "partner_id": pid, "created_at": now,
                                           "expires_at": expires, "used_at": None} for pid in chunk])
     return Issued(codes, now, expires, revoked)

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from models import points
+from models.db import rowcount
 from models.errors import DataError
 from models.kinds import Role
 from models.segments import matches
@@ -151,7 +152,7 @@ def check_in(session: Session, partner: Partner, code: str, now: datetime) -> Ch
         marked = session.execute(update(TrainingSignup).where(col(TrainingSignup.id) == signup.id,
                                                               col(TrainingSignup.attended_at).is_(None))
                                  .values(attended_at=now))
-        if marked.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(marked) != 1:
             return CheckIn("already", training)
         session.refresh(signup)
         if training.points > 0:
@@ -257,7 +258,7 @@ def claim_feedback(session: Session, training_id: int, now: datetime) -> bool:
     done = session.execute(update(Training).where(col(Training.id) == training_id,
                                                   col(Training.feedback_queued_at).is_(None))
                            .values(feedback_queued_at=now))
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+    return bool(rowcount(done) == 1)
 
 
 def attendees(session: Session, training_id: int) -> list[int]:

@@ -337,7 +337,7 @@ def contests_results(contest_id: int = typer.Argument(..., metavar="ID"),
     if out_file is not None and out_file.suffix.lower() not in (".xlsx", ".csv"):
         fail("error.results_out", value=str(out_file))
     with guarded(), session_scope(context.engine()) as session:
-        done = finance.results(session, contest_id)
+        done = finance.results(session, contest_id=contest_id)
         if out_file is not None:
             results_sheet.write(done, out_file, loc)
         rows = results_sheet.table(done, loc)
