@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     locale: str = "zh"
     api_token: str | None = None
+    # The base URL people reach this server at (`https://mianzi.example.com`): sign-in links to the
+    # console (`mianzi admin link`, chat `/console`) are built on it; https makes the cookies Secure.
+    public_url: str | None = None
+    session_idle_hours: float = 8.0  # a web session (console, dealer page) ends after this long unused
 
     telegram_token: str | None = None
     telegram_secret: str | None = None
@@ -71,6 +75,12 @@ class Settings(BaseSettings):
     # work then use two CPU cores instead of sharing one interpreter lock. None (the default):
     # on when it helps — SQLite (one writer, so one answering process) and more than one core.
     core_process: bool | None = None
+
+    def public_link(self, path: str) -> str | None:
+        """`path` on `MIANZI_PUBLIC_URL`, or None when it is not set (the callers say how to set it)."""
+        if not self.public_url:
+            return None
+        return self.public_url.rstrip("/") + "/" + path.lstrip("/")
 
     def receives(self, platform: str) -> bool:
         """Whether chat messages come in on `platform`: the one place that says a channel is on."""

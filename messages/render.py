@@ -27,11 +27,24 @@ def _locale(locale: str | None) -> str:
     return locale if locale in LOCALES else DEFAULT_LOCALE
 
 
+# String tables besides `strings.toml`, each under its file's name: `console.toml`'s `[nav] audit`
+# is `console.nav.audit` (the web console's words, read by its templates with the same `t`).
+TABLES = ("console",)
+
+
 @lru_cache(maxsize=4)
 def strings(locale: str) -> dict[str, str]:
-    """The flattened string table of a language (`[row] bad_date = …` becomes `row.bad_date`)."""
+    """The flattened string table of a language (`[row] bad_date = …` becomes `row.bad_date`), with
+    the `TABLES` under their names."""
     with (HERE / locale / "strings.toml").open("rb") as f:
         data = tomllib.load(f)
+    for name in TABLES:
+        path = HERE / locale / f"{name}.toml"
+        if path.exists():
+            with path.open("rb") as f:
+                if name in data:
+                    raise ValueError(f"{path}: strings.toml has a [{name}] table already")
+                data[name] = tomllib.load(f)
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: dict[str, Any]) -> None:

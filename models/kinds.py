@@ -58,3 +58,10 @@ class Metric(StrEnum):
 class Scope(StrEnum):
     INDIVIDUAL = "individual"
     TEAM = "team"
+
+
+class WebKind(StrEnum):
+    """Which web pages a sign-in link or a session is for (`models.web_sessions`)."""
+
+    CONSOLE = "console"  # the admin console, /admin/
+    DEALER = "dealer"  # a dealer's own page (issue 17)

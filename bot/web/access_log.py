@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from uvicorn.config import LOGGING_CONFIG
 
-SECRET_PARAMS = frozenset({"signature", "msg_signature", "timestamp", "nonce", "echostr"})
+# ... and a console sign-in link's one-time `token` (/admin/signin?token=…)
+SECRET_PARAMS = frozenset({"signature", "msg_signature", "timestamp", "nonce", "echostr", "token"})
 MASK = "***"
 
 

@@ -18,9 +18,11 @@ from models.tables.points import PointsEntry
 from models.tables.rewards import REDEMPTION_STATUSES, Redemption, RewardItem
 from models.tables.sales import MONTHLY_END, MONTHLY_START, Sale, Target
 from models.tables.trainings import Training, TrainingSignup
+from models.tables.web import AuditEntry, SignInLink, WebSession
 
 __all__ = [
     "AccessToken",
+    "AuditEntry",
     "BindFailure",
     "Broadcast",
     "ChatIdentity",
@@ -43,10 +45,12 @@ __all__ = [
     "Redemption",
     "RewardItem",
     "Sale",
+    "SignInLink",
     "Standing",
     "Target",
     "Team",
     "TeamChat",
     "Training",
     "TrainingSignup",
+    "WebSession",
 ]

@@ -1,0 +1,62 @@
+"""The session cookie of the web pages (the admin console; the dealer page uses it too).
+
+One mechanism for every kind of page: `WebSessions(settings, engine, kind=…)` reads the cookie of
+a request into the signed-in partner (`models.web_sessions.SignedIn`), opens a session from a
+one-time link, and signs out. The cookie holds a random token (the database keeps its hash); it is
+HttpOnly, SameSite=Lax, limited to the pages' path, and Secure when `MIANZI_PUBLIC_URL` is https.
+It is a browser-session cookie: the server ends a session after its idle time
+(`MIANZI_SESSION_IDLE_HOURS`), whatever the browser keeps.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bot.settings import Settings
+from models import web_sessions
+from models.db import session_scope
+from models.values import utcnow
+from models.web_sessions import LinkCheck, SignedIn
+
+
+class WebSessions:
+    """Sessions of one kind of page, under one cookie name and path. Every method is blocking (the
+    database): call them from a thread (`starlette.concurrency.run_in_threadpool`)."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, kind: str, path: str) -> None:
+        self.engine = engine
+        self.kind = kind
+        self.path = path
+        self.cookie = f"mianzi_{kind}"
+        self.idle = timedelta(hours=settings.session_idle_hours)
+        self.secure = (settings.public_url or "").lower().startswith("https://")
+
+    def token(self, request: Request) -> str | None:
+        return request.cookies.get(self.cookie) or None
+
+    def current(self, request: Request) -> SignedIn | None:
+        """Who the request's cookie signs in, or None (no cookie, unknown, expired, signed out, no longer allowed)."""
+        token = self.token(request)
+        if token is None:
+            return None
+        with session_scope(self.engine) as session:
+            return web_sessions.signed_in(session, token=token, kind=self.kind, now=utcnow(), idle=self.idle)
+
+    def check_link(self, token: str) -> LinkCheck:
+        with session_scope(self.engine) as session:
+            return web_sessions.check_link(session, token=token, kind=self.kind, now=utcnow())
+
+    def open(self, token: str) -> tuple[LinkCheck, str | None]:
+        """Use a one-time link: the new session's cookie token (set it with `set_cookie`), or None and why not."""
+        with session_scope(self.engine) as session:
+            return web_sessions.redeem_link(session, token=token, kind=self.kind, now=utcnow(), idle=self.idle)
+
+    def set_cookie(self, response: Response, token: str) -> None:
+        response.set_cookie(self.cookie, token, path=self.path, httponly=True, samesite="lax", secure=self.secure)
+
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, path=self.path, httponly=True, samesite="lax", secure=self.secure)
