@@ -17,6 +17,7 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from models.db import rowcount
 from models.kinds import Role, WebKind
 from models.tables import Partner, SignInLink, WebSession
 from models.values import as_utc
@@ -108,7 +109,7 @@ def redeem_link(session: Session, *, token: str, kind: str, now: datetime, idle:
     marked = session.connection().execute(
         update(SignInLink).where(col(SignInLink.id) == check.link_id, col(SignInLink.used_at).is_(None))
         .values(used_at=now))
-    if marked.rowcount != 1:
+    if rowcount(marked) != 1:
         return LinkCheck(LinkOutcome.USED, check.partner, check.link_id), None
     cookie = _new_token()
     session.add(WebSession(token_hash=token_hash(cookie), partner_id=check.partner.id, kind=kind,

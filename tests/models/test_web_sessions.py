@@ -42,6 +42,9 @@ def test_a_link_opens_one_session_once_and_stores_only_hashes(engine: Engine) ->
         # used an hour in: the idle expiry moved on to 9:00 + 8 h
         assert web_sessions.signed_in(s, token=cookie, kind=WebKind.CONSOLE, now=NOW + timedelta(hours=8, minutes=30),
                                       idle=IDLE) is not None
+        # ... and unused for longer than the idle time, it is over
+        assert web_sessions.signed_in(s, token=cookie, kind=WebKind.CONSOLE, now=NOW + timedelta(hours=17, minutes=31),
+                                      idle=IDLE) is None
         web_sessions.sign_out(s, session_id=who.session_id, now=NOW)
         assert web_sessions.signed_in(s, token=cookie, kind=WebKind.CONSOLE, now=NOW, idle=IDLE) is None
         audit.record(s, partner_id=boss.id, action="session.sign_out", now=NOW)
