@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     # console (`mianzi admin link`, chat `/console`) are built on it; https makes the cookies Secure.
     public_url: str | None = None
     session_idle_hours: float = 8.0  # a web session (console, dealer page) ends after this long unused
+    upload_max_mb: int = 200  # the largest file the console takes in an upload (a million sales rows is ~60 MB)
 
     telegram_token: str | None = None
     telegram_secret: str | None = None

@@ -36,7 +36,8 @@ ANY: frozenset[str] | None = None  # anyone may run it (bound or not: see `needs
 ADMINS = frozenset({"admin"})  # channel managers only; anyone else gets `chat.admin_only`
 
 # The modules that declare commands: importing them fills the table (`table()` does, once).
-MODULES = ("handlers.commands", "handlers.rewards", "handlers.points", "handlers.trainings", "handlers.feedback")
+MODULES = ("handlers.commands", "handlers.rewards", "handlers.points", "handlers.trainings", "handlers.feedback",
+           "handlers.console")
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,5 @@ class ChatConfig:
     bot_username: str = "MianziBot"
     max_text: int = 100_000
     bind_limits: BindLimits = BindLimits()  # the invite throttle (settings MIANZI_INVITE_MAX_FAILURES …)
+    # The console's sign-in page (`MIANZI_PUBLIC_URL` + /admin/signin), None when that URL is not set
+    console_signin_url: str | None = None

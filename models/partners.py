@@ -40,3 +40,12 @@ def team_members(session: Session, *, team_id: int) -> list[Partner]:
     return list(session.execute(select(Partner).where(col(Partner.team_id) == team_id, col(Partner.active).is_(True),
                                                       col(Partner.role) != Role.ADMIN)
                                 .order_by(col(Partner.code))).scalars())
+
+
+def set_locale(session: Session, *, partner_id: int, locale: str) -> None:
+    """The language a partner reads the bot and the web pages in (the caller checks it is one of LOCALES)."""
+    partner = session.get(Partner, partner_id)
+    if partner is not None:
+        partner.locale = locale
+        session.add(partner)
+        session.flush()

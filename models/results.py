@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from models.tables import ContestResult, Partner
+from models.tables import Contest, ContestResult, Partner
 
 
 def winning_member_names(session: Session, *, contest_id: int, team_id: int | None) -> list[str]:
@@ -44,3 +44,13 @@ def participant_ids(session: Session, *, contest_id: int) -> list[int]:
                                                    col(ContestResult.partner_id).is_not(None))
             .distinct())
     return sorted(int(pid) for pid in session.execute(stmt).scalars())
+
+
+def of_partner(session: Session, *, partner_id: int, limit: int) -> list[tuple[Contest, ContestResult]]:
+    """A partner's own frozen lines (individual contests, or their contribution to a team's), the
+    latest contests first: what they scored, their rank, tier and prize."""
+    rows = session.execute(select(Contest, ContestResult).join(ContestResult, col(ContestResult.contest_id) == Contest.id)
+                           .where(col(ContestResult.partner_id) == partner_id,
+                                  col(ContestResult.kind).in_(("partner", "member")))
+                           .order_by(col(Contest.end_at).desc(), col(Contest.id).desc()).limit(limit)).all()
+    return [(contest, result) for contest, result in rows]

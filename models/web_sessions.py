@@ -139,3 +139,8 @@ def signed_in(session: Session, *, token: str, kind: str, now: datetime, idle: t
 def sign_out(session: Session, *, session_id: int, now: datetime) -> None:
     session.connection().execute(update(WebSession).where(col(WebSession.id) == session_id,
                                                           col(WebSession.ended_at).is_(None)).values(ended_at=now))
+
+
+def link_url(signin_url: str, token: str) -> str:
+    """The one-time link a person opens: the sign-in page's URL with the token."""
+    return f"{signin_url}?token={token}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli import (
+    admin,
     broadcast,
     contests,
     db,
@@ -38,6 +39,7 @@ app.add_typer(redemptions.redemptions_app, name="redemptions")
 app.add_typer(points.points_app, name="points")
 app.add_typer(trainings.trainings_app, name="trainings")
 app.add_typer(feedback.feedback_app, name="feedback")
+app.add_typer(admin.admin_app, name="admin")
 
 
 def main() -> None:

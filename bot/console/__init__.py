@@ -1,4 +1,15 @@
-"""The admin web console at /admin/ (issue 15). So far only its static files: htmx and ECharts,
-vendored with their licences in static/ (no CDN: the console must work on a closed network). The
-sign-in links and sessions it will use are in models/web_sessions.py and bot/web/session.py; no page
-is served yet."""
+"""The admin web console, served by `mianzi serve` at `/admin/` (docs/console.md).
+
+`app.console_mount` composes it: `access` (who is signed in, the CSRF check of every POST),
+`pages` (the templates and the refusal pages), then one module of routes per part of the console
+(`signin`, `dashboard`, `partners`, `imports`, `audit`). Every figure and every change goes through
+the same `models/` and `handlers/` functions as the CLI; every word comes from
+`messages/<locale>/console.toml`. Its static files (htmx, ECharts, the style sheet) are vendored
+in `static/`: the console works on a closed network.
+
+This module stays light (no Starlette, no database): the chat's `/console` and the CLI need only
+the paths below.
+"""
+
+MOUNT = "/admin"
+SIGNIN = "admin/signin"  # the sign-in page, relative to MIANZI_PUBLIC_URL; the link adds ?token=…

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import handlers.dispatch
+from bot.console import SIGNIN as CONSOLE_SIGNIN
 from bot.core.dedupe import Nonce, keys_for
 from bot.settings import Settings, bind_limits
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
@@ -54,7 +55,8 @@ def chat_config(settings: Settings, *, max_text: int | None = None, bot_username
     message (`max_text`), and the bot's name when the platform told us (it overrides the setting)."""
     config = ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
                         bot_username=bot_username or settings.telegram_bot_username,
-                        bind_limits=bind_limits(settings))
+                        bind_limits=bind_limits(settings),
+                        console_signin_url=settings.public_link(CONSOLE_SIGNIN))
     return config if max_text is None else replace(config, max_text=max_text)
 
 

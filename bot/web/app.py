@@ -15,12 +15,13 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot import context
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.wechat.official_account import wechat_routes
 from bot.channels.wechat.wecom import wecom_routes
+from bot.console.app import console_mount
 from bot.core.runner import CoreProcess, Runner, ThreadRunner, freeze_heap
 from bot.settings import Settings, get_settings
 from bot.web.background import Background
@@ -54,13 +55,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                              "delivery": bool(services and services.delivering())},
                             status_code=200 if database in HEALTHY else 503)
 
-    routes = [Route("/healthz", healthz, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     if telegram is not None and telegram.webhook_mode:
         routes.append(Route("/telegram/webhook", telegram.webhook, methods=["POST"]))
     if api is not None:
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
     wechat, wecom = wechat_routes(settings, engine, core=core), wecom_routes(settings, engine, core=core)
     routes += wechat + wecom
+    routes.append(console_mount(settings, engine))
     channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 
     @asynccontextmanager

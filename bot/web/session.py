@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.settings import Settings
-from models import web_sessions
+from models import audit, web_sessions
 from models.db import session_scope
 from models.values import utcnow
 from models.web_sessions import LinkCheck, SignedIn
@@ -50,10 +50,23 @@ class WebSessions:
         with session_scope(self.engine) as session:
             return web_sessions.check_link(session, token=token, kind=self.kind, now=utcnow())
 
-    def open(self, token: str) -> tuple[LinkCheck, str | None]:
-        """Use a one-time link: the new session's cookie token (set it with `set_cookie`), or None and why not."""
+    def open(self, token: str, *, audit_action: str | None = None) -> tuple[LinkCheck, str | None]:
+        """Use a one-time link: the new session's cookie token (set it with `set_cookie`), or None
+        and why not. With `audit_action`, the sign-in is written to the audit log in the same transaction."""
+        now = utcnow()
         with session_scope(self.engine) as session:
-            return web_sessions.redeem_link(session, token=token, kind=self.kind, now=utcnow(), idle=self.idle)
+            check, cookie = web_sessions.redeem_link(session, token=token, kind=self.kind, now=now, idle=self.idle)
+            if cookie is not None and audit_action is not None and check.partner is not None:
+                audit.record(session, partner_id=check.partner.id, action=audit_action, now=now)
+            return check, cookie
+
+    def close(self, signed: SignedIn, *, audit_action: str | None = None) -> None:
+        """Sign out: the session ends now (its cookie is then worth nothing), written to the audit log."""
+        now = utcnow()
+        with session_scope(self.engine) as session:
+            web_sessions.sign_out(session, session_id=signed.session_id, now=now)
+            if audit_action is not None:
+                audit.record(session, partner_id=signed.partner_id, action=audit_action, now=now)
 
     def set_cookie(self, response: Response, token: str) -> None:
         response.set_cookie(self.cookie, token, path=self.path, httponly=True, samesite="lax", secure=self.secure)
