@@ -373,8 +373,17 @@ class SheetLines:
 
 def count_lines(path: Path) -> int:
     """Data rows in a file (lines after the header), for a progress bar's total."""
-    n = 0
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        return count_data_lines(f)
+
+
+def count_data_lines(stream: BinaryIO) -> int:
+    """`count_lines` of a seekable binary stream (a CSV file's bytes), read from its start and left there."""
+    n = 0
+    stream.seek(0)
+    try:
+        while chunk := stream.read(1 << 20):
             n += chunk.count(b"\n")
+    finally:
+        stream.seek(0)
     return max(n - 1, 0)
