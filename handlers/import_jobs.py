@@ -11,8 +11,8 @@ Only one commit at a time: a commit asked for while another is queued or running
 
 The job table lives in this process's memory: a restart forgets every job (a commit that was
 running is rolled back by the database, all or nothing), while the uploaded file stays kept (for a
-day, `handlers.uploads`), so the page can start it again. Finished jobs are kept until `KEEP_JOBS`
-newer ones have finished.
+day, `handlers.uploads`), so the page can start it again. The newest `KEEP_JOBS` finished jobs
+(by start) are kept, older ones forgotten.
 """
 
 from __future__ import annotations
@@ -69,6 +69,15 @@ class JobStatus:
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed")
+
+    def doc(self) -> dict[str, Any]:
+        """The job as plain data (a JSON answer to a poll): message keys, not words."""
+        return {"id": self.id, "kind": self.kind, "upload_id": self.upload_id, "mode": self.mode,
+                "sheet": self.sheet, "state": self.state, "rows_done": self.rows_done,
+                "total_rows": self.total_rows, "report": self.report.doc() if self.report else None,
+                "bad_rows": [{"line": line, "reasons": [{"key": e.key, "params": e.params} for e in errors]}
+                             for line, errors in self.bad_rows],
+                "error": {"key": self.error_key, "params": self.error_params} if self.error_key else None}
 
 
 class ImportJobs:
@@ -140,7 +149,7 @@ class ImportJobs:
             self._set(job_id, state="failed", error_key="error.import_failed",
                       error_params={"detail": (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:200]})
         else:
-            self._set(job_id, state="done", report=report, rows_done=report.rows)
+            self._set(job_id, state="done", report=report, rows_done=report.rows, total_rows=report.rows)
 
     def _forget_old(self) -> None:
         """Keep the newest `KEEP_JOBS` finished jobs (and every unfinished one); the lock is held."""

@@ -240,3 +240,12 @@ def test_the_event_loop_keeps_answering_while_a_job_runs(jobs: ImportJobs) -> No
 
     ticks, job = asyncio.run(poll())
     assert job.state == "done" and ticks > 1
+
+
+def test_a_jobs_plain_data_for_a_poll(jobs: ImportJobs) -> None:
+    job = finished(jobs, jobs.start("sales", save_upload(jobs.media_dir, BAD.encode()), "preview"))
+    doc = job.doc()
+    assert doc["state"] == "failed" and doc["report"] is None
+    assert doc["error"] == {"key": "error.import_rejected", "params": {"count": 2}}
+    assert doc["bad_rows"][0] == {"line": 4, "reasons": [{"key": "row.unknown_partner", "params": {"value": "P999"}}]}
+    assert doc["total_rows"] == 4
