@@ -18,6 +18,7 @@ from sqlmodel import Session
 from handlers import imports
 from handlers.import_jobs import ImportJobs, JobStatus
 from handlers.uploads import open_upload, save_upload, upload_path
+from models.db import make_engine
 from models.errors import DataError
 from models.imports.report import ImportRejected
 from models.tables import Partner, Sale
@@ -249,3 +250,26 @@ def test_a_jobs_plain_data_for_a_poll(jobs: ImportJobs) -> None:
     assert doc["error"] == {"key": "error.import_rejected", "params": {"count": 2}}
     assert doc["bad_rows"][0] == {"line": 4, "reasons": [{"key": "row.unknown_partner", "params": {"value": "P999"}}]}
     assert doc["total_rows"] == 4
+
+
+def test_a_sqlite_preview_leaves_the_checks_and_the_index_as_they_were(partners: Engine, db_url: str,
+                                                                       tmp_path: Path) -> None:
+    """The bulk path turns foreign-key checks off and may build the index at the end: a rollback
+    brings both back, as a failed import's does."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite only: the bulk path")
+    engine = make_engine(db_url)  # of the app's kind, with only this test's connections
+    try:
+        path = tmp_path / "big.csv"
+        path.write_bytes(sales_file(30_000))
+        with path.open("rb") as f:
+            assert imports.preview(engine, "sales", f, **SETTINGS).inserted == 30_000
+        assert engine.pool.checkedin() == 1
+        with engine.connect() as conn:
+            checks = conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+            index = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master "
+                                         "WHERE name = 'ix_sale_partner_customer'").scalar_one()
+            stored = conn.exec_driver_sql("SELECT count(*) FROM sale").scalar_one()
+        assert (checks, index, stored) == (1, 1, 0)
+    finally:
+        engine.dispose()
