@@ -373,8 +373,23 @@ class SheetLines:
 
 def count_lines(path: Path) -> int:
     """Data rows in a file (lines after the header), for a progress bar's total."""
-    n = 0
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        return count_data_lines(f)
+
+
+def count_data_lines(stream: BinaryIO) -> int:
+    """`count_lines` of a seekable binary stream (a CSV file's bytes), read from its start and left
+    there: its lines but the header's, the last one counted with or without its line break (an
+    estimate when a value holds a line break or a line is blank)."""
+    n = 0
+    last = b"\n"
+    stream.seek(0)
+    try:
+        while chunk := stream.read(1 << 20):
             n += chunk.count(b"\n")
+            last = chunk[-1:]
+    finally:
+        stream.seek(0)
+    if last != b"\n":
+        n += 1  # the last line has no line break
     return max(n - 1, 0)

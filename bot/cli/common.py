@@ -1,5 +1,5 @@
 """What every command group shares: the consoles, the options, `fail`, running a command's body
-(`guarded`, `database`, `table_file`), JSON output, program time, import reports.
+(`guarded`, `database`, `import_table`), JSON output, program time, import reports.
 
 Light on purpose: `mianzi --help` imports this module and the group modules, so nothing here
 imports settings (pydantic), the database (sqlalchemy, sqlmodel), `models`, `handlers` or the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from bot.settings import Settings
-    from models.csvfile import CsvRows
-    from models.imports.report import ImportReport
+    from models.imports.run import FileReport
 
 METRIC_HELP = "revenue|units|orders|new_customers|margin|attainment|satisfaction"
 
@@ -96,16 +95,20 @@ def database(settings: Settings | None = None) -> Iterator[Session]:
         yield session
 
 
-@contextmanager
-def table_file(path: Path, required: tuple[str, ...], sheet: str | None) -> Iterator[CsvRows]:
-    """An import's file: CSV (its encoding found) or an .xlsx sheet, its rows read as text; a
-    missing file, a bad encoding or a missing column is one line, exit 2 (as is any error of the body)."""
-    from models.csvfile import open_table
+def import_table(kind: str, path: Path, sheet: str | None, settings: Settings | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> FileReport:
+    """An import's file (CSV, its encoding found, or an .xlsx sheet) imported as `kind` in one
+    transaction (`handlers.imports.import_file`); a missing file, a bad encoding, a missing column
+    or a bad row is one line (a line per bad row), exit 2, nothing imported."""
+    from bot.settings import get_settings
+    from handlers.imports import import_file
 
     if not path.is_file():
         fail("error.file_not_found", value=str(path))
-    with guarded(), path.open("rb") as stream, open_table(stream, required, sheet) as rows:
-        yield rows
+    settings = settings or get_settings()
+    with guarded(), path.open("rb") as stream, database(settings) as session:
+        return import_file(session, kind, stream, sheet=sheet, timezone=settings.timezone,
+                           default_locale=settings.locale, progress=progress)
 
 
 def print_json(data: Any) -> None:
@@ -145,13 +148,12 @@ _READ_AS = {"utf-8": "cli.read_utf8", "utf-8-sig": "cli.read_utf8_bom", "gb18030
             "xlsx": "cli.read_xlsx"}
 
 
-def _report(what: str, report: ImportReport, source: CsvRows | None = None) -> None:
+def _report(what: str, report: FileReport) -> None:
     out.print(_t("cli.imported", what=_t(f"cli.what_{what}"), rows=report.rows, inserted=report.inserted,
                  updated=report.updated, unchanged=report.unchanged), markup=False)
-    if source is not None:
-        _read_as(source)
+    _read_as(report)
 
 
-def _read_as(source: CsvRows) -> None:
+def _read_as(report: FileReport) -> None:
     """The import summary's second line: which encoding, or which sheet, the file was read as."""
-    out.print(_t(_READ_AS[source.source], sheet=source.sheet), markup=False)
+    out.print(_t(_READ_AS[report.source], sheet=report.sheet), markup=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, guarded, out, print_json, table_file
+from bot.cli.common import JsonOption, SheetOption, _locale, _report, guarded, import_table, out, print_json
 
 partners_app = typer.Typer(no_args_is_help=True, help="Partners and teams.")
 
@@ -16,15 +16,7 @@ partners_app = typer.Typer(no_args_is_help=True, help="Partners and teams.")
 @partners_app.command("import")
 def partners_import(file: Path, sheet: SheetOption = None) -> None:
     """Add or update partners and teams from a CSV or .xlsx file."""
-    from bot.settings import get_settings
-    from models.imports.partners import PARTNER_COLUMNS, import_partners
-    from models.imports.records import rows_from_csv
-
-    settings = get_settings()
-    with table_file(file, ("code", "name"), sheet) as csv_rows, database(settings) as session:
-        report = import_partners(session, rows_from_csv(csv_rows.columns, csv_rows.rows, PARTNER_COLUMNS),
-                                 default_locale=settings.locale)
-    _report("partners", report, csv_rows)
+    _report("partners", import_table("partners", file, sheet))
 
 
 CHOOSE_HELP = ("--all: every active dealer and captain (admins only by CODE); --segment and --unbound "

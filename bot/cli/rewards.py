@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import JsonOption, SheetOption, _locale, _read_as, database, json_or_empty, out, table_file
+from bot.cli.common import JsonOption, SheetOption, _locale, _read_as, database, import_table, json_or_empty, out
 
 rewards_app = typer.Typer(no_args_is_help=True, help="The rewards catalog (积分商城).")
 
@@ -15,17 +15,12 @@ rewards_app = typer.Typer(no_args_is_help=True, help="The rewards catalog (积�
 def rewards_import(file: Path, sheet: SheetOption = None) -> None:
     """Add or update catalog items from a CSV or .xlsx file (sku,name_zh,name_en,points,stock,active)."""
     from messages.render import t
-    from models import rewards as store
-    from models.imports.records import rows_from_csv
-    from models.values import utcnow
 
-    with table_file(file, store.CATALOG_REQUIRED, sheet) as csv_rows, database() as session:
-        report = store.import_catalog(session, rows_from_csv(csv_rows.columns, csv_rows.rows, store.CATALOG_COLUMNS),
-                                      utcnow())
+    report = import_table("catalog", file, sheet)
     loc = _locale()
     out.print(t("cli.imported", loc, what=t("rewards.what_catalog", loc), rows=report.rows, inserted=report.inserted,
                 updated=report.updated, unchanged=report.unchanged), markup=False)
-    _read_as(csv_rows)
+    _read_as(report)
 
 
 @rewards_app.command("list")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, err, table_file
+from bot.cli.common import JsonOption, SheetOption, _locale, _report, database, err, import_table
 
 sales_app = typer.Typer(no_args_is_help=True, help="The sales ledger.")
 
@@ -16,29 +16,14 @@ def sales_import(file: Path, sheet: SheetOption = None) -> None:
     """Import sales (idempotent by id) from a CSV or .xlsx file, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from bot.settings import get_settings
-    from handlers.refresh import refresh_dirty
     from messages.render import t
-    from models.csvfile import count_lines
-    from models.imports.records import rows_from_csv
-    from models.imports.sale_rows import SALE_REQUIRED, file_columns
-    from models.imports.sales import import_sales
-    from models.values import zone
 
-    settings = get_settings()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(t("cli.importing", _locale()), total=None)
-        with table_file(file, SALE_REQUIRED, sheet) as csv_rows, database(settings) as session:
-            total = csv_rows.data_rows if csv_rows.data_rows is not None else count_lines(file)
-            bar.update(task, total=total)
-            report = import_sales(session, rows_from_csv(csv_rows.columns, csv_rows.rows,
-                                                              file_columns(csv_rows.columns)),
-                                  zone(settings.timezone), progress=lambda n: bar.update(task, completed=n))
-            refresh_dirty(session)
-    _report("sales", report, csv_rows)
-
-
+        report = import_table("sales", file, sheet,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    _report("sales", report)
 
 
 @sales_app.command("void")
