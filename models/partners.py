@@ -40,3 +40,20 @@ def team_members(session: Session, *, team_id: int) -> list[Partner]:
     return list(session.execute(select(Partner).where(col(Partner.team_id) == team_id, col(Partner.active).is_(True),
                                                       col(Partner.role) != Role.ADMIN)
                                 .order_by(col(Partner.code))).scalars())
+
+
+def partner_labels(session: Session, *, ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """(code, name) by partner id (none asked, no query)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(col(Partner.id), col(Partner.code), col(Partner.name))
+                           .where(col(Partner.id).in_(ids)))
+    return {pid: (code, name) for pid, code, name in rows}
+
+
+def team_labels(session: Session, *, ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """(code, name) by team id (none asked, no query)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(col(Team.id), col(Team.code), col(Team.name)).where(col(Team.id).in_(ids)))
+    return {tid: (code, name) for tid, code, name in rows}

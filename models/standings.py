@@ -511,3 +511,21 @@ def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[in
     return list(session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
                                                     col(table.partner_id).in_(partner_ids))
                                 .order_by(col(table.score).desc())).scalars())
+
+
+def tier_counts(session: Session, *, contest: AnyContest) -> dict[str, int]:
+    """How many ranked lines of the contest's own kind (partners, or teams in a team contest) reached
+    each tier, live or frozen (`table_for`): one GROUP BY over the contest's lines."""
+    table = table_for(contest)
+    rows = session.execute(select(col(table.tier), func.count()).where(
+        col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest),
+        col(table.tier).is_not(None)).group_by(col(table.tier)))
+    return {str(tier): int(n) for tier, n in rows}
+
+
+def line_count(session: Session, *, contest: AnyContest, kind: str) -> int:
+    """How many lines of `kind` the contest's standings (or results) hold: its participants when
+    `kind` is `partner` (individual) or `member` (a team contest's partners), its teams for `team`."""
+    table = table_for(contest)
+    return int(session.execute(select(func.count()).select_from(table).where(
+        col(table.contest_id) == contest.id, col(table.kind) == kind)).scalar_one())

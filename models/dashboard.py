@@ -1,0 +1,384 @@
+"""The console's dashboard: every figure of the program at a glance, as plain values (no words).
+
+One function per block, each keyword-only, taking the session, `now` and the program settings it
+needs (the caller reads them from `bot.settings`; models never import `bot`). Every count and sum
+is an aggregate in SQL; nothing here walks the sales ledger row by row in Python.
+
+- `contest_figures`: the open contests (running, settling, upcoming): days left, participants,
+  the public top 3 (as the chat's board: `standings.top`), how many reached each tier.
+- `partner_figures`: how many partners, bound by platform, by team and region, not joined yet.
+- `points_figures`: the outstanding balance (the liability), this month's ledger by kind, the
+  redemptions waiting for a decision.
+- `delivery_figures`: the pushes of the last 24 hours by channel and status, and which channel fails.
+- `sales_figures`: the last import, and sales per day of this month.
+- `warnings`: what needs the admin, as (kind, params) values; `messages/` words them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlmodel import Session, col
+
+from models import contests as contest_ops
+from models import delivery_report, partners, standings
+from models.kinds import Metric, Platform, RedemptionStatus, Scope
+from models.roster import TAKING_PART
+from models.rows import ContestRow
+from models.rules import next_period
+from models.tables import ChatIdentity, Contest, Partner, PointsEntry, Redemption, Sale, Team
+from models.values import as_utc, zone
+
+CHAT_PLATFORMS = (Platform.TELEGRAM, Platform.WECHAT, Platform.WECOM)
+SHOWN_STATUSES = ("active", "settling", "upcoming")
+DELIVERY_WINDOW = timedelta(hours=24)
+FAILING_MIN = 5  # a channel is failing from this many failed pushes in the window …
+FAILING_SHARE_PCT = 20  # … when they are at least this share of the pushes it finished (sent or failed)
+CLOSING_HOURS = 48
+
+
+def _naive(moment: datetime) -> datetime:
+    """A bound for a stored column (naive UTC, DESIGN §3 rule 6)."""
+    return as_utc(moment).replace(tzinfo=None)
+
+
+def month_bounds(now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The calendar month holding `now` in the program's time zone, as aware UTC [start, end)."""
+    tz = zone(timezone)
+    local = as_utc(now).astimezone(tz)
+    first = date(local.year, local.month, 1)
+    nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return (datetime.combine(first, time(), tzinfo=tz).astimezone(UTC),
+            datetime.combine(nxt, time(), tzinfo=tz).astimezone(UTC))
+
+
+# --- 1. contests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leader:
+    """One line of a contest's public top 3: a partner, or a team in a team contest."""
+
+    rank: int
+    code: str
+    name: str
+    score: int  # hundredths of the metric's unit (models.rules)
+
+
+@dataclass(frozen=True)
+class ContestFigures:
+    id: int
+    name: str
+    metric: str
+    scope: str
+    status: str  # active, settling or upcoming (models.contests.status)
+    start_at: datetime
+    end_at: datetime
+    days_left: int  # whole days to the end of the period, rounded up; 0 once it has ended
+    participants: int  # partners with a line in the standings (members of the teams in a team contest)
+    teams: int  # teams with a line (team contests; 0 otherwise)
+    top: tuple[Leader, ...]
+    tiers: dict[str, int]  # every tier of the contest, lowest threshold first → how many reached it
+    stale: bool  # an import changed the data since the standings were built (the refresh is due)
+    standings_at: datetime | None
+
+
+def days_left(end_at: datetime, now: datetime) -> int:
+    return max(0, math.ceil((as_utc(end_at) - as_utc(now)).total_seconds() / 86400))
+
+
+def contest_figures(session: Session, *, now: datetime, top_n: int = 3) -> list[ContestFigures]:
+    """The open contests, running ones first (soonest end first), then the upcoming ones by start.
+
+    Read from the live standings cache as it is (`Standing`): the same lines the chat's board shows.
+    A rebuild of a stale cache is the imports' and the scheduler's work, not a page's: `stale` says
+    one is due.
+    """
+    rows = [c for c in contest_ops.open_contest_rows(session) if contest_ops.status(c, now) in SHOWN_STATUSES]
+    rows.sort(key=lambda c: (contest_ops.status(c, now) == "upcoming",
+                             as_utc(c.start_at if contest_ops.status(c, now) == "upcoming" else c.end_at), c.id))
+    return [_one_contest(session, c, now, top_n) for c in rows]
+
+
+def _one_contest(session: Session, contest: ContestRow, now: datetime, top_n: int) -> ContestFigures:
+    team = contest.scope == Scope.TEAM
+    lines = standings.top(session, contest, top_n)
+    if team:
+        labels = partners.team_labels(session, ids={x.team_id for x in lines if x.team_id is not None})
+        keys = [x.team_id for x in lines]
+    else:
+        labels = partners.partner_labels(session, ids={x.partner_id for x in lines if x.partner_id is not None})
+        keys = [x.partner_id for x in lines]
+    top = tuple(Leader(line.rank or 0, *labels.get(key, ("", "")) if key is not None else ("", ""), line.score)
+                for line, key in zip(lines, keys, strict=True))
+    reached = standings.tier_counts(session, contest=contest)
+    tiers = {str(t["name"]): reached.get(str(t["name"]), 0)
+             for t in sorted(contest.tiers, key=lambda t: int(t["threshold"]))}
+    return ContestFigures(
+        id=contest.id, name=contest.name, metric=contest.metric, scope=contest.scope,
+        status=contest_ops.status(contest, now), start_at=as_utc(contest.start_at), end_at=as_utc(contest.end_at),
+        days_left=days_left(contest.end_at, now),
+        participants=standings.line_count(session, contest=contest, kind="member" if team else "partner"),
+        teams=standings.line_count(session, contest=contest, kind="team") if team else 0,
+        top=top, tiers=tiers, stale=contest.standings_dirty,
+        standings_at=as_utc(contest.standings_at) if contest.standings_at else None)
+
+
+# --- 2. partners -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """A team (code, name) or a region (name, name) and how many active partners it has."""
+
+    code: str | None  # None: the partners without a team / region
+    name: str | None
+    partners: int
+
+
+@dataclass(frozen=True)
+class PartnerFigures:
+    total: int  # every partner row
+    active: int
+    bound: int  # active partners with an active chat account on any platform
+    bound_by_platform: dict[str, int]  # telegram, wechat, wecom (each present, 0 if none)
+    not_joined: int  # active dealers and captains with no active chat account (who an invite is for)
+    teams: tuple[Group, ...]  # the largest first, at most `groups`
+    regions: tuple[Group, ...]
+    other_teams: int  # active partners in the teams not listed
+    other_regions: int
+
+
+def _bound_exists() -> Any:
+    """Whether the partner of the row has an active chat account (`roster`: bound)."""
+    return (select(col(ChatIdentity.id)).where(col(ChatIdentity.partner_id) == Partner.id,
+                                               col(ChatIdentity.active).is_(True),
+                                               col(ChatIdentity.platform).in_(CHAT_PLATFORMS)).exists())
+
+
+def partner_figures(session: Session, *, now: datetime, groups: int = 10) -> PartnerFigures:
+    """Counts over the partners (active ones, but `total`); `now` is taken for the common signature."""
+    del now
+    p = Partner
+    active = col(p.active).is_(True)
+    total, n_active, not_joined = session.execute(select(
+        func.count(), func.coalesce(func.sum(case((active, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((active & col(p.role).in_(TAKING_PART) & ~_bound_exists(), 1), else_=0)), 0),
+    )).one()
+    ident = ChatIdentity
+    bound_where = (col(ident.active).is_(True), col(ident.platform).in_(CHAT_PLATFORMS), active)
+    per_platform = dict(session.execute(
+        select(col(ident.platform), func.count(func.distinct(col(ident.partner_id))))
+        .join(p, col(p.id) == ident.partner_id).where(*bound_where).group_by(col(ident.platform))).all())
+    bound = session.execute(select(func.count(func.distinct(col(ident.partner_id))))
+                            .join(p, col(p.id) == ident.partner_id).where(*bound_where)).scalar_one()
+    team_rows = session.execute(
+        select(col(Team.code), col(Team.name), func.count(col(p.id)).label("n"))
+        .select_from(p).outerjoin(Team, col(Team.id) == p.team_id).where(active)
+        .group_by(col(Team.code), col(Team.name)).order_by(func.count(col(p.id)).desc(), col(Team.code))).all()
+    region_rows = session.execute(
+        select(col(p.region), func.count().label("n")).where(active).group_by(col(p.region))
+        .order_by(func.count().desc(), col(p.region))).all()
+    teams = tuple(Group(code, name, int(n)) for code, name, n in team_rows[:groups])
+    regions = tuple(Group(region, region, int(n)) for region, n in region_rows[:groups])
+    return PartnerFigures(
+        total=int(total), active=int(n_active), bound=int(bound),
+        bound_by_platform={str(k): int(per_platform.get(k, 0)) for k in CHAT_PLATFORMS},
+        not_joined=int(not_joined), teams=teams, regions=regions,
+        other_teams=sum(int(n) for _c, _n, n in team_rows[groups:]),
+        other_regions=sum(int(n) for _r, n in region_rows[groups:]))
+
+
+# --- 3. points ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointsFigures:
+    outstanding: int  # the sum of every balance: points the program owes (models.points)
+    earned_month: int  # `earned` entries this month (contest prizes, trainings …)
+    spent_month: int  # points reserved by redemptions this month (positive), before refunds
+    refunded_month: int  # given back by rejected redemptions this month
+    adjusted_month: int  # admins' corrections this month, net (may be negative)
+    expired_month: int  # expired this month (positive)
+    pending_redemptions: int
+    pending_points: int  # the points those pending redemptions hold
+    month_start: datetime  # the month (program time zone) as aware UTC [start, end)
+    month_end: datetime
+
+
+def points_figures(session: Session, *, now: datetime, timezone: str) -> PointsFigures:
+    """The ledger's total and this month's movements (the month of `now` in `timezone`)."""
+    start, end = month_bounds(now, timezone)
+    pe = PointsEntry
+    outstanding = session.execute(select(func.coalesce(func.sum(col(pe.amount)), 0))).scalar_one()
+    by_kind = {str(kind): int(total or 0) for kind, total in session.execute(
+        select(col(pe.kind), func.sum(col(pe.amount)))
+        .where(col(pe.created_at) >= _naive(start), col(pe.created_at) < _naive(end)).group_by(col(pe.kind)))}
+    pending, held = session.execute(
+        select(func.count(), func.coalesce(func.sum(col(Redemption.points)), 0))
+        .where(col(Redemption.status) == RedemptionStatus.PENDING)).one()
+    return PointsFigures(
+        outstanding=int(outstanding), earned_month=by_kind.get("earned", 0), spent_month=-by_kind.get("spent", 0),
+        refunded_month=by_kind.get("refunded", 0), adjusted_month=by_kind.get("adjusted", 0),
+        expired_month=-by_kind.get("expired", 0), pending_redemptions=int(pending), pending_points=int(held),
+        month_start=start, month_end=end)
+
+
+# --- 4. deliveries -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelDeliveries:
+    """A channel's pushes queued in the window, by their status now.
+
+    `failing`: at least FAILING_MIN pushes failed (the platform refused them, retries spent) and
+    they are at least FAILING_SHARE_PCT percent of the pushes the channel finished (sent + failed).
+    Blocked (the user's choice) and undeliverable (no way to reach that account, e.g. WeChat's
+    window closed) say nothing about the channel itself.
+    """
+
+    platform: str
+    sent: int
+    pending: int  # waiting or being sent (pending + sending)
+    failed: int
+    blocked: int
+    undeliverable: int
+    failing: bool
+    top_reason: str | None  # the most frequent error of the failed (or retrying) pushes, as recorded
+
+
+def _failing(sent: int, failed: int) -> bool:
+    return failed >= FAILING_MIN and failed * 100 >= FAILING_SHARE_PCT * (sent + failed)
+
+
+def delivery_figures(session: Session, *, now: datetime, channels: Sequence[str] = (),
+                     window: timedelta = DELIVERY_WINDOW) -> list[ChannelDeliveries]:
+    """Pushes queued in the last `window` (by `created_at`), per platform (`delivery_report.report`).
+
+    `channels`: the platforms configured to send (`Settings.sends`): listed even with no push.
+    """
+    found = delivery_report.report(session, since=_naive(as_utc(now) - window))
+    counts: dict[str, dict[str, int]] = found["channels"]
+    reasons: dict[str, str] = {}
+    for r in found["reasons"]:  # most frequent first
+        if r["status"] in ("failed", "pending"):
+            reasons.setdefault(r["platform"], r["reason"])
+    out = []
+    for platform in sorted(set(counts) | set(channels)):
+        c = counts.get(platform, {})
+        sent, failed = c.get("sent", 0), c.get("failed", 0)
+        out.append(ChannelDeliveries(
+            platform=platform, sent=sent, pending=c.get("pending", 0) + c.get("sending", 0), failed=failed,
+            blocked=c.get("blocked", 0), undeliverable=c.get("undeliverable", 0), failing=_failing(sent, failed),
+            top_reason=reasons.get(platform)))
+    return out
+
+
+# --- 5. sales ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SalesDay:
+    day: date  # in the program's time zone
+    amount_fen: int  # net of corrections
+    units: int
+    sales: int  # ledger rows (a correction is one)
+
+
+@dataclass(frozen=True)
+class SalesFigures:
+    last_import_at: datetime | None  # when the newest sales were stored (aware UTC)
+    last_import_rows: int  # sales that import added (an import stores all its rows at one moment)
+    days: tuple[SalesDay, ...]  # every day of this month up to today, in order (days without sales: 0)
+    month_amount_fen: int
+    month_units: int
+
+
+def sales_figures(session: Session, *, now: datetime, timezone: str) -> SalesFigures:
+    """The last import (from the ledger's `imported_at`: one import writes all its rows with the same
+    moment) and sales per day of this month in `timezone`, from its first day to today."""
+    s = Sale
+    last = session.execute(select(func.max(col(s.imported_at)))).scalar_one()
+    rows = 0
+    if last is not None:
+        rows = int(session.execute(select(func.count()).where(col(s.imported_at) == last)).scalar_one())
+    tz = zone(timezone)
+    start, _end = month_bounds(now, timezone)
+    today = as_utc(now).astimezone(tz).date()
+    first = start.astimezone(tz).date()
+    days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
+    bounds = [datetime.combine(d + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC) for d in days]
+    bucket = case(*((col(s.occurred_at) < _naive(b), i) for i, b in enumerate(bounds)), else_=len(bounds))
+    stmt = (select(bucket.label("day"), func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.count())
+            .where(col(s.occurred_at) >= _naive(start), col(s.occurred_at) < _naive(bounds[-1]))
+            .group_by("day"))
+    per = {int(i): (int(a or 0), int(u or 0), int(n)) for i, a, u, n in session.execute(stmt)}
+    out = tuple(SalesDay(d, *per.get(i, (0, 0, 0))) for i, d in enumerate(days))
+    return SalesFigures(last_import_at=as_utc(last) if last is not None else None, last_import_rows=rows,
+                        days=out, month_amount_fen=sum(x.amount_fen for x in out),
+                        month_units=sum(x.units for x in out))
+
+
+# --- 6. warnings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something that needs the admin: `kind` names the message (`messages/…/console.toml`), `params` fill it.
+
+    Kinds: `targets_missing` (contest_id, name, start_at, end_at, missing: participants without a
+    target for the contest's next period), `wechat_no_template`, `channel_failing` (platform,
+    failed, sent, reason), `contest_closing` (contest_id, name, end_at, hours_left).
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def warnings(session: Session, *, now: datetime, channels: Sequence[str] = (), wechat_official_account: bool = False,
+             wechat_template: bool = False, closing_hours: int = CLOSING_HOURS) -> list[Alert]:
+    """What needs the admin now, most urgent kinds first.
+
+    `channels`: the platforms configured to send (`Settings.sends`); `wechat_official_account`:
+    the WeChat Official Account is configured (`Settings.sends("wechat")`); `wechat_template`:
+    `MIANZI_WECHAT_TEMPLATE_ID` is set (without it no push reaches anyone outside their 48-hour window).
+    """
+    alerts: list[Alert] = []
+    for ch in delivery_figures(session, now=now, channels=channels):
+        if ch.failing and ch.platform in channels:
+            alerts.append(Alert("channel_failing", {"platform": ch.platform, "failed": ch.failed, "sent": ch.sent,
+                                                    "reason": ch.top_reason}))
+    if wechat_official_account and not wechat_template:
+        alerts.append(Alert("wechat_no_template"))
+    open_rows = contest_ops.open_contest_rows(session)
+    for c in open_rows:
+        left = as_utc(c.end_at) - as_utc(now)
+        if contest_ops.status(c, now) == "active" and left <= timedelta(hours=closing_hours):
+            alerts.append(Alert("contest_closing", {"contest_id": c.id, "name": c.name, "end_at": as_utc(c.end_at),
+                                                    "hours_left": math.ceil(left.total_seconds() / 3600)}))
+    for c in open_rows:
+        if c.metric == Metric.ATTAINMENT and c.recur != "none":
+            alerts.extend(_targets_missing(session, c, now))
+    return alerts
+
+
+def _targets_missing(session: Session, contest: ContestRow, now: datetime) -> list[Alert]:
+    """A recurring attainment contest's next period — its own when it has not started, else the one
+    after it — and its participants without a target for it (`standings.lacking_targets`)."""
+    if contest_ops.status(contest, now) == "upcoming":
+        start, end = as_utc(contest.start_at), as_utc(contest.end_at)
+    else:
+        period = next_period(as_utc(contest.start_at), as_utc(contest.end_at), contest.recur, zone(contest.timezone))
+        start, end = period.start, period.end
+    probe = Contest(name=contest.name, metric=contest.metric, scope=contest.scope, start_at=start, end_at=end,
+                    timezone=contest.timezone, segment=contest.segment, created_at=now)
+    missing = standings.lacking_targets(session, probe)
+    if not missing:
+        return []
+    return [Alert("targets_missing", {"contest_id": contest.id, "name": contest.name, "start_at": start,
+                                      "end_at": end, "missing": len(missing)})]
