@@ -42,11 +42,6 @@ FAILING_SHARE_PCT = 20  # … when they are at least this share of the pushes it
 CLOSING_HOURS = 48
 
 
-def _naive(moment: datetime) -> datetime:
-    """A bound for a stored column (naive UTC, DESIGN §3 rule 6)."""
-    return as_utc(moment).replace(tzinfo=None)
-
-
 def month_bounds(now: datetime, timezone: str) -> tuple[datetime, datetime]:
     """The calendar month holding `now` in the program's time zone, as aware UTC [start, end)."""
     tz = zone(timezone)
@@ -134,7 +129,8 @@ def _one_contest(session: Session, contest: ContestRow, now: datetime, top_n: in
 
 @dataclass(frozen=True)
 class Group:
-    """A team (code, name) or a region (name, name) and how many active partners it has."""
+    """A team (code, name) or a region (name, name) and how many active partners it has (the largest
+    first; equal ones by code, those without a team or region last)."""
 
     code: str | None  # None: the partners without a team / region
     name: str | None
@@ -180,10 +176,10 @@ def partner_figures(session: Session, *, now: datetime, groups: int = 10) -> Par
     team_rows = session.execute(
         select(col(Team.code), col(Team.name), func.count(col(p.id)).label("n"))
         .select_from(p).outerjoin(Team, col(Team.id) == p.team_id).where(active)
-        .group_by(col(Team.code), col(Team.name)).order_by(func.count(col(p.id)).desc(), col(Team.code))).all()
+        .group_by(col(Team.code), col(Team.name)).order_by(func.count(col(p.id)).desc(), col(Team.code).is_(None), col(Team.code))).all()
     region_rows = session.execute(
         select(col(p.region), func.count().label("n")).where(active).group_by(col(p.region))
-        .order_by(func.count().desc(), col(p.region))).all()
+        .order_by(func.count().desc(), col(p.region).is_(None), col(p.region))).all()
     teams = tuple(Group(code, name, int(n)) for code, name, n in team_rows[:groups])
     regions = tuple(Group(region, region, int(n)) for region, n in region_rows[:groups])
     return PartnerFigures(
@@ -218,7 +214,7 @@ def points_figures(session: Session, *, now: datetime, timezone: str) -> PointsF
     outstanding = session.execute(select(func.coalesce(func.sum(col(pe.amount)), 0))).scalar_one()
     by_kind = {str(kind): int(total or 0) for kind, total in session.execute(
         select(col(pe.kind), func.sum(col(pe.amount)))
-        .where(col(pe.created_at) >= _naive(start), col(pe.created_at) < _naive(end)).group_by(col(pe.kind)))}
+        .where(col(pe.created_at) >= as_utc(start), col(pe.created_at) < as_utc(end)).group_by(col(pe.kind)))}
     pending, held = session.execute(
         select(func.count(), func.coalesce(func.sum(col(Redemption.points)), 0))
         .where(col(Redemption.status) == RedemptionStatus.PENDING)).one()
@@ -262,7 +258,7 @@ def delivery_figures(session: Session, *, now: datetime, channels: Sequence[str]
 
     `channels`: the platforms configured to send (`Settings.sends`): listed even with no push.
     """
-    found = delivery_report.report(session, since=_naive(as_utc(now) - window))
+    found = delivery_report.report(session, since=as_utc(now) - window)
     counts: dict[str, dict[str, int]] = found["channels"]
     reasons: dict[str, str] = {}
     for r in found["reasons"]:  # most frequent first
@@ -313,9 +309,9 @@ def sales_figures(session: Session, *, now: datetime, timezone: str) -> SalesFig
     first = start.astimezone(tz).date()
     days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
     bounds = [datetime.combine(d + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC) for d in days]
-    bucket = case(*((col(s.occurred_at) < _naive(b), i) for i, b in enumerate(bounds)), else_=len(bounds))
+    bucket = case(*((col(s.occurred_at) < as_utc(b), i) for i, b in enumerate(bounds)), else_=len(bounds))
     stmt = (select(bucket.label("day"), func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.count())
-            .where(col(s.occurred_at) >= _naive(start), col(s.occurred_at) < _naive(bounds[-1]))
+            .where(col(s.occurred_at) >= as_utc(start), col(s.occurred_at) < as_utc(bounds[-1]))
             .group_by("day"))
     per = {int(i): (int(a or 0), int(u or 0), int(n)) for i, a, u, n in session.execute(stmt)}
     out = tuple(SalesDay(d, *per.get(i, (0, 0, 0))) for i, d in enumerate(days))
