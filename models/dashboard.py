@@ -31,7 +31,7 @@ from models.kinds import Metric, Platform, RedemptionStatus, Scope
 from models.roster import TAKING_PART
 from models.rows import ContestRow
 from models.rules import next_period
-from models.tables import ChatIdentity, Contest, Partner, PointsEntry, Redemption, Sale, Team
+from models.tables import ChatIdentity, Contest, Partner, PointsEntry, Redemption, Sale
 from models.values import as_utc, zone
 
 CHAT_PLATFORMS = (Platform.TELEGRAM, Platform.WECHAT, Platform.WECOM)
@@ -130,7 +130,8 @@ def _one_contest(session: Session, contest: ContestRow, now: datetime, top_n: in
 @dataclass(frozen=True)
 class Group:
     """A team (code, name) or a region (name, name) and how many active partners it has (the largest
-    first; equal ones by code, those without a team or region last)."""
+    first; equal teams in the order they were created, equal regions by name; those without a team or
+    region after the others of their size)."""
 
     code: str | None  # None: the partners without a team / region
     name: str | None
@@ -150,44 +151,52 @@ class PartnerFigures:
     other_regions: int
 
 
-def _bound_exists() -> Any:
-    """Whether the partner of the row has an active chat account (`roster`: bound)."""
-    return (select(col(ChatIdentity.id)).where(col(ChatIdentity.partner_id) == Partner.id,
-                                               col(ChatIdentity.active).is_(True),
-                                               col(ChatIdentity.platform).in_(CHAT_PLATFORMS)).exists())
+def _platforms_of_partners() -> Any:
+    """Per partner with an active chat account (`roster`: bound), a 0/1 column per chat platform."""
+    i = ChatIdentity
+    flags = [func.max(case((col(i.platform) == name, 1), else_=0)).label(str(name)) for name in CHAT_PLATFORMS]
+    return (select(col(i.partner_id).label("partner_id"), *flags)
+            .where(col(i.active).is_(True), col(i.platform).in_(CHAT_PLATFORMS))
+            .group_by(col(i.partner_id)).subquery())
 
 
 def partner_figures(session: Session, *, now: datetime, groups: int = 10) -> PartnerFigures:
-    """Counts over the partners (active ones, but `total`); `now` is taken for the common signature."""
+    """Counts over the partners (the active ones, but `total`); `now` is taken for the common signature.
+
+    Three passes: the partners by region (with the totals), the active ones by team (its index),
+    the chat accounts by partner (bound, per platform, and the bound among those taking part)."""
     del now
     p = Partner
     active = col(p.active).is_(True)
-    total, n_active, not_joined = session.execute(select(
-        func.count(), func.coalesce(func.sum(case((active, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((active & col(p.role).in_(TAKING_PART) & ~_bound_exists(), 1), else_=0)), 0),
-    )).one()
-    ident = ChatIdentity
-    bound_where = (col(ident.active).is_(True), col(ident.platform).in_(CHAT_PLATFORMS), active)
-    per_platform = dict(session.execute(
-        select(col(ident.platform), func.count(func.distinct(col(ident.partner_id))))
-        .join(p, col(p.id) == ident.partner_id).where(*bound_where).group_by(col(ident.platform))).all())
-    bound = session.execute(select(func.count(func.distinct(col(ident.partner_id))))
-                            .join(p, col(p.id) == ident.partner_id).where(*bound_where)).scalar_one()
-    team_rows = session.execute(
-        select(col(Team.code), col(Team.name), func.count(col(p.id)).label("n"))
-        .select_from(p).outerjoin(Team, col(Team.id) == p.team_id).where(active)
-        .group_by(col(Team.code), col(Team.name)).order_by(func.count(col(p.id)).desc(), col(Team.code).is_(None), col(Team.code))).all()
-    region_rows = session.execute(
-        select(col(p.region), func.count().label("n")).where(active).group_by(col(p.region))
-        .order_by(func.count().desc(), col(p.region).is_(None), col(p.region))).all()
-    teams = tuple(Group(code, name, int(n)) for code, name, n in team_rows[:groups])
-    regions = tuple(Group(region, region, int(n)) for region, n in region_rows[:groups])
+    taking_part = active & col(p.role).in_(TAKING_PART)
+    by_region = session.execute(
+        select(col(p.region), func.count(), func.sum(case((active, 1), else_=0)),
+               func.sum(case((taking_part, 1), else_=0)))
+        .group_by(col(p.region))).all()
+    total = sum(int(n) for _r, n, _a, _t in by_region)
+    n_active = sum(int(a or 0) for _r, _n, a, _t in by_region)
+    n_taking_part = sum(int(t or 0) for _r, _n, _a, t in by_region)
+    regions_all = sorted(((r, int(a or 0)) for r, _n, a, _t in by_region if a),
+                         key=lambda x: (-x[1], x[0] is None, x[0] or ""))
+    team_rows = sorted(((tid, int(n)) for tid, n in session.execute(
+        select(col(p.team_id), func.count()).where(active).group_by(col(p.team_id)))),
+        key=lambda x: (-x[1], x[0] is None, x[0] or 0))
+    shown = team_rows[:groups]
+    labels = partners.team_labels(session, ids={tid for tid, _n in shown if tid is not None})
+    b = _platforms_of_partners()
+    bound, taking_part_bound, *per = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((col(p.role).in_(TAKING_PART), 1), else_=0)), 0),
+               *(func.coalesce(func.sum(b.c[str(name)]), 0) for name in CHAT_PLATFORMS))
+        .select_from(b).join(p, col(p.id) == b.c.partner_id).where(active)).one()
+    no_team: tuple[str | None, str | None] = (None, None)
+    teams = tuple(Group(*(labels.get(tid, no_team) if tid is not None else no_team), n) for tid, n in shown)
     return PartnerFigures(
-        total=int(total), active=int(n_active), bound=int(bound),
-        bound_by_platform={str(k): int(per_platform.get(k, 0)) for k in CHAT_PLATFORMS},
-        not_joined=int(not_joined), teams=teams, regions=regions,
-        other_teams=sum(int(n) for _c, _n, n in team_rows[groups:]),
-        other_regions=sum(int(n) for _r, n in region_rows[groups:]))
+        total=total, active=n_active, bound=int(bound),
+        bound_by_platform={str(name): int(n) for name, n in zip(CHAT_PLATFORMS, per, strict=True)},
+        not_joined=n_taking_part - int(taking_part_bound),
+        teams=teams, regions=tuple(Group(r, r, n) for r, n in regions_all[:groups]),
+        other_teams=n_active - sum(g.partners for g in teams),
+        other_regions=sum(n for _r, n in regions_all[groups:]))
 
 
 # --- 3. points ---------------------------------------------------------------------------------
