@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlmodel import Session, col
 
 from models import contests as contest_ops
@@ -317,12 +317,13 @@ def sales_figures(session: Session, *, now: datetime, timezone: str) -> SalesFig
     today = as_utc(now).astimezone(tz).date()
     first = start.astimezone(tz).date()
     days = [first + timedelta(days=i) for i in range((today - first).days + 1)]
-    bounds = [datetime.combine(d + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC) for d in days]
-    bucket = case(*((col(s.occurred_at) < as_utc(b), i) for i, b in enumerate(bounds)), else_=len(bounds))
-    stmt = (select(bucket.label("day"), func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.count())
-            .where(col(s.occurred_at) >= as_utc(start), col(s.occurred_at) < as_utc(bounds[-1]))
-            .group_by("day"))
-    per = {int(i): (int(a or 0), int(u or 0), int(n)) for i, a, u, n in session.execute(stmt)}
+    edges = [start] + [datetime.combine(d + timedelta(days=1), time(), tzinfo=tz).astimezone(UTC) for d in days]
+    # One range aggregate per day, on the (occurred_at, partner) index, in one statement: a GROUP BY
+    # over an expression of the time would sort the month's rows first (four times slower on SQLite).
+    per_day = [select(literal(i).label("day"), func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.count())
+               .where(col(s.occurred_at) >= lo, col(s.occurred_at) < hi)
+               for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False))]
+    per = {int(i): (int(a or 0), int(u or 0), int(n)) for i, a, u, n in session.execute(union_all(*per_day))}
     out = tuple(SalesDay(d, *per.get(i, (0, 0, 0))) for i, d in enumerate(days))
     return SalesFigures(last_import_at=as_utc(last) if last is not None else None, last_import_rows=rows,
                         days=out, month_amount_fen=sum(x.amount_fen for x in out),
@@ -346,15 +347,19 @@ class Alert:
 
 
 def warnings(session: Session, *, now: datetime, channels: Sequence[str] = (), wechat_official_account: bool = False,
-             wechat_template: bool = False, closing_hours: int = CLOSING_HOURS) -> list[Alert]:
+             wechat_template: bool = False, closing_hours: int = CLOSING_HOURS,
+             deliveries: Sequence[ChannelDeliveries] | None = None) -> list[Alert]:
     """What needs the admin now, most urgent kinds first.
 
     `channels`: the platforms configured to send (`Settings.sends`); `wechat_official_account`:
     the WeChat Official Account is configured (`Settings.sends("wechat")`); `wechat_template`:
     `MIANZI_WECHAT_TEMPLATE_ID` is set (without it no push reaches anyone outside their 48-hour window).
+    `deliveries`: `delivery_figures` of the same moment, when the caller has them already (else computed).
     """
     alerts: list[Alert] = []
-    for ch in delivery_figures(session, now=now, channels=channels):
+    if deliveries is None:
+        deliveries = delivery_figures(session, now=now, channels=channels)
+    for ch in deliveries:
         if ch.failing and ch.platform in channels:
             alerts.append(Alert("channel_failing", {"platform": ch.platform, "failed": ch.failed, "sent": ch.sent,
                                                     "reason": ch.top_reason}))
