@@ -379,7 +379,7 @@ def warnings(session: Session, *, now: datetime, channels: Sequence[str] = (), w
 
 def _targets_missing(session: Session, contest: ContestRow, now: datetime) -> list[Alert]:
     """A recurring attainment contest's next period — its own when it has not started, else the one
-    after it — and its participants without a target for it (`standings.lacking_targets`)."""
+    after it — and its participants without a target for it (`standings.lacking_target_count`)."""
     if contest_ops.status(contest, now) == "upcoming":
         start, end = as_utc(contest.start_at), as_utc(contest.end_at)
     else:
@@ -387,8 +387,8 @@ def _targets_missing(session: Session, contest: ContestRow, now: datetime) -> li
         start, end = period.start, period.end
     probe = Contest(name=contest.name, metric=contest.metric, scope=contest.scope, start_at=start, end_at=end,
                     timezone=contest.timezone, segment=contest.segment, created_at=now)
-    missing = standings.lacking_targets(session, probe)
+    missing = standings.lacking_target_count(session, contest=probe)
     if not missing:
         return []
     return [Alert("targets_missing", {"contest_id": contest.id, "name": contest.name, "start_at": start,
-                                      "end_at": end, "missing": len(missing)})]
+                                      "end_at": end, "missing": missing})]
