@@ -226,3 +226,24 @@ def test_warnings(session: Session) -> None:
     ]
     assert dashboard.warnings(session, now=NOW, wechat_official_account=True, wechat_template=True,
                               closing_hours=1) == [alerts[3]]
+
+
+def test_targets_warning_of_an_upcoming_period_and_monthly_targets(session: Session) -> None:
+    five_partners(session)
+    b.targets(session, {"partner": "A", "period_start": "monthly", "period_end": "", "target": "100"},
+              {"partner": "B", "period_start": "2026-12-01", "period_end": "2026-12-31", "target": "100"})
+    december = b.contest(session, metric="attainment", recur="monthly", start="2026-12-01", end="2026-12-31",
+                         name="12月达成")  # not started: its own period is the next one
+    quarter = b.contest(session, metric="attainment", recur="quarterly", start="2026-10-01", end="2026-12-31",
+                        name="Q4达成")  # next: Q1 2027, which no monthly amount covers
+
+    alerts = dashboard.warnings(session, now=NOW)  # in the order of the contests' start
+
+    assert alerts == [
+        Alert("targets_missing", {"contest_id": quarter.id, "name": "Q4达成",
+                                  "start_at": datetime(2027, 1, 1, tzinfo=SH).astimezone(UTC),
+                                  "end_at": datetime(2027, 4, 1, tzinfo=SH).astimezone(UTC), "missing": 3}),
+        Alert("targets_missing", {"contest_id": december.id, "name": "12月达成",
+                                  "start_at": datetime(2026, 12, 1, tzinfo=SH).astimezone(UTC),
+                                  "end_at": datetime(2027, 1, 1, tzinfo=SH).astimezone(UTC), "missing": 1}),  # C
+    ]
