@@ -75,16 +75,18 @@ class ContestFigures:
     start_at: datetime
     end_at: datetime
     days_left: int  # whole days to the end of the period, rounded up; 0 once it has ended
+    days_to_start: int  # whole days until it starts, rounded up; 0 once it has started
     participants: int  # partners with a line in the standings (members of the teams in a team contest)
     teams: int  # teams with a line (team contests; 0 otherwise)
-    top: tuple[Leader, ...]
+    top: tuple[Leader, ...]  # ranks 1-3 with a score above zero; all who tie for third stay (at most 6)
     tiers: dict[str, int]  # every tier of the contest, lowest threshold first → how many reached it
     stale: bool  # an import changed the data since the standings were built (the refresh is due)
     standings_at: datetime | None
 
 
-def days_left(end_at: datetime, now: datetime) -> int:
-    return max(0, math.ceil((as_utc(end_at) - as_utc(now)).total_seconds() / 86400))
+def days_left(moment: datetime, now: datetime) -> int:
+    """Whole days from `now` to `moment`, rounded up (5 hours is a day); 0 once it has passed."""
+    return max(0, math.ceil((as_utc(moment) - as_utc(now)).total_seconds() / 86400))
 
 
 def contest_figures(session: Session, *, now: datetime, top_n: int = 3) -> list[ContestFigures]:
@@ -117,7 +119,7 @@ def _one_contest(session: Session, contest: ContestRow, now: datetime, top_n: in
     return ContestFigures(
         id=contest.id, name=contest.name, metric=contest.metric, scope=contest.scope,
         status=contest_ops.status(contest, now), start_at=as_utc(contest.start_at), end_at=as_utc(contest.end_at),
-        days_left=days_left(contest.end_at, now),
+        days_left=days_left(contest.end_at, now), days_to_start=days_left(contest.start_at, now),
         participants=standings.line_count(session, contest=contest, kind="member" if team else "partner"),
         teams=standings.line_count(session, contest=contest, kind="team") if team else 0,
         top=top, tiers=tiers, stale=contest.standings_dirty,

@@ -58,7 +58,8 @@ def test_contests_running_and_upcoming_with_top_three_and_tiers(session: Session
 
     assert [f.id for f in figures] == [running.id, upcoming.id]
     now_ = figures[0]
-    assert (now_.name, now_.metric, now_.status, now_.days_left) == ("11月冠军", "revenue", "active", 11)
+    assert (now_.name, now_.metric, now_.status, now_.days_left, now_.days_to_start) == ("11月冠军", "revenue",
+                                                                                          "active", 11, 0)
     assert now_.start_at == datetime(2026, 11, 1, tzinfo=SH) and now_.end_at == datetime(2026, 12, 1, tzinfo=SH)
     assert now_.participants == 3 and now_.teams == 0  # A, B, C: not the inactive D, not the admin E
     # C reached 600 (two sales) before B reached 500: A, C, B
@@ -66,7 +67,8 @@ def test_contests_running_and_upcoming_with_top_three_and_tiers(session: Session
     assert now_.tiers == {"铜": 2, "银": 1}
     assert now_.stale is False and now_.standings_at is not None
     later = figures[1]
-    assert (later.status, later.days_left, later.participants, later.top, later.tiers) == ("upcoming", 42, 3, (), {})
+    assert (later.status, later.days_left, later.days_to_start, later.participants, later.top, later.tiers) == (
+        "upcoming", 42, 11, 3, (), {})
 
 
 def test_contests_team_scope_and_a_stale_cache(session: Session) -> None:
