@@ -34,7 +34,6 @@ from models.rules import next_period
 from models.tables import ChatIdentity, Contest, Partner, PointsEntry, Redemption, Sale
 from models.values import as_utc, zone
 
-CHAT_PLATFORMS = (Platform.TELEGRAM, Platform.WECHAT, Platform.WECOM)
 SHOWN_STATUSES = ("active", "settling", "upcoming")
 DELIVERY_WINDOW = timedelta(hours=24)
 FAILING_MIN = 5  # a channel is failing from this many failed pushes in the window …
@@ -144,9 +143,10 @@ class Group:
 class PartnerFigures:
     total: int  # every partner row
     active: int
-    bound: int  # active partners with an active chat account on any platform
-    bound_by_platform: dict[str, int]  # telegram, wechat, wecom (each present, 0 if none)
-    not_joined: int  # active dealers and captains with no active chat account (who an invite is for)
+    bound: int  # active partners with an active chat account on any platform (`roster`'s bound)
+    bound_by_platform: dict[str, int]  # telegram, wechat, wecom, console (the terminal chat): each present
+    not_joined: int  # active dealers and captains with no active chat account: `roster.listing(
+    #                  Selection(unbound=True), invitable=True)`, who an invite is for
     teams: tuple[Group, ...]  # the largest first, at most `groups`
     regions: tuple[Group, ...]
     other_teams: int  # active partners in the teams not listed
@@ -154,11 +154,11 @@ class PartnerFigures:
 
 
 def _platforms_of_partners() -> Any:
-    """Per partner with an active chat account (`roster`: bound), a 0/1 column per chat platform."""
+    """Per partner with an active chat account (bound, as `roster` filters: any platform), a 0/1
+    column per platform."""
     i = ChatIdentity
-    flags = [func.max(case((col(i.platform) == name, 1), else_=0)).label(str(name)) for name in CHAT_PLATFORMS]
-    return (select(col(i.partner_id).label("partner_id"), *flags)
-            .where(col(i.active).is_(True), col(i.platform).in_(CHAT_PLATFORMS))
+    flags = [func.max(case((col(i.platform) == name, 1), else_=0)).label(str(name)) for name in Platform]
+    return (select(col(i.partner_id).label("partner_id"), *flags).where(col(i.active).is_(True))
             .group_by(col(i.partner_id)).subquery())
 
 
@@ -188,13 +188,13 @@ def partner_figures(session: Session, *, now: datetime, groups: int = 10) -> Par
     b = _platforms_of_partners()
     bound, taking_part_bound, *per = session.execute(
         select(func.count(), func.coalesce(func.sum(case((col(p.role).in_(TAKING_PART), 1), else_=0)), 0),
-               *(func.coalesce(func.sum(b.c[str(name)]), 0) for name in CHAT_PLATFORMS))
+               *(func.coalesce(func.sum(b.c[str(name)]), 0) for name in Platform))
         .select_from(b).join(p, col(p.id) == b.c.partner_id).where(active)).one()
     no_team: tuple[str | None, str | None] = (None, None)
     teams = tuple(Group(*(labels.get(tid, no_team) if tid is not None else no_team), n) for tid, n in shown)
     return PartnerFigures(
         total=total, active=n_active, bound=int(bound),
-        bound_by_platform={str(name): int(n) for name, n in zip(CHAT_PLATFORMS, per, strict=True)},
+        bound_by_platform={str(name): int(n) for name, n in zip(Platform, per, strict=True)},
         not_joined=n_taking_part - int(taking_part_bound),
         teams=teams, regions=tuple(Group(r, r, n) for r, n in regions_all[:groups]),
         other_teams=n_active - sum(g.partners for g in teams),

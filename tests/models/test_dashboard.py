@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from models import dashboard, outbox, points, rewards, standings
+from models import dashboard, outbox, points, rewards, roster, standings
 from models.dashboard import Alert, ChannelDeliveries, Group, Leader, SalesDay
 from models.imports.records import rows_from_records
 from models.rewards import CATALOG_COLUMNS
+from models.roster import Selection
 from models.tables import ChatIdentity, Contest, Outbox, Partner
 from tests.support import builders as b
 
@@ -96,13 +97,14 @@ def test_partners_bound_by_platform_team_region_and_not_joined(session: Session)
     bind(session, "B", "wecom", active=False)  # unbound again: not bound
     bind(session, "C", "wechat")
     bind(session, "D", "telegram")  # inactive partner: not counted
-    bind(session, "E", "console")  # the console is not a chat platform
+    bind(session, "E", "console")  # the terminal chat binds too
 
     f = dashboard.partner_figures(session, now=NOW, groups=2)
 
-    assert (f.total, f.active, f.bound) == (6, 5, 2)
-    assert f.bound_by_platform == {"telegram": 1, "wechat": 2, "wecom": 0}
+    assert (f.total, f.active, f.bound) == (6, 5, 3)
+    assert f.bound_by_platform == {"telegram": 1, "wechat": 2, "wecom": 0, "console": 1}
     assert f.not_joined == 2  # B and F (E is an admin, D inactive)
+    assert f.not_joined == len(roster.listing(session, Selection(unbound=True), invitable=True))  # the list's filter
     assert f.teams == (Group("T1", "T1", 2), Group(None, None, 2)) and f.other_teams == 1  # T2: C only
     assert f.regions == (Group("华东", "华东", 2), Group(None, None, 2)) and f.other_regions == 1
 
