@@ -30,7 +30,6 @@ IMAGE_PLATFORMS = ("telegram", "console", "wechat", "wecom")
 def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, Any]:
     """What may be said in public about a closed contest: the top N, champions, tier counts."""
     top_n = min(contest.top_n, PUBLIC_TOP_MAX)
-    primary = "team" if contest.scope == Scope.TEAM else "partner"
     lines = standings.top(session, contest, top_n)
     names = views.names_of(session, list(lines))
     top = [views.line_view(line, names) for line in lines]
@@ -38,7 +37,7 @@ def public_view(session: Session, contest: Contest, now: datetime) -> dict[str, 
     winning_members: list[str] = []
     if contest.scope == Scope.TEAM and lines and lines[0].rank == 1:
         winning_members = results.winning_member_names(session, contest_id=contest.id, team_id=lines[0].team_id)
-    tiers = results.tier_counts(session, contest_id=contest.id, kind=primary)
+    tiers = standings.tier_counts(session, contest=contest)
     tier_counts = [{"name": t["name"], "count": tiers.get(t["name"], 0)} for t in reversed(contest.tiers)
                    if tiers.get(t["name"])]
     champion_team_ids = [line.team_id for line in lines if line.rank == 1 and line.kind == "team"]

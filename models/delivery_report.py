@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,10 +13,14 @@ from models.tables import Outbox
 FINAL = ("sent", "failed", "blocked", "undeliverable")
 
 
-def report(session: Session, batch_id: int | None = None, kind: str | None = None) -> dict[str, Any]:
-    """Counts per channel and status, and the failure reasons with their counts."""
+def report(session: Session, batch_id: int | None = None, kind: str | None = None,
+           since: datetime | None = None) -> dict[str, Any]:
+    """Counts per channel and status, and the failure reasons with their counts (of the pushes
+    queued at or after `since`, when given)."""
     o = Outbox
     where = []
+    if since is not None:
+        where.append(col(o.created_at) >= since)
     if batch_id is not None:
         where.append(col(o.batch_id) == batch_id)
     if kind is not None:

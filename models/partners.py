@@ -49,3 +49,20 @@ def set_locale(session: Session, *, partner_id: int, locale: str) -> None:
         partner.locale = locale
         session.add(partner)
         session.flush()
+
+
+def partner_labels(session: Session, *, ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """(code, name) by partner id (none asked, no query)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(col(Partner.id), col(Partner.code), col(Partner.name))
+                           .where(col(Partner.id).in_(ids)))
+    return {pid: (code, name) for pid, code, name in rows}
+
+
+def team_labels(session: Session, *, ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """(code, name) by team id (none asked, no query)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(col(Team.id), col(Team.code), col(Team.name)).where(col(Team.id).in_(ids)))
+    return {tid: (code, name) for tid, code, name in rows}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -17,13 +15,6 @@ def winning_member_names(session: Session, *, contest_id: int, team_id: int | No
                                 .where(col(ContestResult.contest_id) == contest_id, col(ContestResult.kind) == "member",
                                        col(ContestResult.team_id) == team_id, col(ContestResult.eligible).is_(True))
                                 .order_by(col(ContestResult.score).desc())).scalars())
-
-
-def tier_counts(session: Session, *, contest_id: int, kind: str) -> Counter[str]:
-    """How many lines of `kind` reached each tier."""
-    return Counter(t for t in session.execute(select(col(ContestResult.tier)).where(
-        col(ContestResult.contest_id) == contest_id, col(ContestResult.kind) == kind,
-        col(ContestResult.tier).is_not(None))).scalars())
 
 
 def results_by_partner(session: Session, *, contest_id: int, kind: str) -> dict[int, ContestResult]:

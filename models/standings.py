@@ -74,8 +74,13 @@ class _Agg:
 
 def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
-    stmt = select(col(Partner.id), col(Partner.team_id), col(Partner.joined_on)).where(
-        col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
+    stmt = _participants(contest, col(Partner.id), col(Partner.team_id), col(Partner.joined_on))
+    return [tuple(r) for r in session.execute(stmt).all()]
+
+
+def _participants(contest: Contest, *columns: Any) -> Any:
+    """The query of `participants`, selecting `columns`."""
+    stmt = select(*columns).where(col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
     seg = contest.segment or {}
     for key in ("region", "industry", "size"):
         if key in seg:
@@ -84,7 +89,7 @@ def participants(session: Session, contest: Contest) -> list[tuple[int, int | No
         stmt = stmt.where(col(Partner.city_tier) == int(seg["city_tier"]))
     if "team" in seg:
         stmt = stmt.join(Team, col(Team.id) == Partner.team_id).where(col(Team.code) == seg["team"])
-    return [tuple(r) for r in session.execute(stmt).all()]
+    return stmt
 
 
 def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
@@ -151,20 +156,37 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 def _targets(session: Session, contest: Contest) -> dict[int, int]:
     """Each partner's target for the contest period: the shortest dated target period that covers
     it, else — for a period within one calendar month — the partner's recurring monthly amount."""
-    tz = zone(contest.timezone)
-    first = as_utc(contest.start_at).astimezone(tz).date()
-    last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
     stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen, Target.monthly)
-            .where(Target.period_start <= first, Target.period_end >= last))
-    in_one_month = (first.year, first.month) == (last.year, last.month)
+            .where(*_covering(contest)))
     best: dict[int, tuple[int, int]] = {}
     for pid, start, end, target, monthly in session.execute(stmt):
-        if monthly and not in_one_month:
-            continue
         length = 10**7 if monthly else (end - start).days  # a dated target wins over the monthly amount
         if pid not in best or length < best[pid][0]:
             best[pid] = (length, target)
     return {pid: target for pid, (_length, target) in best.items()}
+
+
+def _covering(contest: Contest) -> list[Any]:
+    """The targets that can be a partner's target for the contest period (`_targets`): a dated one
+    covering it, or the recurring monthly amount when the period lies within one calendar month."""
+    tz = zone(contest.timezone)
+    first = as_utc(contest.start_at).astimezone(tz).date()
+    last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
+    where = [col(Target.period_start) <= first, col(Target.period_end) >= last]
+    if (first.year, first.month) != (last.year, last.month):
+        where.append(col(Target.monthly).is_(False))
+    return where
+
+
+def lacking_target_count(session: Session, *, contest: Contest) -> int:
+    """How many `lacking_targets` there are, counted in the database (one index probe per participant)."""
+    if contest.metric != "attainment":
+        return 0
+    has = select(col(Target.id)).where(col(Target.partner_id) == Partner.id, *_covering(contest)).exists()
+    stmt = _participants(contest, func.count()).where(~has)
+    if contest.scope == "team":
+        stmt = stmt.where(col(Partner.team_id).is_not(None))
+    return int(session.execute(stmt).scalar_one())
 
 
 def lacking_targets(session: Session, contest: Contest) -> list[str]:
@@ -511,3 +533,21 @@ def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[in
     return list(session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
                                                     col(table.partner_id).in_(partner_ids))
                                 .order_by(col(table.score).desc())).scalars())
+
+
+def tier_counts(session: Session, *, contest: AnyContest) -> dict[str, int]:
+    """How many ranked lines of the contest's own kind (partners, or teams in a team contest) reached
+    each tier, live or frozen (`table_for`): one GROUP BY over the contest's lines."""
+    table = table_for(contest)
+    rows = session.execute(select(col(table.tier), func.count()).where(
+        col(table.contest_id) == contest.id, col(table.kind) == primary_kind(contest),
+        col(table.tier).is_not(None)).group_by(col(table.tier)))
+    return {str(tier): int(n) for tier, n in rows}
+
+
+def line_count(session: Session, *, contest: AnyContest, kind: str) -> int:
+    """How many lines of `kind` the contest's standings (or results) hold: its participants when
+    `kind` is `partner` (individual) or `member` (a team contest's partners), its teams for `team`."""
+    table = table_for(contest)
+    return int(session.execute(select(func.count()).select_from(table).where(
+        col(table.contest_id) == contest.id, col(table.kind) == kind)).scalar_one())

@@ -26,7 +26,8 @@ class Invite(SQLModel, table=True):
 class ChatIdentity(SQLModel, table=True):
     """A partner's account on one platform; a partner may be bound on several."""
 
-    __table_args__ = (UniqueConstraint("platform", "user_ref"),)
+    __table_args__ = (UniqueConstraint("platform", "user_ref"),
+                      Index("ix_chatidentity_bound", "partner_id", "active", "platform"))  # who is bound where
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     partner_id: int = Field(foreign_key="partner.id", index=True)

@@ -32,7 +32,8 @@ class Outbox(SQLModel, table=True):
     worker sends the row again, which bounds duplicates to the rows in flight at the crash.
     """
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_created", "created_at", "platform", "status"))  # the last day's pushes
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     key: str = Field(max_length=200, unique=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from models.kinds import Role
@@ -18,6 +19,8 @@ class Team(SQLModel, table=True):
 
 
 class Partner(SQLModel, table=True):
+    __table_args__ = (Index("ix_partner_region", "region", "active", "role"),)  # the dashboard's regions
+
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     code: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)

@@ -15,6 +15,7 @@ class Sale(SQLModel, table=True):
         Index("ix_sale_occurred_partner", "occurred_at", "partner_id"),
         Index("ix_sale_partner_customer", "partner_id", "customer", "occurred_at"),
         Index("ix_sale_reverses", "reverses", unique=True),
+        Index("ix_sale_imported_at", "imported_at"),  # the last import (models.dashboard)
     )
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
