@@ -65,6 +65,8 @@ class JobStatus:
     bad_rows: list[tuple[int, list[RowError]]] = field(default_factory=list)
     error_key: str | None = None
     error_params: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None  # the uploaded file's name, as the page shows it
+    by: int | None = None  # who asked (an admin's partner id): a commit is written to the audit log
 
     @property
     def finished(self) -> bool:
@@ -92,7 +94,8 @@ class ImportJobs:
         self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mianzi-import")
 
-    def start(self, kind: str, upload_id: str, mode: str, *, sheet: str | None = None) -> str:
+    def start(self, kind: str, upload_id: str, mode: str, *, sheet: str | None = None, name: str | None = None,
+              by: int | None = None) -> str:
         """Queue a preview or a commit of upload `upload_id` as `kind`; the job's id.
 
         Raises `DataError`: `error.import_kind` (not partners|targets|sales|catalog),
@@ -102,7 +105,8 @@ class ImportJobs:
         chosen = _mode(mode)
         if not upload_exists(self.media_dir, upload_id):
             raise DataError("error.upload_unknown")
-        job = JobStatus(id=secrets.token_hex(16), kind=kind, upload_id=upload_id.lower(), mode=chosen, sheet=sheet)
+        job = JobStatus(id=secrets.token_hex(16), kind=kind, upload_id=upload_id.lower(), mode=chosen, sheet=sheet,
+                        name=name, by=by)
         with self._lock:
             if chosen == "commit" and any(j.mode == "commit" and not j.finished for j in self._jobs.values()):
                 raise DataError("error.import_commit_busy")
@@ -130,15 +134,19 @@ class ImportJobs:
 
     def _run(self, job_id: str) -> None:
         job = self._set(job_id, state="running")
-        run = imports.commit if job.mode == "commit" else imports.preview
 
         def progress(done: int, total: int | None) -> None:
             self._set(job_id, rows_done=done, total_rows=total)
 
         try:
             with open_upload(self.media_dir, job.upload_id) as stream:
-                report = run(self.engine, job.kind, stream, sheet=job.sheet, timezone=self.timezone,
-                             default_locale=self.default_locale, progress=progress)
+                if job.mode == "commit":
+                    report = imports.commit(self.engine, job.kind, stream, sheet=job.sheet, timezone=self.timezone,
+                                            default_locale=self.default_locale, progress=progress, by=job.by,
+                                            name=job.name)
+                else:
+                    report = imports.preview(self.engine, job.kind, stream, sheet=job.sheet, timezone=self.timezone,
+                                             default_locale=self.default_locale, progress=progress)
         except ImportRejected as rejected:
             self._set(job_id, state="failed", bad_rows=rejected.by_line(), error_key=rejected.key,
                       error_params=rejected.params)

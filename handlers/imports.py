@@ -22,8 +22,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from handlers.refresh import refresh_dirty
+from models import audit
 from models.db import session_scope
 from models.imports.run import FileProgress, FileReport, run_import
+from models.values import utcnow
 
 
 def import_file(session: Session, kind: str, stream: BinaryIO, *, sheet: str | None = None, timezone: str,
@@ -51,8 +53,16 @@ def preview(engine: Engine, kind: str, stream: BinaryIO, *, sheet: str | None = 
 
 
 def commit(engine: Engine, kind: str, stream: BinaryIO, *, sheet: str | None = None, timezone: str,
-           default_locale: str, progress: FileProgress | None = None, now: datetime | None = None) -> FileReport:
-    """Import `stream` for real in one transaction of its own: every row, or (on any error) none."""
+           default_locale: str, progress: FileProgress | None = None, now: datetime | None = None,
+           by: int | None = None, name: str | None = None) -> FileReport:
+    """Import `stream` for real in one transaction of its own: every row, or (on any error) none.
+    With `by` (an admin's partner id, from the console), the import is written to the audit log in
+    that same transaction, under the file's `name`."""
     with session_scope(engine) as session:
-        return import_file(session, kind, stream, sheet=sheet, timezone=timezone, default_locale=default_locale,
-                           progress=progress, now=now)
+        report = import_file(session, kind, stream, sheet=sheet, timezone=timezone, default_locale=default_locale,
+                             progress=progress, now=now)
+        if by is not None:
+            details = {k: v for k, v in report.doc().items() if k != "kind" and v is not None}
+            audit.record(session, partner_id=by, action="import", now=now or utcnow(), object_kind=kind,
+                         object_ref=name, details=details)
+        return report

@@ -10,31 +10,31 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.console import MOUNT, audit, partners, signin
+from bot.console import MOUNT, audit, dashboard, imports, partners, signin
 from bot.console.access import Access
 from bot.console.pages import Pages
 from bot.console.site import Site
 from bot.settings import Settings
 from bot.web.session import WebSessions
+from handlers.import_jobs import ImportJobs
 from models.kinds import WebKind
 
 log = logging.getLogger("mianzi.console")
 STATIC = Path(__file__).parent / "static"
 
 
-def console_mount(settings: Settings, engine: Engine) -> Mount:
+def console_mount(settings: Settings, engine: Engine, jobs: ImportJobs) -> Mount:
+    """The console's routes under /admin; `jobs` runs its imports (the app closes it at shutdown)."""
     pages = Pages(default_locale=settings.locale, timezone=settings.timezone, public_url=settings.public_url)
     sessions = WebSessions(settings, engine, kind=WebKind.CONSOLE, path=MOUNT)
     access = Access(sessions, pages, max_upload_bytes=settings.upload_max_mb * 1024 * 1024)
     site = Site(settings, engine, pages, sessions, access)
 
-    async def not_found(request: Request) -> Response:
-        return pages.message(request, "not_found", status=404)
-
     async def http_error(request: Request, exc: Exception) -> Response:
+        """No such page (404), or not this method (405): the router raises, the page explains."""
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         return pages.message(request, "not_found" if status == 404 else "method", status=status)
 
@@ -43,9 +43,9 @@ def console_mount(settings: Settings, engine: Engine) -> Mount:
         return pages.message(request, "error", status=500)
 
     routes: list[BaseRoute] = [
-        *signin.routes(site), *partners.routes(site), *audit.routes(site),
+        *signin.routes(site), *dashboard.routes(site), *partners.routes(site), *imports.routes(site, jobs),
+        *audit.routes(site),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        Route("/{rest:path}", not_found, methods=["GET", "HEAD", "POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
     return Mount(MOUNT, app=app)

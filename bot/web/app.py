@@ -27,6 +27,7 @@ from bot.settings import Settings, get_settings
 from bot.web.background import Background
 from bot.web.health import DatabaseHealth
 from bot.web.sales_api import SalesApi
+from handlers.import_jobs import ImportJobs
 
 log = logging.getLogger("mianzi.app")
 
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         routes.append(Route("/api/sales", api.post_sales, methods=["POST"]))
     wechat, wecom = wechat_routes(settings, engine, core=core), wecom_routes(settings, engine, core=core)
     routes += wechat + wecom
-    routes.append(console_mount(settings, engine))
+    jobs = ImportJobs(engine, media_dir=settings.media_dir, timezone=settings.timezone, default_locale=settings.locale)
+    routes.append(console_mount(settings, engine, jobs))
     channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 
     @asynccontextmanager
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 if telegram is not None:
                     await telegram.stop()
         finally:
+            await asyncio.to_thread(jobs.close)  # a running import finishes (or rolls back) before we go
             await asyncio.to_thread(core.stop)
 
     app = Starlette(routes=routes, lifespan=lifespan)
