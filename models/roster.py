@@ -140,10 +140,11 @@ def count(session: Session, *, selection: Selection, invitable: bool) -> int:
     return int(session.execute(stmt).scalar_one())
 
 
-def search(session: Session, *, selection: Selection, offset: int, limit: int) -> tuple[list[RosterRow], int]:
+def search(session: Session, *, selection: Selection, offset: int, limit: int, invitable: bool = False
+           ) -> tuple[list[RosterRow], int]:
     """One page of the chosen partners by code, and how many were chosen in all (the console's list)."""
-    total = count(session, selection=selection, invitable=False)
-    stmt = _chosen(select(Partner), selection, invitable=False).order_by(col(Partner.code)).offset(offset).limit(limit)
+    total = count(session, selection=selection, invitable=invitable)
+    stmt = _chosen(select(Partner), selection, invitable=invitable).order_by(col(Partner.code)).offset(offset).limit(limit)
     partners = list(session.execute(stmt).scalars())
     return _rows(session, partners, _bound(session, [p.id for p in partners])), total
 

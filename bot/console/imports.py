@@ -35,17 +35,21 @@ def routes(site: Site, jobs: ImportJobs) -> list[Route]:
 
     async def upload(request: Request, admin: SignedIn) -> Response:
         form = await request.form()
-        kind, file, sheet = form.get("kind"), form.get("file"), form.get("sheet")
-        chosen = kind if isinstance(kind, str) and kind in KINDS else "sales"
-        if not isinstance(file, UploadFile) or not file.filename:
-            return form_page(request, admin, status=400, error=DataError("console.imports.no_file"), kind=chosen)
-        data = await file.read()
+        try:
+            kind, file, sheet = form.get("kind"), form.get("file"), form.get("sheet")
+            chosen = kind if isinstance(kind, str) and kind in KINDS else "sales"
+            if not isinstance(file, UploadFile) or not file.filename:
+                return form_page(request, admin, status=400, error=DataError("console.imports.no_file"), kind=chosen)
+            data = await file.read()
+            name = file.filename[:200]
+        finally:
+            await form.close()  # the upload's spooled temporary file
         if not data:
             return form_page(request, admin, status=400, error=DataError("console.imports.empty_file"), kind=chosen)
+        named = sheet.strip() if isinstance(sheet, str) and sheet.strip() else None
         try:
             upload_id = await run_in_threadpool(save_upload, site.settings.media_dir, data)
-            job = jobs.start(chosen, upload_id, "preview", sheet=sheet.strip() if isinstance(sheet, str) and
-                             sheet.strip() else None, name=file.filename[:200])
+            job = jobs.start(chosen, upload_id, "preview", sheet=named, name=name)
         except DataError as exc:
             return form_page(request, admin, status=400, error=exc, kind=chosen)
         return RedirectResponse(f"{MOUNT}/imports/jobs/{job}", status_code=303)

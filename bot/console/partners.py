@@ -79,8 +79,9 @@ def routes(site: Site) -> list[Route]:
         chosen = Filter.of(request.query_params)
 
         def read(session: Session) -> dict[str, Any]:
+            # "not joined" lists whom an invite is for (active dealers and captains), as the dashboard counts them
             rows, total = roster.search(session, selection=chosen.selection(), offset=paging.offset,
-                                        limit=paging.size)
+                                        limit=paging.size, invitable=chosen.values.get("bound") == "no")
             invitable = roster.count(session, selection=chosen.invite_selection(), invitable=True) \
                 if chosen.values.get("bound") != "yes" else 0
             return {"rows": rows, "total": total, "choices": roster.choices(session), "invitable": invitable}

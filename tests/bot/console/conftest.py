@@ -30,10 +30,12 @@ def admins(engine: Engine) -> None:
 
 
 @pytest.fixture
-def site(db_url: str, monkeypatch: pytest.MonkeyPatch, admins: None) -> Iterator[httpx.Client]:
-    """The app (no background services) over real HTTP; links are built on PUBLIC_URL."""
+def site(db_url: str, monkeypatch: pytest.MonkeyPatch, admins: None, tmp_path: Path) -> Iterator[httpx.Client]:
+    """The app (no background services) over real HTTP; links are built on PUBLIC_URL, uploads and
+    invite images go to the test's own folder."""
     loopback(monkeypatch)
     monkeypatch.setenv("MIANZI_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.setenv("MIANZI_MEDIA_DIR", str(tmp_path / "media"))
     get_settings.cache_clear()
     with live_app(create_app(background=False)) as client:
         client.follow_redirects = False
