@@ -40,7 +40,8 @@ def participant_ids(session: Session, *, contest_id: int) -> list[int]:
 def of_partner(session: Session, *, partner_id: int, limit: int) -> list[tuple[Contest, ContestResult]]:
     """A partner's own frozen lines (individual contests, or their contribution to a team's), the
     latest contests first: what they scored, their rank, tier and prize."""
-    rows = session.execute(select(Contest, ContestResult).join(ContestResult, col(ContestResult.contest_id) == Contest.id)
+    joined = select(Contest, ContestResult).join(ContestResult, col(ContestResult.contest_id) == Contest.id)
+    rows = session.execute(joined
                            .where(col(ContestResult.partner_id) == partner_id,
                                   col(ContestResult.kind).in_(("partner", "member")))
                            .order_by(col(Contest.end_at).desc(), col(Contest.id).desc()).limit(limit)).all()

@@ -37,7 +37,8 @@ class Selection:
 
     def check(self, option: str) -> None:
         """One way of choosing: a code, `--all`, or the filters (which may be combined)."""
-        ways = [self.code is not None, self.everyone, bool(self.segment) or self.unbound or self.bound or bool(self.text)]
+        filtered = bool(self.segment) or self.unbound or self.bound or bool(self.text)
+        ways = [self.code is not None, self.everyone, filtered]
         if sum(ways) != 1:
             raise DataError("onboard.choose_partners", command=option)
 
@@ -144,7 +145,8 @@ def search(session: Session, *, selection: Selection, offset: int, limit: int, i
            ) -> tuple[list[RosterRow], int]:
     """One page of the chosen partners by code, and how many were chosen in all (the console's list)."""
     total = count(session, selection=selection, invitable=invitable)
-    stmt = _chosen(select(Partner), selection, invitable=invitable).order_by(col(Partner.code)).offset(offset).limit(limit)
+    stmt = (_chosen(select(Partner), selection, invitable=invitable).order_by(col(Partner.code))
+            .offset(offset).limit(limit))
     partners = list(session.execute(stmt).scalars())
     return _rows(session, partners, _bound(session, [p.id for p in partners])), total
 
