@@ -38,11 +38,14 @@ class Access:
             admin = await run_in_threadpool(self.sessions.current, request)
             if admin is None:
                 return self.pages.signed_out(request)
-            if request.method == "POST":
-                refused = await self._refused(request, admin)
-                if refused is not None:
-                    return refused
-            return await handler(request, admin)
+            try:
+                if request.method == "POST":
+                    refused = await self._refused(request, admin)
+                    if refused is not None:
+                        return refused
+                return await handler(request, admin)
+            finally:
+                await request.close()  # a parsed form's uploaded files (spooled temporary files)
 
         endpoint.__name__ = handler.__name__
         return endpoint

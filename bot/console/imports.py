@@ -35,15 +35,12 @@ def routes(site: Site, jobs: ImportJobs) -> list[Route]:
 
     async def upload(request: Request, admin: SignedIn) -> Response:
         form = await request.form()
-        try:
-            kind, file, sheet = form.get("kind"), form.get("file"), form.get("sheet")
-            chosen = kind if isinstance(kind, str) and kind in KINDS else "sales"
-            if not isinstance(file, UploadFile) or not file.filename:
-                return form_page(request, admin, status=400, error=DataError("console.imports.no_file"), kind=chosen)
-            data = await file.read()
-            name = file.filename[:200]
-        finally:
-            await form.close()  # the upload's spooled temporary file
+        kind, file, sheet = form.get("kind"), form.get("file"), form.get("sheet")
+        chosen = kind if isinstance(kind, str) and kind in KINDS else "sales"
+        if not isinstance(file, UploadFile) or not file.filename:
+            return form_page(request, admin, status=400, error=DataError("console.imports.no_file"), kind=chosen)
+        data = await file.read()
+        name = file.filename[:200]
         if not data:
             return form_page(request, admin, status=400, error=DataError("console.imports.empty_file"), kind=chosen)
         named = sheet.strip() if isinstance(sheet, str) and sheet.strip() else None
