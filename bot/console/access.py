@@ -3,7 +3,8 @@
 `Access.page` wraps a route handler `(request, admin) -> response`: without a live console
 session the answer is the sign-in help (401); a POST without the session's token — a form field
 `csrf`, or the header `X-CSRF-Token` that htmx sends — gets the refusal page (403) and the handler
-never runs, so nothing changes. Uploads are refused before they are read when larger than the cap.
+never runs, so nothing changes. A body larger than the upload cap, or of no stated length, is
+refused before it is read (413).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class Access:
 
     async def _refused(self, request: Request, admin: SignedIn) -> Response | None:
         size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > self.max_upload_bytes:
+        # Browsers send a form's length; a body without one (chunked) could be of any size: refused unread
+        if size is None or not size.isdigit() or int(size) > self.max_upload_bytes:
             return self.pages.message(request, "too_big", status=413, admin=admin,
                                       max=self.max_upload_bytes // (1024 * 1024))
         given = request.headers.get(CSRF_HEADER)

@@ -71,7 +71,7 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(site: httpx.Clien
 
 def test_a_preview_then_its_commit(site: httpx.Client, engine: Engine) -> None:
     csrf = signed_in(site, "BOSS")
-    body = "id,partner,occurred_at,amount,units\na1,P1,2026-12-01 10:00,100,1\n".encode()
+    body = b"id,partner,occurred_at,amount,units\na1,P1,2026-12-01 10:00,100,1\n"
     started = upload(site, csrf, body)
     page = finished(site, started.headers["location"])
     assert 'data-count="inserted">1<' in page and sales(engine) == 0
