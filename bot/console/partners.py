@@ -139,7 +139,7 @@ def routes(site: Site) -> list[Route]:
 
         def record(session: Session) -> None:
             audit.record(session, partner_id=admin.partner_id, action="posters" if posters else "invites",
-                         now=utcnow(), object_kind="partners", object_ref=str(count), details=chosen.values)
+                         now=utcnow(), object_kind="invites", object_ref=str(count), details=chosen.values)
 
         await site.run(record)
         kind = "application/zip" if posters else \

@@ -56,9 +56,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium under Playwright (`.ci/run` installs it); the tests skip where it is missing."""
+    """Debian's Chromium under Playwright (`.ci/run` installs it); the tests skip where it is missing.
+
+    One per module, not per session: while Playwright's sync API runs, its event loop is the main
+    thread's running loop, and a later test's `asyncio.run()` would refuse to start."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     with sync_playwright() as playwright:
