@@ -71,8 +71,11 @@ class _Agg:
 
 # --- participants and activity -----------------------------------------------------------------
 
+Participant = tuple[int, int | None, date | None]
+"""(partner id, team id, joined_on) of one partner taking part in a contest."""
 
-def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
+
+def participants(session: Session, contest: Contest) -> list[Participant]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
     stmt = select(col(Partner.id), col(Partner.team_id), col(Partner.joined_on)).where(
         col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
@@ -90,19 +93,20 @@ def participants(session: Session, contest: Contest) -> list[tuple[int, int | No
 def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time each metric was last moved."""
     s = Sale
-    when = s.occurred_at
+    when = col(s.occurred_at)
+    satisfaction, margin = col(s.satisfaction), col(s.margin_fen)
     # A reversal (`models.corrections`) takes its original's order and rating back out.
-    sign = case((s.reverses.is_(None), 1), else_=-1)
+    sign = case((col(s.reverses).is_(None), 1), else_=-1)
     stmt = (
         select(
-            s.partner_id,
-            func.sum(s.amount_fen), func.sum(s.units), func.sum(sign), func.sum(func.coalesce(s.margin_fen, 0)),
-            func.sum(s.satisfaction * sign), func.sum(case((s.satisfaction.is_not(None), sign), else_=0)),
-            func.max(case((s.amount_fen > 0, when))),
-            func.max(case((s.units > 0, when))),
+            col(s.partner_id),
+            func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.sum(sign), func.sum(func.coalesce(margin, 0)),
+            func.sum(satisfaction * sign), func.sum(case((satisfaction.is_not(None), sign), else_=0)),
+            func.max(case((col(s.amount_fen) > 0, when))),
+            func.max(case((col(s.units) > 0, when))),
             func.max(when),
-            func.max(case((and_(col(s.margin_fen).is_not(None), col(s.margin_fen) != 0), when))),
-            func.max(case((col(s.satisfaction).is_not(None), when))),
+            func.max(case((and_(margin.is_not(None), margin != 0), when))),
+            func.max(case((satisfaction.is_not(None), when))),
         )
         .where(when >= contest.start_at, when < contest.end_at)
         .group_by(col(s.partner_id))
@@ -135,13 +139,13 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
     The time a partner reached their count is the first sale to the last of those customers.
     """
     s, p, r = Sale, aliased(Sale), aliased(Sale)
-    earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
-                                  p.occurred_at < contest.start_at).exists())
-    reversed_ = select(r.id).where(r.reverses == s.id).exists()  # a voided sale bought nothing
-    stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
-            .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
-                   s.customer.is_not(None), s.reverses.is_(None), ~reversed_, ~earlier)
-            .group_by(s.partner_id, s.customer))
+    earlier = (select(col(p.id)).where(col(p.partner_id) == s.partner_id, col(p.customer) == s.customer,
+                                       col(p.occurred_at) < contest.start_at).exists())
+    reversed_ = select(col(r.id)).where(col(r.reverses) == s.id).exists()  # a voided sale bought nothing
+    stmt = (select(col(s.partner_id), col(s.customer), func.min(col(s.occurred_at)))
+            .where(col(s.occurred_at) >= contest.start_at, col(s.occurred_at) < contest.end_at,
+                   col(s.customer).is_not(None), col(s.reverses).is_(None), ~reversed_, ~earlier)
+            .group_by(col(s.partner_id), col(s.customer)))
     per: dict[int, list[datetime]] = defaultdict(list)
     for pid, _customer, first in session.execute(stmt):
         per[pid].append(as_utc(first))
@@ -154,8 +158,9 @@ def _targets(session: Session, contest: Contest) -> dict[int, int]:
     tz = zone(contest.timezone)
     first = as_utc(contest.start_at).astimezone(tz).date()
     last = (as_utc(contest.end_at).astimezone(tz) - timedelta(microseconds=1)).date()
-    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen, Target.monthly)
-            .where(Target.period_start <= first, Target.period_end >= last))
+    stmt = (select(col(Target.partner_id), col(Target.period_start), col(Target.period_end), col(Target.target_fen),
+                   col(Target.monthly))
+            .where(col(Target.period_start) <= first, col(Target.period_end) >= last))
     in_one_month = (first.year, first.month) == (last.year, last.month)
     best: dict[int, tuple[int, int]] = {}
     for pid, start, end, target, monthly in session.execute(stmt):
@@ -176,7 +181,7 @@ def lacking_targets(session: Session, contest: Contest) -> list[str]:
                if pid not in have and (contest.scope != "team" or team_id is not None)]
     if not missing:
         return []
-    return sorted(session.execute(select(Partner.code).where(Partner.id.in_(missing))).scalars())
+    return sorted(session.execute(select(col(Partner.code)).where(col(Partner.id).in_(missing))).scalars())
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -246,7 +251,7 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     return entries
 
 
-def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
+def _partner_entries(contest: Contest, people: list[Participant], aggs: dict[int, _Agg]) -> list[Entry]:
     entries = []
     metric = contest.metric
     for pid, team_id, joined_on in people:
@@ -266,7 +271,7 @@ def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg])
     return entries
 
 
-def _team_entries(session: Session, contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
+def _team_entries(session: Session, contest: Contest, people: list[Participant], aggs: dict[int, _Agg]) -> list[Entry]:
     """Team score = sum or average of the counted members' scores.
 
     A member counts when they meet the tenure rule (and, for attainment, have a target). For
@@ -493,8 +498,9 @@ def mark_open_contests_dirty(session: Session, start: datetime | None = None,
 def stale_contest_ids(session: Session) -> list[int]:
     """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`);
     a cancelled contest is never rebuilt."""
-    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None),
-                                                         Contest.standings_dirty.is_(True))).scalars())
+    return list(session.execute(select(col(Contest.id)).where(
+        col(Contest.closed_at).is_(None), col(Contest.cancelled_at).is_(None),
+        col(Contest.standings_dirty).is_(True))).scalars())
 
 
 def ranked_count(session: Session, *, contest: AnyContest) -> int:
