@@ -11,7 +11,7 @@ from sqlmodel import Session
 from handlers import views
 from messages.render import render
 from models import contests as contest_ops
-from models import outbox, standings
+from models import outbox, partners, standings
 from models.recipients import recipients
 from models.rows import AnyContest
 from models.tables import Contest
@@ -30,10 +30,8 @@ def _personal_rows(session: Session, contest: AnyContest, template: str, key: st
              if line.kind in ("partner", "member") and line.partner_id is not None}
     wanted = set(lines) if only is None else set(only) & set(lines)
     rows = []
-    from models.tables import Partner
-
     for person in recipients(session, partner_ids=sorted(wanted)):
-        partner = session.get(Partner, person.partner_id)
+        partner = partners.partner_by_id(session, partner_id=person.partner_id)
         view = views.rank_view(session, contest, partner, now)
         rows.append(outbox.personal(person, key=key.format(partner=person.partner_id), kind="nudge",
                                     payload={"text": render(template, person.locale, **view)}))

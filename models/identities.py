@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from models.db import read, rowcount, table_of
@@ -248,3 +248,22 @@ def set_active(session: Session, *, platform: str, user_ref: str, active: bool) 
     session.execute(update(ChatIdentity).where(col(ChatIdentity.platform) == platform,
                                                col(ChatIdentity.user_ref) == user_ref,
                                                col(ChatIdentity.active).is_(not active)).values(active=active))
+
+
+def push_identity(session: Session, *, identity_id: int | None, platform: str, user_ref: str) -> ChatIdentity | None:
+    """The chat account a push goes to: the one it names, else the platform user it is addressed to."""
+    if identity_id is not None:
+        return session.get(ChatIdentity, identity_id)
+    return session.execute(select(ChatIdentity).where(
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref)).scalars().first()
+
+
+def count_window_push(conn: Connection, *, identity_id: int) -> None:
+    """One more push in the account's current WeChat window (`window_pushes`, set to 0 by a visit)."""
+    conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id)
+                 .values(window_pushes=col(ChatIdentity.window_pushes) + 1))
+
+
+def set_window_pushes(conn: Connection, *, identity_id: int, pushes: int) -> None:
+    """Set the account's push count in its window (the limit: the platform said the window is shut)."""
+    conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id).values(window_pushes=pushes))

@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, update
+from sqlalchemy import Engine
 
 from bot.channels.base import BatchSender, OutboxItem, Sender, SendResult, batching
 from bot.delivery.limiter import BatchLimiter, Ceilings, Deferred
 from models import leases
-from models.tables import Outbox
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.delivery")
@@ -364,7 +363,4 @@ def _item(row) -> OutboxItem:  # type: ignore[no-untyped-def]
 def release(engine: Engine, worker_id: str) -> None:
     """Give back rows a stopping worker still holds, so they need not wait for the lease to run out."""
     with engine.begin() as conn:
-        conn.execute(update(Outbox).where(Outbox.leased_by == worker_id, Outbox.status == "sending")
-                     .values(status="pending", lease_until=None,
-                             next_attempt_at=case((Outbox.next_attempt_at.is_(None), utcnow()),
-                                                  else_=Outbox.next_attempt_at)))
+        leases.release(conn, worker=worker_id, now=utcnow())
