@@ -251,16 +251,24 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     return entries
 
 
+def _own_line(kind: str, contest: Contest, pid: int, team_id: int | None, joined_on: date | None,
+              agg: _Agg) -> tuple[Entry, dict[str, Any] | None]:
+    """A partner's own line (`kind` partner, or member of a team), and the first rule it breaks of
+    those every such line must meet: the tenure, then (attainment) having a target."""
+    metric = contest.metric
+    entry = Entry(kind, pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                  revenue_fen=agg.revenue)
+    problem = _tenure_problem(contest, joined_on)
+    if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
+        problem = {"code": "not_eligible.no_target"}
+    return entry, problem
+
+
 def _partner_entries(contest: Contest, people: list[Participant], aggs: dict[int, _Agg]) -> list[Entry]:
     entries = []
-    metric = contest.metric
     for pid, team_id, joined_on in people:
         agg = aggs.get(pid) or _Agg()
-        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
-                      revenue_fen=agg.revenue)
-        problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
-            problem = {"code": "not_eligible.no_target"}
+        entry, problem = _own_line("partner", contest, pid, team_id, joined_on, agg)
         if problem is None:
             problem = _ratings_problem(contest, agg.ratings_n)
         if problem is None:
@@ -277,18 +285,13 @@ def _team_entries(session: Session, contest: Contest, people: list[Participant],
     A member counts when they meet the tenure rule (and, for attainment, have a target). For
     attainment a team's sum is its revenue against its targets; for satisfaction, all its ratings.
     """
-    metric = contest.metric
     members: dict[int, list[Entry]] = defaultdict(list)
     counted: dict[int, list[_Agg]] = defaultdict(list)
     for pid, team_id, joined_on in people:
         if team_id is None:
             continue
         agg = aggs.get(pid) or _Agg()
-        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
-                       revenue_fen=agg.revenue)
-        problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
-            problem = {"code": "not_eligible.no_target"}
+        member, problem = _own_line("member", contest, pid, team_id, joined_on, agg)
         if problem is None and contest.team_score == "avg":  # each member's own average is one voice
             problem = _ratings_problem(contest, agg.ratings_n)
         if problem is not None:

@@ -111,11 +111,7 @@ class DeliveryWorker:
                     except TimeoutError:
                         pass
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            stop.set()
-            await flusher
-            await self.flush()
+            await self._wind_down(flusher, stop)
 
     async def drain(self, idle_rounds: int = 2) -> Stats:
         """Send until nothing is due (tests, benchmarks, the CLI); rows scheduled later stay queued."""
@@ -135,12 +131,16 @@ class DeliveryWorker:
                 idle += 1
                 await asyncio.sleep(0.05)
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            flusher_stop.set()
-            await flusher
-            await self.flush()
+            await self._wind_down(flusher, flusher_stop)
         return self.stats
+
+    async def _wind_down(self, flusher: asyncio.Task[None], flusher_stop: asyncio.Event) -> None:
+        """The end of `run` and `drain`: let the sends in flight finish, stop the flusher, record the rest."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        flusher_stop.set()
+        await flusher
+        await self.flush()
 
     async def step(self) -> int:
         """Claim a batch (when there is room in flight) and start sending it. Returns rows claimed."""
