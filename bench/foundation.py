@@ -157,24 +157,21 @@ def step_partners(a: argparse.Namespace) -> dict:
 
 
 def step_sales(a: argparse.Namespace) -> dict:
-    from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
-    from models.imports.sales import import_sales
-    from models.values import zone
-
-    engine = _engine(a.db)
-    report, seconds = _import_file(engine, a.data / "sales.csv", SALE_REQUIRED, SALE_COLUMNS, import_sales,
-                                   tz=zone(TZ), progress=lambda n: None)
-    return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
-            "rows_per_s": report.rows / seconds if seconds else 0.0}
+    return _sales_from(a, "sales.csv")
 
 
 def step_sales_xlsx(a: argparse.Namespace) -> dict:
+    return _sales_from(a, "sales.xlsx")
+
+
+def _sales_from(a: argparse.Namespace, name: str) -> dict:
+    """The sales file `name` of the data directory imported into the benchmark database."""
     from models.imports.sale_rows import SALE_COLUMNS, SALE_REQUIRED
     from models.imports.sales import import_sales
     from models.values import zone
 
     engine = _engine(a.db)
-    report, seconds = _import_file(engine, a.data / "sales.xlsx", SALE_REQUIRED, SALE_COLUMNS, import_sales,
+    report, seconds = _import_file(engine, a.data / name, SALE_REQUIRED, SALE_COLUMNS, import_sales,
                                    tz=zone(TZ), progress=lambda n: None)
     return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
             "rows_per_s": report.rows / seconds if seconds else 0.0}

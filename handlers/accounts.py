@@ -9,24 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from handlers.notify import push
 from messages.render import t
-from models.kinds import Role
+from models import identities, partners
 from models.recipients import Recipient
-from models.tables import ChatIdentity, Partner
+from models.tables import Partner
 
 
 def tell_of_new_account(session: Session, partner: Partner, platform: str, user_ref: str, now: datetime) -> int:
     """Queue the news that `partner` just bound (platform, user_ref) while having other active
     accounts; nothing when it is their only one. Returns how many messages were queued."""
-    new_id = session.execute(select(col(ChatIdentity.id)).where(
-        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref)).scalar_one()
-    others = session.execute(select(func.count()).select_from(ChatIdentity).where(
-        col(ChatIdentity.partner_id) == partner.id, col(ChatIdentity.active).is_(True),
-        col(ChatIdentity.id) != new_id)).scalar_one()
+    new_id = identities.identity_id(session, platform=platform, user_ref=user_ref)
+    others = identities.other_active_accounts(session, partner_id=partner.id, except_id=new_id)
     if not others:
         return 0
 
@@ -40,7 +36,6 @@ def tell_of_new_account(session: Session, partner: Partner, platform: str, user_
 
     queued = push(session, [partner.id], key=lambda pid: f"account:{new_id}:{now.isoformat()}:owner",
                   kind="account", template="say", context=owner, now=now, exclude_identities=[new_id])
-    admins = session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
-                                                           col(Partner.active).is_(True))).scalars()
-    return queued + push(session, list(admins), key=lambda pid: f"account:{new_id}:{now.isoformat()}:admin:{pid}",
+    admins = partners.active_admin_ids(session)
+    return queued + push(session, admins, key=lambda pid: f"account:{new_id}:{now.isoformat()}:admin:{pid}",
                          kind="account", template="say", context=admin, now=now, exclude_identities=[new_id])

@@ -16,11 +16,11 @@ from sqlmodel import Session
 
 from handlers import views
 from messages.render import render
-from models import outbox, partners, results, standings, team_chats
+from models import contests, outbox, partners, results, standings, team_chats
 from models.kinds import Scope
 from models.recipients import recipients
 from models.rules import next_tier
-from models.tables import Contest, ContestResult, Partner
+from models.tables import Contest, ContestResult
 
 PUBLIC_TOP_MAX = 10
 # Channels whose senders deliver images (WeChat/WeCom upload them as temporary media first).
@@ -81,7 +81,7 @@ class ImageConfig:
 def announce_close(session: Session, contest_id: int, now: datetime, group_locale: str = "zh",
                    images: ImageConfig | None = None) -> int:
     """Queue the recognition post for linked groups and each participant's result. Returns rows queued."""
-    contest = session.get(Contest, contest_id)
+    contest = contests.contest_by_id(session, contest_id=contest_id)
     if contest is None or contest.closed_at is None:
         return 0
     public = public_view(session, contest, now)
@@ -130,7 +130,7 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
     for person in recipients(session, partner_ids=champions):
         if person.platform not in IMAGE_PLATFORMS:
             continue
-        partner = session.get(Partner, person.partner_id)
+        partner = partners.partner_by_id(session, partner_id=person.partner_id)
         line = lines[person.partner_id]
         title = t("image.champion_title", person.locale,
                   contest=dated_name(contest.name, contest.start_at, contest.timezone, person.locale))
@@ -155,7 +155,7 @@ def _is_champion(contest: Contest, line: ContestResult, public: dict[str, Any]) 
 
 def announce_opening(session: Session, contest_id: int, now: datetime) -> int:
     """Tell the participants of a new (e.g. rolled) period its rules, when it starts."""
-    contest = session.get(Contest, contest_id)
+    contest = contests.contest_by_id(session, contest_id=contest_id)
     if contest is None:
         return 0
     info = views.contest_info(contest, now)
@@ -171,7 +171,7 @@ def announce_opening(session: Session, contest_id: int, now: datetime) -> int:
 
 
 def _takes_part(session: Session, contest: Contest, partner_id: int) -> bool:
-    partner = session.get(Partner, partner_id)
+    partner = partners.partner_by_id(session, partner_id=partner_id)
     return partner is not None and views.takes_part(session, contest, partner)
 
 

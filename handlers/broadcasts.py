@@ -8,11 +8,11 @@ from sqlmodel import Session
 
 from messages.render import render
 from models import broadcasts as drafts
-from models import outbox
+from models import outbox, partners
 from models.errors import DataError
 from models.kinds import BroadcastStatus
 from models.recipients import recipients
-from models.tables import Broadcast, Partner
+from models.tables import Broadcast
 
 MAX_TEXT = 2000
 DRAFT_TTL = timedelta(minutes=30)
@@ -38,7 +38,7 @@ def draft(session: Session, text: str, segment: dict[str, str], created_by: int 
 
 def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None = None) -> Broadcast:
     """Queue a draft for every recipient (once: the outbox keys are unique per broadcast and partner)."""
-    item = session.get(Broadcast, broadcast_id)
+    item = drafts.broadcast_by_id(session, broadcast_id=broadcast_id)
     if item is None or (by is not None and item.created_by != by):
         raise DataError("broadcast.not_found", id=broadcast_id)
     if item.status == BroadcastStatus.QUEUED:
@@ -46,7 +46,7 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
     if item.status != BroadcastStatus.DRAFT:
         raise DataError("broadcast.not_draft", id=broadcast_id)
     people = recipients(session, segment=item.segment)
-    sender = session.get(Partner, item.created_by) if item.created_by else None
+    sender = partners.partner_by_id(session, partner_id=item.created_by) if item.created_by else None
     texts: dict[str, str] = {}
     rows = []
     for r in people:
@@ -62,7 +62,7 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
 
 
 def cancel(session: Session, broadcast_id: int, by: int | None = None) -> Broadcast:
-    item = session.get(Broadcast, broadcast_id)
+    item = drafts.broadcast_by_id(session, broadcast_id=broadcast_id)
     if item is None or (by is not None and item.created_by != by):
         raise DataError("broadcast.not_found", id=broadcast_id)
     if item.status == BroadcastStatus.DRAFT:

@@ -47,7 +47,7 @@ def cmd_bind(session: Session, asker: Asker, args: list[str], config: ChatConfig
         return [say(asker, f"chat.invite_{outcome}", minutes=minutes)]
     if asker.member is None or asker.member.id != partner.id:  # an account new to this partner
         accounts.tell_of_new_account(session, partner, asker.incoming.platform, asker.incoming.user_ref, now)
-    team = session.get(Team, partner.team_id) if partner.team_id else None
+    team = teams.team_by_id(session, team_id=partner.team_id) if partner.team_id else None
     return [Reply("bound", {"name": partner.name, "role": partner.role, "team": team.name if team else None},
                   partner.locale)]
 
@@ -79,7 +79,7 @@ def cmd_team(session: Session, asker: Asker, args: list[str], config: ChatConfig
         if team is None:
             return [say(asker, "chat.no_such_team", value=args[0])]
     elif partner.team_id is not None:
-        team = session.get(Team, partner.team_id)
+        team = teams.team_by_id(session, team_id=partner.team_id)
     if team is None:
         if partner.role == Role.ADMIN:
             return [Reply("teams", {"teams": _team_list(session)}, asker.locale)]
@@ -110,7 +110,7 @@ def cmd_me(session: Session, asker: Asker, args: list[str], config: ChatConfig, 
             continue
         view = views.rank_view(session, contest, partner, now)
         active.append({"contest": view["contest"], "me": view["me"], "team": view["team"]})
-    team = session.get(Team, partner.team_id) if partner.team_id else None
+    team = teams.team_by_id(session, team_id=partner.team_id) if partner.team_id else None
     return [Reply("me", {"name": partner.name, "code": partner.code, "role": partner.role,
                          "team": team.name if team else None, "balance": int(balance),
                          "recent": [{"amount": e.amount, "reason": e.reason, "at": e.created_at} for e in recent],

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from handlers import feedback, registry
 from handlers.identity import Asker, identify
 from handlers.notify import say
 from handlers.parse import Command, parse
 from handlers.types import PRIVATE, PUBLIC, TEAM, ChatConfig, Incoming, Reply
+from models import team_chats
 from models.errors import DataError
-from models.tables import TeamChat
 from models.values import utcnow
 
 
@@ -47,8 +46,7 @@ def for_group(session: Session, incoming: Incoming, replies: list[Reply]) -> lis
         if reply.audience != TEAM or reply.team_id is None:
             return False
         if linked is None:
-            linked = set(session.execute(select(col(TeamChat.team_id)).where(
-                col(TeamChat.platform) == incoming.platform, col(TeamChat.chat_ref) == incoming.chat_ref)).scalars())
+            linked = team_chats.linked_team_ids(session, platform=incoming.platform, chat_ref=incoming.chat_ref)
         return reply.team_id in linked
 
     settled: list[Reply] = []

@@ -15,10 +15,9 @@ from handlers.parse import id_arg
 from handlers.registry import command
 from handlers.types import Button, ChatConfig, Reply
 from messages.render import t
+from models import contests, results, trainings
 from models import feedback as ops
-from models import results, trainings
 from models.recipients import Recipient
-from models.tables import Contest, FeedbackRequest
 
 LOOKBACK = timedelta(days=2)  # a training that ended longer ago than this is not surveyed any more
 
@@ -34,7 +33,7 @@ def cmd_feedback(session: Session, asker: Asker, args: list[str], config: ChatCo
     if len(args) >= 2:  # a button names its request
         ref, value = args[0], args[1]
         ident = id_arg(ref)
-        found = session.get(FeedbackRequest, ident) if ident is not None else None
+        found = ops.request_by_id(session, request_id=ident) if ident is not None else None
         if found is None or found.partner_id != partner.id:
             return [say(asker, "feedback.nothing_open")]
     else:
@@ -94,7 +93,7 @@ def queue_feedback_requests(session: Session, now: datetime) -> int:
 
 def queue_contest_feedback(session: Session, contest_id: int, now: datetime) -> int:
     """Scheduler job, after a contest closed: survey everyone who took part. Idempotent; returns rows queued."""
-    contest = session.get(Contest, contest_id)
+    contest = contests.contest_by_id(session, contest_id=contest_id)
     if contest is None or contest.closed_at is None:
         return 0
     ids = results.participant_ids(session, contest_id=contest_id)

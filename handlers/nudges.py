@@ -11,7 +11,7 @@ from sqlmodel import Session
 from handlers import views
 from messages.render import render
 from models import contests as contest_ops
-from models import outbox, standings
+from models import outbox, partners, standings
 from models.recipients import recipients
 from models.rows import AnyContest
 from models.tables import Contest
@@ -30,10 +30,8 @@ def _personal_rows(session: Session, contest: AnyContest, template: str, key: st
              if line.kind in ("partner", "member") and line.partner_id is not None}
     wanted = set(lines) if only is None else set(only) & set(lines)
     rows = []
-    from models.tables import Partner
-
     for person in recipients(session, partner_ids=sorted(wanted)):
-        partner = session.get(Partner, person.partner_id)
+        partner = partners.partner_by_id(session, partner_id=person.partner_id)
         view = views.rank_view(session, contest, partner, now)
         rows.append(outbox.personal(person, key=key.format(partner=person.partner_id), kind="nudge",
                                     payload={"text": render(template, person.locale, **view)}))
@@ -43,9 +41,7 @@ def _personal_rows(session: Session, contest: AnyContest, template: str, key: st
 def queue_weekly(session: Session, now: datetime) -> int:
     """Each running contest's participants get their rank and gap (once per contest and week)."""
     queued = 0
-    for contest in views.open_contests(session, now):
-        if contest_ops.status(contest, now) != "active":
-            continue
+    for contest in _running(session, now):
         year, week, _ = as_utc(now).astimezone(zone(contest.timezone)).isocalendar()
         key = f"weekly:{contest.id}:{year}-W{week:02d}:partner:{{partner}}"
         queued += outbox.queue(session, _personal_rows(session, contest, "weekly", key, now), now)
@@ -55,14 +51,17 @@ def queue_weekly(session: Session, now: datetime) -> int:
 def queue_final_hours(session: Session, now: datetime) -> int:
     """The last 48 hours of a period: one reminder per participant (once per contest)."""
     queued = 0
-    for contest in views.open_contests(session, now):
-        if contest_ops.status(contest, now) != "active":
-            continue
+    for contest in _running(session, now):
         if as_utc(contest.end_at) - timedelta(hours=FINAL_HOURS) > now:
             continue
         key = f"final48:{contest.id}:partner:{{partner}}"
         queued += outbox.queue(session, _personal_rows(session, contest, "final_hours", key, now), now)
     return queued
+
+
+def _running(session: Session, now: datetime) -> list[AnyContest]:
+    """The contests whose period is under way now (`models.contests.status`: active)."""
+    return [c for c in views.open_contests(session, now) if contest_ops.status(c, now) == "active"]
 
 
 def queue_overtaken(session: Session, contest: Contest, dropped: Iterable[int], now: datetime) -> int:

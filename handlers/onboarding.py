@@ -16,13 +16,13 @@ from sqlmodel import Session
 
 from handlers import views
 from models import contests as contest_ops
-from models import standings
+from models import standings, teams
 from models.errors import DataError
 from models.identities import accounts_of, issue_invites
 from models.points import balance
 from models.roster import RosterRow, Selection, listing
 from models.rows import AnyContest
-from models.tables import Partner, Team
+from models.tables import Partner
 
 
 def telegram_link(bot_username: str, code: str) -> str:
@@ -79,7 +79,7 @@ def issue(session: Session, selection: Selection, ttl_days: int, bot_username: s
 def profile(session: Session, partner: Partner, now: datetime) -> dict[str, Any]:
     """A partner for an admin: attributes, chat accounts, points balance, and the open contests they
     take part in (with their rank and score in the running ones). Times are UTC datetimes."""
-    team = session.get(Team, partner.team_id) if partner.team_id else None
+    team = teams.team_by_id(session, team_id=partner.team_id) if partner.team_id else None
     contests = []
     contest: AnyContest  # a listed row, or the fresh contest once its standings are rebuilt
     for contest in views.open_contests(session, now):

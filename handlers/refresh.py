@@ -14,7 +14,6 @@ from sqlmodel import Session
 
 from handlers.nudges import queue_overtaken
 from models import contests, standings
-from models.tables import Contest
 from models.values import utcnow
 
 
@@ -24,7 +23,7 @@ def refresh_contest(session: Session, contest_id: int, now: datetime) -> int:
     Returns how many nudges were queued.
     """
     dropped = standings.refresh_tracking(session, contest_id)
-    contest = session.get(Contest, contest_id)
+    contest = contests.contest_by_id(session, contest_id=contest_id)
     if dropped and contest is not None and contests.status(contest, now) == "active":
         return queue_overtaken(session, contest, dropped, now)
     return 0

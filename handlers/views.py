@@ -71,7 +71,7 @@ def pick_contest(session: Session, partner: Partner | Member | None, arg: str | 
         found: Contest | None = None
         if is_number(arg):
             ident = id_arg(arg)
-            found = session.get(Contest, ident) if ident is not None else None
+            found = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
             if found is not None and found.cancelled_at is not None:
                 found = None
         else:

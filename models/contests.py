@@ -309,6 +309,11 @@ def contest_row(session: Session, *, contest_id: int) -> ContestRow:
     return ContestRow(*read(session, _ONE_ROW, {"contest": contest_id}).one())
 
 
+def contest_by_id(session: Session, *, contest_id: int) -> Contest | None:
+    """The contest as an ORM object (from the session's identity map if loaded)."""
+    return session.get(Contest, contest_id)
+
+
 def contest_by_name(session: Session, *, fragment: str) -> Contest | None:
     """The contest whose name contains `fragment` (never a cancelled one): open ones first, then the latest to end."""
     return session.execute(select(Contest).where(col(Contest.name).contains(fragment),

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Executable, Result, Table, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Result, Table, create_engine, event, text
 from sqlmodel import Session, SQLModel
 
 FOREIGN_KEYS_OFF = "mianzi_foreign_keys_off"
@@ -81,3 +81,19 @@ def rowcount(result: Result[Any]) -> int:
 def table_of(model: type[SQLModel]) -> Table:
     """A table class's Core `Table`, for the bulk statements and plain-row reads that bypass the ORM."""
     return model.__table__  # type: ignore[attr-defined,no-any-return]  # set by SQLModel's metaclass, not in its stubs
+
+
+def try_advisory_lock(conn: Connection, *, key: int) -> bool:
+    """PostgreSQL: take the session advisory lock `key` on this connection if nobody holds it (it is
+    held until `advisory_unlock` or until the connection goes away)."""
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+
+
+def advisory_unlock(conn: Connection, *, key: int) -> None:
+    """PostgreSQL: give back the session advisory lock `key` this connection holds."""
+    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+def ping(conn: Connection) -> None:
+    """A round trip on the connection: raises if it is gone."""
+    conn.execute(text("SELECT 1"))

@@ -46,6 +46,11 @@ def request(session: Session, subject: str, subject_id: int, partner_ids: Iterab
     return list(session.execute(stmt).scalars())
 
 
+def request_by_id(session: Session, *, request_id: int) -> FeedbackRequest | None:
+    """The feedback request a button names."""
+    return session.get(FeedbackRequest, request_id)
+
+
 def open_request(session: Session, partner_id: int, now: datetime) -> FeedbackRequest | None:
     """The partner's newest unanswered request that has not expired."""
     stmt = (select(FeedbackRequest).where(col(FeedbackRequest.partner_id) == partner_id,

@@ -15,17 +15,18 @@ most the number of server workers, once.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
-from models.db import rowcount
+from models.db import read, rowcount, table_of
 from models.errors import DataError
 from models.kinds import OutboxStatus
+from models.rows import Member
 from models.tables import PLATFORMS, BindFailure, ChatIdentity, Invite, Outbox, Partner
-from models.values import utcnow
+from models.values import as_utc, utcnow
 
 # No 0/O, 1/I/L: codes are read aloud and typed on phones.
 INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -113,6 +114,103 @@ def record_bind_failure(session: Session, platform: str, user_ref: str, now: dat
     session.execute(insert(BindFailure).values(platform=platform, user_ref=user_ref[:128], failed_at=now))
 
 
+def redeem_invite(session: Session, *, code: str, now: datetime) -> Invite | str:
+    """The invite behind `code` (any letter case), now marked used; or why not (`not_found`,
+    `used`, `expired`). The claim is a conditional UPDATE, so two simultaneous uses cannot both
+    succeed."""
+    invite: Invite | None = session.execute(select(Invite).where(col(Invite.code) == code.upper())).scalars().first()
+    if invite is None:
+        return "not_found"
+    if invite.used_at is not None:
+        return "used"
+    if as_utc(invite.expires_at) <= now:
+        return "expired"
+    claimed = session.execute(update(Invite).where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
+                              .values(used_at=now))
+    if rowcount(claimed) != 1:
+        return "used"
+    return invite
+
+
+def bind_account(session: Session, *, partner_id: int, platform: str, user_ref: str, chat_ref: str | None,
+                 now: datetime) -> ChatIdentity:
+    """Bind the chat account (platform, user_ref) to the partner: a new identity, or the account's
+    existing one (active or not, any partner's) taken over, as when a shared phone changes hands."""
+    identity = session.execute(select(ChatIdentity).where(
+        col(ChatIdentity.platform) == platform,
+        col(ChatIdentity.user_ref) == user_ref)).scalars().first()
+    if identity is None:
+        identity = ChatIdentity(partner_id=partner_id, platform=platform, user_ref=user_ref, chat_ref=chat_ref,
+                                bound_at=now, last_seen_at=now)
+        session.add(identity)
+    else:
+        identity.partner_id, identity.active, identity.bound_at = partner_id, True, now
+        identity.chat_ref, identity.last_seen_at = chat_ref, now
+    session.flush()
+    return identity
+
+
+def identity_id(session: Session, *, platform: str, user_ref: str) -> int:
+    """The id of the chat account (platform, user_ref), which must exist."""
+    return int(session.execute(select(col(ChatIdentity.id)).where(
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref)).scalar_one())
+
+
+def other_active_accounts(session: Session, *, partner_id: int, except_id: int) -> int:
+    """How many active chat accounts the partner has besides `except_id`."""
+    return int(session.execute(select(func.count()).select_from(ChatIdentity).where(
+        col(ChatIdentity.partner_id) == partner_id, col(ChatIdentity.active).is_(True),
+        col(ChatIdentity.id) != except_id)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What the asker's chat account holds about their last visit (`worth_recording`)."""
+
+    identity_id: int
+    last_seen_at: datetime | None
+    window_pushes: int
+    chat_ref: str | None
+
+
+# Built once, read as plain rows (`models.db.read`): every chat message asks them, and building a
+# statement costs more than running it.
+_MEMBER_COLUMNS = [table_of(Partner).c[f.name] for f in fields(Member)]
+_IDENTITY = table_of(ChatIdentity)
+_ASKER = (select(_IDENTITY.c.id, _IDENTITY.c.last_seen_at, _IDENTITY.c.window_pushes, _IDENTITY.c.chat_ref,
+                 *_MEMBER_COLUMNS)
+          .join_from(_IDENTITY, table_of(Partner), table_of(Partner).c.id == _IDENTITY.c.partner_id)
+          .where(_IDENTITY.c.platform == bindparam("platform"), _IDENTITY.c.user_ref == bindparam("user_ref"),
+                 _IDENTITY.c.active.is_(True)))
+_SEEN = (update(_IDENTITY).where(_IDENTITY.c.id == bindparam("identity"))
+         .values(last_seen_at=bindparam("now"), chat_ref=bindparam("chat"), window_pushes=0))
+
+
+def asker(session: Session, *, platform: str, user_ref: str) -> tuple[Visit, Member] | None:
+    """The active chat account (platform, user_ref) and its partner (active or not), as plain rows."""
+    row = read(session, _ASKER, {"platform": platform, "user_ref": user_ref}).first()
+    if row is None:
+        return None
+    return Visit(row[0], row[1], row[2], row[3]), Member(*row[4:])
+
+
+SEEN_PRECISION = timedelta(minutes=1)
+
+
+def worth_recording(visit: Visit, *, chat_ref: str | None, now: datetime) -> bool:
+    """Record the visit unless nothing would change: `last_seen_at` to the minute (it drives
+    WeChat's 48-hour window and the choice of app to push on), the push count, the chat.
+
+    Skipping the write keeps a burst of questions from one person off SQLite's single write lock.
+    """
+    last = as_utc(visit.last_seen_at) if visit.last_seen_at else None
+    return (last is None or now - last >= SEEN_PRECISION or visit.window_pushes != 0
+            or visit.chat_ref != chat_ref)
+
+
+def record_visit(session: Session, *, identity_id: int, chat_ref: str | None, now: datetime) -> None:
+    """The account was seen now in `chat_ref`: its window's push count starts again."""
+    session.connection().execute(_SEEN, {"identity": identity_id, "now": now, "chat": chat_ref})
 
 
 def accounts_of(session: Session, partner: Partner) -> list[ChatIdentity]:
@@ -150,3 +248,22 @@ def set_active(session: Session, *, platform: str, user_ref: str, active: bool) 
     session.execute(update(ChatIdentity).where(col(ChatIdentity.platform) == platform,
                                                col(ChatIdentity.user_ref) == user_ref,
                                                col(ChatIdentity.active).is_(not active)).values(active=active))
+
+
+def push_identity(session: Session, *, identity_id: int | None, platform: str, user_ref: str) -> ChatIdentity | None:
+    """The chat account a push goes to: the one it names, else the platform user it is addressed to."""
+    if identity_id is not None:
+        return session.get(ChatIdentity, identity_id)
+    return session.execute(select(ChatIdentity).where(
+        col(ChatIdentity.platform) == platform, col(ChatIdentity.user_ref) == user_ref)).scalars().first()
+
+
+def count_window_push(conn: Connection, *, identity_id: int) -> None:
+    """One more push in the account's current WeChat window (`window_pushes`, set to 0 by a visit)."""
+    conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id)
+                 .values(window_pushes=col(ChatIdentity.window_pushes) + 1))
+
+
+def set_window_pushes(conn: Connection, *, identity_id: int, pushes: int) -> None:
+    """Set the account's push count in its window (the limit: the platform said the window is shut)."""
+    conn.execute(update(ChatIdentity).where(col(ChatIdentity.id) == identity_id).values(window_pushes=pushes))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Text, and_, cast, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, case, cast, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -102,6 +102,15 @@ def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     stmt = (update(Outbox).where(col(Outbox.leased_by) == worker, col(Outbox.status) == OutboxStatus.SENDING)
             .values(lease_until=lease_until))
     return int(conn.execute(stmt).rowcount)
+
+
+def release(conn: Connection, *, worker: str, now: datetime) -> None:
+    """Give back the rows a stopping worker still holds (`sending`, its own), due at once unless
+    they had a later time, so they need not wait for the lease to run out."""
+    conn.execute(update(Outbox).where(col(Outbox.leased_by) == worker, col(Outbox.status) == OutboxStatus.SENDING)
+                 .values(status=OutboxStatus.PENDING, lease_until=None,
+                         next_attempt_at=case((col(Outbox.next_attempt_at).is_(None), now),
+                                              else_=col(Outbox.next_attempt_at))))
 
 
 def deactivate_identity(conn: Connection, identity_id: int) -> None:

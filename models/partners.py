@@ -16,6 +16,11 @@ def partner_by_code_any_case(session: Session, *, code: str) -> Partner | None:
     return session.execute(select(Partner).where(func.lower(col(Partner.code)) == code.lower())).scalars().first()
 
 
+def partner_by_id(session: Session, *, partner_id: int) -> Partner | None:
+    """The partner as an ORM object, for code that changes it (from the session's identity map if loaded)."""
+    return session.get(Partner, partner_id)
+
+
 def active_admin_ids(session: Session) -> list[int]:
     return list(session.execute(select(col(Partner.id)).where(col(Partner.role) == Role.ADMIN,
                                                               col(Partner.active).is_(True))).scalars())

@@ -71,8 +71,11 @@ class _Agg:
 
 # --- participants and activity -----------------------------------------------------------------
 
+Participant = tuple[int, int | None, date | None]
+"""(partner id, team id, joined_on) of one partner taking part in a contest."""
 
-def participants(session: Session, contest: Contest) -> list[tuple[int, int | None, date | None]]:
+
+def participants(session: Session, contest: Contest) -> list[Participant]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
     stmt = _participants(contest, col(Partner.id), col(Partner.team_id), col(Partner.joined_on))
     return [tuple(r) for r in session.execute(stmt).all()]
@@ -95,19 +98,20 @@ def _participants(contest: Contest, *columns: Any) -> Any:
 def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time each metric was last moved."""
     s = Sale
-    when = s.occurred_at
+    when = col(s.occurred_at)
+    satisfaction, margin = col(s.satisfaction), col(s.margin_fen)
     # A reversal (`models.corrections`) takes its original's order and rating back out.
-    sign = case((s.reverses.is_(None), 1), else_=-1)
+    sign = case((col(s.reverses).is_(None), 1), else_=-1)
     stmt = (
         select(
-            s.partner_id,
-            func.sum(s.amount_fen), func.sum(s.units), func.sum(sign), func.sum(func.coalesce(s.margin_fen, 0)),
-            func.sum(s.satisfaction * sign), func.sum(case((s.satisfaction.is_not(None), sign), else_=0)),
-            func.max(case((s.amount_fen > 0, when))),
-            func.max(case((s.units > 0, when))),
+            col(s.partner_id),
+            func.sum(col(s.amount_fen)), func.sum(col(s.units)), func.sum(sign), func.sum(func.coalesce(margin, 0)),
+            func.sum(satisfaction * sign), func.sum(case((satisfaction.is_not(None), sign), else_=0)),
+            func.max(case((col(s.amount_fen) > 0, when))),
+            func.max(case((col(s.units) > 0, when))),
             func.max(when),
-            func.max(case((and_(col(s.margin_fen).is_not(None), col(s.margin_fen) != 0), when))),
-            func.max(case((col(s.satisfaction).is_not(None), when))),
+            func.max(case((and_(margin.is_not(None), margin != 0), when))),
+            func.max(case((satisfaction.is_not(None), when))),
         )
         .where(when >= contest.start_at, when < contest.end_at)
         .group_by(col(s.partner_id))
@@ -140,13 +144,13 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
     The time a partner reached their count is the first sale to the last of those customers.
     """
     s, p, r = Sale, aliased(Sale), aliased(Sale)
-    earlier = (select(p.id).where(p.partner_id == s.partner_id, p.customer == s.customer,
-                                  p.occurred_at < contest.start_at).exists())
-    reversed_ = select(r.id).where(r.reverses == s.id).exists()  # a voided sale bought nothing
-    stmt = (select(s.partner_id, s.customer, func.min(s.occurred_at))
-            .where(s.occurred_at >= contest.start_at, s.occurred_at < contest.end_at,
-                   s.customer.is_not(None), s.reverses.is_(None), ~reversed_, ~earlier)
-            .group_by(s.partner_id, s.customer))
+    earlier = (select(col(p.id)).where(col(p.partner_id) == s.partner_id, col(p.customer) == s.customer,
+                                       col(p.occurred_at) < contest.start_at).exists())
+    reversed_ = select(col(r.id)).where(col(r.reverses) == s.id).exists()  # a voided sale bought nothing
+    stmt = (select(col(s.partner_id), col(s.customer), func.min(col(s.occurred_at)))
+            .where(col(s.occurred_at) >= contest.start_at, col(s.occurred_at) < contest.end_at,
+                   col(s.customer).is_not(None), col(s.reverses).is_(None), ~reversed_, ~earlier)
+            .group_by(col(s.partner_id), col(s.customer)))
     per: dict[int, list[datetime]] = defaultdict(list)
     for pid, _customer, first in session.execute(stmt):
         per[pid].append(as_utc(first))
@@ -156,7 +160,8 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 def _targets(session: Session, contest: Contest) -> dict[int, int]:
     """Each partner's target for the contest period: the shortest dated target period that covers
     it, else — for a period within one calendar month — the partner's recurring monthly amount."""
-    stmt = (select(Target.partner_id, Target.period_start, Target.period_end, Target.target_fen, Target.monthly)
+    stmt = (select(col(Target.partner_id), col(Target.period_start), col(Target.period_end), col(Target.target_fen),
+                   col(Target.monthly))
             .where(*_covering(contest)))
     best: dict[int, tuple[int, int]] = {}
     for pid, start, end, target, monthly in session.execute(stmt):
@@ -198,7 +203,7 @@ def lacking_targets(session: Session, contest: Contest) -> list[str]:
                if pid not in have and (contest.scope != "team" or team_id is not None)]
     if not missing:
         return []
-    return sorted(session.execute(select(Partner.code).where(Partner.id.in_(missing))).scalars())
+    return sorted(session.execute(select(col(Partner.code)).where(col(Partner.id).in_(missing))).scalars())
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -268,16 +273,24 @@ def compute(session: Session, contest: Contest) -> list[Entry]:
     return entries
 
 
-def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
-    entries = []
+def _own_line(kind: str, contest: Contest, pid: int, team_id: int | None, joined_on: date | None,
+              agg: _Agg) -> tuple[Entry, dict[str, Any] | None]:
+    """A partner's own line (`kind` partner, or member of a team), and the first rule it breaks of
+    those every such line must meet: the tenure, then (attainment) having a target."""
     metric = contest.metric
+    entry = Entry(kind, pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
+                  revenue_fen=agg.revenue)
+    problem = _tenure_problem(contest, joined_on)
+    if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
+        problem = {"code": "not_eligible.no_target"}
+    return entry, problem
+
+
+def _partner_entries(contest: Contest, people: list[Participant], aggs: dict[int, _Agg]) -> list[Entry]:
+    entries = []
     for pid, team_id, joined_on in people:
         agg = aggs.get(pid) or _Agg()
-        entry = Entry("partner", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
-                      revenue_fen=agg.revenue)
-        problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
-            problem = {"code": "not_eligible.no_target"}
+        entry, problem = _own_line("partner", contest, pid, team_id, joined_on, agg)
         if problem is None:
             problem = _ratings_problem(contest, agg.ratings_n)
         if problem is None:
@@ -288,24 +301,19 @@ def _partner_entries(contest: Contest, people: list[Any], aggs: dict[int, _Agg])
     return entries
 
 
-def _team_entries(session: Session, contest: Contest, people: list[Any], aggs: dict[int, _Agg]) -> list[Entry]:
+def _team_entries(session: Session, contest: Contest, people: list[Participant], aggs: dict[int, _Agg]) -> list[Entry]:
     """Team score = sum or average of the counted members' scores.
 
     A member counts when they meet the tenure rule (and, for attainment, have a target). For
     attainment a team's sum is its revenue against its targets; for satisfaction, all its ratings.
     """
-    metric = contest.metric
     members: dict[int, list[Entry]] = defaultdict(list)
     counted: dict[int, list[_Agg]] = defaultdict(list)
     for pid, team_id, joined_on in people:
         if team_id is None:
             continue
         agg = aggs.get(pid) or _Agg()
-        member = Entry("member", pid, team_id, score=_score(metric, agg), reached_at=agg.reached.get(metric),
-                       revenue_fen=agg.revenue)
-        problem = _tenure_problem(contest, joined_on)
-        if problem is None and metric == Metric.ATTAINMENT and agg.target is None:
-            problem = {"code": "not_eligible.no_target"}
+        member, problem = _own_line("member", contest, pid, team_id, joined_on, agg)
         if problem is None and contest.team_score == "avg":  # each member's own average is one voice
             problem = _ratings_problem(contest, agg.ratings_n)
         if problem is not None:
@@ -515,8 +523,9 @@ def mark_open_contests_dirty(session: Session, start: datetime | None = None,
 def stale_contest_ids(session: Session) -> list[int]:
     """Open contests whose live standings an import has invalidated (`mark_open_contests_dirty`);
     a cancelled contest is never rebuilt."""
-    return list(session.execute(select(Contest.id).where(Contest.closed_at.is_(None), Contest.cancelled_at.is_(None),
-                                                         Contest.standings_dirty.is_(True))).scalars())
+    return list(session.execute(select(col(Contest.id)).where(
+        col(Contest.closed_at).is_(None), col(Contest.cancelled_at).is_(None),
+        col(Contest.standings_dirty).is_(True))).scalars())
 
 
 def ranked_count(session: Session, *, contest: AnyContest) -> int:

@@ -16,3 +16,9 @@ def linked_groups(session: Session, *, platforms: Collection[str] | None = None)
     if platforms is not None:
         stmt = stmt.where(col(TeamChat.platform).in_(platforms))
     return list(session.execute(stmt.order_by(col(TeamChat.id))).scalars())
+
+
+def linked_team_ids(session: Session, *, platform: str, chat_ref: str) -> set[int]:
+    """The teams this group chat is linked to."""
+    return set(session.execute(select(col(TeamChat.team_id)).where(
+        col(TeamChat.platform) == platform, col(TeamChat.chat_ref) == chat_ref)).scalars())

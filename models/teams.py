@@ -10,6 +10,11 @@ from sqlmodel import Session, col
 from models.tables import Partner, Team, TeamChat
 
 
+def team_by_id(session: Session, *, team_id: int) -> Team | None:
+    """The team as an ORM object (from the session's identity map if loaded)."""
+    return session.get(Team, team_id)
+
+
 def find(session: Session, *, ref: str) -> Team | None:
     """The team a chat argument names, by its code or its name as typed."""
     return session.execute(select(Team).where((col(Team.code) == ref) | (col(Team.name) == ref))).scalars().first()

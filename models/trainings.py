@@ -47,6 +47,11 @@ class TrainingSpec:
     timezone: str = "Asia/Shanghai"
 
 
+def training_by_id(session: Session, *, training_id: int) -> Training | None:
+    """The training as an ORM object (from the session's identity map if loaded)."""
+    return session.get(Training, training_id)
+
+
 def create(session: Session, spec: TrainingSpec, now: datetime) -> Training:
     title, place = spec.title.strip(), spec.place.strip()
     if not title or len(title) > 200:

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from handlers.announcements import ImageConfig
 from models import contests
 from models.contests import settles_at
-from models.db import session_scope
+from models.db import advisory_unlock, ping, session_scope, try_advisory_lock
 from models.values import utcnow, zone
 from scheduler import jobs
 
@@ -41,7 +41,7 @@ class Leadership:
         if self._conn is not None and self.holds():
             return True
         conn = self.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar())
+        got = try_advisory_lock(conn, key=LOCK_KEY)
         conn.commit()
         if got:
             self._conn = conn
@@ -55,7 +55,7 @@ class Leadership:
         if self._conn is None:
             return False
         try:
-            self._conn.execute(text("SELECT 1"))
+            ping(self._conn)
             self._conn.commit()
             return True
         except Exception:
@@ -65,7 +65,7 @@ class Leadership:
     def release(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                advisory_unlock(self._conn, key=LOCK_KEY)
                 self._conn.commit()
             finally:
                 self._conn.close()

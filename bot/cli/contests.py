@@ -80,19 +80,17 @@ def _period_text(contest: Contest) -> str:
 def contests_list(json_out: JsonOption = False) -> None:
     """All contests with their status."""
     from rich.table import Table
-    from sqlalchemy import select
 
     from bot import context
     from messages.render import t
     from models import contests as contest_ops
     from models.db import session_scope
-    from models.tables import Contest
     from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
     with guarded(), session_scope(context.engine()) as session:
-        rows = list(session.execute(select(Contest).order_by(Contest.start_at, Contest.id)).scalars())
+        rows = contest_ops.all_contests(session=session)
     if json_out:
         print_json([contest_summary(c, now) for c in rows])
         return
@@ -135,26 +133,23 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
                   json_out: JsonOption = False) -> None:
     """One contest and its live or frozen standings."""
 
-    from sqlalchemy import select
-
     from bot import context
     from models import contest_changes, corrections, standings
     from models import contests as contest_ops
     from models.db import session_scope
-    from models.tables import Contest, Partner, Team
     from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
     with guarded(), session_scope(context.engine()) as session:
-        contest = session.get(Contest, contest_id)
+        contest = contest_ops.contest_by_id(session, contest_id=contest_id)
         if contest is None:
             fail("error.unknown_contest", value=contest_id)
         standings.ensure_fresh(session, contest)
         session.refresh(contest)
         lines = standings.all_lines(session, contest)
-        partners = dict(session.execute(select(Partner.id, Partner.code)).all())
-        teams = dict(session.execute(select(Team.id, Team.code)).all())
+        partners = contest_ops.partner_codes(session=session)
+        teams = contest_ops.team_codes(session=session)
         late = contest_ops.late_sales(session, contest)
         late_corrections = corrections.late_corrections(session, contest)
         changes = [{"action": c.action, "changes": c.changes, "by": c.by, "at": c.at.isoformat(),

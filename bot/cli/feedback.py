@@ -15,9 +15,8 @@ def feedback_report(json_out: JsonOption = False) -> None:
     from rich.table import Table
 
     from messages.render import t
-    from models import feedback
-    from models.contests import partner_codes
-    from models.tables import Contest, Training
+    from models import feedback, trainings
+    from models.contests import contest_by_id, partner_codes
 
     loc = _locale()
     with database() as session:
@@ -26,10 +25,10 @@ def feedback_report(json_out: JsonOption = False) -> None:
         titles: dict[tuple[str, int], str] = {}
         for s in summaries:
             if s.subject == "training":
-                training = session.get(Training, s.subject_id)
+                training = trainings.training_by_id(session, training_id=s.subject_id)
                 titles[(s.subject, s.subject_id)] = training.title if training else ""
             else:
-                contest = session.get(Contest, s.subject_id)
+                contest = contest_by_id(session, contest_id=s.subject_id)
                 titles[(s.subject, s.subject_id)] = contest.name if contest else ""
     docs = [{"subject": s.subject, "id": s.subject_id, "title": titles[(s.subject, s.subject_id)], "asked": s.asked,
              "answered": s.answered, "average": str(s.average) if s.average is not None else None,

@@ -85,10 +85,9 @@ def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
 
     from messages.render import number
     from models import trainings
-    from models.tables import Training
 
     with database() as session:
-        item = session.get(Training, training_id)
+        item = trainings.training_by_id(session, training_id=training_id)
         if item is None:
             fail("training.unknown", value=training_id)
         rows = trainings.attendance(session, training_id)

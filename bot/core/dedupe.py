@@ -26,14 +26,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, Delete, Engine, Insert, delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from models.tables import InboundSeen
+from models import inbound_seen
 from models.values import utcnow
 
 
@@ -80,40 +79,31 @@ class DatabaseKeys:
         self._lock = threading.Lock()
 
     def seen_before(self, platform: str, key: str) -> bool:
-        table = InboundSeen.__table__
         now = utcnow()
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(table).values(platform=platform, key=key[:128], seen_at=now))
+                inbound_seen.add(conn, platform=platform, key=key, seen_at=now)
         except IntegrityError:
             return True
         if self._count_claim():
             with self.engine.begin() as conn:
-                conn.execute(self._prune(now))
+                inbound_seen.prune(conn, before=now - self.keep)
         return False
 
     def claim(self, conn: Connection, platform: str, key: str) -> bool:
-        """Claim `key` inside the caller's transaction: True if it is ours to process.
-
-        `ON CONFLICT DO NOTHING` rather than catching the unique violation, because on PostgreSQL a
-        failed statement spoils the whole transaction it ran in.
-        """
+        """Claim `key` inside the caller's transaction: True if it is ours to process."""
         now = utcnow()
-        row = conn.execute(_claim_statement(conn.dialect.name),
-                           {"platform": platform, "key": key[:128], "seen_at": now}).first()
-        if row is not None and self._count_claim():
-            conn.execute(self._prune(now))  # in this transaction: a second connection would wait for its lock
-        return row is not None
+        ours = inbound_seen.claim(conn, platform=platform, key=key, seen_at=now)
+        if ours and self._count_claim():
+            # in this transaction: a second connection would wait for its lock
+            inbound_seen.prune(conn, before=now - self.keep)
+        return ours
 
     def _count_claim(self) -> bool:
         """Count a claim; True when it is time to prune."""
         with self._lock:
             self._claims += 1
             return self._claims % self.prune_every == 0
-
-    def _prune(self, now: datetime) -> Delete:
-        table = InboundSeen.__table__
-        return delete(table).where(table.c.seen_at < now - self.keep)
 
 
 _KEYS: dict[int, DatabaseKeys] = {}
@@ -147,23 +137,6 @@ class Nonce:
         """A timestamp is accepted from `max_age` before it to `max_age` after it: 2 × max_age."""
         digest = hashlib.sha1(f"{timestamp}:{nonce}".encode()).hexdigest()
         return cls(f"nonce:{digest}", timedelta(seconds=2 * max_age_seconds) + timedelta(minutes=10))
-
-
-_CLAIMS: dict[str, Insert] = {}
-
-
-def _claim_statement(dialect: str) -> Insert:
-    """The insert that skips a key already there, built once per dialect."""
-    found = _CLAIMS.get(dialect)
-    if found is None:
-        module = postgresql if dialect == "postgresql" else sqlite
-        table = InboundSeen.__table__
-        # RETURNING tells whether a row went in on both databases; rowcount does not on PostgreSQL
-        # (its implicit RETURNING of the id).
-        found = (module.insert(table).on_conflict_do_nothing(index_elements=["platform", "key"])
-                 .returning(table.c.id))
-        _CLAIMS[dialect] = found
-    return found
 
 
 class Layered:

@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, update
+from sqlalchemy import Engine
 
 from bot.channels.base import BatchSender, OutboxItem, Sender, SendResult, batching
 from bot.delivery.limiter import BatchLimiter, Ceilings, Deferred
 from models import leases
-from models.tables import Outbox
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.delivery")
@@ -112,11 +111,7 @@ class DeliveryWorker:
                     except TimeoutError:
                         pass
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            stop.set()
-            await flusher
-            await self.flush()
+            await self._wind_down(flusher, stop)
 
     async def drain(self, idle_rounds: int = 2) -> Stats:
         """Send until nothing is due (tests, benchmarks, the CLI); rows scheduled later stay queued."""
@@ -136,12 +131,16 @@ class DeliveryWorker:
                 idle += 1
                 await asyncio.sleep(0.05)
         finally:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            flusher_stop.set()
-            await flusher
-            await self.flush()
+            await self._wind_down(flusher, flusher_stop)
         return self.stats
+
+    async def _wind_down(self, flusher: asyncio.Task[None], flusher_stop: asyncio.Event) -> None:
+        """The end of `run` and `drain`: let the sends in flight finish, stop the flusher, record the rest."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        flusher_stop.set()
+        await flusher
+        await self.flush()
 
     async def step(self) -> int:
         """Claim a batch (when there is room in flight) and start sending it. Returns rows claimed."""
@@ -364,7 +363,4 @@ def _item(row) -> OutboxItem:  # type: ignore[no-untyped-def]
 def release(engine: Engine, worker_id: str) -> None:
     """Give back rows a stopping worker still holds, so they need not wait for the lease to run out."""
     with engine.begin() as conn:
-        conn.execute(update(Outbox).where(Outbox.leased_by == worker_id, Outbox.status == "sending")
-                     .values(status="pending", lease_until=None,
-                             next_attempt_at=case((Outbox.next_attempt_at.is_(None), utcnow()),
-                                                  else_=Outbox.next_attempt_at)))
+        leases.release(conn, worker=worker_id, now=utcnow())

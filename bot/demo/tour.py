@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from bot.channels.console import converse
 from bot.context import engine_for
@@ -23,9 +23,9 @@ from bot.demo.sample import DEMO_ADMIN, DEMO_CAPTAIN, DEMO_DEALER, build
 from handlers.types import ChatConfig
 from messages.render import t
 from models import leases as outbox  # claim, mark, renew: the outbox's leases
+from models.contests import partner_by_code
 from models.db import session_scope
 from models.identities import new_invite
-from models.tables import Partner
 from models.values import as_utc, utcnow, zone
 from scheduler import jobs
 
@@ -92,7 +92,7 @@ def prepare(path: Path, timezone: str, locale: str) -> Demo:
         build(session, zone(timezone), now=demo.now)
         codes = {}
         for role, code in ROLES.items():
-            partner = session.execute(select(Partner).where(Partner.code == code)).scalar_one()
+            partner = partner_by_code(session, code)
             codes[role] = new_invite(session, partner, now=demo.now).code
     for role, invite in codes.items():
         demo.say(role, f"绑定 {invite}")

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
-from models.tables import InboundSeen
+from models import inbound_seen
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.health")
@@ -53,10 +52,6 @@ def write_failure(exc: BaseException) -> str | None:
 
 def check_writable(engine: Engine) -> str:
     """`ok`, a `write_failure` reason, or `error` (the database cannot be reached at all)."""
-    table = InboundSeen.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(platform=PLATFORM, key=KEY, seen_at=utcnow())
-    stmt = stmt.on_conflict_do_update(index_elements=["platform", "key"], set_={"seen_at": stmt.excluded.seen_at})
     try:
         with engine.connect() as conn:
             on_sqlite = engine.dialect.name == "sqlite"
@@ -64,7 +59,7 @@ def check_writable(engine: Engine) -> str:
                 waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_MS}")
             try:
-                conn.execute(stmt)
+                inbound_seen.touch(conn, platform=PLATFORM, key=KEY, seen_at=utcnow())
                 conn.commit()
             finally:
                 if on_sqlite:

@@ -68,15 +68,21 @@ class _StandingColumns(SQLModel):
     revenue_fen: int | None = Field(default=None, sa_type=BigInteger)
 
 
+def _line_indexes(prefix: str) -> tuple[Index, ...]:
+    """The indexes of a table of standings lines (`ix_<prefix>_…`): the same questions are asked of
+    the live cache and of the frozen results (`models.standings`)."""
+    return (
+        Index(f"ix_{prefix}_lookup", "contest_id", "kind", "partner_id"),
+        Index(f"ix_{prefix}_team", "contest_id", "kind", "team_id"),
+        Index(f"ix_{prefix}_position", "contest_id", "kind", "position"),
+        Index(f"ix_{prefix}_score", "contest_id", "kind", "score", "position"),
+    )
+
+
 class Standing(_StandingColumns, table=True):
     """Live standings cache of an open contest; rebuilt from the sales ledger at any time."""
 
-    __table_args__ = (
-        Index("ix_standing_lookup", "contest_id", "kind", "partner_id"),
-        Index("ix_standing_team", "contest_id", "kind", "team_id"),
-        Index("ix_standing_position", "contest_id", "kind", "position"),
-        Index("ix_standing_score", "contest_id", "kind", "score", "position"),
-    )
+    __table_args__ = _line_indexes("standing")
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
 
@@ -84,12 +90,7 @@ class Standing(_StandingColumns, table=True):
 class ContestResult(_StandingColumns, table=True):
     """Frozen at close: what everyone scored, their rank and prize, and the rule behind it."""
 
-    __table_args__ = (
-        Index("ix_result_lookup", "contest_id", "kind", "partner_id"),
-        Index("ix_result_team", "contest_id", "kind", "team_id"),
-        Index("ix_result_position", "contest_id", "kind", "position"),
-        Index("ix_result_score", "contest_id", "kind", "score", "position"),
-    )
+    __table_args__ = _line_indexes("result")
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
 

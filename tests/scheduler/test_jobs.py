@@ -195,6 +195,21 @@ def test_leadership_on_sqlite_is_this_process(engine: Engine) -> None:
     assert lead.acquire() and lead.holds()
 
 
+def test_leadership_on_postgresql_is_one_process_at_a_time(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    first, second = Leadership(engine), Leadership(engine)
+    try:
+        assert first.acquire() and first.holds()
+        assert not second.acquire() and not second.holds()
+        first.release()
+        assert not first.holds()
+        assert second.acquire() and second.holds()
+    finally:
+        first.release()
+        second.release()
+
+
 def test_recognition_images_reach_telegram_as_photos(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import io
 

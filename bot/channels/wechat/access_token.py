@@ -22,14 +22,13 @@ import asyncio
 import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import Engine, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
-from models.tables import AccessToken
+from models import access_tokens
 from models.values import as_utc, utcnow
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ log = logging.getLogger("mianzi.wechat.api")
 MARGIN = timedelta(seconds=60)
 LEASE = timedelta(seconds=15)
 TOKEN_ERRORS = (40001, 40014, 42001)  # invalid credential, invalid token, expired token
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ApiError(Exception):
@@ -54,7 +52,8 @@ class ApiError(Exception):
 
 
 class TokenStore:
-    """The row of one app in the `AccessToken` table (blocking: call it in a worker thread)."""
+    """The row of one app in the `AccessToken` table (`models.access_tokens`; blocking: call it in a
+    worker thread)."""
 
     def __init__(self, engine: Engine, app: str) -> None:
         self.engine = engine
@@ -62,46 +61,27 @@ class TokenStore:
 
     def valid(self, stale: str | None = None) -> tuple[str, datetime] | None:
         """The stored token if it still has more than `MARGIN` to live and is not `stale`."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(AccessToken.token, AccessToken.expires_at)
-                               .where(AccessToken.app == self.app)).first()
-        if row is None or not row.token or row.token == stale:
+        row = access_tokens.stored(self.engine, app=self.app)
+        if row is None or not row[0] or row[0] == stale:
             return None
-        expires = as_utc(row.expires_at)
-        return (row.token, expires) if expires - MARGIN > utcnow() else None
+        expires = as_utc(row[1])
+        return (row[0], expires) if expires - MARGIN > utcnow() else None
 
     def claim(self, stale: str | None = None) -> bool:
         """Take the refresh lease if nobody holds it and the token still needs a refresh."""
         now = utcnow()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(AccessToken.__table__).values(app=self.app, token="", expires_at=EPOCH,
-                                                                  fetched_at=EPOCH))
-        except IntegrityError:
-            pass  # the row exists: the usual case
-        t = AccessToken.__table__.c
-        needs = or_(t.token == "", t.expires_at <= now + MARGIN)
-        if stale is not None:
-            needs = or_(needs, t.token == stale)
-        with self.engine.begin() as conn:
-            result = conn.execute(update(AccessToken.__table__)
-                                  .where(t.app == self.app, t.fetched_at <= now, needs)
-                                  .values(fetched_at=now + LEASE))
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return access_tokens.take_lease(self.engine, app=self.app, now=now, until=now + LEASE,
+                                        expiring_by=now + MARGIN, stale=stale)
 
     def save(self, token: str, expires_in: int) -> datetime:
         now = utcnow()
         expires = now + timedelta(seconds=expires_in)
-        with self.engine.begin() as conn:
-            conn.execute(update(AccessToken.__table__).where(AccessToken.__table__.c.app == self.app)
-                         .values(token=token, expires_at=expires, fetched_at=now))
+        access_tokens.save(self.engine, app=self.app, token=token, expires_at=expires, fetched_at=now)
         return expires
 
     def release(self) -> None:
         """Give the lease back after a failed fetch, so the next caller may try at once."""
-        with self.engine.begin() as conn:
-            conn.execute(update(AccessToken.__table__).where(AccessToken.__table__.c.app == self.app)
-                         .values(fetched_at=utcnow()))
+        access_tokens.end_lease(self.engine, app=self.app, now=utcnow())
 
 
 class WeixinApi:

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.channels.base import OutboxItem, SendResult
@@ -66,6 +66,7 @@ from bot.channels.wechat.access_token import ApiError, WeixinApi, official_accou
 from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
 from messages.render import local_time
+from models import identities
 from models.tables import ChatIdentity
 from models.values import as_utc, utcnow
 
@@ -286,10 +287,8 @@ class WeChatPush:
 
     def _identity(self, item: OutboxItem) -> ChatIdentity | None:
         with Session(self.engine) as session:
-            if item.identity_id is not None:
-                return session.get(ChatIdentity, item.identity_id)
-            return session.execute(select(ChatIdentity).where(
-                ChatIdentity.platform == self.platform, ChatIdentity.user_ref == item.chat_ref)).scalars().first()
+            return identities.push_identity(session, identity_id=item.identity_id, platform=self.platform,
+                                            user_ref=item.chat_ref)
 
     def _window(self, item: OutboxItem) -> _Window:
         identity = self._identity(item)
@@ -301,13 +300,11 @@ class WeChatPush:
 
     def _count(self, identity_id: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(ChatIdentity).where(ChatIdentity.id == identity_id)
-                         .values(window_pushes=ChatIdentity.window_pushes + 1))
+            identities.count_window_push(conn, identity_id=identity_id)
 
     def _close(self, identity_id: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(ChatIdentity).where(ChatIdentity.id == identity_id)
-                         .values(window_pushes=WINDOW_PUSHES))
+            identities.set_window_pushes(conn, identity_id=identity_id, pushes=WINDOW_PUSHES)
 
     async def close(self) -> None:
         await self.api.close()
