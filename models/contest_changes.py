@@ -26,7 +26,7 @@ from models import contests as contest_ops
 from models.errors import DataError
 from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
 from models.tables import Contest, ContestChange
-from models.values import as_utc, parse_duration, parse_period_bound
+from models.values import as_utc, parse_duration, parse_period_bound, zone
 
 EDITABLE = ("name", "metric", "scope", "team_score", "start_at", "end_at", "grace_seconds", "segment",
             "min_tenure_days", "min_score", "min_satisfaction", "min_ratings", "prizes", "tiers", "top_n",
@@ -168,3 +168,42 @@ def parse_changes(contest: Contest, given: dict[str, Any], tz: ZoneInfo) -> dict
     if given.get("tiers") is not None:
         out["tiers"] = parse_tiers(given["tiers"], metric)
     return out
+
+
+def spec_from_options(given: dict[str, Any], timezone: str) -> contest_ops.ContestSpec:
+    """A new contest as an admin types it (`mianzi contests create`'s options, the console's form):
+    text parsed as `parse_changes` reads it; `name`, `metric`, `start` and `end` are needed, the
+    others default as the CLI's options do."""
+    tz = zone(timezone)
+    metric = str(given.get("metric") or "")
+    tenure = given.get("min_tenure_days")
+    tenure_text = "" if tenure is None else str(tenure).strip()
+    if tenure_text and not tenure_text.isdigit():
+        raise DataError("error.bad_number", value=tenure_text)
+    min_score, min_satisfaction = (str(given.get(k) or "").strip() for k in ("min_score", "min_satisfaction"))
+    for needed in ("start", "end"):
+        if not str(given.get(needed) or "").strip():
+            raise DataError("error.bad_datetime", value="")
+    return contest_ops.ContestSpec(
+        name=str(given.get("name") or ""), metric=metric, scope=given.get("scope") or "individual",
+        team_score=given.get("team_score") or "sum",
+        start_at=parse_period_bound(str(given["start"]), tz, is_end=False),
+        end_at=parse_period_bound(str(given["end"]), tz, is_end=True), timezone=timezone,
+        grace_seconds=parse_duration(str(given.get("grace") or "0")), segment=parse_segment(given.get("segment")),
+        min_tenure_days=int(tenure_text) if tenure_text else None,
+        min_score=parse_score(min_score, metric) if min_score else None,
+        min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
+        prizes=parse_prizes(given.get("prizes")), tiers=parse_tiers(given.get("tiers"), metric),
+        top_n=_whole(given.get("top"), 10), recur=given.get("recur") or "none",
+        min_ratings=_whole(given.get("min_ratings"), 3),
+        featured=bool(given.get("featured")))
+
+
+def _whole(value: Any, default: int) -> int:
+    """A whole number option (`--top 10`), typed or given; empty: the default."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise DataError("error.bad_number", value=text)
+    return int(text)

@@ -560,3 +560,132 @@ def line_count(session: Session, *, contest: AnyContest, kind: str) -> int:
     table = table_for(contest)
     return int(session.execute(select(func.count()).select_from(table).where(
         col(table.contest_id) == contest.id, col(table.kind) == kind)).scalar_one())
+
+
+# --- the console's board (`bot.console.contests`) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParticipantFigures:
+    """Who a contest's rules take in now: the segment's active partners (a team contest: those with a
+    team), how many of them meet the tenure rule at the start, how many lack a target (attainment),
+    and how many teams take part."""
+
+    in_segment: int
+    meet_tenure: int
+    lacking_target: int
+    teams: int
+
+
+def participant_figures(session: Session, *, contest: Contest) -> ParticipantFigures:
+    """Counted in SQL (`_participants`, the same query the standings use); `contest` may be a spec
+    not stored yet (an unsaved `Contest`)."""
+    stmt = _participants(contest, func.count(), func.count(func.distinct(col(Partner.team_id))))
+    if contest.scope == Scope.TEAM:
+        stmt = stmt.where(col(Partner.team_id).is_not(None))
+    total, teams = session.execute(stmt).one()
+    meet = int(total)
+    if contest.min_tenure_days:
+        start_day = as_utc(contest.start_at).astimezone(zone(contest.timezone)).date()
+        latest = start_day - timedelta(days=contest.min_tenure_days)
+        tenure = _participants(contest, func.count()).where(col(Partner.joined_on).is_not(None),
+                                                             col(Partner.joined_on) <= latest)
+        if contest.scope == Scope.TEAM:
+            tenure = tenure.where(col(Partner.team_id).is_not(None))
+        meet = int(session.execute(tenure).scalar_one())
+    return ParticipantFigures(int(total), meet, lacking_target_count(session, contest=contest),
+                              int(teams) if contest.scope == Scope.TEAM else 0)
+
+
+@dataclass(frozen=True)
+class LineFilter:
+    """The console board's filters: a team (its code) and the partners' segment attributes."""
+
+    team: str | None = None
+    region: str | None = None
+    city_tier: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.team is not None or self.region is not None or self.city_tier is not None
+
+
+def lines_page(session: Session, *, contest: AnyContest, kind: str, offset: int, limit: int,
+               chosen: LineFilter | None = None) -> tuple[list[Row[Any]], int]:
+    """One page of a contest's lines of `kind` (every participant, live or frozen), ranked ones by
+    position then the others by score, with each partner's code and name and the team's; and how
+    many lines the filter selects in all.
+
+    Paged in SQL: without a filter the ranked lines of a page are a range of positions (1..n have
+    no gaps), read by the position index however deep the page; with a filter, OFFSET over the
+    same index. Rows carry the line's columns and `code`, `name`, `team_code`, `team_name`.
+    """
+    chosen = chosen or LineFilter()
+    line = table_of(table_for(contest))
+    p, tm = table_of(Partner), table_of(Team)
+    joined = line.outerjoin(p, p.c.id == line.c.partner_id).outerjoin(tm, tm.c.id == line.c.team_id)
+    where = [line.c.contest_id == contest.id, line.c.kind == kind]
+    if chosen.team is not None:
+        where.append(tm.c.code == chosen.team)
+    if chosen.region is not None:
+        where.append(p.c.region == chosen.region)
+    if chosen.city_tier is not None:
+        where.append(p.c.city_tier == chosen.city_tier)
+    columns: list[Any] = [line, p.c.code.label("code"), p.c.name.label("name"), tm.c.code.label("team_code"),
+               tm.c.name.label("team_name")]
+
+    def count(*more: Any) -> int:
+        return int(session.execute(select(func.count()).select_from(joined).where(*where, *more)).scalar_one())
+
+    if chosen.any:
+        ranked = count(line.c.position.is_not(None))
+    else:
+        ranked = int(session.execute(select(func.max(line.c.position)).where(*where)).scalar_one() or 0)
+    unranked = count(line.c.position.is_(None))
+    rows: list[Row[Any]] = []
+    if offset < ranked:
+        stmt = select(*columns).select_from(joined).where(*where, line.c.position.is_not(None))
+        if chosen.any:
+            stmt = stmt.order_by(line.c.position).offset(offset).limit(limit)
+        else:
+            stmt = stmt.where(line.c.position > offset, line.c.position <= offset + limit).order_by(line.c.position)
+        rows = list(session.execute(stmt).all())
+    if len(rows) < limit and unranked:
+        skip = max(0, offset - ranked)
+        stmt = (select(*columns).select_from(joined).where(*where, line.c.position.is_(None))
+                .order_by(line.c.score.desc(), line.c.id).offset(skip).limit(limit - len(rows)))
+        rows += list(session.execute(stmt).all())
+    return rows, ranked + unranked
+
+
+def lines_above(session: Session, *, contest: AnyContest, kind: str, positions: list[int]) -> dict[int, Row[Any]]:
+    """The line just ahead of each of these positions (position - 1), by position: what the tie
+    rule compared each line with."""
+    wanted = sorted({pos - 1 for pos in positions if pos > 1})
+    if not wanted:
+        return {}
+    line = table_of(table_for(contest))
+    rows = session.execute(select(line.c.position, line.c.score, line.c.reached_at, line.c.rank).where(
+        line.c.contest_id == contest.id, line.c.kind == kind, line.c.position.in_(wanted))).all()
+    return {int(row.position) + 1: row for row in rows}
+
+
+def order_note(line: Any, above: Any | None) -> dict[str, Any]:
+    """Why a ranked line stands below the one ahead of it, by the tie rule (`_rank`): a lower score
+    (`behind`, by how much), the same score reached later (`later`, both times), or the same score
+    at the same moment (`shared`: the same rank). The first line has none (`first`)."""
+    if line.position is None:
+        return {"code": "unranked"}
+    if above is None:
+        return {"code": "first"}
+    if above.score > line.score:
+        return {"code": "behind", "gap": above.score - line.score}
+    if above.reached_at == line.reached_at:
+        return {"code": "shared", "rank": line.rank}
+    return {"code": "later", "above_at": _utc(above.reached_at), "own_at": _utc(line.reached_at)}
+
+
+def team_race(session: Session, *, contest: AnyContest, limit: int = 100) -> list[Row[Any]]:
+    """A team contest's teams in order (ranked first), with their codes and names."""
+    rows, _total = lines_page(session, contest=contest, kind="team", offset=0, limit=limit)
+    return rows

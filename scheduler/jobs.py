@@ -51,22 +51,33 @@ def close_due(engine: Engine, now: datetime, group_locale: str = "zh",
             return done
         for cid in due:
             tried.add(cid)
-            with session_scope(engine) as session:
-                closed = contests.close(session, cid, now)
-                if closed is None:
-                    continue
-                queued = announce_close(session, cid, now, group_locale, images)
-                queued += queue_contest_feedback(session, cid, now)
-                nxt = closed.next_contest
-                missing: list[str] = []
-                if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
-                    queued += announce_opening(session, nxt.id, now)
-                if nxt is not None:  # the admins hear who has no target in the new period (attainment)
-                    missing = standings.lacking_targets(session, nxt)
-                    queued += tell_admins_missing_targets(session, nxt, missing, now)
-                done.append(Closed(cid, queued, nxt.id if nxt else None, closed, missing))
-                log.info("closed contest %s, queued %s messages, next period %s", cid, queued,
-                         nxt.id if nxt else None)
+            closed = close_contest(engine, cid, now, group_locale, images)
+            if closed is not None:
+                done.append(closed)
+
+
+def close_contest(engine: Engine, contest_id: int, now: datetime, group_locale: str = "zh",
+                  images: ImageConfig | None = None) -> Closed | None:
+    """Close one contest and queue its announcements in one transaction (`close_due`'s step, and
+    the console's "close now"): the results frozen and paid, the winners' post and each
+    participant's result queued, the surveys, a recurring contest's next period opened. None when
+    it was closed (or cancelled) already: a second close announces nothing."""
+    with session_scope(engine) as session:
+        closed = contests.close(session, contest_id, now)
+        if closed is None:
+            return None
+        queued = announce_close(session, contest_id, now, group_locale, images)
+        queued += queue_contest_feedback(session, contest_id, now)
+        nxt = closed.next_contest
+        missing: list[str] = []
+        if nxt is not None and contests.status(nxt, now) in ("upcoming", "active"):
+            queued += announce_opening(session, nxt.id, now)
+        if nxt is not None:  # the admins hear who has no target in the new period (attainment)
+            missing = standings.lacking_targets(session, nxt)
+            queued += tell_admins_missing_targets(session, nxt, missing, now)
+        log.info("closed contest %s, queued %s messages, next period %s", contest_id, queued,
+                 nxt.id if nxt else None)
+        return Closed(contest_id, queued, nxt.id if nxt else None, closed, missing)
 
 
 def refresh_and_nudge(engine: Engine, now: datetime) -> int:

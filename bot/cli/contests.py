@@ -43,22 +43,16 @@ def contests_create(
     from bot import context
     from bot.settings import get_settings
     from messages.render import t
+    from models import contest_changes
     from models import contests as contest_ops
     from models.db import session_scope
-    from models.rules import parse_prizes, parse_score, parse_segment, parse_tiers
-    from models.values import parse_duration, parse_period_bound, zone
     settings = get_settings()
+    given = {"name": name, "metric": metric, "scope": scope, "team_score": team_score, "start": start, "end": end,
+             "grace": grace, "segment": segment, "min_tenure_days": min_tenure_days, "min_score": min_score,
+             "min_satisfaction": min_satisfaction, "prizes": prizes, "tiers": tiers, "top": top, "recur": recur,
+             "min_ratings": min_ratings, "featured": featured}
     with guarded():
-        tz = zone(settings.timezone)
-        spec = contest_ops.ContestSpec(
-            name=name, metric=metric, scope=scope, team_score=team_score,
-            start_at=parse_period_bound(start, tz, is_end=False), end_at=parse_period_bound(end, tz, is_end=True),
-            timezone=settings.timezone, grace_seconds=parse_duration(grace), segment=parse_segment(segment),
-            min_tenure_days=min_tenure_days,
-            min_score=parse_score(min_score, metric) if min_score else None,
-            min_satisfaction=parse_score(min_satisfaction, "satisfaction") if min_satisfaction else None,
-            prizes=parse_prizes(prizes), tiers=parse_tiers(tiers, metric), top_n=top, recur=recur,
-            min_ratings=min_ratings, featured=featured)
+        spec = contest_changes.spec_from_options(given, settings.timezone)
         with session_scope(context.engine(settings)) as session:
             contest = contest_ops.create(session, spec)
     if json_out:

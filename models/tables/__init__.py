@@ -8,6 +8,7 @@ append-only.
 
 from __future__ import annotations
 
+from models.tables.boards import BoardLink
 from models.tables.broadcasts import Broadcast
 from models.tables.chats import PLATFORMS, BindFailure, ChatIdentity, Invite, TeamChat
 from models.tables.contests import Contest, ContestChange, ContestResult, Standing
@@ -24,6 +25,7 @@ __all__ = [
     "AccessToken",
     "AuditEntry",
     "BindFailure",
+    "BoardLink",
     "Broadcast",
     "ChatIdentity",
     "Contest",
