@@ -83,7 +83,8 @@ def participants(session: Session, contest: Contest) -> list[Participant]:
 
 def _participants(contest: Contest, *columns: Any) -> Any:
     """The query of `participants`, selecting `columns`."""
-    stmt = select(*columns).where(col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN)
+    stmt = (select(*columns).select_from(Partner)
+            .where(col(Partner.active).is_(True), col(Partner.role) != Role.ADMIN))
     seg = contest.segment or {}
     for key in ("region", "industry", "size"):
         if key in seg:
