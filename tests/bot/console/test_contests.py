@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 
 from messages.render import render, t
+from models import board_links
 from models.db import session_scope
 from models.tables import (
     AuditEntry,
@@ -330,3 +331,42 @@ def test_unknown_contest_pages(site: httpx.Client) -> None:
 
 
 _ = render
+
+
+def test_a_team_contest_shows_the_team_race_and_each_members_part(site: httpx.Client, engine: Engine,
+                                                                  running: int) -> None:
+    with session_scope(engine) as s:
+        team = b.contest(s, name="团队赛", scope="team", start=day(-5), end=day(20), tiers="团队银牌=30000:50")
+        ident = team.id
+    signed_in(site, "BOSS")
+    html = site.get(f"/admin/contests/{ident}").text
+    race = html.split('id="team-race"')[1].split("</table>")[0]
+    assert race.index("WEST") < race.index("EAST")  # WEST: W1 + W2 ¥117,000 (no tenure rule); EAST ¥70,000
+    assert "¥117,000.00" in race and "比上一名少 ¥47,000.00" in race and "团队银牌" in race
+    members = html.split('class="list standings"')[1].split("</table>")[0]
+    assert 'data-code="W2"' in members and t("console.contests.counted", "zh") in members
+
+
+def test_every_page_has_its_words_in_both_languages(site: httpx.Client, engine: Engine, running: int) -> None:
+    with session_scope(engine) as s:
+        done = b.contest(s, name="上月赛", start=day(-60), end=day(-31), tiers="银牌=1:1:1")
+        b.contest(s, name="团队赛", scope="team", start=day(-5), end=day(20))
+        done_id = done.id
+    from models import contests as contest_ops
+    with session_scope(engine) as s:
+        contest_ops.close(s, done_id, utcnow())
+        board_links.create(s, contest_id=running, by=None, now=utcnow())
+    for code in ("BOSS", "ALT"):
+        site.cookies.clear()
+        signed_in(site, code)
+        for path in ("/admin/contests", "/admin/contests/new", f"/admin/contests/{running}",
+                     f"/admin/contests/{running}/edit", f"/admin/contests/{done_id}/results",
+                     f"/admin/contests/{running + 2}", "/admin/audit"):
+            answer = site.get(path)
+            assert answer.status_code == 200, (code, path)
+            assert "console." not in answer.text.replace("console.css", "").replace("console.js", "").replace("//console.test", ""), (code, path)
+    with session_scope(engine) as s:
+        token = s.execute(select(BoardLink.token)).scalar_one()
+    for lang in ("zh", "en"):
+        board = site.get(f"/board/{token}?lang={lang}")
+        assert board.status_code == 200 and "console." not in board.text, lang
