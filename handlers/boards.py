@@ -37,7 +37,7 @@ def board_view(session: Session, contest: AnyContest, now: datetime) -> Board:
     """The board now, from fresh standings (a stale cache is rebuilt first, as `/rank` does)."""
     contest = views.fresh(session, contest)
     top, ranked = views.public_board(session, contest)
-    counts = standings.tier_counts(session, contest=contest)
+    counts = standings.tier_counts_by_score(session, contest=contest)
     state = contest_ops.status(contest, now)
     target = {"active": contest.end_at, "upcoming": contest.start_at}.get(state)
     left = max(0, int((as_utc(target) - now).total_seconds())) if target is not None else None

@@ -289,8 +289,8 @@ def routes(site: Site) -> list[Route]:
             team_above = {r.position: r for r in teams if r.position is not None}
             race = [{"row": r, "note": standings.order_note(r, team_above.get((r.position or 0) - 1))} for r in teams]
         return {"lines": lines, "total": total, "race": race, "kind": kind, "metric": locale_metric,
-                "tier_counts": standings.tier_counts(session, contest=contest),
-                "participants": standings.line_count(session, contest=contest, kind=kind)}
+                "tier_counts": standings.tier_counts_by_score(session, contest=contest),
+                "participants": total if not chosen.any else standings.line_count(session, contest=contest, kind=kind)}
 
     async def edit_form(request: Request, admin: SignedIn) -> Response:
         ident = contest_id(request)

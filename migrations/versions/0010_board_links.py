@@ -1,5 +1,8 @@
 """the meeting-room boards (issue 16): a contest's TV board at a URL with a revocable token
 
+Also `ix_standing_team` and `ix_result_team` gain `position`: the console's standings filtered by a
+team are counted and paged in rank order from the index alone (at 100,000 participants).
+
 Revision ID: 0010_board_links
 Revises: 0008_dash_dashboard_indexes
 """
@@ -32,9 +35,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("boardlink", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_boardlink_contest_id"), ["contest_id"], unique=False)
+    for table, name in (("standing", "ix_standing_team"), ("contestresult", "ix_result_team")):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(name)
+            batch_op.create_index(name, ["contest_id", "kind", "team_id", "position"], unique=False)
 
 
 def downgrade() -> None:
+    for table, name in (("standing", "ix_standing_team"), ("contestresult", "ix_result_team")):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(name)
+            batch_op.create_index(name, ["contest_id", "kind", "team_id"], unique=False)
     with op.batch_alter_table("boardlink", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_boardlink_contest_id"))
     op.drop_table("boardlink")

@@ -73,7 +73,7 @@ def _line_indexes(prefix: str) -> tuple[Index, ...]:
     the live cache and of the frozen results (`models.standings`)."""
     return (
         Index(f"ix_{prefix}_lookup", "contest_id", "kind", "partner_id"),
-        Index(f"ix_{prefix}_team", "contest_id", "kind", "team_id"),
+        Index(f"ix_{prefix}_team", "contest_id", "kind", "team_id", "position"),  # a team's lines in order
         Index(f"ix_{prefix}_position", "contest_id", "kind", "position"),
         Index(f"ix_{prefix}_score", "contest_id", "kind", "score", "position"),
     )
