@@ -605,10 +605,17 @@ class LineFilter:
     team: str | None = None
     region: str | None = None
     city_tier: int | None = None
+    industry: str | None = None
+    size: str | None = None
 
     @property
     def any(self) -> bool:
-        return self.team is not None or self.region is not None or self.city_tier is not None
+        return self.team is not None or self.by_partner
+
+    @property
+    def by_partner(self) -> bool:
+        """Whether a filter needs the partners' own attributes (a join)."""
+        return any(value is not None for value in (self.region, self.city_tier, self.industry, self.size))
 
 
 def lines_page(session: Session, *, contest: AnyContest, kind: str, offset: int, limit: int,
@@ -632,8 +639,11 @@ def lines_page(session: Session, *, contest: AnyContest, kind: str, offset: int,
         where.append(p.c.region == chosen.region)
     if chosen.city_tier is not None:
         where.append(p.c.city_tier == chosen.city_tier)
-    by_partner = chosen.region is not None or chosen.city_tier is not None
-    counted = line.join(p, p.c.id == line.c.partner_id) if by_partner else line
+    if chosen.industry is not None:
+        where.append(p.c.industry == chosen.industry)
+    if chosen.size is not None:
+        where.append(p.c.size == chosen.size)
+    counted = line.join(p, p.c.id == line.c.partner_id) if chosen.by_partner else line
     columns: list[Any] = [line, p.c.code.label("code"), p.c.name.label("name"), tm.c.code.label("team_code"),
                           tm.c.name.label("team_name")]
 

@@ -525,12 +525,13 @@ def _line_filter(request: Request) -> standings.LineFilter:
     values = chosen_values(request)
     tier = values.get("city_tier")
     return standings.LineFilter(team=values.get("team"), region=values.get("region"),
-                                city_tier=int(tier) if tier else None)
+                                city_tier=int(tier) if tier else None, industry=values.get("industry"),
+                                size=values.get("size"))
 
 
 def chosen_values(request: Request) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name in ("team", "region", "city_tier"):
+    for name in ("team", "region", "city_tier", "industry", "size"):
         value = request.query_params.get(name, "").strip()[:64]
         if value and (name != "city_tier" or value in ("1", "2", "3")):
             out[name] = value

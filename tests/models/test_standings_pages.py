@@ -16,7 +16,7 @@ from tests.support import builders as b
 def program(session: Session) -> Contest:
     """Eight partners: falling revenue, a tie (D3/D4, D3 first), a tie at the same moment (D5/D6: one rank),
     one with nothing (D7, a zero), one too new (N1, not eligible)."""
-    b.partners(session, *({"code": f"D{i}", "team": "T1" if i % 2 else "T2", "region": "华东" if i < 4 else "华南",
+    b.partners(session, *({"code": f"D{i}", "team": "T1" if i % 2 else "T2", "region": "华东" if i < 4 else "华南", "industry": "建材" if i < 2 else "家电",
                            "joined_on": "2024-01-01"} for i in range(8)),
                {"code": "N1", "team": "T1", "joined_on": "2026-11-20"})
     amounts = {0: 90000, 1: 70000, 2: 50000, 3: 30000, 4: 30000, 5: 10000, 6: 10000}
@@ -44,6 +44,9 @@ def test_pages_run_ranked_by_position_then_the_others(session: Session) -> None:
     t1, total = standings.lines_page(session, contest=contest, kind="partner", offset=0, limit=10,
                                      chosen=LineFilter(team="T1"))
     assert codes(t1) == ["D1", "D3", "D5", "D7", "N1"] and total == 5 and t1[0].team_code == "T1"
+    trade, total = standings.lines_page(session, contest=contest, kind="partner", offset=0, limit=10,
+                                        chosen=LineFilter(industry="建材", team="T1"))
+    assert codes(trade) == ["D1"] and total == 1
 
 
 def test_the_tie_rule_explained(session: Session) -> None:

@@ -205,3 +205,19 @@ def test_the_tv_board_follows_a_sale_posted_to_the_api(api: None, tv: Page, site
         assert f"经销商{i:02d}" not in text or i == 9
     assert tv.evaluate("document.documentElement.scrollWidth") <= 1920
     assert tv.evaluate("document.documentElement.scrollHeight") <= 1080
+
+
+def test_the_contests_pages_fit_a_phone(browser: Browser, site: httpx.Client, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        ident = b.contest(s, name="手机上看", start=day(-2), end=day(20), prizes="1=500",
+                          tiers="银牌=30000:100:1.5").id
+    context = browser.new_context(base_url=str(site.base_url), viewport={"width": 390, "height": 844},
+                                  is_mobile=True, locale="zh-CN")
+    phone = context.new_page()
+    sign_in(phone)
+    for name, path in (("list", "/admin/contests"), ("new", "/admin/contests/new"),
+                       ("page", f"/admin/contests/{ident}"), ("edit", f"/admin/contests/{ident}/edit")):
+        phone.goto(path)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, path
+        shot(phone, f"phone-{name}")
+    context.close()
