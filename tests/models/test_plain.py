@@ -7,11 +7,12 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot import context
-from bot.migrate import script_heads
+from bot.migrate import alembic_config, script_heads
 from bot.settings import get_settings
 from models import contests, plain
 from models.db import make_engine, session_scope
@@ -77,11 +78,10 @@ def test_list_on_a_new_or_older_database_migrates_first(tmp_path: Path, monkeypa
         ran = mianzi("contests", "list", "--json")
         assert ran.code == 0 and ran.json() == []
         engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0006_contest_corrections'")
-            conn.exec_driver_sql("DROP TABLE auditentry")  # 0007 made it (downgrading would need Alembic here)
-            conn.exec_driver_sql("DROP TABLE websession")
-            conn.exec_driver_sql("DROP TABLE signinlink")
+        with engine.begin() as conn:  # one revision back, as a database of the release before would be
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "-1")
         context.dispose_all()
         with context.plain_connection() as conn:  # not at head: the engine migrates, then its connection reads
             assert plain.revisions(conn=conn) == script_heads()
