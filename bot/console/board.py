@@ -100,13 +100,12 @@ def board_routes(settings: Settings, engine: Engine) -> list[Route]:
                 moved = (state.standings_at, state.standings_dirty, state.closed_at)
                 if moved != seen or waited >= TICK_SECONDS:
                     board, state = await run_in_threadpool(read, token)
-                    if board is None:
-                        continue
-                    cheers = celebrations(last, board)
-                    yield _event("board", {"html": html("board_part.html", locale, b=board, celebrate=cheers),
-                                           "celebrate": bool(cheers)})
-                    last, waited = board, 0.0
-                    seen = (state.standings_at, False, state.closed_at) if state is not None else None
+                    if board is not None:  # (None: revoked or cancelled meanwhile; the next poll says so)
+                        cheers = celebrations(last, board)
+                        yield _event("board", {"html": html("board_part.html", locale, b=board, celebrate=cheers),
+                                               "celebrate": bool(cheers)})
+                        last, waited = board, 0.0
+                        seen = (state.standings_at, False, state.closed_at) if state is not None else None
                 await asyncio.sleep(POLL_SECONDS)
                 waited += POLL_SECONDS
 

@@ -31,8 +31,8 @@ from handlers import results_sheet, views
 from handlers.announcements import ImageConfig, public_view
 from handlers.refresh import refresh_contest
 from messages.locales import LOCALES
-from messages.render import reason_text, render, score_text, t
-from models import board_links, contest_changes, corrections, finance, roster, standings, team_chats
+from messages.render import reason_text, render, t
+from models import audit, board_links, contest_changes, corrections, finance, roster, standings, team_chats
 from models import contests as contest_ops
 from models.errors import DataError
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, score_to_decimal
@@ -77,8 +77,8 @@ def options_of(form: FormData) -> dict[str, Any]:
             moment = text(f"{bound}_time")
             given[bound] = f"{day}T{moment}" if day and moment else day
     hours = text("grace_hours")
-    if hours is not None:
-        given["grace"] = f"{hours}h" if hours not in ("", "0") else "0"
+    if hours is not None:  # whole hours, or a duration as the CLI takes it (90m, 2d)
+        given["grace"] = f"{hours}h" if hours.isdigit() and hours != "0" else (hours or "0")
     if "segment" in form:  # the segment's fields come together (a marker field)
         given["segment"] = ",".join(f"{key}={text('seg_' + key)}" for key in SEGMENT_FIELDS if text("seg_" + key))
     if "prizes" in form:
@@ -119,13 +119,19 @@ def values_of(contest: Contest | None, timezone: str) -> dict[str, Any]:
             "start_date": start.date().isoformat(),
             "start_time": "" if start.hour == start.minute == 0 else start.strftime("%H:%M"),
             "end_date": shown_end.date().isoformat(), "end_time": "" if end_midnight else end.strftime("%H:%M"),
-            "grace_hours": str(contest.grace_seconds // 3600) if contest.grace_seconds % 3600 == 0
-            else f"{contest.grace_seconds / 3600:g}",
+            "grace_hours": _grace_text(contest.grace_seconds),
             "segment": contest.segment or {}, "min_tenure_days": contest.min_tenure_days or "",
             "min_score": amount(contest.min_score), "min_satisfaction": amount(contest.min_satisfaction),
             "min_ratings": contest.min_ratings, "prizes": contest.prizes,
             "tiers": [{**tier, "threshold": amount(tier["threshold"])} for tier in contest.tiers],
             "top": contest.top_n, "recur": contest.recur, "featured": contest.featured}
+
+
+def _grace_text(seconds: int) -> str:
+    """The grace as the form shows it: whole hours, else the CLI's duration (`90m`, `45s`)."""
+    if seconds % 3600 == 0:
+        return str(seconds // 3600)
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 def _transient(spec: contest_ops.ContestSpec) -> Contest:
@@ -235,8 +241,8 @@ def routes(site: Site) -> list[Route]:
                 contest = contest_ops.create(session, spec)
             except DataError as exc:
                 session.rollback()
-                return form_page(request, admin, session, contest=None, values=_refill(form, None), status=400,
-                                 error=t(exc.key, pages.locale(admin), **exc.params))
+                return form_page(request, admin, session, contest=None, values=_refill(form, None, settings.timezone),
+                                 status=400, error=t(exc.key, pages.locale(admin), **exc.params))
             audit_record(session, admin, "contest.create", contest.id, {"contests.name": contest.name})
             return contest.id
 
@@ -274,7 +280,6 @@ def routes(site: Site) -> list[Route]:
                             queued=request.query_params.get("queued"), public_url=settings.public_url or "")
 
     def _board(session: Session, contest: Contest, paging: Paging, chosen: standings.LineFilter) -> dict[str, Any]:
-        locale_metric = contest.metric
         kind = "member" if contest.scope == "team" else "partner"
         rows, total = standings.lines_page(session, contest=contest, kind=kind, offset=paging.offset,
                                            limit=paging.size, chosen=chosen)
@@ -288,7 +293,7 @@ def routes(site: Site) -> list[Route]:
             teams = standings.team_race(session, contest=contest)
             team_above = {r.position: r for r in teams if r.position is not None}
             race = [{"row": r, "note": standings.order_note(r, team_above.get((r.position or 0) - 1))} for r in teams]
-        return {"lines": lines, "total": total, "race": race, "kind": kind, "metric": locale_metric,
+        return {"lines": lines, "total": total, "race": race, "kind": kind, "metric": contest.metric,
                 "tier_counts": standings.tier_counts_by_score(session, contest=contest),
                 "participants": total if not chosen.any else standings.line_count(session, contest=contest, kind=kind)}
 
@@ -324,8 +329,9 @@ def routes(site: Site) -> list[Route]:
                     return refuse(request, admin, exc)
                 contest = contest_ops.contest_by_id(session, contest_id=ident)  # type: ignore[arg-type]
                 assert contest is not None
-                return form_page(request, admin, session, contest=contest, values=_refill(form, contest),
-                                 status=400, error=t(exc.key, pages.locale(admin), **exc.params))
+                return form_page(request, admin, session, contest=contest, status=400,
+                                 values=_refill(form, contest, settings.timezone),
+                                 error=t(exc.key, pages.locale(admin), **exc.params))
             audit_record(session, admin, "contest.edit", contest.id,
                          {"contests.fields": ", ".join(done.record.changes), "contests.queued": queued})
             return RedirectResponse(f"{MOUNT}/contests/{contest.id}?done=edited&queued={queued}", status_code=303)
@@ -425,7 +431,7 @@ def routes(site: Site) -> list[Route]:
         metric = found["c"].metric
         return pages.render(request, "contest_results.html", admin=admin, **found,
                             pager=paging.pager(len(found["done"].lines), request),
-                            reason=lambda r: reason_text(r, metric, locale), yuan=finance.fen_text,
+                            reason=lambda r: reason_text(r, metric, locale),
                             done_flag=request.query_params.get("done"), queued=request.query_params.get("queued"))
 
     async def download(request: Request, admin: SignedIn) -> Response:
@@ -515,8 +521,6 @@ def _not_closable(contest: Contest) -> DataError | None:
 
 
 def audit_record(session: Session, admin: SignedIn, action: str, contest_id: int, details: dict[str, Any]) -> None:
-    from models import audit
-
     audit.record(session, partner_id=admin.partner_id, action=action, now=utcnow(), object_kind="contests.contest",
                  object_ref=str(contest_id), details=details)
 
@@ -538,10 +542,10 @@ def chosen_values(request: Request) -> dict[str, str]:
     return out
 
 
-def _refill(form: FormData, contest: Contest | None) -> dict[str, Any]:
+def _refill(form: FormData, contest: Contest | None, timezone: str) -> dict[str, Any]:
     """The form as it was sent (a refused create or edit shows it again, to fix), over the contest's
     own values for the fields it did not send."""
-    values = values_of(contest, contest.timezone if contest else "Asia/Shanghai")
+    values = values_of(contest, contest.timezone if contest else timezone)
 
     def text(name: str) -> str:
         value = form.get(name)
@@ -564,5 +568,3 @@ def _refill(form: FormData, contest: Contest | None) -> dict[str, Any]:
         values["featured"] = form.get("featured") == "1"
     return values
 
-
-__all__ = ["options_of", "routes", "rules_texts", "score_text", "values_of"]

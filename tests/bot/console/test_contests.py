@@ -370,3 +370,20 @@ def test_every_page_has_its_words_in_both_languages(site: httpx.Client, engine: 
     for lang in ("zh", "en"):
         board = site.get(f"/board/{token}?lang={lang}")
         assert board.status_code == 200 and "console." not in board.text, lang
+
+
+def test_a_grace_of_minutes_from_the_cli_survives_an_edit(site: httpx.Client, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        ident = b.contest(s, name="下月赛", start=day(10), end=day(40), grace_seconds=90 * 60).id
+    csrf = signed_in(site, "BOSS")
+    page = site.get(f"/admin/contests/{ident}/edit").text
+    assert 'name="grace_hours" inputmode="numeric" size="6" value="90m"' in page
+    answer = site.post(f"/admin/contests/{ident}/edit", data=form(csrf=csrf, name="下月赛（改）", start_date=day(10),
+                                                                  end_date=day(40), grace_hours="90m",
+                                                                  prize_rank_0="", prize_rank_1="", tier_name_0="",
+                                                                  tier_threshold_0=""))
+    assert answer.status_code == 303, answer.text
+    (contest,) = contests(engine)
+    assert contest.grace_seconds == 90 * 60 and contest.name == "下月赛（改）"
+    with session_scope(engine) as s:
+        assert sorted(s.execute(select(ContestChange)).scalar_one().changes) == ["name"]
