@@ -120,3 +120,16 @@ def test_what_is_celebrated() -> None:
                                            {"kind": "tier_count", "tier": "银牌", "count": 1}]  # unnamed: below
     back = board("甲", {"甲": "银牌", "乙": "银牌"}, {"金牌": 0, "银牌": 2})
     assert celebrations(after, back) == [{"kind": "leader", "names": ["甲"]}]  # 乙 falling back is not cheered
+
+
+def test_a_team_contests_board_is_the_team_race(site: httpx.Client, engine: Engine) -> None:
+    with session_scope(engine) as s:
+        b.partners(s, *({"code": f"M{i}", "name": f"成员{i}", "team": f"TEAM{i % 3}"} for i in range(9)))
+        b.sales(s, *({"id": f"m{i}", "partner": f"M{i}", "occurred_at": day(-1) + "T10:00",
+                      "amount": str(10000 * (i % 3 + 1))} for i in range(9)))
+        contest = b.contest(s, name="团队赛", scope="team", start=day(-3), end=day(20), top_n=2)
+        token = board_links.create(s, contest_id=contest.id, by=None, now=utcnow()).token
+    page = site.get(f"/board/{token}").text
+    lines = page.split('class="tv-lines"')[1].split("</ol>")[0]
+    assert "团队排行" in page and lines.index("TEAM2") < lines.index("TEAM1")  # ¥90,000, then ¥60,000
+    assert "TEAM0" not in lines and "成员" not in page  # the top 2 teams only; no member named
