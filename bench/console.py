@@ -342,22 +342,30 @@ def pages(a: argparse.Namespace, client: httpx.Client, anchor: httpx.Client, ser
 
 
 class Prober(threading.Thread):
-    """GET /healthz every `every` s on its own connection, recording each latency (ms) while running."""
+    """GET `path` every `every` s on its own connection (with `cookies`: signed in), recording each
+    latency (ms) while running, and what /healthz said of the database (`busy`: an import holds
+    SQLite's write lock, and the check waited its 1 s for it)."""
 
-    def __init__(self, base: str, every: float = 0.05) -> None:
+    def __init__(self, base: str, path: str = "/healthz", every: float = 0.05,
+                 cookies: httpx.Cookies | None = None) -> None:
         super().__init__(daemon=True)
-        self.base, self.every = base, every
+        self.base, self.path, self.every, self.cookies = base, path, every, cookies
         self.samples: list[float] = []
         self.failures = 0
+        self.states: dict[str, int] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base, trust_env=False, timeout=30) as c:
+        with httpx.Client(base_url=self.base, trust_env=False, timeout=30, cookies=self.cookies) as c:
             while not self.halt.is_set():
                 try:
-                    ms, status, _ = timed_get(c, "/healthz")
-                    self.samples.append(ms)
-                    self.failures += status != 200
+                    t0 = time.perf_counter()
+                    r = c.get(self.path)
+                    self.samples.append((time.perf_counter() - t0) * 1000)
+                    self.failures += r.status_code != 200
+                    if self.path == "/healthz":
+                        state = str(r.json().get("database"))
+                        self.states[state] = self.states.get(state, 0) + 1
                 except httpx.HTTPError:
                     self.failures += 1
                 self.halt.wait(self.every)
@@ -366,8 +374,8 @@ class Prober(threading.Thread):
         self.halt.set()
         self.join()
         xs = self.samples or [float("nan")]
-        return {"n": len(self.samples), "p50": pct(xs, 50), "p99": pct(xs, 99), "max": max(xs),
-                "failures": self.failures}
+        return {"path": self.path, "n": len(self.samples), "p50": pct(xs, 50), "p99": pct(xs, 99), "max": max(xs),
+                "failures": self.failures, "states": self.states}
 
 
 def follow(client: httpx.Client, job_path: str) -> tuple[str, str, float]:
@@ -385,8 +393,9 @@ def upload(client: httpx.Client, base: str, path: Path) -> dict[str, Any]:
     csrf = csrf_of(client, "/admin/imports")
     rows = sum(1 for _ in path.open("rb")) - 1
     result: dict[str, Any] = {"rows": rows, "mib": path.stat().st_size / 2**20, "load_before": load()}
-    probe = Prober(base)
+    probe, page = Prober(base), Prober(base, "/admin/partners/P000042", every=0.2, cookies=client.cookies)
     probe.start()
+    page.start()
     t0 = time.perf_counter()
     with path.open("rb") as f:
         r = client.post("/admin/imports", data={"kind": "sales", "csrf": csrf},
@@ -399,14 +408,16 @@ def upload(client: httpx.Client, base: str, path: Path) -> dict[str, Any]:
     result["preview_s"] = time.perf_counter() - t0
     result["preview_state"] = state
     result["healthz_preview"] = probe.stop()
+    result["page_preview"] = page.stop()
     inserted = re.search(r'data-count="inserted">([^<]+)<', text)
     result["preview_inserted"] = inserted.group(1) if inserted else None
     if state != "done":
         result["error"] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))[:300]
         return result
     csrf = csrf_of(client, job)
-    probe = Prober(base)
+    probe, page = Prober(base), Prober(base, "/admin/partners/P000042", every=0.2, cookies=client.cookies)
     probe.start()
+    page.start()
     t1 = time.perf_counter()
     r = client.post(f"{job}/commit", data={"csrf": csrf})
     if r.status_code != 303:
@@ -415,6 +426,7 @@ def upload(client: httpx.Client, base: str, path: Path) -> dict[str, Any]:
     result["commit_s"] = time.perf_counter() - t1
     result["commit_state"] = state
     result["healthz_commit"] = probe.stop()
+    result["page_commit"] = page.stop()
     result["load_after"] = load()
     return result
 
@@ -446,15 +458,18 @@ def report(doc: dict[str, Any]) -> None:
               f" after {up.get('load_after', '?')}:")
         print(f"  POST /admin/imports answered in {up['post_s']:.2f} s; preview {up['preview_state']} "
               f"after {up['preview_s']:.1f} s (would add {up.get('preview_inserted')})")
-        h = up["healthz_preview"]
-        print(f"  /healthz during the preview: {h['n']} probes, p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms,"
-              f" max {h['max']:.1f} ms, {h['failures']} failures")
-        if "commit_s" in up:
-            h = up["healthz_commit"]
-            print(f"  commit {up['commit_state']} after {up['commit_s']:.1f} s "
-                  f"({up['rows'] / up['commit_s']:,.0f} rows/s); /healthz meanwhile: {h['n']} probes, "
-                  f"p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms, max {h['max']:.1f} ms, {h['failures']} failures")
-        elif "error" in up:
+        for phase in ("preview", "commit"):
+            if f"healthz_{phase}" not in up:
+                continue
+            if phase == "commit":
+                print(f"  commit {up['commit_state']} after {up['commit_s']:.1f} s "
+                      f"({up['rows'] / up['commit_s']:,.0f} rows/s)")
+            for h in (up[f"healthz_{phase}"], up.get(f"page_{phase}")):
+                if h:
+                    states = f" (database: {h['states']})" if h.get("states") else ""
+                    print(f"  {h.get('path', '/healthz')} during the {phase}: {h['n']} probes, p50 {h['p50']:.1f} ms,"
+                          f" p99 {h['p99']:.1f} ms, max {h['max']:.1f} ms, {h['failures']} failures{states}")
+        if "error" in up:
             print(f"  preview failed: {up['error']}")
 
 
