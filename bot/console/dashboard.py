@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -15,7 +15,7 @@ from starlette.routing import Route
 from bot.console.site import Site
 from handlers.refresh import refresh_dirty
 from models import dashboard
-from models.values import utcnow
+from models.values import utcnow, zone
 from models.web_sessions import SignedIn
 
 CHANNELS = ("telegram", "wechat", "wecom")
@@ -32,6 +32,18 @@ def routes(site: Site) -> list[Route]:
                                               wechat_template=bool(settings.wechat_template_id),
                                               deliveries=deliveries)
 
+    remembered: list[tuple[tuple[int, date], dashboard.SalesFigures]] = []
+
+    def month_sales(session: Session, now: datetime) -> dashboard.SalesFigures:
+        """The month's sales (the dearest block: a sum over every sale of the month), read again only
+        when a sale was added or the day changed (`dashboard.sales_version`)."""
+        key = (dashboard.sales_version(session), now.astimezone(zone(settings.timezone)).date())
+        if remembered and remembered[0][0] == key:
+            return remembered[0][1]
+        figures = dashboard.sales_figures(session, now=now, timezone=settings.timezone)
+        remembered[:] = [(key, figures)]
+        return figures
+
     async def read() -> dict[str, Any]:
         """The blocks at one `now`, after the refresh (as the chat's board does: what an import changed
         shows at once): each block in its own worker thread and session, at the same time. SQLite and
@@ -45,7 +57,7 @@ def routes(site: Site) -> list[Route]:
             site.run(lambda session: dashboard.partner_figures(session, now=now)),
             site.run(lambda session: dashboard.points_figures(session, now=now, timezone=tz)),
             site.run(lambda session: deliveries_and_alerts(session, now)),
-            site.run(lambda session: dashboard.sales_figures(session, now=now, timezone=tz)))
+            site.run(lambda session: month_sales(session, now)))
         return {"contests": contests, "partners": partners, "points": points, "deliveries": deliveries,
                 "sales": sales, "alerts": alerts}
 
