@@ -9,6 +9,8 @@ itself builds on, and nothing of Mianzi:
 - `wechat_app`: a bare wechatpy echo server: a Starlette route that checks the signature, parses
   the XML (decrypts it in safe mode with wechatpy's `WeChatCrypto`) and answers a passive text
   reply (encrypted in safe mode).
+- `page_app`: a bare Starlette page: one GET route rendering a small jinja2 page (a table of 50
+  rows, from a template compiled once), no session, no database — the floor of the console's pages.
 
 The benchmarks start them (`python bench/anchors.py ptb|wechat --port P …`) beside Mianzi's server.
 """
@@ -84,11 +86,31 @@ def wechat_app(token: str, app_id: str, aes_key: str | None) -> Starlette:
     return Starlette(routes=[Route("/wechat/callback", callback, methods=["POST"])])
 
 
+PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body><h1>{{ title }}</h1><table>{% for r in rows %}<tr><td>{{ r.code }}</td><td>{{ r.name }}</td>
+<td>{{ r.team }}</td><td>{{ r.region }}</td></tr>{% endfor %}</table></body></html>"""
+
+
+def page_app() -> Starlette:
+    """A jinja2 page of 50 rows from one Starlette route: what any server-rendered page costs."""
+    from jinja2 import Environment
+    from starlette.responses import HTMLResponse
+
+    template = Environment(autoescape=True).from_string(PAGE)
+    rows = [{"code": f"P{i:06d}", "name": f"伙伴{i:06d}", "team": f"T{i % 40:04d}", "region": "华东"}
+            for i in range(1, 51)]
+
+    async def page(_request: Request) -> Response:
+        return HTMLResponse(template.render(title="伙伴", rows=rows))
+
+    return Starlette(routes=[Route("/", page, methods=["GET"])])
+
+
 def main() -> None:
     import uvicorn
 
     p = argparse.ArgumentParser(description="Serve one benchmark anchor on 127.0.0.1.")
-    p.add_argument("kind", choices=("ptb", "wechat"))
+    p.add_argument("kind", choices=("ptb", "wechat", "page"))
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--token", default="1:BENCH")
     p.add_argument("--api-url", default="")
@@ -96,7 +118,10 @@ def main() -> None:
     p.add_argument("--aes-key")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    app = ptb_app(a.token, a.api_url) if a.kind == "ptb" else wechat_app(a.token, a.app_id, a.aes_key)
+    if a.kind == "page":
+        app = page_app()
+    else:
+        app = ptb_app(a.token, a.api_url) if a.kind == "ptb" else wechat_app(a.token, a.app_id, a.aes_key)
     uvicorn.run(app, host="127.0.0.1", port=a.port, log_level="warning", access_log=False)
 
 

@@ -97,3 +97,21 @@ def advisory_unlock(conn: Connection, *, key: int) -> None:
 def ping(conn: Connection) -> None:
     """A round trip on the connection: raises if it is gone."""
     conn.execute(text("SELECT 1"))
+
+
+@contextmanager
+def writer_wait(conn: Connection, *, ms: int) -> Iterator[None]:
+    """Within the block, a write on `conn` waits at most `ms` for another writer's lock (SQLite;
+    the engine's own wait is 30 s, for imports): for small writes that may be skipped when the
+    database is busy (a health probe, a session's last-seen time). The block's transaction is
+    rolled back at its end unless the caller committed it. Elsewhere nothing changes."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(ms)}")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlmodel import Session, col, select
 
 from models.db import rowcount
@@ -119,9 +119,11 @@ def redeem_link(session: Session, *, token: str, kind: str, now: datetime, idle:
     return check, cookie
 
 
-def signed_in(session: Session, *, token: str, kind: str, now: datetime, idle: timedelta) -> SignedIn | None:
-    """The live session behind a cookie's token, its idle expiry moved on; None when there is none
-    (unknown, of another kind, expired, signed out, or its partner may no longer use these pages)."""
+def signed_in(session: Session, *, token: str, kind: str, now: datetime, idle: timedelta,
+              touch: bool = True) -> SignedIn | None:
+    """The live session behind a cookie's token, its idle expiry moved on (unless not `touch`:
+    then the caller calls `touch_session`); None when there is none (unknown, of another kind,
+    expired, signed out, or its partner may no longer use these pages)."""
     row = session.exec(select(WebSession, Partner).join(Partner, col(Partner.id) == col(WebSession.partner_id))
                        .where(col(WebSession.token_hash) == token_hash(token), col(WebSession.kind) == kind)).first()
     if row is None:
@@ -129,11 +131,17 @@ def signed_in(session: Session, *, token: str, kind: str, now: datetime, idle: t
     web, partner = row
     if web.ended_at is not None or as_utc(web.expires_at) <= now or not allowed(partner, kind):
         return None
-    if now - as_utc(web.last_seen_at) >= TOUCH_EVERY:
-        session.connection().execute(update(WebSession).where(col(WebSession.id) == web.id)
-                                     .values(last_seen_at=now, expires_at=now + idle))
+    if touch and now - as_utc(web.last_seen_at) >= TOUCH_EVERY:
+        touch_session(session.connection(), session_id=web.id, now=now, idle=idle)
     return SignedIn(session_id=web.id, partner_id=partner.id, code=partner.code, name=partner.name,
                     role=partner.role, locale=partner.locale, kind=kind, csrf_token=web.csrf_token)
+
+
+def touch_session(conn: Connection, *, session_id: int, now: datetime, idle: timedelta) -> None:
+    """Move a session's idle expiry on from `now`, if it was last seen `TOUCH_EVERY` ago or more."""
+    conn.execute(update(WebSession).where(col(WebSession.id) == session_id,
+                                          col(WebSession.last_seen_at) <= now - TOUCH_EVERY)
+                 .values(last_seen_at=now, expires_at=now + idle))
 
 
 def sign_out(session: Session, *, session_id: int, now: datetime) -> None:

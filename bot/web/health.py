@@ -18,6 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from models import inbound_seen
+from models.db import writer_wait
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.health")
@@ -53,18 +54,10 @@ def write_failure(exc: BaseException) -> str | None:
 def check_writable(engine: Engine) -> str:
     """`ok`, a `write_failure` reason, or `error` (the database cannot be reached at all)."""
     try:
-        with engine.connect() as conn:
-            on_sqlite = engine.dialect.name == "sqlite"
-            if on_sqlite:  # not the engine's 30 s: an import holding the lock means busy, not broken
-                waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_MS}")
-            try:
-                inbound_seen.touch(conn, platform=PLATFORM, key=KEY, seen_at=utcnow())
-                conn.commit()
-            finally:
-                if on_sqlite:
-                    conn.rollback()
-                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
+        # not the engine's 30 s: an import holding SQLite's lock means busy, not broken
+        with engine.connect() as conn, writer_wait(conn, ms=BUSY_MS):
+            inbound_seen.touch(conn, platform=PLATFORM, key=KEY, seen_at=utcnow())
+            conn.commit()
         return "ok"
     except Exception as exc:
         reason = write_failure(exc) or "error"

@@ -10,17 +10,22 @@ It is a browser-session cookie: the server ends a session after its idle time
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.settings import Settings
 from models import audit, web_sessions
-from models.db import session_scope
+from models.db import session_scope, writer_wait
 from models.values import utcnow
 from models.web_sessions import LinkCheck, SignedIn
+
+log = logging.getLogger("mianzi.web")
+TOUCH_WAIT_MS = 200  # how long a page view waits to write its session's last-seen time
 
 
 class WebSessions:
@@ -43,8 +48,22 @@ class WebSessions:
         token = self.token(request)
         if token is None:
             return None
+        now = utcnow()
         with session_scope(self.engine) as session:
-            return web_sessions.signed_in(session, token=token, kind=self.kind, now=utcnow(), idle=self.idle)
+            signed = web_sessions.signed_in(session, token=token, kind=self.kind, now=now, idle=self.idle, touch=False)
+        if signed is not None:
+            self._touch(signed.session_id, now)
+        return signed
+
+    def _touch(self, session_id: int, now: datetime) -> None:
+        """The idle expiry moved on, unless the database is busy (an import holds SQLite's lock): a
+        page view never waits for an import, and a minute later the next one tries again."""
+        try:
+            with self.engine.connect() as conn, writer_wait(conn, ms=TOUCH_WAIT_MS):
+                web_sessions.touch_session(conn, session_id=session_id, now=now, idle=self.idle)
+                conn.commit()
+        except OperationalError as exc:
+            log.info("session %s: last-seen time not written (%s)", session_id, str(exc.orig).splitlines()[0])
 
     def check_link(self, token: str) -> LinkCheck:
         with session_scope(self.engine) as session:

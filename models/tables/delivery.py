@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlalchemy import JSON, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.kinds import OutboxStatus
@@ -33,7 +33,11 @@ class Outbox(SQLModel, table=True):
     """
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
-                      Index("ix_outbox_created", "created_at", "platform", "status"))  # the last day's pushes
+                      Index("ix_outbox_created", "created_at", "platform", "status"),  # the last day's pushes
+                      Index("ix_outbox_window", "platform", "status", "created_at"),  # … counted per channel, status
+                      Index("ix_outbox_errors", "created_at", "platform", "status", "last_error",  # … and why not sent
+                            sqlite_where=text("last_error IS NOT NULL"),
+                            postgresql_where=text("last_error IS NOT NULL")))
 
     id: int = Field(default=None, primary_key=True)  # None until the row is flushed; every row read has one
     key: str = Field(max_length=200, unique=True)

@@ -12,7 +12,8 @@ class Sale(SQLModel, table=True):
     """Append-only ledger of sales facts; `ext_id` is the source system's id."""
 
     __table_args__ = (
-        Index("ix_sale_occurred_partner", "occurred_at", "partner_id"),
+        # amount and units too: a day's sales summed from the index alone (the console's dashboard)
+        Index("ix_sale_occurred_partner", "occurred_at", "partner_id", "amount_fen", "units"),
         Index("ix_sale_partner_customer", "partner_id", "customer", "occurred_at"),
         Index("ix_sale_reverses", "reverses", unique=True),
         Index("ix_sale_imported_at", "imported_at"),  # the last import (models.dashboard)

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from bot.settings import get_settings
-from messages.render import t
+from messages.render import money, t
 from models.db import session_scope
 from models.tables import Sale
+from models.values import utcnow
+from tests.support.builders import SH
 from tests.support.console_web import signed_in
 
 
@@ -74,7 +76,9 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(site: httpx.Clien
 
 def test_a_preview_then_its_commit(site: httpx.Client, engine: Engine) -> None:
     csrf = signed_in(site, "BOSS")
-    body = b"id,partner,occurred_at,amount,units\na1,P1,2026-12-01 10:00,100,1\n"
+    today = utcnow().astimezone(SH).strftime("%Y-%m-%d 00:01")
+    body = f"id,partner,occurred_at,amount,units\na1,P1,{today},100,1\n".encode()
+    assert money(10000, "zh") not in site.get("/admin/").text  # the month's sales, read (and remembered) before
     started = upload(site, csrf, body)
     page = finished(site, started.headers["location"])
     assert 'data-count="inserted">1<' in page and sales(engine) == 0
@@ -83,6 +87,7 @@ def test_a_preview_then_its_commit(site: httpx.Client, engine: Engine) -> None:
     committed = site.post(started.headers["location"] + "/commit", data={"csrf": csrf})
     assert committed.status_code == 303
     assert 'data-state="done"' in finished(site, committed.headers["location"]) and sales(engine) == 1
+    assert money(10000, "zh") in site.get("/admin/").text  # a new sale: the month's sales read again
     again = upload(site, csrf, body)  # the same file again: nothing new, nothing to import
     page = finished(site, again.headers["location"])
     assert t("console.imports.nothing_new", "zh") in page and 'data-count="unchanged">1<' in page

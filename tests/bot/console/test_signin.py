@@ -16,7 +16,7 @@ from models import web_sessions
 from models.db import session_scope
 from models.kinds import WebKind
 from models.tables import AuditEntry, Partner, WebSession
-from models.values import utcnow
+from models.values import as_utc, utcnow
 from tests.support.cli_runner import mianzi
 from tests.support.console_web import csrf_of, link_path, signed_in, token_of
 
@@ -149,3 +149,26 @@ def test_the_audit_page_lists_who_did_what(site: httpx.Client) -> None:
     page = site.get("/admin/audit").text
     assert "Changed language" in page and "Signed in" in page and "孙经理" in page
     assert csrf_of(page) == csrf
+
+
+def test_pages_do_not_wait_for_an_import_holding_sqlites_lock(site: httpx.Client, engine: Engine) -> None:
+    """A page view writes its session's last-seen time at most once a minute; when another writer
+    (an import) holds SQLite's lock, the page answers anyway and the write waits for the next view."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's one writer")
+    signed_in(site, "BOSS")
+    with session_scope(engine) as s:
+        s.execute(WebSession.__table__.update().values(last_seen_at=utcnow() - timedelta(minutes=5)))
+    with engine.connect() as importing:
+        importing.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, as a long import holds it
+        try:
+            page = site.get("/admin/audit", timeout=10)
+        finally:
+            importing.rollback()
+    assert page.status_code == 200
+    with session_scope(engine) as s:
+        seen = s.execute(select(WebSession.last_seen_at)).scalar_one()
+    assert utcnow() - as_utc(seen) > timedelta(minutes=4)  # not written while the lock was held
+    assert site.get("/admin/audit").status_code == 200
+    with session_scope(engine) as s:
+        assert utcnow() - as_utc(s.execute(select(WebSession.last_seen_at)).scalar_one()) < timedelta(minutes=1)
