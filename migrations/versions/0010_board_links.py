@@ -4,14 +4,14 @@ Also `ix_standing_team` and `ix_result_team` gain `position`: the console's stan
 team are counted and paged in rank order from the index alone (at 100,000 participants).
 
 Revision ID: 0010_board_links
-Revises: 0008_dash_dashboard_indexes
+Revises: 0009_console_speed
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
 revision = "0010_board_links"
-down_revision = "0008_dash_dashboard_indexes"
+down_revision = "0009_console_speed"
 branch_labels = None
 depends_on = None
 
