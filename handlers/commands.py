@@ -185,7 +185,7 @@ def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatC
     body = text
     for word in segment_words:
         body = body.split(word, 1)[1]
-    segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True)
+    segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True, allow_platform=True)
     item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
     buttons = [Button(t("broadcast.confirm_button", asker.locale), f"bc:confirm:{item.id}"),
                Button(t("broadcast.cancel_button", asker.locale), f"bc:cancel:{item.id}")]
