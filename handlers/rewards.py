@@ -88,14 +88,22 @@ def _decide(session: Session, asker: Asker, args: list[str], now: datetime, appr
     by = asker.partner.id if asker.partner else None
     if ident is None:  # a number no redemption can have
         raise DataError("rewards.no_such_redemption", id=ref.lstrip("#＃"))
-    if approve:
-        decision = store.approve(session, ident, by, now)
-    else:
-        decision = store.reject(session, ident, by, " ".join(args[1:]), now)
-    tell_partner(session, decision, now)
+    decision = decide(session, ident, approve=approve, by=by, note=" ".join(args[1:]), now=now)
     r = decision.redemption
     return [say(asker, "rewards.approved" if approve else "rewards.rejected", id=r.id, partner=decision.partner.name,
                 name=store.name(decision.item, asker.locale), points=r.points)]
+
+
+def decide(session: Session, redemption_id: int, *, approve: bool, by: int | None, note: str | None,
+           now: datetime) -> store.Decision:
+    """Approve or reject (with `note`, told to the partner) and queue the partner's message: the chat's
+    `批准`/`驳回` and the console's buttons alike."""
+    if approve:
+        decision = store.approve(session, redemption_id, by, now)
+    else:
+        decision = store.reject(session, redemption_id, by, note, now)
+    tell_partner(session, decision, now)
+    return decision
 
 
 def tell_partner(session: Session, decision: store.Decision, now: datetime) -> int:
