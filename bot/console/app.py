@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.console import MOUNT, audit, broadcasts, dashboard, imports, partners, signin, store
+from bot.console import MOUNT, audit, broadcasts, dashboard, imports, partners, signin, store, trainings
 from bot.console.access import Access
 from bot.console.pages import Pages
 from bot.console.site import Site
@@ -46,7 +46,7 @@ def console_mount(settings: Settings, engine: Engine, jobs: ImportJobs) -> Mount
     routes: list[BaseRoute] = [
         *signin.routes(site), *dashboard.routes(site), *partners.routes(site), *imports.routes(site, jobs),
         *audit.routes(site),
-        *broadcasts.routes(site), *store.routes(site),
+        *broadcasts.routes(site), *store.routes(site), *trainings.routes(site),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
