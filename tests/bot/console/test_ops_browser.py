@@ -159,3 +159,111 @@ def test_who_did_not_get_a_broadcast_is_listed_with_the_reason(site: httpx.Clien
     missed = part.split('class="list missed"')[1]
     assert "王队长" in missed and "bot was blocked by the user" in missed and "张三" not in missed
     assert t("console.broadcasts.state_blocked", "zh") in missed
+
+
+@pytest.fixture
+def redemptions(engine: Engine, bound: None) -> dict[str, int]:
+    """P1 asked for a mug and CAP for a cap (each with the points for it)."""
+    from models import points, rewards
+    from tests.support.incentives import catalog
+
+    now = utcnow()
+    with session_scope(engine) as s:
+        catalog(s, {"sku": "MUG", "name_zh": "马克杯", "name_en": "Mug", "points": 100, "stock": 5},
+                {"sku": "CAP", "name_zh": "棒球帽", "name_en": "Cap", "points": 80, "stock": 2}, now=now)
+        ids = dict(s.execute(select(Partner.code, Partner.id)).all())
+        for code in ("P1", "CAP"):
+            points.credit(s, ids[code], 200, "earned", {"code": "points.contest_prize"}, f"test:{code}", now)
+        mug, _ = rewards.redeem(s, ids["P1"], "MUG", now)
+        cap, _ = rewards.redeem(s, ids["CAP"], "CAP", now)
+    return {"mug": mug.id, "cap": cap.id}
+
+
+def test_approve_one_redemption_and_reject_another(page: Page, engine: Engine, fake: FakeBotApi,
+                                                  redemptions: dict[str, int]) -> None:
+    from tests.support.incentives import outbox
+
+    sign_in(page)
+    page.get_by_role("link", name=t("console.nav.ops.store", "zh")).click()
+    mug = page.locator(f"#redemption-{redemptions['mug']}")
+    expect(mug).to_contain_text("张三")
+    expect(mug).to_contain_text("马克杯")
+    shots(page, "store")
+    mug.get_by_role("button", name=t("console.store.approve", "zh")).click()
+    expect(page.locator(".note.ok")).to_have_text(t("console.store.done_approved", "zh", ref=redemptions["mug"]))
+    expect(page.locator(f"#redemption-{redemptions['mug']}")).to_have_count(0)
+    assert len(outbox(engine, f"redemption:{redemptions['mug']}:decided")) == 1
+
+    cap = page.locator(f"#redemption-{redemptions['cap']}")
+    cap.get_by_role("button", name=t("console.store.reject", "zh")).click()  # no reason: the browser asks for one
+    expect(cap).to_be_visible()
+    assert not outbox(engine, f"redemption:{redemptions['cap']}:decided")
+    cap.get_by_placeholder(t("console.store.reason_hint", "zh")).fill("这款帽子已停产")
+    cap.get_by_role("button", name=t("console.store.reject", "zh")).click()
+    expect(page.locator(".note.ok")).to_have_text(t("console.store.done_rejected", "zh", ref=redemptions["cap"]))
+    told = next(iter(outbox(engine, f"redemption:{redemptions['cap']}:decided").values()))["text"]
+    assert "这款帽子已停产" in told
+    expect(page.locator("#decided")).to_contain_text("这款帽子已停产")
+    worker_draining(engine).join(timeout=30)
+    got = {m["chat_id"]: m["text"] for m in fake.sent()}
+    assert "马克杯" in got[str(CHATS["P1"])] and "这款帽子已停产" in got[str(CHATS["CAP"])]
+    shots(page, "store-decided")
+
+
+def test_create_a_training_and_check_in_with_the_shown_code_in_chat(page: Page, site: httpx.Client,
+                                                                    engine: Engine, fake: FakeBotApi,
+                                                                    bound: None) -> None:
+    from tests.support.builders import SH
+    from tests.support.fake_telegram import post, text_update
+
+    sign_in(page)
+    page.get_by_role("link", name=t("console.nav.ops.trainings", "zh")).click()
+    form = page.locator("#new")
+    form.locator("input[name=title]").fill("新品 X5 产品培训")
+    form.locator("input[name=start]").fill(utcnow().astimezone(SH).strftime("%Y-%m-%dT%H:%M"))  # now: check-in open
+    form.locator("input[name=place]").fill("上海 3 号会议室")
+    form.locator("input[name=points]").fill("20")
+    form.locator("select[name=team]").select_option("EAST")
+    shots(page, "trainings")
+    form.get_by_role("button", name=t("console.trainings.create", "zh")).click()
+    code = page.locator("#checkin-code").inner_text().strip()
+    assert len(code) == 6
+    page.wait_for_function("() => { const i = document.querySelector('img.qr'); return i.complete && i.naturalWidth > 300; }")
+    shots(page, "training")
+    with page.expect_popup() as opened:
+        page.get_by_role("link", name=t("console.trainings.screen", "zh")).click()
+    screen = opened.value
+    expect(screen.locator("#checkin-code")).to_contain_text(code)
+    screen.set_viewport_size({"width": 1920, "height": 1080})
+    screen.screenshot(path=str(ARTIFACTS / "training-screen-1920.png"))
+    screen.close()
+
+    assert post(site, text_update(next(_updates), f"签到 {code.lower()}", chat_id=CHATS["P1"])) == 200
+    reply = fake.sent()[-1]
+    assert reply["chat_id"] == str(CHATS["P1"]) and "新品 X5 产品培训" in reply["text"] and "20" in reply["text"]
+    page.reload()
+    people = page.locator("#people")
+    expect(people).to_contain_text("张三")
+    expect(people.locator(".tag.ok")).to_have_count(1)
+    expect(page.locator("#report .figure").nth(1)).to_have_text("1")
+
+
+def test_feedback_charts_are_drawn(page: Page, engine: Engine, bound: None) -> None:
+    from models import feedback, trainings
+
+    now = utcnow()
+    with session_scope(engine) as s:
+        item = trainings.create(s, trainings.TrainingSpec(title="安装培训", start_at=now - timedelta(hours=3),
+                                                          duration_seconds=3600, place="线上"), now)
+        ids = dict(s.execute(select(Partner.code, Partner.id)).all())
+        asked = {r.partner_id: r for r in feedback.request(s, "training", item.id, [ids[c] for c in CHATS], now)}
+        for code, rating in (("P1", 5), ("CAP", 4)):
+            feedback.rate(s, asked[ids[code]].id, ids[code], rating, now)
+        feedback.comment(s, asked[ids["P1"]], "讲得很清楚，希望多办几场", now)
+    sign_in(page)
+    page.goto(f"/admin/trainings/{item.id}")
+    page.get_by_role("link", name=t("console.trainings.feedback", "zh", avg="4.50", n=2)).click()
+    card = page.locator(f"#training-{item.id}")
+    expect(card.locator(".feedback-chart canvas")).to_have_count(1)  # ECharts drew it, from the package
+    expect(card).to_contain_text("讲得很清楚")
+    shots(page, "feedback")

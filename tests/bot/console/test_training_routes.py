@@ -106,3 +106,13 @@ def test_feedback_averages_spread_and_comments(site: httpx.Client, surveyed: int
     assert "讲得很清楚" in card and "张三" in card
     training = site.get(f"/admin/trainings/{surveyed}")
     assert t("console.trainings.feedback", "zh", avg="4.00", n=2) in training.text
+
+
+def test_the_pages_read_in_english(site: httpx.Client, surveyed: int) -> None:
+    signed_in(site, "ALT")  # ALT reads English
+    for path, words in (("/admin/broadcasts", "console.broadcasts.intro"), ("/admin/broadcasts/new", "console.broadcasts.audience_hint"),
+                        ("/admin/store", "console.store.queue"), ("/admin/trainings", "console.trainings.new"),
+                        (f"/admin/trainings/{surveyed}", "console.trainings.report"), ("/admin/feedback", "console.feedback.intro")):
+        page = site.get(path)
+        assert page.status_code == 200, path
+        assert t(words, "en") in page.text.replace("&#39;", "'"), path
