@@ -160,9 +160,18 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
 def _targets(session: Session, contest: Contest) -> dict[int, int]:
     """Each partner's target for the contest period: the shortest dated target period that covers
     it, else — for a period within one calendar month — the partner's recurring monthly amount."""
+    return _best_targets(session, contest, [])
+
+
+def target_of(session: Session, *, contest: AnyContest, partner_id: int) -> int | None:
+    """One partner's target for the contest period (`_targets`' rule), by its index."""
+    return _best_targets(session, contest, [col(Target.partner_id) == partner_id]).get(partner_id)
+
+
+def _best_targets(session: Session, contest: AnyContest, where: list[Any]) -> dict[int, int]:
     stmt = (select(col(Target.partner_id), col(Target.period_start), col(Target.period_end), col(Target.target_fen),
                    col(Target.monthly))
-            .where(*_covering(contest)))
+            .where(*_covering(contest), *where))
     best: dict[int, tuple[int, int]] = {}
     for pid, start, end, target, monthly in session.execute(stmt):
         length = 10**7 if monthly else (end - start).days  # a dated target wins over the monthly amount
@@ -171,7 +180,7 @@ def _targets(session: Session, contest: Contest) -> dict[int, int]:
     return {pid: target for pid, (_length, target) in best.items()}
 
 
-def _covering(contest: Contest) -> list[Any]:
+def _covering(contest: AnyContest) -> list[Any]:
     """The targets that can be a partner's target for the contest period (`_targets`): a dated one
     covering it, or the recurring monthly amount when the period lies within one calendar month."""
     tz = zone(contest.timezone)
