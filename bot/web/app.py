@@ -22,8 +22,8 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.wechat.official_account import wechat_routes
 from bot.channels.wechat.wecom import wecom_routes
 from bot.console.app import console_mount
-from bot.dealer.app import dealer_mount
 from bot.core.runner import CoreProcess, Runner, ThreadRunner, freeze_heap
+from bot.dealer.app import dealer_mount
 from bot.settings import Settings, get_settings
 from bot.web.background import Background
 from bot.web.health import DatabaseHealth

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from bot.settings import Settings
 from models import audit, web_sessions
 from models.db import session_scope
-from models.values import utcnow
 from models.tables import Partner
+from models.values import utcnow
 from models.web_sessions import LinkCheck, SignedIn
 
 

@@ -51,7 +51,7 @@ def test_my_standing_and_the_public_board(site: httpx.Client, program: dict[str,
     assert page.status_code == 200
     html = page.text
     assert len(page.content) < 100_000
-    card = html[html.index('id="contest-%d"' % program["solo"]):html.index('id="contest-%d"' % program["team"])]
+    card = html[html.index(f'id="contest-{program["solo"]}"'):html.index(f'id="contest-{program["team"]}"')]
     assert t("dealer.contest.rank", "zh", rank=4) in card and t("dealer.contest.of", "zh", n="6") in card
     assert money(2800000, "zh") in card
     assert t("dealer.contest.to_place", "zh", rank=3, gap=money(1200000, "zh")) in card
@@ -104,7 +104,7 @@ def test_a_captain_sees_each_members_contribution(site: httpx.Client, program: d
     team = html[html.index('id="team"'):html.index('id="points"')]
     for name, amount in (("李四", 60000), ("王队长", 40000), ("张三", 28000)):
         assert name in team and money(amount * 100, "zh") in team
-    race = html[html.index('id="contest-%d"' % program["team"]):html.index('id="team"')]
+    race = html[html.index(f'id="contest-{program["team"]}"'):html.index('id="team"')]
     assert "EAST" in race or "WEST" in race
     assert race.count('class="mine') == 1  # my team, highlighted in the team race
 
