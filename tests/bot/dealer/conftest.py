@@ -24,6 +24,7 @@ from tests.support.console_web import CHROMIUM, CHROMIUM_ARGS
 from tests.support.fake_telegram import FakeBotApi, bot_api, settings_for
 from tests.support.fake_wechat import FakeWeixin, weixin_api
 from tests.support.live_app import live_app
+from tests.support.official_account import TOKEN as WX_TOKEN
 
 PUBLIC_URL = "http://dealer.test"
 API_TOKEN = "api-token-for-tests"
@@ -85,7 +86,7 @@ def dealer_settings(telegram: FakeBotApi, weixin: FakeWeixin, media: Path, **ove
     weixin.app_secret = "wx-secret"
     values: dict[str, object] = {
         "public_url": PUBLIC_URL, "api_token": API_TOKEN, "media_dir": str(media),
-        "wechat_app_id": "wx-app", "wechat_app_secret": "wx-secret", "wechat_token": "wx-token",
+        "wechat_app_id": "wx-app", "wechat_app_secret": "wx-secret", "wechat_token": WX_TOKEN,
         "wechat_api_url": weixin.base_url, "wechat_sns_url": weixin.root, "wechat_oauth_url": weixin.root + "connect/",
         "wecom_corp_id": "corp", "wecom_secret": "corp-secret", "wecom_agent_id": "1000002",
         "wecom_api_url": weixin.base_url, **overrides}
