@@ -69,6 +69,10 @@ def routes(site: Site) -> list[Route]:
     async def telegram(request: Request) -> Response:
         if not settings.telegram_token:
             return pages.message(request, "off", status=404)
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}" and \
+                not (settings.public_url and origin == settings.public_url.rstrip("/")):
+            return pages.message(request, "bad_signin", status=403)  # another site posting someone's initData
         size = request.headers.get("content-length", "")
         if not size.isdigit() or int(size) > 2 * telegram_auth.MAX_INIT_DATA:
             return pages.message(request, "bad_signin", status=400)

@@ -233,3 +233,11 @@ def test_wecom_refuses_a_reused_or_forged_code(site: httpx.Client, weixin: FakeW
         state, _ = start_wechat(site, "/me/wecom")
         assert site.get(back_path(redirect), params={"code": bad, "state": state}).status_code == 403
     assert sessions(engine) == 1
+
+
+def test_a_sign_in_posted_from_another_site_is_refused(site: httpx.Client, engine: Engine) -> None:
+    answer = site.post("/me/telegram", data={"init_data": init_data(TG["P1"])},
+                       headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and sessions(engine) == 0
+    same = site.post("/me/telegram", data={"init_data": init_data(TG["P1"])}, headers={"Origin": str(site.base_url)})
+    assert same.status_code == 303
