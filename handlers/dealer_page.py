@@ -115,6 +115,6 @@ def calculate(session: Session, *, partner_id: int, contest_id: int, added: int,
         return None
     if not views.takes_part(session, contest, partner):
         return None
-    contest = views.fresh(session, contest)  # type: ignore[assignment]
-    found = prospects.what_if(session, contest=contest, partner_id=partner.id, team_id=partner.team_id, added=added)
+    found = prospects.what_if(session, contest=views.fresh(session, contest), partner_id=partner.id,
+                              team_id=partner.team_id, added=added)
     return asdict(found) if found is not None else None

@@ -477,11 +477,13 @@ def line_of_team(session: Session, contest: AnyContest, team_id: int) -> Row[Any
 
 
 def members_of(session: Session, contest: AnyContest, team_id: int) -> list[Standing | ContestResult]:
+    """A team's member lines, best score first. Sorted here, not in SQL: with ORDER BY score, SQLite
+    walks the score index through every member of the contest (0.4 s at 100,000) instead of
+    probing the team's few lines."""
     table = table_for(contest)
-    stmt = (select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "member",
-                                col(table.team_id) == team_id)
-            .order_by(col(table.score).desc()))
-    return list(session.execute(stmt).scalars())
+    stmt = select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "member",
+                               col(table.team_id) == team_id)
+    return sorted(session.execute(stmt).scalars(), key=lambda line: (-line.score, line.id))
 
 
 def next_above(session: Session, contest: AnyContest, line: Any) -> Row[Any] | None:
@@ -546,11 +548,11 @@ def ranked_count(session: Session, *, contest: AnyContest) -> int:
 
 
 def partner_lines(session: Session, *, contest: AnyContest, partner_ids: list[int]) -> list[Standing | ContestResult]:
-    """The individual lines of these partners, best score first."""
+    """The individual lines of these partners, best score first (sorted here: see `members_of`)."""
     table = table_for(contest)
-    return list(session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
-                                                    col(table.partner_id).in_(partner_ids))
-                                .order_by(col(table.score).desc())).scalars())
+    lines = session.execute(select(table).where(col(table.contest_id) == contest.id, col(table.kind) == "partner",
+                                                col(table.partner_id).in_(partner_ids))).scalars()
+    return sorted(lines, key=lambda line: (-line.score, line.id))
 
 
 def tier_counts(session: Session, *, contest: AnyContest) -> dict[str, int]:

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 from sqlmodel import Session
@@ -90,7 +90,7 @@ def routes(site: Site) -> list[Route]:
     def callback_url(platform: str) -> str | None:
         return settings.public_link(f"me/{platform}/callback")
 
-    def start(platform: str, authorize: Callable[[str, str], str]) -> Callable[[Request], Response]:
+    def start(platform: str, authorize: Callable[[str, str], str]) -> Callable[[Request], Awaitable[Response]]:
         async def begin(request: Request) -> Response:
             redirect = callback_url(platform)
             if redirect is None or not settings.sends(platform):
@@ -102,7 +102,7 @@ def routes(site: Site) -> list[Route]:
             response.headers["Cache-Control"] = "no-store"
             return response
 
-        return begin  # type: ignore[return-value]
+        return begin
 
     def claim_state(request: Request) -> bool:
         """The callback's state is the one this browser was given, and has not been used before."""
