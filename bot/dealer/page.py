@@ -29,7 +29,10 @@ def routes(site: Site) -> list[Route]:
 
     async def signed_out(request: Request) -> Response:
         """The page before a session: its script signs in by Telegram's initData or sends a WeChat
-        browser through OAuth; without either it says where to open the page from."""
+        browser through OAuth; without either it says where to open the page from. The live
+        refresh of an open page whose session ended gets 401, not this page inside the old one."""
+        if request.query_params.get("part"):
+            return Response(status_code=401, headers={"Cache-Control": "no-store"})
         return pages.render(request, "signin.html", locale=None,
                             telegram=bool(site.settings.telegram_token),
                             wechat=site.settings.sends("wechat") and bool(site.settings.public_url),

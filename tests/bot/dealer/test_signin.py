@@ -125,6 +125,7 @@ def test_the_page_without_a_session_is_the_sign_in_shell(site: httpx.Client) -> 
     assert "<script src" not in answer.text and "<link" not in answer.text  # nothing loads from elsewhere
     assert site.get("/me/api/calc?contest=1&amount=1").status_code == 401
     assert site.get("/me/events").status_code == 401
+    assert site.get("/me/?part=main").status_code == 401  # an open page's refresh after its session ended
 
 
 # --- WeChat Official Account OAuth ---------------------------------------------------------------------
