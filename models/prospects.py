@@ -63,13 +63,14 @@ class Lever:
 
 @dataclass(frozen=True)
 class Prospect:
-    """One goal: `kind` place (the next place up), top (rank 1..3) or tier; the amount that reaches
-    it and where that amount puts the line (`rank`, `tier`)."""
+    """One goal: `kind` place (the next place up), top (rank 1..3), tier, or qualify (the minimum
+    score, for a line held back by it); the amount that reaches it and where that amount puts the
+    line (`rank`, `tier`)."""
 
     kind: str
     amount: int
     score: int
-    rank: int
+    rank: int | None  # None: still not ranked (the calculator, below the minimum score)
     tier: str | None
     goal_rank: int | None = None
     goal_tier: str | None = None
@@ -107,10 +108,13 @@ def lever(session: Session, *, contest: AnyContest, partner_id: int, team_id: in
     if contest.scope == Scope.TEAM:
         if contest.team_score != "sum" or metric == Metric.ATTAINMENT or team_id is None:
             return None
+        member = standings.line_of_partner(session, contest, partner_id)
+        if member is None or not member.eligible:  # a member who does not count adds nothing to the team
+            return None
         line = standings.line_of_team(session, contest, team_id)
-        return (Lever(unit, line.score), line) if line is not None else None
+        return (Lever(unit, line.score), line) if line is not None and _sellable(line) else None
     line = standings.line_of_partner(session, contest, partner_id)
-    if line is None:
+    if line is None or not _sellable(line):
         return None
     if metric == Metric.ATTAINMENT:
         target = standings.target_of(session, contest=contest, partner_id=partner_id)
@@ -118,6 +122,12 @@ def lever(session: Session, *, contest: AnyContest, partner_id: int, team_id: in
             return None
         return Lever(unit, line.score, revenue=int(line.revenue_fen or 0), target=target), line
     return Lever(unit, line.score), line
+
+
+def _sellable(line: Any) -> bool:
+    """Whether selling more can rank the line: it is ranked, or held back only by the minimum score
+    (not by tenure, a missing target, ratings — no sale changes those)."""
+    return bool(line.eligible) or (line.reason or {}).get("code") == "not_eligible.min_score"
 
 
 def rank_with(session: Session, *, contest: AnyContest, kind: str, score: int, own_position: int | None) -> int:
@@ -159,9 +169,9 @@ def outlook(session: Session, *, contest: AnyContest, partner_id: int, team_id: 
     if found is None:
         return None
     lev, line = found
-    if not line.eligible and line.kind == "team":
-        return None
     out: list[Prospect] = []
+    if not line.eligible and contest.min_score is not None:  # first of all: reach the minimum
+        out.append(_prospect(session, contest, line, lev, "qualify", contest.min_score))
     rank = line.rank if line.eligible else None
     above = standings.next_above(session, contest, line) if line.position is not None else None
     if above is not None:
@@ -191,6 +201,8 @@ def what_if(session: Session, *, contest: AnyContest, partner_id: int, team_id: 
     lev, line = found
     new = lev.score_after(added)
     tier = tier_for(contest.tiers, new)
+    if not line.eligible and contest.min_score is not None and new < contest.min_score:
+        return Prospect("calc", added, new, None, None)  # still below the minimum: not ranked
     rank = line.rank if added == 0 and line.rank else rank_with(session, contest=contest, kind=line.kind, score=new,
                                                                 own_position=line.position)
     return Prospect("calc", added, new, rank, tier["name"] if tier else None)

@@ -59,8 +59,8 @@ def routes(site: Site) -> list[Route]:
         if found is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
         lang = pages.locale(dealer.locale)
-        text = render.t("dealer.whatif.result" + ("_tier" if found["tier"] else ""), lang, rank=found["rank"],
-                        tier=found["tier"])
+        key = "result_unranked" if found["rank"] is None else "result_tier" if found["tier"] else "result"
+        text = render.t("dealer.whatif." + key, lang, rank=found["rank"], tier=found["tier"])
         return JSONResponse({**found, "text": text}, headers={"Cache-Control": "no-store"})
 
     async def certificate(request: Request, dealer: SignedIn) -> Response:

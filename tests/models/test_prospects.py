@@ -87,3 +87,37 @@ def test_no_what_if_for_satisfaction(session: Session) -> None:
     contest = program(session, metric="satisfaction")
     pid = session.exec(select(Partner.id)).first()
     assert prospects.outlook(session, contest=contest, partner_id=pid, team_id=None) is None  # type: ignore[arg-type]
+
+
+def test_below_the_minimum_the_first_goal_is_to_qualify(session: Session) -> None:
+    b.partners(session, {"code": "A"}, {"code": "B"}, {"code": "C"})
+    b.sales(session, {"id": "a", "partner": "A", "occurred_at": "2026-11-02T10:00", "amount": "9000"},
+            {"id": "b", "partner": "B", "occurred_at": "2026-11-02T11:00", "amount": "6000"},
+            {"id": "c", "partner": "C", "occurred_at": "2026-11-02T12:00", "amount": "1500"})
+    contest = b.contest(session, min_score="5000")
+    standings.refresh(session, contest.id)
+    c = session.exec(select(Partner.id).where(Partner.code == "C")).one()
+    out = prospects.outlook(session, contest=contest, partner_id=c, team_id=None)
+    assert out is not None
+    first = out.prospects[0]
+    assert (first.kind, first.amount, first.rank) == ("qualify", 350000, 3)
+    assert recomputed_rank(session, contest, c, first.amount) == 3
+    assert recomputed_rank(session, contest, c, first.amount - 1) is None
+    assert prospects.what_if(session, contest=contest, partner_id=c, team_id=None, added=100).rank is None  # type: ignore[union-attr]
+    assert prospects.what_if(session, contest=contest, partner_id=c, team_id=None, added=350000).rank == 3  # type: ignore[union-attr]
+
+
+def test_no_what_if_when_selling_cannot_rank_you(session: Session) -> None:
+    """Too new to take part (tenure): no sale changes that, in an individual or a team contest."""
+    b.partners(session, {"code": "OLD", "team": "T"}, {"code": "NEW", "team": "T", "joined_on": "2026-10-20"})
+    b.sales(session, {"id": "o", "partner": "OLD", "occurred_at": "2026-11-02T10:00", "amount": "9000"},
+            {"id": "n", "partner": "NEW", "occurred_at": "2026-11-02T11:00", "amount": "6000"})
+    solo = b.contest(session, min_tenure_days=90)
+    team = b.contest(session, name="团队赛", scope="team", min_tenure_days=90)
+    new = session.exec(select(Partner).where(Partner.code == "NEW")).one()
+    for contest in (solo, team):
+        standings.refresh(session, contest.id)
+        assert prospects.outlook(session, contest=contest, partner_id=new.id, team_id=new.team_id) is None
+        assert prospects.what_if(session, contest=contest, partner_id=new.id, team_id=new.team_id, added=100) is None
+    old = session.exec(select(Partner).where(Partner.code == "OLD")).one()
+    assert prospects.outlook(session, contest=team, partner_id=old.id, team_id=old.team_id) is not None
