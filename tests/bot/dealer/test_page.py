@@ -185,3 +185,21 @@ def test_the_page_is_small_and_loads_nothing_else(site: httpx.Client, program: d
 @pytest.mark.parametrize("path", ["/me/nothing", "/me/certificate/abc.png"])
 def test_unknown_paths(site: httpx.Client, program: dict[str, int], path: str) -> None:
     assert signed(site, "P1").get(path).status_code == 404
+
+
+def test_not_eligible_the_reason_and_what_to_do(site: httpx.Client, engine: Engine, program: dict[str, int]) -> None:
+    from tests.support import builders as b
+
+    start, end, _when = month()
+    with session_scope(engine) as s:
+        gated = b.contest(s, start=start, end=end, name="门槛赛", min_score="50000").id
+    html = signed(site, "P1").get("/me/").text
+    card = html[html.index(f'id="contest-{gated}"'):]
+    card = card[:card.index("</section>")]
+    assert t("dealer.contest.not_eligible", "zh") in card
+    assert t("reason.min_score", "zh", min_text=money(5000000, "zh")) in card
+    assert t("dealer.todo.min_score", "zh") in card
+    assert t("dealer.whatif.more_revenue", "zh", amount=money(2200000, "zh")) in card  # to the minimum
+    assert t("dealer.whatif.to_qualify", "zh") in card
+    calc = site.get("/me/api/calc", params={"contest": gated, "amount": 100}).json()
+    assert calc["rank"] is None and calc["text"] == t("dealer.whatif.result_unranked", "zh")
