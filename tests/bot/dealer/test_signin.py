@@ -242,3 +242,10 @@ def test_a_sign_in_posted_from_another_site_is_refused(site: httpx.Client, engin
     assert answer.status_code == 403 and sessions(engine) == 0
     same = site.post("/me/telegram", data={"init_data": init_data(TG["P1"])}, headers={"Origin": str(site.base_url)})
     assert same.status_code == 303
+
+
+def test_the_access_log_keeps_no_oauth_code_or_state() -> None:
+    from bot.web.access_log import redact
+
+    logged = redact("/me/wechat/callback?code=CODE-123abc&state=s3cr3t-state")
+    assert "CODE-123abc" not in logged and "s3cr3t-state" not in logged and logged.startswith("/me/wechat/callback?")
