@@ -18,8 +18,10 @@ touches each alike):
 
 and, in the same rounds, the anchors: `python -c pass` (the interpreter alone),
 `python -c "import typer"` (the CLI library alone, no command) and `python -c "import
-models.tables"` (SQLAlchemy, SQLModel, pydantic and the table classes: what any command that
-reads the database must import, the floor of a query). Printed: the machine (CPU model,
+models.tables"` (SQLAlchemy, SQLModel, pydantic and the table classes: what a command
+that reads through the ORM imports; `contests list` reads through the driver's own connection,
+`models.plain`) and, when the `sqlite3` shell is installed, the list's query run by it on the
+same database file. Printed: the machine (CPU model,
 cores, Python), the 1-minute load average before and after, and min / median / max per command;
 quote the median.
 """
@@ -99,6 +101,11 @@ def main() -> None:
         'python -c "import typer"': ([sys.executable, "-c", "import typer"], ""),
         'python -c "import models.tables"': ([sys.executable, "-c", "import models.tables"], ""),
     }
+    sqlite3_shell = shutil.which("sqlite3")
+    if sqlite3_shell:  # the same rows straight from the database file, by SQLite's own shell
+        commands["sqlite3 shell, the same query"] = (
+            [sqlite3_shell, str(work / "0.db"), "SELECT id, name, metric, scope, start_at, end_at, timezone, "
+             "closed_at, cancelled_at FROM contest ORDER BY start_at, id"], "")
     for n, (label, tree) in enumerate(trees.items()):
         envs[label] = {**os.environ, "PYTHONPATH": str(tree), "MIANZI_DATABASE_URL": f"sqlite:///{work / f'{n}.db'}"}
         envs[label].pop("PYTHONDONTWRITEBYTECODE", None)

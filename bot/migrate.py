@@ -16,13 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 import migrations
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # SQLAlchemy too: `script_heads` serves `bot.context.plain_connection`, which reads without it
     from alembic.config import Config
+    from sqlalchemy import Engine
 
 VERSIONS = Path(migrations.__file__).parent / "versions"
 _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
@@ -64,6 +62,8 @@ def script_heads() -> frozenset[str] | None:
 
 def at_head(engine: Engine) -> bool:
     """Whether the database's `alembic_version` names exactly the shipped heads (no table: no)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     heads = script_heads()
     if heads is None:
         return False

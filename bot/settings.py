@@ -1,14 +1,15 @@
-"""Settings from the environment or a `.env` file (DESIGN §4), all prefixed `MIANZI_`."""
+"""Settings from the environment or a `.env` file (DESIGN §4), all prefixed `MIANZI_`.
+
+Every command reads them, so this module imports nothing of the program (no `models`, no
+SQLAlchemy): `mianzi contests list` must answer in under half a second (issue 14).
+"""
 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from models.identities import BindLimits
 
 
 class Settings(BaseSettings):
@@ -119,13 +120,6 @@ class Settings(BaseSettings):
         if self.core_process is not None:
             return self.core_process
         return self.database_url.startswith("sqlite") and len(os.sched_getaffinity(0)) > 1
-
-
-def bind_limits(settings: Settings) -> BindLimits:
-    """The invite throttle's limits, for the core's `ChatConfig`."""
-    return BindLimits(account_failures=settings.invite_max_failures,
-                      global_failures=settings.invite_max_failures_global,
-                      window=timedelta(minutes=settings.invite_failure_window_minutes))
 
 
 @lru_cache

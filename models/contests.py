@@ -14,8 +14,9 @@ from sqlmodel import Session, col
 from models import standings
 from models.db import read, rowcount, table_of
 from models.errors import DataError
-from models.rows import AnyContest, ContestRow
+from models.rows import ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
+from models.rules import status as status  # where it lives: light, for `models.plain`'s readers
 from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing, Team
 from models.values import as_utc, normal_code, utcnow, zone
 
@@ -84,19 +85,6 @@ def validate(spec: ContestSpec) -> None:
     if spec.grace_seconds < 0:
         raise DataError("error.bad_number", value=str(spec.grace_seconds))
     zone(spec.timezone)
-
-
-def status(contest: AnyContest, now: datetime | None = None) -> str:
-    now = now or utcnow()
-    if contest.cancelled_at is not None:
-        return "cancelled"
-    if contest.closed_at is not None:
-        return "closed"
-    if now < as_utc(contest.start_at):
-        return "upcoming"
-    if now < as_utc(contest.end_at):
-        return "active"
-    return "settling"
 
 
 def settles_at(contest: Contest) -> datetime:

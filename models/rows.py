@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from models.tables import Contest
+if TYPE_CHECKING:  # not at run time: `models.plain` reads these rows without SQLAlchemy
+    from models.tables import Contest
 
 
 @dataclass(frozen=True)
@@ -68,5 +69,5 @@ class ContestRow:
     cancelled_by: str | None
 
 
-AnyContest = Contest | ContestRow
+AnyContest: TypeAlias = "Contest | ContestRow"
 """What the code that reads a contest accepts: the ORM object or the plain row."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from models.errors import DataError
 from models.kinds import Metric, Scope
-from models.values import parse_decimal, to_hundredths
+from models.values import as_utc, parse_decimal, to_hundredths, utcnow
+
+if TYPE_CHECKING:
+    from models.rows import AnyContest
 
 METRICS = tuple(Metric)
 MONEY_METRICS = (Metric.REVENUE, Metric.MARGIN)
@@ -24,6 +27,20 @@ TEAM_SCORES = ("sum", "avg")
 RECURRENCES = ("none", "weekly", "monthly", "quarterly")
 SEGMENT_KEYS = ("region", "city_tier", "industry", "size", "team", "role")
 STATUSES = ("upcoming", "active", "settling", "closed", "cancelled")
+
+
+def status(contest: AnyContest, now: datetime | None = None) -> str:
+    """Where a contest stands at `now`: one of `STATUSES`."""
+    now = now or utcnow()
+    if contest.cancelled_at is not None:
+        return "cancelled"
+    if contest.closed_at is not None:
+        return "closed"
+    if now < as_utc(contest.start_at):
+        return "upcoming"
+    if now < as_utc(contest.end_at):
+        return "active"
+    return "settling"
 
 
 def parse_segment(text: str | None, *, allow_role: bool = False) -> dict[str, str]:

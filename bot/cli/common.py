@@ -71,6 +71,8 @@ def guarded() -> Iterator[None]:
         if not _raised(exc, "models.errors", "DataError"):
             if _raised(exc, "sqlalchemy.exc", "SQLAlchemyError"):
                 fail("error.database", detail=str(exc.orig if hasattr(exc, "orig") else exc).splitlines()[0])
+            if _raised(exc, "sqlite3", "Error") or _raised(exc, "psycopg", "Error"):  # a read through `models.plain`
+                fail("error.database", detail=(str(exc).splitlines() or [type(exc).__name__])[0])
             raise
         if hasattr(exc, "by_line"):  # a rejected import (`ImportRejected`): its reason, then each bad row
             from messages.render import t

@@ -11,6 +11,7 @@ import typer
 from bot.cli.common import METRIC_HELP, JsonOption, _locale, fail, guarded, out, print_json, time_column
 
 if TYPE_CHECKING:
+    from models.rows import AnyContest
     from models.tables import Contest
 
 contests_app = typer.Typer(no_args_is_help=True, help="Contests and standings.")
@@ -67,7 +68,7 @@ def contests_create(
         out.print(t("cli.contest_created", _locale(), id=contest.id, name=contest.name), markup=False)
 
 
-def _period_text(contest: Contest) -> str:
+def _period_text(contest: AnyContest) -> str:
     """The period as the chat shows it, labelled with its zone when not the program's own."""
 
     from bot.settings import get_settings
@@ -79,18 +80,20 @@ def _period_text(contest: Contest) -> str:
 @contests_app.command("list")
 def contests_list(json_out: JsonOption = False) -> None:
     """All contests with their status."""
+    # Through the driver's own connection (`models.plain`): no SQLAlchemy, SQLModel or table
+    # classes to import, so the answer comes in under half a second (issue 14).
     from rich.table import Table
 
     from bot import context
     from messages.render import t
-    from models import contests as contest_ops
-    from models.db import session_scope
+    from models import plain
+    from models.rules import status
     from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
-    with guarded(), session_scope(context.engine()) as session:
-        rows = contest_ops.all_contests(session=session)
+    with guarded(), context.plain_connection() as conn:
+        rows = plain.contest_rows(conn=conn)
     if json_out:
         print_json([contest_summary(c, now) for c in rows])
         return
@@ -101,20 +104,20 @@ def contests_list(json_out: JsonOption = False) -> None:
                   t("col.status", loc))
     for c in rows:
         table.add_row(str(c.id), c.name, t(f"metric.{c.metric}", loc), t(f"scope.{c.scope}", loc),
-                      _period_text(c), t(f"status.{contest_ops.status(c, now)}", loc))
+                      _period_text(c), t(f"status.{status(c, now)}", loc))
     out.print(table)
 
 
-def contest_summary(c: Contest, now: datetime) -> dict[str, Any]:
+def contest_summary(c: AnyContest, now: datetime) -> dict[str, Any]:
+    from models.rules import status
 
-    from models import contests as contest_ops
     return {"id": c.id, "name": c.name, "metric": c.metric, "scope": c.scope, "team_score": c.team_score,
             "start": c.start_at.isoformat(), "end": c.end_at.isoformat(), "timezone": c.timezone,
             "grace_seconds": c.grace_seconds, "segment": c.segment, "min_tenure_days": c.min_tenure_days,
             "min_score": score_json(c.min_score), "min_satisfaction": score_json(c.min_satisfaction),
             "prizes": c.prizes, "tiers": [{**tier, "threshold": score_json(tier["threshold"])} for tier in c.tiers],
             "top": c.top_n, "recur": c.recur, "previous_id": c.previous_id, "min_ratings": c.min_ratings,
-            "featured": c.featured, "status": contest_ops.status(c, now),
+            "featured": c.featured, "status": status(c, now),
             "closed_at": c.closed_at.isoformat() if c.closed_at else None,
             "cancelled_at": c.cancelled_at.isoformat() if c.cancelled_at else None, "cancelled_by": c.cancelled_by}
 

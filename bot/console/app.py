@@ -36,7 +36,8 @@ def console_mount(settings: Settings, engine: Engine, jobs: ImportJobs) -> Mount
     async def http_error(request: Request, exc: Exception) -> Response:
         """No such page (404), or not this method (405): the router raises, the page explains."""
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return pages.message(request, "not_found" if status == 404 else "method", status=status)
+        key = {404: "not_found", 405: "method"}.get(status, "bad_request")  # 400: a body that is no form
+        return pages.message(request, key, status=status)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("console page failed: %s %s", request.method, request.url.path, exc_info=exc)

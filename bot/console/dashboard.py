@@ -30,9 +30,9 @@ def routes(site: Site) -> list[Route]:
         return {"contests": dashboard.contest_figures(session, now=now),
                 "partners": dashboard.partner_figures(session, now=now),
                 "points": dashboard.points_figures(session, now=now, timezone=tz),
-                "deliveries": dashboard.delivery_figures(session, now=now, channels=sending),
+                "deliveries": (deliveries := dashboard.delivery_figures(session, now=now, channels=sending)),
                 "sales": dashboard.sales_figures(session, now=now, timezone=tz),
-                "alerts": dashboard.warnings(session, now=now, channels=sending,
+                "alerts": dashboard.warnings(session, now=now, channels=sending, deliveries=deliveries,
                                              wechat_official_account=settings.sends("wechat"),
                                              wechat_template=bool(settings.wechat_template_id))}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -22,7 +22,7 @@ from bot.console import SIGNIN as CONSOLE_SIGNIN
 from bot.core.dedupe import Nonce, keys_for
 from bot.dealer import PAGE as DEALER_PAGE
 from bot.dealer import WECHAT_START, WECOM_START
-from bot.settings import Settings, bind_limits
+from bot.settings import Settings
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.locales import locale_for
 from messages.render import render, t
@@ -50,6 +50,13 @@ def group_notice(outs: list[Outgoing], reached: bool, config: ChatConfig) -> str
     """The group's one line about what went privately: sent, or how to open the private chat first."""
     locale = next((o.locale for o in outs if o.private), config.default_locale)
     return t("chat.sent_privately" if reached else "chat.open_private", locale, bot=config.bot_username)
+
+
+def bind_limits(settings: Settings) -> identities.BindLimits:
+    """The invite throttle's limits (`MIANZI_INVITE_MAX_FAILURES` …), for the core's `ChatConfig`."""
+    return identities.BindLimits(account_failures=settings.invite_max_failures,
+                                 global_failures=settings.invite_max_failures_global,
+                                 window=timedelta(minutes=settings.invite_failure_window_minutes))
 
 
 def chat_config(settings: Settings, *, max_text: int | None = None, bot_username: str | None = None) -> ChatConfig:

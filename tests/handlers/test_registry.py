@@ -79,10 +79,11 @@ def test_every_command_is_declared_once_with_its_handler_module() -> None:
     table = registry.table()
     assert set(table) == {"bind", "help", "lang", "rank", "team", "me", "contests", "honors", "linkgroup",
                           "broadcast", "confirm", "cancel", "deliveries", "rewards", "redeem", "approve", "reject",
-                          "adjust", "training", "join", "checkin", "feedback"}
+                          "adjust", "training", "join", "checkin", "feedback", "console"}
     assert registry.slash_names()["start"] == "bind"
     admins = {n for n, spec in table.items() if spec.roles == registry.ADMINS}
-    assert admins == {"linkgroup", "broadcast", "confirm", "cancel", "deliveries", "approve", "reject", "adjust"}
+    assert admins == {"linkgroup", "broadcast", "confirm", "cancel", "deliveries", "approve", "reject", "adjust",
+                      "console"}
     assert {n for n, spec in table.items() if not spec.needs_partner} == {"bind", "help", "lang", "feedback"}
     assert {n: spec.text_after for n, spec in table.items() if spec.text_after is not None} == {
         "broadcast": 0, "adjust": 2, "reject": 1}

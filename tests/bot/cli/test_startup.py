@@ -64,6 +64,17 @@ def test_a_query_on_a_migrated_database_loads_no_alembic(tmp_path: Path) -> None
     assert text.strip()  # the "no contests" line
 
 
+def test_contests_list_reads_without_sqlalchemy(tmp_path: Path) -> None:
+    """The simple query's answer in under half a second: the driver's own connection (`models.plain`)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(make_engine(url))
+    env = {**os.environ, "MIANZI_DATABASE_URL": url}
+    for args in (("contests", "list"), ("contests", "list", "--json")):
+        modules, text = _imported(*args, env=env)
+        assert modules.isdisjoint({"sqlalchemy", "sqlmodel", "alembic", "handlers", "scheduler"}), modules
+        assert text.strip()
+
+
 def test_script_heads_are_alembics() -> None:
     assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
 

@@ -50,6 +50,9 @@ def test_bad_uploads_are_refused_and_store_nothing(site: httpx.Client, engine: E
     assert 'data-state="failed"' in page and "id" in page
     commit = site.post(columns.headers["location"] + "/commit", data={"csrf": csrf})
     assert commit.status_code == 409 and t("console.refusal.not_previewed_title", "zh") in commit.text
+    broken = site.post("/admin/imports", content=b"--x\r\nnot a part", headers={
+        "content-type": "multipart/form-data; boundary=x", "x-csrf-token": csrf})
+    assert broken.status_code == 400 and t("console.refusal.bad_request_title", "zh") in broken.text
     assert site.get("/admin/imports/jobs/nosuchjob").status_code == 404
     assert site.post("/admin/imports/jobs/nosuchjob/commit", data={"csrf": csrf}).status_code == 404
     assert sales(engine) == 0
