@@ -28,12 +28,7 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
     partner = asker.partner
     assert partner is not None
     have = points.balance(session, partner.id)
-    shown: list[dict[str, Any]] = []
-    for item in store.items(session):
-        affordable = item.stock > 0 and item.points <= have
-        shown.append({"sku": item.sku, "name": store.name(item, asker.locale), "points": item.points,
-                      "stock": item.stock, "affordable": affordable, "short": max(item.points - have, 0)})
-    shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
+    shown = catalog(session, balance=have, locale=asker.locale)
     pending = []
     if asker.role == Role.ADMIN:
         pending = [{"id": r.id, "partner": p.name, "code": p.code, "item": store.name(i, asker.locale),
@@ -41,6 +36,18 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
                    for r, i, p in store.redemptions(session, status=RedemptionStatus.PENDING, limit=PENDING_SHOWN)]
     return [Reply("rewards", {"balance": have, "items": shown, "pending": pending, "role": asker.role,
                               "tz": config.timezone}, asker.locale)]
+
+
+def catalog(session: Session, *, balance: int, locale: str) -> list[dict[str, Any]]:
+    """The store's items for someone with `balance` points: what they can afford first (chat `/rewards`
+    and the dealer page)."""
+    shown: list[dict[str, Any]] = []
+    for item in store.items(session):
+        affordable = item.stock > 0 and item.points <= balance
+        shown.append({"sku": item.sku, "name": store.name(item, locale), "points": item.points,
+                      "stock": item.stock, "affordable": affordable, "short": max(item.points - balance, 0)})
+    shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
+    return shown
 
 
 @command("redeem", glued=True)

@@ -23,6 +23,7 @@ from bot.channels.wechat.official_account import wechat_routes
 from bot.channels.wechat.wecom import wecom_routes
 from bot.console.app import console_mount
 from bot.core.runner import CoreProcess, Runner, ThreadRunner, freeze_heap
+from bot.dealer.app import dealer_mount
 from bot.settings import Settings, get_settings
 from bot.web.background import Background
 from bot.web.health import DatabaseHealth
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     routes += wechat + wecom
     jobs = ImportJobs(engine, media_dir=settings.media_dir, timezone=settings.timezone, default_locale=settings.locale)
     routes.append(console_mount(settings, engine, jobs))
+    routes.append(dealer_mount(settings, engine))
     channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 
     @asynccontextmanager

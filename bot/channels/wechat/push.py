@@ -62,7 +62,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.channels.base import OutboxItem, SendResult
-from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api
+from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api, wecom_api
 from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
 from messages.render import local_time
@@ -326,9 +326,7 @@ class WeComPush:
         if not settings.sends("wecom"):
             raise ValueError("MIANZI_WECOM_CORP_ID, _SECRET and _AGENT_ID are required to push on WeCom")
         self.agent_id = int(settings.wecom_agent_id)
-        self.api = WeixinApi(engine, f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}",
-                             settings.wecom_api_url, "gettoken",
-                             {"corpid": settings.wecom_corp_id, "corpsecret": settings.wecom_secret}, **api_options)
+        self.api = wecom_api(settings, engine, **api_options)
         self.media = MediaUploads(self.api, "wecom")
 
     def batch_key(self, item: OutboxItem) -> str | None:
