@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = None
     telegram_bot_username: str = "MianziBot"
+    # The dealer page as a Telegram Mini App (bot/dealer/telegram_auth.py): initData older than this
+    # (its `auth_date`) is refused, so that a copied sign-in cannot be replayed later.
+    webapp_max_age_seconds: int = 3600
 
     wechat_app_id: str | None = None
     wechat_app_secret: str | None = None
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     # Where a parametric QR code's image is downloaded by its ticket (`partners invite`).
     wechat_qrcode_url: str = "https://mp.weixin.qq.com/cgi-bin/showqrcode"
     wechat_template_id: str | None = None
+    # The dealer page's WeChat OAuth (snsapi_base): where the browser is sent to authorize, and the
+    # base of the server-side code exchange (`sns/oauth2/access_token`); tests point both at a fake.
+    wechat_oauth_url: str = "https://open.weixin.qq.com/connect/"
+    wechat_sns_url: str = "https://api.weixin.qq.com/"
 
     wecom_corp_id: str | None = None
     wecom_secret: str | None = None

@@ -136,13 +136,18 @@ def _image_rows(session: Session, contest: Contest, public: dict[str, Any], line
                   contest=dated_name(contest.name, contest.start_at, contest.timezone, person.locale))
         detail = t("image.detail", person.locale, metric=t("metric." + contest.metric, person.locale),
                    score=score_text(line.score, contest.metric, person.locale))
-        png = certificate(images.media_dir / f"contest-{contest.id}-certificate-{person.partner_id}.png",
+        png = certificate(certificate_path(images.media_dir, contest.id, person.partner_id),
                           images.font, person.locale, partner.name if partner else "", title, contest.name, period,
                           detail)
         rows.append(outbox.personal(person, key=f"result:{contest.id}:partner:{person.partner_id}:certificate",
                                     kind="result", payload={"image": str(png),
                                                             "caption": t("image.caption_certificate", person.locale)}))
     return rows
+
+
+def certificate_path(media_dir: Path, contest_id: int, partner_id: int) -> Path:
+    """Where a champion's certificate of a contest is written (and the dealer page finds it)."""
+    return media_dir / f"contest-{contest_id}-certificate-{partner_id}.png"
 
 
 def _is_champion(contest: Contest, line: ContestResult, public: dict[str, Any]) -> bool:

@@ -46,12 +46,11 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
     if item.status != BroadcastStatus.DRAFT:
         raise DataError("broadcast.not_draft", id=broadcast_id)
     people = recipients(session, segment=item.segment)
-    sender = partners.partner_by_id(session, partner_id=item.created_by) if item.created_by else None
     texts: dict[str, str] = {}
     rows = []
     for r in people:
         if r.locale not in texts:
-            texts[r.locale] = render("broadcast", r.locale, text=item.text, sender=sender.name if sender else None)
+            texts[r.locale] = message_text(session, item, r.locale)
         rows.append(outbox.personal(r, key=f"broadcast:{item.id}:partner:{r.partner_id}", kind="broadcast",
                                     batch_id=item.id, payload={"text": texts[r.locale]}, next_attempt_at=item.send_at))
     outbox.queue(session, rows, now)
@@ -59,6 +58,12 @@ def confirm(session: Session, broadcast_id: int, now: datetime, by: int | None =
     session.add(item)
     session.flush()
     return item
+
+
+def message_text(session: Session, item: Broadcast, locale: str) -> str:
+    """What a recipient in `locale` is sent (the console's preview shows this very text)."""
+    sender = partners.partner_by_id(session, partner_id=item.created_by) if item.created_by else None
+    return render("broadcast", locale, text=item.text, sender=sender.name if sender else None)
 
 
 def cancel(session: Session, broadcast_id: int, by: int | None = None) -> Broadcast:

@@ -63,10 +63,16 @@ def cmd_rank(session: Session, asker: Asker, args: list[str], config: ChatConfig
     view["others"] = [{"id": c.id, "name": c.name} for c in running if c.id != contest.id]
     view["role"] = asker.role
     view["public"] = False
+    view["dealer_link"] = None
     if asker.role == Role.ADMIN:  # an admin has no line of their own: the board alone, public anyway
         return [Reply("rank", view, asker.locale, audience=PUBLIC)]
     public = Reply("rank", {**view, "me": None, "team": None, "public": True}, asker.locale, audience=PUBLIC)
-    return [Reply("rank", view, asker.locale, public=public)]
+    # The dealer's own page, from their private answer: Telegram's Mini App button, WeChat's link
+    buttons = []
+    if asker.incoming.platform == "telegram" and config.dealer_page_url:
+        buttons.append(Button(t("dealer.chat.button", asker.locale), "", web_app=config.dealer_page_url))
+    view["dealer_link"] = config.dealer_link(asker.incoming.platform)
+    return [Reply("rank", view, asker.locale, buttons=buttons, public=public)]
 
 
 @command("team")
@@ -185,7 +191,7 @@ def cmd_broadcast(session: Session, asker: Asker, args: list[str], config: ChatC
     body = text
     for word in segment_words:
         body = body.split(word, 1)[1]
-    segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True)
+    segment = parse_segment(",".join(clean(w) for w in segment_words), allow_role=True, allow_platform=True)
     item, count = broadcasts.draft(session, body, segment, asker.partner.id, now, now)  # type: ignore[union-attr]
     buttons = [Button(t("broadcast.confirm_button", asker.locale), f"bc:confirm:{item.id}"),
                Button(t("broadcast.cancel_button", asker.locale), f"bc:cancel:{item.id}")]

@@ -16,6 +16,7 @@ from handlers.registry import ADMINS, command
 from handlers.types import ChatConfig, Reply
 from models import partners, points
 from models.recipients import Recipient
+from models.tables import PointsEntry
 
 
 @command("adjust", roles=ADMINS, text_after=2)
@@ -27,11 +28,18 @@ def cmd_adjust(session: Session, asker: Asker, args: list[str], config: ChatConf
     partner = partners.partner_by_code_any_case(session, code=code)
     if partner is None:
         return [say(asker, "error.unknown_partner", value=code[:40])]
-    entry = points.adjust(session, partner.id, points.parse_amount(amount_text), note,
-                          asker.partner.id if asker.partner else None, now)
-    balance = tell_adjusted(session, entry.partner_id, entry.amount, note, entry.id, now)
+    entry, balance = adjust(session, partner.id, points.parse_amount(amount_text), note,
+                            by=asker.partner.id if asker.partner else None, now=now)
     return [say(asker, "ledger.adjusted", name=partner.name, code=partner.code, amount=entry.amount, note=note,
                 balance=balance)]
+
+
+def adjust(session: Session, partner_id: int, amount: int, note: str, *, by: int | None,
+           now: datetime) -> tuple[PointsEntry, int]:
+    """An admin's adjustment with its reason (`models.points.adjust`), and the partner told: the chat's
+    `调整积分`, `mianzi points adjust` and the console alike. Returns the entry and the new balance."""
+    entry = points.adjust(session, partner_id, amount, note, by, now)
+    return entry, tell_adjusted(session, partner_id, entry.amount, entry.reason["note"], entry.id, now)
 
 
 def tell_adjusted(session: Session, partner_id: int, amount: int, note: str, entry_id: int, now: datetime) -> int:

@@ -28,12 +28,7 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
     partner = asker.partner
     assert partner is not None
     have = points.balance(session, partner.id)
-    shown: list[dict[str, Any]] = []
-    for item in store.items(session):
-        affordable = item.stock > 0 and item.points <= have
-        shown.append({"sku": item.sku, "name": store.name(item, asker.locale), "points": item.points,
-                      "stock": item.stock, "affordable": affordable, "short": max(item.points - have, 0)})
-    shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
+    shown = catalog(session, balance=have, locale=asker.locale)
     pending = []
     if asker.role == Role.ADMIN:
         pending = [{"id": r.id, "partner": p.name, "code": p.code, "item": store.name(i, asker.locale),
@@ -41,6 +36,18 @@ def cmd_rewards(session: Session, asker: Asker, args: list[str], config: ChatCon
                    for r, i, p in store.redemptions(session, status=RedemptionStatus.PENDING, limit=PENDING_SHOWN)]
     return [Reply("rewards", {"balance": have, "items": shown, "pending": pending, "role": asker.role,
                               "tz": config.timezone}, asker.locale)]
+
+
+def catalog(session: Session, *, balance: int, locale: str) -> list[dict[str, Any]]:
+    """The store's items for someone with `balance` points: what they can afford first (chat `/rewards`
+    and the dealer page)."""
+    shown: list[dict[str, Any]] = []
+    for item in store.items(session):
+        affordable = item.stock > 0 and item.points <= balance
+        shown.append({"sku": item.sku, "name": store.name(item, locale), "points": item.points,
+                      "stock": item.stock, "affordable": affordable, "short": max(item.points - balance, 0)})
+    shown.sort(key=lambda x: (not x["affordable"], x["stock"] <= 0, x["points"], x["sku"]))
+    return shown
 
 
 @command("redeem", glued=True)
@@ -88,14 +95,22 @@ def _decide(session: Session, asker: Asker, args: list[str], now: datetime, appr
     by = asker.partner.id if asker.partner else None
     if ident is None:  # a number no redemption can have
         raise DataError("rewards.no_such_redemption", id=ref.lstrip("#＃"))
-    if approve:
-        decision = store.approve(session, ident, by, now)
-    else:
-        decision = store.reject(session, ident, by, " ".join(args[1:]), now)
-    tell_partner(session, decision, now)
+    decision = decide(session, ident, approve=approve, by=by, note=" ".join(args[1:]), now=now)
     r = decision.redemption
     return [say(asker, "rewards.approved" if approve else "rewards.rejected", id=r.id, partner=decision.partner.name,
                 name=store.name(decision.item, asker.locale), points=r.points)]
+
+
+def decide(session: Session, redemption_id: int, *, approve: bool, by: int | None, note: str | None,
+           now: datetime) -> store.Decision:
+    """Approve or reject (with `note`, told to the partner) and queue the partner's message: the chat's
+    `批准`/`驳回` and the console's buttons alike."""
+    if approve:
+        decision = store.approve(session, redemption_id, by, now)
+    else:
+        decision = store.reject(session, redemption_id, by, note, now)
+    tell_partner(session, decision, now)
+    return decision
 
 
 def tell_partner(session: Session, decision: store.Decision, now: datetime) -> int:

@@ -29,6 +29,7 @@ class Incoming:
 class Button:
     label: str
     data: str
+    web_app: str | None = None  # a Telegram Mini App's URL: the button opens it (private chats only)
 
 
 # Who may see a reply (`Reply.audience`); in a group `handlers.dispatch.for_group` applies it.
@@ -65,3 +66,12 @@ class ChatConfig:
     bind_limits: BindLimits = BindLimits()  # the invite throttle (settings MIANZI_INVITE_MAX_FAILURES …)
     # The console's sign-in page (`MIANZI_PUBLIC_URL` + /admin/signin), None when that URL is not set
     console_signin_url: str | None = None
+    # The dealer page (bot/dealer, `MIANZI_PUBLIC_URL` + /me/…), None when it cannot be opened there:
+    # Telegram's Mini App button (https only, as Telegram requires), WeChat's and WeCom's OAuth entries.
+    dealer_page_url: str | None = None
+    dealer_wechat_url: str | None = None
+    dealer_wecom_url: str | None = None
+
+    def dealer_link(self, platform: str) -> str | None:
+        """The dealer page's entry link for a chat on `platform` (Telegram uses its button instead)."""
+        return {"wechat": self.dealer_wechat_url, "wecom": self.dealer_wecom_url}.get(platform)

@@ -29,7 +29,7 @@ def _locale(locale: str | None) -> str:
 
 # String tables besides `strings.toml`, each under its file's name: `console.toml`'s `[nav] audit`
 # is `console.nav.audit` (the web console's words, read by its templates with the same `t`).
-TABLES = ("console",)
+TABLES = ("console", "dealer")
 
 
 @lru_cache(maxsize=4)

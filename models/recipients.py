@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from models import segments
+from models.rules import PLATFORM_KEY
 from models.tables import ChatIdentity, Partner
 
 
@@ -29,6 +30,8 @@ def recipients(session: Session, partner_ids: Iterable[int] | None = None,
     A partner bound on Telegram and WeChat gets a push once, on the app they used last: two
     identical pings on two apps read as noise, and the last-used app is the one they read.
     `exclude_identities` are never picked (news about an account goes to the partner's others).
+    A segment's `platform` (broadcasts only) keeps to the accounts on that app: a partner on
+    Telegram and WeCom gets a WeCom broadcast on WeCom, whichever they used last.
     """
     seen = func.coalesce(col(ChatIdentity.last_seen_at), col(ChatIdentity.bound_at))
     stmt = (select(col(ChatIdentity.partner_id), col(ChatIdentity.id), col(ChatIdentity.platform),
@@ -37,7 +40,11 @@ def recipients(session: Session, partner_ids: Iterable[int] | None = None,
             .where(col(ChatIdentity.active).is_(True), col(Partner.active).is_(True)))
     if partner_ids is not None:
         stmt = stmt.where(col(ChatIdentity.partner_id).in_(list(partner_ids)))
-    stmt = segments.where(stmt, segment or {})
+    chosen = dict(segment or {})
+    platform = chosen.pop(PLATFORM_KEY, None)  # a broadcast's audience may be the accounts on one app
+    if platform is not None:
+        stmt = stmt.where(col(ChatIdentity.platform) == platform)
+    stmt = segments.where(stmt, chosen)
     excluded = list(exclude_identities)
     if excluded:
         stmt = stmt.where(col(ChatIdentity.id).not_in(excluded))

@@ -247,3 +247,36 @@ def pending_by_item(*, session: Session) -> dict[int, int]:
     rows = session.execute(select(col(Redemption.item_id), func.count()).where(col(Redemption.status) == "pending")
                            .group_by(col(Redemption.item_id)))
     return {item_id: int(count) for item_id, count in rows}
+
+
+def set_item(session: Session, *, sku: str, stock: int, active: bool, seen_stock: int, now: datetime) -> RewardItem:
+    """An admin's edit of one item: the stock available from now on and whether it is on offer.
+
+    `seen_stock` is the stock the admin was looking at: a redemption since then changed it, and the
+    edit is refused (`rewards.stock_changed`) rather than give away a unit already promised.
+    """
+    item = item_by_sku(session, sku)
+    if item is None:
+        raise DataError("rewards.unknown_sku", value=sku[:40])
+    if not 0 <= stock <= MAX_STOCK:
+        raise DataError("rewards.bad_stock", value=stock, max=MAX_STOCK)
+    done = session.execute(update(RewardItem).where(col(RewardItem.id) == item.id, col(RewardItem.stock) == seen_stock)
+                           .values(stock=stock, active=active, updated_at=now))
+    session.refresh(item)
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise DataError("rewards.stock_changed", sku=item.sku, seen=seen_stock, stock=item.stock)
+    return item
+
+
+def decided(session: Session, *, limit: int) -> list[tuple[Redemption, RewardItem, Partner]]:
+    """The latest decisions (approved or rejected), newest first."""
+    stmt = (select(Redemption, RewardItem, Partner).join(RewardItem, col(RewardItem.id) == Redemption.item_id)
+            .join(Partner, col(Partner.id) == Redemption.partner_id)
+            .where(col(Redemption.status) != RedemptionStatus.PENDING)
+            .order_by(col(Redemption.decided_at).desc(), col(Redemption.id).desc()).limit(limit))
+    return [(r, i, p) for r, i, p in session.execute(stmt).all()]
+
+
+def pending_count(*, session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(Redemption)
+                               .where(col(Redemption.status) == RedemptionStatus.PENDING)).scalar_one())

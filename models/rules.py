@@ -26,6 +26,8 @@ SCOPES = tuple(Scope)
 TEAM_SCORES = ("sum", "avg")
 RECURRENCES = ("none", "weekly", "monthly", "quarterly")
 SEGMENT_KEYS = ("region", "city_tier", "industry", "size", "team", "role")
+PLATFORM_KEY = "platform"  # a push's audience only: the partners' accounts on one app (`models.recipients`)
+PLATFORMS = ("telegram", "wechat", "wecom")
 STATUSES = ("upcoming", "active", "settling", "closed", "cancelled")
 
 
@@ -43,24 +45,44 @@ def status(contest: AnyContest, now: datetime | None = None) -> str:
     return "settling"
 
 
-def parse_segment(text: str | None, *, allow_role: bool = False) -> dict[str, str]:
+def parse_segment(text: str | None, *, allow_role: bool = False, allow_platform: bool = False) -> dict[str, str]:
     """`region=华东,city_tier=1` to a dict; unknown keys and malformed pairs are errors."""
-    segment: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
     if not text:
-        return segment
+        return {}
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
         key, sep, value = part.partition("=")
-        key, value = key.strip().lower(), value.strip()
-        allowed = SEGMENT_KEYS if allow_role else SEGMENT_KEYS[:-1]
-        if not sep or not value or key not in allowed:
-            raise DataError("error.bad_segment", value=part, keys=", ".join(allowed))
+        if not sep:
+            raise DataError("error.bad_segment", value=part, keys=", ".join(_keys(allow_role, allow_platform)))
+        pairs.append((key, value))
+    return segment_of(pairs, allow_role=allow_role, allow_platform=allow_platform)
+
+
+def segment_of(pairs: list[tuple[str, str]], *, allow_role: bool = False,
+               allow_platform: bool = False) -> dict[str, str]:
+    """A segment from (key, value) pairs as a form or the command line gives them; an unknown key, an
+    empty value or an impossible one is an error (`error.bad_segment`)."""
+    allowed = _keys(allow_role, allow_platform)
+    segment: dict[str, str] = {}
+    for raw_key, raw_value in pairs:
+        key, value = raw_key.strip().lower(), raw_value.strip()
+        shown = f"{raw_key.strip()}={raw_value.strip()}"
+        if not value or key not in allowed:
+            raise DataError("error.bad_segment", value=shown, keys=", ".join(allowed))
         if key == "city_tier" and value not in ("1", "2", "3"):
-            raise DataError("error.bad_segment", value=part, keys=", ".join(allowed))
+            raise DataError("error.bad_segment", value=shown, keys=", ".join(allowed))
+        if key == PLATFORM_KEY and value not in PLATFORMS:
+            raise DataError("error.bad_segment", value=shown, keys=", ".join(allowed))
         segment[key] = value
     return segment
+
+
+def _keys(allow_role: bool, allow_platform: bool) -> tuple[str, ...]:
+    keys = SEGMENT_KEYS if allow_role else SEGMENT_KEYS[:-1]
+    return (*keys, PLATFORM_KEY) if allow_platform else keys
 
 
 def parse_score(text: str, metric: str) -> int:

@@ -111,12 +111,19 @@ def redeem_link(session: Session, *, token: str, kind: str, now: datetime, idle:
         .values(used_at=now))
     if rowcount(marked) != 1:
         return LinkCheck(LinkOutcome.USED, check.partner, check.link_id), None
+    return check, open_session(session, partner=check.partner, kind=kind, now=now, idle=idle)
+
+
+def open_session(session: Session, *, partner: Partner, kind: str, now: datetime, idle: timedelta) -> str:
+    """A new session of `kind` for `partner`: its cookie token (only the hash is stored). The caller
+    has established who the partner is — a one-time link (`redeem_link`), or a platform's signed
+    word for a bound chat account (the dealer page: Telegram's initData, WeChat's OAuth)."""
     cookie = _new_token()
-    session.add(WebSession(token_hash=token_hash(cookie), partner_id=check.partner.id, kind=kind,
+    session.add(WebSession(token_hash=token_hash(cookie), partner_id=partner.id, kind=kind,
                            csrf_token=secrets.token_urlsafe(24), created_at=now, last_seen_at=now,
                            expires_at=now + idle))
     session.flush()
-    return check, cookie
+    return cookie
 
 
 def signed_in(session: Session, *, token: str, kind: str, now: datetime, idle: timedelta,

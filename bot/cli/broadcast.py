@@ -9,7 +9,8 @@ from bot.cli.common import JsonOption, _locale, database, guarded, out, print_js
 
 def broadcast(text: str = typer.Argument(..., help="the announcement"),
               segment: str | None = typer.Option(None, "--segment",
-                                                 help="KEY=VALUE[,…]: region, city_tier, industry, size, team, role"),
+                                                 help="KEY=VALUE[,…]: region, city_tier, industry, size, team, role, "
+                                                      "platform"),
               at: str | None = typer.Option(None, "--at", help="ISO-8601 send time (program time zone); default now"),
               json_out: JsonOption = False) -> None:
     """Queue an announcement to every bound partner, or a segment (sent by the delivery worker)."""
@@ -25,7 +26,7 @@ def broadcast(text: str = typer.Argument(..., help="the announcement"),
         tz = zone(settings.timezone)
         now = utcnow()
         send_at = parse_datetime_local(at, tz) if at else now
-        seg = parse_seg(segment, allow_role=True)
+        seg = parse_seg(segment, allow_role=True, allow_platform=True)
         with database(settings) as session:
             item, _count = broadcasts.draft(session, text, seg, None, send_at, now)
             item = broadcasts.confirm(session, item.id, now)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
                   reason: str = typer.Option(..., "--reason", help="why; shown to the partner"),
                   json_out: JsonOption = False) -> None:
     """Add or take away points with a reason (never below zero); the partner is told."""
-    from handlers.points import tell_adjusted
+    from handlers.points import adjust
     from messages.render import t
     from models import contests as contest_ops
     from models import points
@@ -25,8 +25,7 @@ def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
     now = utcnow()
     with database() as session:
         who = contest_ops.partner_by_code(session, partner)
-        entry = points.adjust(session, who.id, points.parse_amount(amount), reason, None, now)  # type: ignore[arg-type]
-        balance = tell_adjusted(session, who.id, entry.amount, entry.reason["note"], entry.id, now)  # type: ignore[arg-type]
+        entry, balance = adjust(session, who.id, points.parse_amount(amount), reason, by=None, now=now)  # type: ignore[arg-type]
     if json_out:
         print_json({"partner": partner, "amount": entry.amount, "balance": balance, "entry": entry.id})
         return

@@ -59,19 +59,14 @@ def redemptions_reject(redemption_id: int = typer.Argument(..., metavar="ID"),
 
 
 def _decide_redemption(redemption_id: int, approve: bool, reason: str | None, json_out: bool) -> None:
-    from handlers.rewards import tell_partner
+    from handlers.rewards import decide
     from messages.render import t
-    from models import rewards as store
     from models.values import utcnow
 
     loc = _locale()
     now = utcnow()
     with database() as session:
-        if approve:
-            decision = store.approve(session, redemption_id, None, now)
-        else:
-            decision = store.reject(session, redemption_id, None, reason, now)
-        tell_partner(session, decision, now)
+        decision = decide(session, redemption_id, approve=approve, by=None, note=reason, now=now)
         doc = _redemption_json(decision.redemption, decision.item, decision.partner)
     if json_out:
         print_json(doc)

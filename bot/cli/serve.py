@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 
+GRACEFUL_SECONDS = 10  # how long a stopping server waits for open requests (uvicorn's graceful shutdown)
+
+
 def demo(db: Path = typer.Option(Path("mianzi-demo.db"), "--db", help="SQLite file for the sample program"),
          script: bool = typer.Option(False, "--script", help="play the scripted tour even in a terminal")) -> None:
     """A complete sample program and a chat in the terminal (a scripted tour without a terminal)."""
@@ -65,7 +68,10 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
     out.print(t("web.api_on" if settings.api_token else "web.api_off", loc), markup=False, highlight=False)
     if settings.receives("wechat") and not settings.wechat_aes_key:
         err.print(t("web.wechat_plaintext_warning", loc), markup=False, highlight=False)
+    # The dealer pages' event streams never end by themselves: at shutdown, requests still open
+    # after GRACEFUL_SECONDS are cancelled (an import in a request rolls back; the API is idempotent).
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log,
-                log_config=uvicorn_log_config())  # the access log writes no signature, nonce …
+                log_config=uvicorn_log_config(),  # the access log writes no signature, nonce …
+                timeout_graceful_shutdown=GRACEFUL_SECONDS)
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from bot.console import MOUNT, audit, contests, dashboard, imports, partners, signin
+from bot.console import MOUNT, audit, broadcasts, contests, dashboard, imports, partners, signin, store, trainings
 from bot.console.access import Access
 from bot.console.pages import Pages
 from bot.console.site import Site
@@ -46,6 +46,7 @@ def console_mount(settings: Settings, engine: Engine, jobs: ImportJobs) -> Mount
     routes: list[BaseRoute] = [
         *signin.routes(site), *dashboard.routes(site), *partners.routes(site), *imports.routes(site, jobs),
         *audit.routes(site),
+        *broadcasts.routes(site), *store.routes(site), *trainings.routes(site),
         *contests.routes(site),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -20,6 +20,8 @@ from sqlmodel import Session
 import handlers.dispatch
 from bot.console import SIGNIN as CONSOLE_SIGNIN
 from bot.core.dedupe import Nonce, keys_for
+from bot.dealer import PAGE as DEALER_PAGE
+from bot.dealer import WECHAT_START, WECOM_START
 from bot.settings import Settings
 from handlers.types import PUBLIC, Button, ChatConfig, Incoming, Reply
 from messages.locales import locale_for
@@ -63,8 +65,18 @@ def chat_config(settings: Settings, *, max_text: int | None = None, bot_username
     config = ChatConfig(timezone=settings.timezone, default_locale=settings.locale,
                         bot_username=bot_username or settings.telegram_bot_username,
                         bind_limits=bind_limits(settings),
-                        console_signin_url=settings.public_link(CONSOLE_SIGNIN))
+                        console_signin_url=settings.public_link(CONSOLE_SIGNIN), **dealer_urls(settings))
     return config if max_text is None else replace(config, max_text=max_text)
+
+
+def dealer_urls(settings: Settings) -> dict[str, str | None]:
+    """The dealer page's entries for `ChatConfig`: only where `MIANZI_PUBLIC_URL` is set, the Mini
+    App only on https (Telegram refuses a web_app button otherwise), WeChat's and WeCom's only when
+    their OAuth can run."""
+    page = settings.public_link(DEALER_PAGE)
+    return {"dealer_page_url": page if page and page.lower().startswith("https://") else None,
+            "dealer_wechat_url": settings.public_link(WECHAT_START) if settings.sends("wechat") else None,
+            "dealer_wecom_url": settings.public_link(WECOM_START) if settings.sends("wecom") else None}
 
 
 class Replayed(Exception):

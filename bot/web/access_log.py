@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from uvicorn.config import LOGGING_CONFIG
 
-# ... and a console sign-in link's one-time `token` (/admin/signin?token=…)
-SECRET_PARAMS = frozenset({"signature", "msg_signature", "timestamp", "nonce", "echostr", "token"})
+# ... a console sign-in link's one-time `token` (/admin/signin?token=…), and the dealer page's OAuth
+# callback's `code` and `state` (/me/wechat/callback?code=…&state=…)
+SECRET_PARAMS = frozenset({"signature", "msg_signature", "timestamp", "nonce", "echostr", "token", "code", "state"})
 MASK = "***"
 
 

@@ -24,6 +24,7 @@ from bot.channels.wechat.wecom import wecom_routes
 from bot.console.app import console_mount
 from bot.console.board import board_routes
 from bot.core.runner import CoreProcess, Runner, ThreadRunner, freeze_heap
+from bot.dealer.app import dealer_mount
 from bot.settings import Settings, get_settings
 from bot.web.background import Background
 from bot.web.health import DatabaseHealth
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     routes += wechat + wecom
     jobs = ImportJobs(engine, media_dir=settings.media_dir, timezone=settings.timezone, default_locale=settings.locale)
     routes.append(console_mount(settings, engine, jobs))
+    routes.append(dealer_mount(settings, engine))
     routes += board_routes(settings, engine)  # the meeting-room board: outside /admin, no cookie
     channels = {"telegram": telegram is not None, "wechat": bool(wechat), "wecom": bool(wecom)}
 

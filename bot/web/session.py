@@ -11,16 +11,19 @@ It is a browser-session cookie: the server ends a session after its idle time
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.settings import Settings
 from models import audit, web_sessions
 from models.db import session_scope, writer_wait
+from models.tables import Partner
 from models.values import utcnow
 from models.web_sessions import LinkCheck, SignedIn
 
@@ -78,6 +81,17 @@ class WebSessions:
             if cookie is not None and audit_action is not None and check.partner is not None:
                 audit.record(session, partner_id=check.partner.id, action=audit_action, now=now)
             return check, cookie
+
+    def open_for(self, find: Callable[[Session], Partner | None]) -> tuple[Partner | None, str | None]:
+        """Sign in whoever `find` names (a bound chat account's partner, as its platform vouches): the
+        partner found and the new session's cookie token, or None when nobody was found or they may
+        not use these pages."""
+        with session_scope(self.engine) as session:
+            partner = find(session)
+            if partner is None or not web_sessions.allowed(partner, self.kind):
+                return partner, None
+            return partner, web_sessions.open_session(session, partner=partner, kind=self.kind, now=utcnow(),
+                                                      idle=self.idle)
 
     def close(self, signed: SignedIn, *, audit_action: str | None = None) -> None:
         """Sign out: the session ends now (its cookie is then worth nothing), written to the audit log."""

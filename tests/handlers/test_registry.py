@@ -200,7 +200,7 @@ def test_the_data_errors_of_the_store_broadcasts_and_points_are_replies(engine: 
     assert ask(engine, admin, "/approve 99999999999") == [say("rewards.no_such_redemption", "en", id="99999999999")]
     assert ask(engine, admin, "/approve 12") == [say("rewards.no_such_redemption", "en", id=12)]
     assert ask(engine, admin, "群发") == [say("broadcast.empty", "en")]
-    keys = "region, city_tier, industry, size, team, role"
+    keys = "region, city_tier, industry, size, team, role, platform"  # a broadcast may keep to one app
     assert ask(engine, admin, "/broadcast colour=red 你好") == [
         say("error.bad_segment", "en", value="colour=red", keys=keys)]
     assert ask(engine, admin, "/confirm 4242") == [say("broadcast.not_found", "en", id=4242)]

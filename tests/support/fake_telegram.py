@@ -160,7 +160,7 @@ class FakeBotApi:
                     "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
                     "from": {"id": BOT_ID, "is_bot": True, "first_name": "Mianzi", "username": self.username},
                     "text": params.get("text", "")}
-        if method in ("answerCallbackQuery", "setWebhook", "deleteWebhook", "setMyCommands"):
+        if method in ("answerCallbackQuery", "setWebhook", "deleteWebhook", "setMyCommands", "setChatMenuButton"):
             return True
         if method == "getWebhookInfo":
             return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}

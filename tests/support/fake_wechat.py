@@ -5,7 +5,9 @@ The fake answers the calls our senders make — `token` and `gettoken`, `message
 `media/upload` (multipart: recorded as `{"type", "field", "filename", "content_type", "data"}`,
 answered with a fresh `media_id` `MEDIA-<n>`), `qrcode/create` (a fresh ticket, the URL
 `http://weixin.qq.com/q/<ticket>`, kept in `qrcodes`) and `showqrcode?ticket=…` (no token, as on
-mp.weixin.qq.com: a real PNG of a QR code of that URL, made by segno; 404 for an unknown ticket) — records every call (with its time and answer),
+mp.weixin.qq.com: a real PNG of a QR code of that URL, made by segno; 404 for an unknown ticket), the
+web sign-in (`connect/oauth2/authorize`, `sns/oauth2/access_token`, WeCom's `user/getuserinfo`: each
+code once, a forged one refused with 40029, a used one with 40163) — records every call (with its time and answer),
 counts token fetches, accepts only the tokens it issued and not revoked (else 40001 / 42001 like
 the real API), and answers a queued error code (or HTTP status) when a test asks for one.
 
@@ -84,6 +86,35 @@ class FakeWeixin:
     qrcodes: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticket → the qrcode/create body
     downloads: list[str] = field(default_factory=list)  # tickets asked of showqrcode
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Web sign-in (OAuth): codes the fake handed out → the OpenID (Official Account) or UserID
+    # (WeCom) behind each; a code works once, as at WeChat. `authorize_as` is who `connect/oauth2/
+    # authorize` signs in (a browser sent there comes back with a fresh code for them).
+    oauth_codes: dict[str, str] = field(default_factory=dict)
+    used_codes: set[str] = field(default_factory=set)
+    authorize_as: str | None = None
+    app_secret: str | None = None  # when set, `sns/oauth2/access_token` wants it
+
+    @property
+    def root(self) -> str:
+        """The fake's origin (`MIANZI_WECHAT_SNS_URL`; + `/connect/` is `MIANZI_WECHAT_OAUTH_URL`)."""
+        return self.base_url.removesuffix("cgi-bin/")
+
+    def issue_code(self, user: str) -> str:
+        code = f"CODE-{secrets.token_hex(6)}"
+        with self.lock:
+            self.oauth_codes[code] = user
+        return code
+
+    def _redeem(self, code: str) -> tuple[str | None, dict[str, Any] | None]:
+        """The user behind a code, spent now; else the error WeChat answers (invalid, or used)."""
+        with self.lock:
+            if code in self.used_codes:
+                return None, {"errcode": 40163, "errmsg": "code been used"}
+            user = self.oauth_codes.pop(code, None)
+            if user is None:
+                return None, {"errcode": 40029, "errmsg": "invalid code"}
+            self.used_codes.add(code)
+            return user, None
 
     def fail_next(self, path: str, errcode: int, errmsg: str = "error", **extra: Any) -> None:
         self.errors.setdefault(path, []).append({"errcode": errcode, "errmsg": errmsg, **extra})
@@ -178,7 +209,41 @@ class FakeWeixin:
             segno.make_qr(f"http://weixin.qq.com/q/{ticket}").save(png, kind="png", scale=10, border=4)
             return Response(png.getvalue(), media_type="image/png")
 
+        async def sns_token(request: Request) -> JSONResponse:
+            """`sns/oauth2/access_token` (Official Account OAuth): the code's OpenID, once."""
+            q = request.query_params
+            self.calls.append(Call("sns/oauth2/access_token", None, dict(q), at=time.monotonic()))
+            if q.get("grant_type") != "authorization_code" or (self.app_secret and q.get("secret") != self.app_secret):
+                return JSONResponse({"errcode": 40125, "errmsg": "invalid appsecret"})
+            user, error = self._redeem(q.get("code", ""))
+            if error is not None:
+                return JSONResponse(error)
+            return JSONResponse({"access_token": f"WEB-{secrets.token_hex(4)}", "expires_in": 7200,
+                                 "refresh_token": "R", "openid": user, "scope": "snsapi_base"})
+
+        async def getuserinfo(request: Request) -> JSONResponse:
+            """WeCom `user/getuserinfo`: the code's UserId, once; the app's access token required."""
+            q = request.query_params
+            self.calls.append(Call("user/getuserinfo", q.get("access_token"), dict(q), at=time.monotonic()))
+            if q.get("access_token") not in self.valid:
+                return JSONResponse({"errcode": self.expired_code, "errmsg": "access_token expired"})
+            user, error = self._redeem(q.get("code", ""))
+            if error is not None:
+                return JSONResponse(error)
+            return JSONResponse({"errcode": 0, "errmsg": "ok", "UserId": user, "DeviceId": ""})
+
+        async def authorize(request: Request) -> Response:
+            """`connect/oauth2/authorize`: back to `redirect_uri` with a fresh code for `authorize_as`."""
+            q = request.query_params
+            if self.authorize_as is None or not q.get("redirect_uri"):
+                return PlainTextResponse("no user", status_code=400)
+            code = self.issue_code(self.authorize_as)
+            target = f"{q['redirect_uri']}?code={code}&state={q.get('state', '')}"
+            return Response(status_code=302, headers={"Location": target})
+
         return Starlette(routes=[
+            Route("/sns/oauth2/access_token", sns_token), Route("/connect/oauth2/authorize", authorize),
+            Route("/cgi-bin/user/getuserinfo", getuserinfo),
             Route("/cgi-bin/token", token), Route("/cgi-bin/gettoken", token),
             Route("/cgi-bin/showqrcode", showqrcode),
             Route("/cgi-bin/{path:path}", api, methods=["POST"]),

@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from telegram import CallbackQuery, Chat, Message, Update
+from telegram import CallbackQuery, Chat, MenuButtonWebApp, Message, Update, WebAppInfo
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, TypeHandler
 
@@ -152,9 +152,23 @@ class TelegramChannel:
                 assert app.updater is not None
                 await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
                 log.info("telegram: @%s, long polling", username)
+            await self._menu_button()
         except BaseException:
             await self.stop()
             raise
+
+    async def _menu_button(self) -> None:
+        """The bot's menu button opens the dealer page as a Mini App (Telegram wants https); a failure
+        is logged, never fatal: the chat works without it."""
+        url = self.config.dealer_page_url
+        if not url:
+            return
+        button = MenuButtonWebApp(text=t("dealer.chat.menu", self.config.default_locale), web_app=WebAppInfo(url))
+        try:
+            await self.application.bot.set_chat_menu_button(menu_button=button)
+            log.info("telegram: menu button opens %s", url)
+        except TelegramError as exc:
+            log.warning("setChatMenuButton failed: %s", exc)
 
     async def stop(self) -> None:
         """Stop polling and the application, close its HTTP client. The webhook stays registered:
@@ -289,7 +303,7 @@ class TelegramChannel:
         answer is only checked, never turned into PTB objects, which was a sixth of the server's
         time per `/rank` (bench/webhook.py).
         """
-        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data) for b in out.buttons],
+        result = await self._replies.send_text(chat_ref, out.text, [(b.label, b.data, b.web_app) for b in out.buttons],
                                                reply_to=reply_to)
         if result.outcome == "sent":
             return True

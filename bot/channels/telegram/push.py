@@ -19,6 +19,12 @@ from bot.channels.base import OutboxItem, SendResult
 from bot.channels.telegram.limits import fit_caption, fit_text
 
 
+def _button(label: str | None, data: str | None, web_app: str | None = None) -> dict[str, Any]:
+    if web_app:
+        return {"text": label, "web_app": {"url": web_app}}
+    return {"text": label, "callback_data": data}
+
+
 class TelegramPush:
     platform = "telegram"
 
@@ -40,16 +46,17 @@ class TelegramPush:
             return await self._photo(item)
         return await self.send_text(item.chat_ref, item.payload.get("text", ""), item.payload.get("buttons") or ())
 
-    async def send_text(self, chat_ref: str, text: str, buttons: Sequence[Sequence[str]] = (),
+    async def send_text(self, chat_ref: str, text: str, buttons: Sequence[Sequence[str | None]] = (),
                         reply_to: str | None = None) -> SendResult:
-        """`sendMessage` with inline buttons given as (label, callback data) pairs; `reply_to`: the message
-        it answers (sent anyway if that one is gone)."""
+        """`sendMessage` with inline buttons given as (label, callback data) pairs, or (label, "", URL)
+        for a button that opens that Mini App (`web_app`); `reply_to`: the message it answers (sent
+        anyway if that one is gone)."""
         body: dict[str, Any] = {"chat_id": chat_ref, "text": fit_text(text)}
         if reply_to:
             body["reply_parameters"] = json.dumps({"message_id": int(reply_to), "allow_sending_without_reply": True})
         if buttons:
-            body["reply_markup"] = json.dumps({"inline_keyboard": [[{"text": label, "callback_data": data}]
-                                                                   for label, data in buttons]}, ensure_ascii=False)
+            body["reply_markup"] = json.dumps({"inline_keyboard": [[_button(*button)] for button in buttons]},
+                                              ensure_ascii=False)
         return await self._call("sendMessage", body)
 
     async def _photo(self, item: OutboxItem) -> SendResult:

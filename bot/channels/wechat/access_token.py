@@ -185,6 +185,14 @@ def official_account_api(settings: Settings, engine: Engine, **api_options: Any)
                       "secret": settings.wechat_app_secret or ""}, **api_options)
 
 
+def wecom_api(settings: Settings, engine: Engine, **api_options: Any) -> WeixinApi:
+    """The WeCom app's API (needs `MIANZI_WECOM_CORP_ID`, `_SECRET`, `_AGENT_ID`): the pushes and the
+    dealer page's OAuth share its token."""
+    return WeixinApi(engine, f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}", settings.wecom_api_url,
+                     "gettoken", {"corpid": settings.wecom_corp_id or "", "corpsecret": settings.wecom_secret or ""},
+                     **api_options)
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()

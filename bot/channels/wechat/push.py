@@ -53,7 +53,7 @@ import mimetypes
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.channels.base import OutboxItem, SendResult
-from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api
+from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api, wecom_api
 from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
 from messages.render import local_time
@@ -163,6 +163,12 @@ class MediaUploads:
     def forget(self, media_id: str) -> None:
         """The platform no longer knows `media_id` (40007): upload again next time."""
         self._ids = {k: v for k, v in self._ids.items() if v[0] != media_id}
+
+
+def window_open(last_seen_at: datetime | None, pushes: int, at: datetime) -> bool:
+    """Whether a customer-service text may reach the user at `at`: within 48 hours of their last
+    message, and fewer than 5 pushes since it (else the template, or nothing)."""
+    return last_seen_at is not None and as_utc(last_seen_at) > at - WINDOW and pushes < WINDOW_PUSHES
 
 
 @dataclass(frozen=True)
@@ -294,8 +300,7 @@ class WeChatPush:
         identity = self._identity(item)
         if identity is None:
             return _Window(None, True, bool(item.payload.get("reply_to")))
-        seen = identity.last_seen_at
-        is_open = (seen is not None and as_utc(seen) > utcnow() - WINDOW and identity.window_pushes < WINDOW_PUSHES)
+        is_open = window_open(identity.last_seen_at, identity.window_pushes, utcnow())
         return _Window(identity.id, identity.active, is_open, identity.window_pushes)
 
     def _count(self, identity_id: int) -> None:
@@ -321,9 +326,7 @@ class WeComPush:
         if not settings.sends("wecom"):
             raise ValueError("MIANZI_WECOM_CORP_ID, _SECRET and _AGENT_ID are required to push on WeCom")
         self.agent_id = int(settings.wecom_agent_id)
-        self.api = WeixinApi(engine, f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}",
-                             settings.wecom_api_url, "gettoken",
-                             {"corpid": settings.wecom_corp_id, "corpsecret": settings.wecom_secret}, **api_options)
+        self.api = wecom_api(settings, engine, **api_options)
         self.media = MediaUploads(self.api, "wecom")
 
     def batch_key(self, item: OutboxItem) -> str | None:

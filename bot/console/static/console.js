@@ -22,8 +22,26 @@
     window.addEventListener("resize", function () { chart.resize(); });
     el.dataset.drawn = "1";
   }
+  /* A feedback survey's spread: how many gave 1 to 5 (data-counts), labelled by data-stars, named data-name. */
+  function feedbackChart(el) {
+    var counts = JSON.parse(el.dataset.counts);
+    var chart = echarts.init(el, null, { renderer: "canvas" });
+    chart.setOption({
+      animation: false,
+      grid: { left: 36, right: 16, top: 16, bottom: 28 },
+      tooltip: { trigger: "axis" },
+      xAxis: { type: "category", data: JSON.parse(el.dataset.stars) },
+      yAxis: { type: "value", minInterval: 1, splitLine: { lineStyle: { color: "#eef0f3" } } },
+      series: [{ name: el.dataset.name, type: "bar", data: counts, barMaxWidth: 36,
+                 itemStyle: { color: function (p) { return ["#b91c1c", "#e0a46e", "#cfd6de", "#7fb77e", "#15803d"][p.dataIndex]; } },
+                 label: { show: true, position: "top" } }]
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+    el.dataset.drawn = "1";
+  }
   document.addEventListener("DOMContentLoaded", function () {
     var el = document.getElementById("sales-chart");
     if (el && window.echarts) { salesChart(el); }
+    if (window.echarts) { document.querySelectorAll(".feedback-chart").forEach(feedbackChart); }
   });
 })();
