@@ -137,3 +137,19 @@ def report(session: Session, subject: str | None = None, subject_id: int | None 
                            [{"partner_id": r.partner_id, "rating": r.rating, "comment": r.comment,
                              "at": r.commented_at} for r in rows if r.comment]))
     return out
+
+
+def subject_titles(session: Session, *, summaries: Iterable[Summary]) -> dict[tuple[str, int], str]:
+    """What each summary is about, by (subject, id): a training's title or a contest's name ("" when gone)."""
+    from models.contests import contest_by_id
+    from models.trainings import training_by_id
+
+    titles: dict[tuple[str, int], str] = {}
+    for s in summaries:
+        if s.subject == "training":
+            training = training_by_id(session, training_id=s.subject_id)
+            titles[(s.subject, s.subject_id)] = training.title if training else ""
+        else:
+            contest = contest_by_id(session, contest_id=s.subject_id)
+            titles[(s.subject, s.subject_id)] = contest.name if contest else ""
+    return titles

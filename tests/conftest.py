@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
@@ -17,6 +18,7 @@ from bot import context
 from bot.migrate import upgrade
 from bot.settings import get_settings
 from models.db import make_engine
+from tests.support.browser import chromium
 
 PG_URL = os.environ.get("MIANZI_TEST_POSTGRES_URL")
 # The default (automatic) would start a core process in every test that builds an app or runs
@@ -87,3 +89,23 @@ def session(engine: Engine) -> Iterator[Session]:
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# --- the browser (tests/support/browser.py) ------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test, so that a page fixture knows at teardown whether it failed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (`.ci/run` installs it); the tests skip where it is missing.
+
+    One per module, not per session: while Playwright's sync API runs, its event loop is the main
+    thread's running loop, and a later test's `asyncio.run()` would refuse to start."""
+    yield from chromium()

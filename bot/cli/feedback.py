@@ -15,21 +15,14 @@ def feedback_report(json_out: JsonOption = False) -> None:
     from rich.table import Table
 
     from messages.render import t
-    from models import feedback, trainings
-    from models.contests import contest_by_id, partner_codes
+    from models import feedback
+    from models.contests import partner_codes
 
     loc = _locale()
     with database() as session:
         summaries = feedback.report(session)
         partners = partner_codes(session=session)
-        titles: dict[tuple[str, int], str] = {}
-        for s in summaries:
-            if s.subject == "training":
-                training = trainings.training_by_id(session, training_id=s.subject_id)
-                titles[(s.subject, s.subject_id)] = training.title if training else ""
-            else:
-                contest = contest_by_id(session, contest_id=s.subject_id)
-                titles[(s.subject, s.subject_id)] = contest.name if contest else ""
+        titles = feedback.subject_titles(session, summaries=summaries)
     docs = [{"subject": s.subject, "id": s.subject_id, "title": titles[(s.subject, s.subject_id)], "asked": s.asked,
              "answered": s.answered, "average": str(s.average) if s.average is not None else None,
              "ratings": {str(k): v for k, v in s.counts.items()},

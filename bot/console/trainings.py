@@ -22,7 +22,6 @@ from bot.console.site import Site
 from messages.qrcodes import qr_png
 from messages.render import t
 from models import audiences, audit, feedback, trainings
-from models.contests import contest_by_id
 from models.errors import DataError
 from models.partners import partner_labels
 from models.rules import SEGMENT_KEYS, segment_of
@@ -140,14 +139,7 @@ def routes(site: Site) -> list[Route]:
     async def feedback_page(request: Request, admin: SignedIn) -> Response:
         def read(session: Session) -> dict[str, Any]:
             summaries = feedback.report(session)
-            titles: dict[tuple[str, int], str] = {}
-            for s in summaries:
-                if s.subject == "training":
-                    item = trainings.training_by_id(session, training_id=s.subject_id)
-                    titles[(s.subject, s.subject_id)] = item.title if item else ""
-                else:
-                    contest = contest_by_id(session, contest_id=s.subject_id)
-                    titles[(s.subject, s.subject_id)] = contest.name if contest else ""
+            titles = feedback.subject_titles(session, summaries=summaries)
             ids = {c["partner_id"] for s in summaries for c in s.comments}
             return {"summaries": summaries, "titles": titles, "who": partner_labels(session, ids=ids)}
 

@@ -1,5 +1,5 @@
-"""The admin console over real HTTP: the app under uvicorn, sign-in links from `mianzi admin link`,
-and Debian's Chromium driven by Playwright (never a browser Playwright downloads).
+"""The admin console over real HTTP: the app under uvicorn, sign-in links from `mianzi admin link`
+(the browser is in `tests.support.browser`).
 
 `signed_in(client, code)` opens a console session the way an admin does (the link, then its
 button) and returns the session's CSRF token, read from the page as a browser would.
@@ -8,17 +8,12 @@ button) and returns the session's CSRF token, read from the page as a browser wo
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.support.cli_runner import mianzi
 
-CHROMIUM = Path("/usr/bin/chromium")
-# As this machine's probe starts it: headless, no sandbox (root), no calls out of a closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PUBLIC_URL = "http://console.test"  # what links are built on; tests keep only their path and query
 
 

@@ -6,10 +6,8 @@ Screenshots of each page go to `.test-artifacts/` (1280 wide; the board at 1920Ã
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,12 +20,12 @@ from models.db import session_scope
 from models.tables import Contest, Outbox, Partner, TeamChat
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.browser import ARTIFACTS
 from tests.support.builders import SH
 from tests.support.console import ask, bound
 from tests.support.console_web import link_path
 
 TOKEN = "api-token-0123456789"
-SHOTS = Path(os.environ.get("MIANZI_TEST_ARTIFACTS", ".test-artifacts"))
 
 
 def day(offset: int) -> str:
@@ -35,8 +33,8 @@ def day(offset: int) -> str:
 
 
 def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"contests-{name}.png"), full_page=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"contests-{name}.png"), full_page=True)
 
 
 @pytest.fixture

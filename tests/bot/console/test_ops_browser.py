@@ -12,7 +12,6 @@ import itertools
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,11 +26,11 @@ from models.db import session_scope
 from models.tables import ChatIdentity, Outbox, Partner
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.browser import ARTIFACTS, tab
 from tests.support.console_web import link_path
 from tests.support.delivery import drain
 from tests.support.fake_telegram import SECRET, WEBHOOK, FakeBotApi, bot_api
 
-ARTIFACTS = Path(".test-artifacts")
 CHATS = {"P1": 8100001, "CAP": 8100002, "W1": 8100003}
 _updates = itertools.count(770_001)
 
@@ -65,16 +64,8 @@ def bound(engine: Engine, admins: None) -> None:
 
 @pytest.fixture
 def page(browser: Browser, site: httpx.Client, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(base_url=str(site.base_url), viewport={"width": 1280, "height": 900},
-                                  locale="zh-CN")
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    yield tab
-    failed = getattr(request.node, "report_call", None)
-    if failed is not None and failed.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
+    with tab(browser, str(site.base_url), request, viewport={"width": 1280, "height": 900}) as opened:
+        yield opened
 
 
 def sign_in(page: Page) -> None:

@@ -3,14 +3,13 @@ partners bound on Telegram, WeChat and WeCom, and the app over HTTP against fake
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine, select
 
 from bot.settings import Settings
@@ -19,8 +18,8 @@ from models.db import session_scope
 from models.tables import ChatIdentity, Partner, PointsEntry
 from models.values import utcnow
 from tests.support import builders as b
+from tests.support.browser import tab
 from tests.support.builders import SH
-from tests.support.console_web import CHROMIUM, CHROMIUM_ARGS
 from tests.support.fake_telegram import FakeBotApi, bot_api, settings_for
 from tests.support.fake_wechat import FakeWeixin, weixin_api
 from tests.support.live_app import live_app
@@ -111,38 +110,12 @@ def site(db_url: str, program: dict[str, int], telegram: FakeBotApi, weixin: Fak
 
 # --- the browser ----------------------------------------------------------------------------------
 
-ARTIFACTS = Path(os.environ.get("MIANZI_TEST_ARTIFACTS", ".test-artifacts"))
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    setattr(item, f"report_{report.when}", report)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium under Playwright, one per module (see tests/bot/console/conftest.py)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def phone(browser: Browser, site: httpx.Client, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A phone-sized browser profile on the live app; a screenshot in `.test-artifacts/` on failure."""
-    context = browser.new_context(base_url=str(site.base_url), viewport=PHONE, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True, locale="zh-CN")
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    yield tab
-    failed = getattr(request.node, "report_call", None)
-    if failed is not None and failed.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
+    """A phone-sized browser profile on the live app."""
+    with tab(browser, str(site.base_url), request, viewport=PHONE, device_scale_factor=2, is_mobile=True,
+             has_touch=True) as opened:
+        yield opened

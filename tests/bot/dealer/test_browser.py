@@ -17,7 +17,8 @@ from models import prospects, standings
 from models.db import session_scope
 from models.tables import Contest
 from models.values import utcnow
-from tests.bot.dealer.conftest import API_TOKEN, ARTIFACTS, SALES, STRANGER, TG
+from tests.bot.dealer.conftest import API_TOKEN, SALES, STRANGER, TG
+from tests.support.browser import ARTIFACTS
 from tests.support.dealer_web import init_data
 
 
