@@ -1,4 +1,4 @@
-"""The dashboard: the program at a glance (`models.dashboard`'s figures, in one read)."""
+"""The dashboard: the program at a glance (`models.dashboard`'s figures, its blocks read side by side)."""
 
 from __future__ import annotations
 
