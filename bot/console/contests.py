@@ -172,6 +172,10 @@ def routes(site: Site) -> list[Route]:
         raw = str(request.path_params.get("contest", ""))
         return int(raw) if raw.isdigit() and len(raw) < 10 else None
 
+    def find(session: Session, ident: int | None) -> Contest | None:
+        """The contest of a page's id, or None for a missing or malformed one (both answer `no_contest`)."""
+        return contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+
     async def listing(request: Request, admin: SignedIn) -> Response:
         def read(session: Session) -> dict[str, Any]:
             now = utcnow()
@@ -226,7 +230,7 @@ def routes(site: Site) -> list[Route]:
         ident = int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
         def read(session: Session) -> dict[str, Any]:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             return _preview(session, contest, form)
 
         found = await site.run(read)
@@ -257,7 +261,7 @@ def routes(site: Site) -> list[Route]:
         chosen = _line_filter(request)
 
         def read(session: Session) -> dict[str, Any] | None:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return None
             now = utcnow()
@@ -301,7 +305,7 @@ def routes(site: Site) -> list[Route]:
         ident = contest_id(request)
 
         def read(session: Session) -> Response:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return no_contest(request, admin)
             state = contest_ops.status(contest)
@@ -317,7 +321,7 @@ def routes(site: Site) -> list[Route]:
         form = await request.form()
 
         def change(session: Session) -> Response:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return no_contest(request, admin)
             try:
@@ -327,7 +331,7 @@ def routes(site: Site) -> list[Route]:
                 session.rollback()
                 if exc.key in ("error.edit_closed", "error.contest_cancelled", "error.edit_running"):
                     return refuse(request, admin, exc)
-                contest = contest_ops.contest_by_id(session, contest_id=ident)  # type: ignore[arg-type]
+                contest = find(session, ident)
                 assert contest is not None
                 return form_page(request, admin, session, contest=contest, status=400,
                                  values=_refill(form, contest, settings.timezone),
@@ -344,7 +348,7 @@ def routes(site: Site) -> list[Route]:
         announce = form.get("announce") == "1"
 
         def change(session: Session) -> Response:
-            if ident is None or contest_ops.contest_by_id(session, contest_id=ident) is None:
+            if find(session, ident) is None:
                 return no_contest(request, admin)
             try:
                 done, queued = changing.cancel(session, ident, by=admin.code, now=utcnow(), announce=announce)
@@ -361,7 +365,7 @@ def routes(site: Site) -> list[Route]:
         ident = contest_id(request)
 
         def read(session: Session) -> Response:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return no_contest(request, admin)
             refused = _not_closable(contest)
@@ -383,7 +387,7 @@ def routes(site: Site) -> list[Route]:
         ident = contest_id(request)
 
         def check(session: Session) -> Response | None:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return no_contest(request, admin)
             refused = _not_closable(contest)
@@ -410,7 +414,7 @@ def routes(site: Site) -> list[Route]:
         paging = Paging.of(request)
 
         def read(session: Session) -> dict[str, Any] | DataError | None:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return None
             try:
@@ -440,7 +444,7 @@ def routes(site: Site) -> list[Route]:
         locale = pages.locale(admin)
 
         def make(session: Session) -> tuple[bytes, str] | DataError | None:
-            if ident is None or contest_ops.contest_by_id(session, contest_id=ident) is None:
+            if find(session, ident) is None:
                 return None
             try:
                 done = finance.results(session, contest_id=ident)
@@ -466,7 +470,7 @@ def routes(site: Site) -> list[Route]:
         ident = contest_id(request)
 
         def change(session: Session) -> Response:
-            contest = contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
+            contest = find(session, ident)
             if contest is None:
                 return no_contest(request, admin)
             if contest.cancelled_at is not None:
