@@ -29,7 +29,7 @@ def broadcast(text: str = typer.Argument(..., help="the announcement"),
         seg = parse_seg(segment, allow_role=True, allow_platform=True)
         with database(settings) as session:
             item, _count = broadcasts.draft(session, text, seg, None, send_at, now)
-            item = broadcasts.confirm(session, item.id, now)  # type: ignore[arg-type]
+            item = broadcasts.confirm(session, item.id, now)
     if json_out:
         print_json({"id": item.id, "recipients": item.recipients, "send_at": item.send_at.isoformat()})
         return

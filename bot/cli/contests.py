@@ -157,7 +157,7 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
     doc["changes"] = changes
     doc["standings"] = [line_json(line, contest, partners, teams, loc) for line in lines if line.kind != "member"]
     if contest.scope == "team":
-        by_team: dict[int, list] = {}
+        by_team: dict[int | None, list[dict[str, Any]]] = {}
         for line in lines:
             if line.kind == "member":
                 by_team.setdefault(line.team_id, []).append(line_json(line, contest, partners, teams, loc))
@@ -169,7 +169,7 @@ def contests_show(contest_id: int = typer.Argument(..., metavar="ID"),
     _print_standings(contest, doc, [x for x in lines if x.kind != "member"], limit, loc)
 
 
-def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str) -> dict[str, Any]:
+def line_json(line: Any, contest: Contest, partners: dict[int, str], teams: dict[int, str], loc: str) -> dict[str, Any]:
 
     from messages.render import reason_text
     doc: dict[str, Any] = {}
@@ -184,7 +184,7 @@ def line_json(line: Any, contest: Contest, partners: dict, teams: dict, loc: str
     return doc
 
 
-def _print_standings(contest: Contest, doc: dict[str, Any], lines: list, limit: int, loc: str) -> None:
+def _print_standings(contest: Contest, doc: dict[str, Any], lines: list[Any], limit: int, loc: str) -> None:
     from rich.table import Table
 
     from messages.render import score_text, t

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bot.cli.common import JsonOption, _locale, database, json_or_empty, out
@@ -23,6 +25,7 @@ def feedback_report(json_out: JsonOption = False) -> None:
         summaries = feedback.report(session)
         partners = partner_codes(session=session)
         titles = feedback.subject_titles(session, summaries=summaries)
+    docs: list[dict[str, Any]]
     docs = [{"subject": s.subject, "id": s.subject_id, "title": titles[(s.subject, s.subject_id)], "asked": s.asked,
              "answered": s.answered, "average": str(s.average) if s.average is not None else None,
              "ratings": {str(k): v for k, v in s.counts.items()},

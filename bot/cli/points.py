@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bot.cli.common import JsonOption, _locale, database, out, print_json, time_column, when
@@ -25,7 +27,7 @@ def points_adjust(partner: str = typer.Argument(..., metavar="PARTNER"),
     now = utcnow()
     with database() as session:
         who = contest_ops.partner_by_code(session, partner)
-        entry, balance = adjust(session, who.id, points.parse_amount(amount), reason, by=None, now=now)  # type: ignore[arg-type]
+        entry, balance = adjust(session, who.id, points.parse_amount(amount), reason, by=None, now=now)
     if json_out:
         print_json({"partner": partner, "amount": entry.amount, "balance": balance, "entry": entry.id})
         return
@@ -46,8 +48,9 @@ def points_show(partner: str = typer.Argument(..., metavar="PARTNER"),
     loc = _locale()
     with database() as session:
         who = contest_ops.partner_by_code(session, partner)
-        balance = points.balance(session, who.id)  # type: ignore[arg-type]
-        rows = points.entries(session, who.id, limit)  # type: ignore[arg-type]
+        balance = points.balance(session, who.id)
+        rows = points.entries(session, who.id, limit)
+    docs: list[dict[str, Any]]
     docs = [{"id": e.id, "kind": e.kind, "amount": e.amount, "reason": e.reason, "source_key": e.source_key,
              "created_at": e.created_at.isoformat()} for e in rows]
     if json_out:

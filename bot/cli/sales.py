@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -40,7 +41,7 @@ def sales_void(sale_id: str = typer.Argument(..., metavar="ID", help="the sale's
     with database() as session:
         reversal = void(session, sale_id, reason=reason, now=utcnow())
         refresh_dirty(session)
-        doc = {"id": reversal.ext_id, "reverses": sale_id, "amount_fen": reversal.amount_fen}
+        doc: dict[str, Any] = {"id": reversal.ext_id, "reverses": sale_id, "amount_fen": reversal.amount_fen}
     if json_out:
         print_json(doc)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bot.cli.common import (
@@ -65,6 +67,7 @@ def trainings_list(json_out: JsonOption = False) -> None:
     with database() as session:
         rows = trainings.all_trainings(session=session)
         counts = trainings.signup_counts(session=session)
+    docs: list[dict[str, Any]]
     docs = [{"id": x.id, "title": x.title, "start": x.start_at.isoformat(), "end": trainings.end_at(x).isoformat(),
              "place": x.place, "segment": x.segment, "points": x.points, "code": x.checkin_code,
              "joined": counts.get(x.id, (0, 0))[0], "attended": counts.get(x.id, (0, 0))[1]} for x in rows]
@@ -91,6 +94,7 @@ def trainings_attendance(training_id: int = typer.Argument(..., metavar="ID"),
         if item is None:
             fail("training.unknown", value=training_id)
         rows = trainings.attendance(session, training_id)
+    people: list[dict[str, Any]]
     people = [{"partner": p.code, "name": p.name, "joined_at": None if s.walk_in else s.joined_at.isoformat(),
                "walk_in": s.walk_in, "attended_at": s.attended_at.isoformat() if s.attended_at else None,
                "points": item.points if s.attended_at else 0} for s, p in rows]

@@ -233,7 +233,7 @@ def _preview(session: Session, item: Broadcast, site: Site) -> dict[str, Any]:
     template = bool(settings.wechat_template_id)
     by: dict[str, int] = {}
     wechat = {"custom": 0, "template": 0, "none": 0}
-    listed = []
+    listed: list[dict[str, Any]] = []
     for p in people:
         by[p.platform] = by.get(p.platform, 0) + 1
         way = "text"

@@ -87,11 +87,11 @@ def options_of(form: FormData) -> dict[str, Any]:
     if "tiers" in form:
         tiers = []
         for i in range(TIER_ROWS):
-            name, threshold = text(f"tier_name_{i}"), text(f"tier_threshold_{i}")
-            if not name and not threshold:
+            tier_name, threshold = text(f"tier_name_{i}"), text(f"tier_threshold_{i}")
+            if not tier_name and not threshold:
                 continue
-            points, rebate = text(f"tier_points_{i}") or "0", text(f"tier_rebate_{i}")
-            tiers.append(f"{name}={threshold}:{points}" + (f":{rebate}" if rebate else ""))
+            tier_points, rebate = text(f"tier_points_{i}") or "0", text(f"tier_rebate_{i}")
+            tiers.append(f"{tier_name}={threshold}:{tier_points}" + (f":{rebate}" if rebate else ""))
         given["tiers"] = ",".join(tiers)
     if "featured_field" in form:
         given["featured"] = form.get("featured") == "1"
@@ -148,8 +148,8 @@ def _transient(spec: contest_ops.ContestSpec) -> Contest:
 def rules_texts(contest: Contest, now: datetime) -> dict[str, str]:
     """The rules as `比赛` / `/contests` shows them in chat, in each language (the same template)."""
     info = views.contest_info(contest, now)
-    if contest.id is None:
-        info["id"] = "…"
+    if contest.id is None:  # a preview's unsaved contest (the column's type says int: every row read has one)
+        info["id"] = "…"  # type: ignore[unreachable]
     return {locale: render("contests", locale, contests=[info]) for locale in LOCALES}
 
 
@@ -348,14 +348,15 @@ def routes(site: Site) -> list[Route]:
         announce = form.get("announce") == "1"
 
         def change(session: Session) -> Response:
-            if find(session, ident) is None:
+            contest = find(session, ident)
+            if contest is None:
                 return no_contest(request, admin)
             try:
-                done, queued = changing.cancel(session, ident, by=admin.code, now=utcnow(), announce=announce)
+                done, queued = changing.cancel(session, contest.id, by=admin.code, now=utcnow(), announce=announce)
             except DataError as exc:
                 session.rollback()
                 return refuse(request, admin, exc)
-            audit_record(session, admin, "contest.cancel", ident,
+            audit_record(session, admin, "contest.cancel", contest.id,
                          {"contests.name": done.contest.name, "contests.queued": queued})
             return RedirectResponse(f"{MOUNT}/contests/{ident}?done=cancelled&queued={queued}", status_code=303)
 
@@ -444,10 +445,11 @@ def routes(site: Site) -> list[Route]:
         locale = pages.locale(admin)
 
         def make(session: Session) -> tuple[bytes, str] | DataError | None:
-            if find(session, ident) is None:
+            contest = find(session, ident)
+            if contest is None:
                 return None
             try:
-                done = finance.results(session, contest_id=ident)
+                done = finance.results(session, contest_id=contest.id)
             except DataError as exc:
                 return exc
             with tempfile.TemporaryDirectory(prefix="mianzi-results-") as tmp:

@@ -59,7 +59,8 @@ class Filter:
         return cls(values)
 
     def selection(self) -> Selection:
-        segment = {k: self.values[k] for k in ("team", "region", "city_tier", "role") if k in self.values}
+        keys = ("team", "region", "city_tier", "role")
+        segment: dict[str, str] = {k: self.values[k] for k in keys if k in self.values}
         return Selection(segment=segment or None, unbound=self.values.get("bound") == "no",
                          bound=self.values.get("bound") == "yes", text=self.values.get("q"))
 

@@ -89,7 +89,7 @@ def build(session: Session, tz: ZoneInfo, now: datetime | None = None, seed: int
         end_at=datetime.combine(month_start, datetime.min.time(), tzinfo=tz),
         prizes=parse_prizes("1=1000,2=600,3=300"), tiers=parse_tiers("铜牌=50000:50,银牌=100000:150", "revenue")),
         now=now)
-    contests.close(session, previous.id, now)  # type: ignore[arg-type]
+    contests.close(session, previous.id, now)
 
     start = datetime.combine(month_start, datetime.min.time(), tzinfo=tz)
     end = datetime.combine(next_month, datetime.min.time(), tzinfo=tz)
@@ -102,4 +102,4 @@ def build(session: Session, tz: ZoneInfo, now: datetime | None = None, seed: int
         name=f"{month_start.month}月团队达成率竞赛", metric="attainment", scope="team", team_score="avg",
         start_at=start, end_at=end, timezone=tz.key, prizes=parse_prizes("1=500,2=300,3=100"),
         min_satisfaction=parse_score("3", "satisfaction"), top_n=6, recur="monthly"), now=now)
-    return {"champion": champion.id, "teams": teams.id}  # type: ignore[dict-item]
+    return {"champion": champion.id, "teams": teams.id}

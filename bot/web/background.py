@@ -23,7 +23,7 @@ class Background:
         self.worker: DeliveryWorker | None = None
         self.runner: SchedulerRunner | None = None
         self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         senders = push_senders(self.settings, self.engine)
