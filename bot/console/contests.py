@@ -176,6 +176,16 @@ def routes(site: Site) -> list[Route]:
         """The contest of a page's id, or None for a missing or malformed one (both answer `no_contest`)."""
         return contest_ops.contest_by_id(session, contest_id=ident) if ident is not None else None
 
+    def results_of(session: Session, ident: int | None) -> tuple[Contest, finance.Results] | DataError | None:
+        """A contest's frozen results, the refusal of a contest without them (not closed yet), or None."""
+        contest = find(session, ident)
+        if contest is None:
+            return None
+        try:
+            return contest, finance.results(session, contest_id=contest.id)
+        except DataError as exc:
+            return exc
+
     async def listing(request: Request, admin: SignedIn) -> Response:
         def read(session: Session) -> dict[str, Any]:
             now = utcnow()
@@ -415,13 +425,10 @@ def routes(site: Site) -> list[Route]:
         paging = Paging.of(request)
 
         def read(session: Session) -> dict[str, Any] | DataError | None:
-            contest = find(session, ident)
-            if contest is None:
-                return None
-            try:
-                done = finance.results(session, contest_id=contest.id)
-            except DataError as exc:
-                return exc
+            found = results_of(session, ident)
+            if found is None or isinstance(found, DataError):
+                return found
+            contest, done = found
             shown = done.lines[paging.offset:paging.offset + paging.size]
             return {"c": contest, "done": done, "shown": shown, "late": contest_ops.late_sales(session, contest),
                     "late_corrections": corrections.late_corrections(session, contest),
@@ -445,13 +452,10 @@ def routes(site: Site) -> list[Route]:
         locale = pages.locale(admin)
 
         def make(session: Session) -> tuple[bytes, str] | DataError | None:
-            contest = find(session, ident)
-            if contest is None:
-                return None
-            try:
-                done = finance.results(session, contest_id=contest.id)
-            except DataError as exc:
-                return exc
+            found = results_of(session, ident)
+            if found is None or isinstance(found, DataError):
+                return found
+            _contest, done = found
             with tempfile.TemporaryDirectory(prefix="mianzi-results-") as tmp:
                 path = Path(tmp) / f"results{suffix}"
                 results_sheet.write(done, path, locale)  # the file `mianzi contests results --out` writes

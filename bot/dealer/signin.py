@@ -113,15 +113,21 @@ def routes(site: Site) -> list[Route]:
         with session_scope(site.engine) as session:
             return inbound_seen.claim(session.connection(), platform=STATE_CLAIMS, key=key, seen_at=utcnow())
 
-    async def wechat_back(request: Request) -> Response:
-        redirect = callback_url("wechat")
-        if redirect is None or not settings.sends("wechat"):
+    async def returned_code(request: Request, platform: str) -> str | Response:
+        """The OAuth code the app sent the dealer back with, or the page that refuses the return:
+        the app not set up here, a state not ours (or used before), no code."""
+        if callback_url(platform) is None or not settings.sends(platform):
             return pages.message(request, "off", status=404)
-        code = request.query_params.get("code", "")
         if not await run_in_threadpool(claim_state, request):
             return pages.message(request, "bad_state", status=403)
-        if not code:
-            return pages.message(request, "bad_signin", status=403)
+        code = request.query_params.get("code", "")
+        return code or pages.message(request, "bad_signin", status=403)
+
+    async def wechat_back(request: Request) -> Response:
+        code, redirect = await returned_code(request, "wechat"), callback_url("wechat")
+        if isinstance(code, Response):
+            return code
+        assert redirect is not None  # without a public URL returned_code answered "off"
         try:
             openid = await run_in_threadpool(lambda: oauth.wechat_openid(settings, code=code, redirect_uri=redirect))
         except oauth.CodeRefused as exc:
@@ -130,13 +136,9 @@ def routes(site: Site) -> list[Route]:
         return await signed_in(request, Platform.WECHAT, openid, None)
 
     async def wecom_back(request: Request) -> Response:
-        if callback_url("wecom") is None or not settings.sends("wecom"):
-            return pages.message(request, "off", status=404)
-        code = request.query_params.get("code", "")
-        if not await run_in_threadpool(claim_state, request):
-            return pages.message(request, "bad_state", status=403)
-        if not code:
-            return pages.message(request, "bad_signin", status=403)
+        code = await returned_code(request, "wecom")
+        if isinstance(code, Response):
+            return code
         api = wecom_api(settings, site.engine, connections=1)  # the pushes' shared token (a sign-in is rare)
         try:
             token = await api.token()
