@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from bot.settings import Settings
 from handlers.onboarding import Batch, InviteLine, issue
@@ -35,14 +37,20 @@ class InviteRun:
 
 
 def invite(settings: Settings, engine: Engine, selection: Selection, *, out: Path | None = None,
-           posters: Path | None = None, now: datetime | None = None) -> InviteRun:
-    """Issue the invites of `selection`, make their QR codes, write the sheet and the posters."""
+           posters: Path | None = None, now: datetime | None = None,
+           audit: Callable[[Session, Batch], None] | None = None) -> InviteRun:
+    """Issue the invites of `selection`, make their QR codes, write the sheet and the posters.
+
+    `audit` writes the caller's record of the run in the same transaction as the invites it issued
+    (the console's audit log), so there is never one without the other."""
     from bot.channels.wechat import qrcode
 
     now = now or utcnow()
     font = _check(settings, out, posters)
     with session_scope(engine) as session:
         batch = issue(session, selection, settings.invite_ttl_days, settings.telegram_bot_username, now)
+        if audit is not None:
+            audit(session, batch)
     run = InviteRun(batch, qrcode.configured(settings))
     if run.wechat:
         wanted = bool(posters) or (out is not None and out.suffix.lower() == ".xlsx")

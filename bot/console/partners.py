@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from bot.console import MOUNT
 from bot.console.paging import Paging
 from bot.console.site import Site
 from bot.onboarding import invite
-from handlers.onboarding import profile
+from handlers.onboarding import Batch, profile
 from models import audit, results, roster
 from models.errors import DataError
 from models.identities import unbind
@@ -133,16 +134,16 @@ def routes(site: Site) -> list[Route]:
         form = await request.form()
         chosen = Filter.of(form)
         posters = form.get("what") == "posters"
+
+        def record(session: Session, batch: Batch) -> None:
+            audit.record(session, partner_id=admin.partner_id, action="posters" if posters else "invites",
+                         now=utcnow(), object_kind="invites", object_ref=str(len(batch.lines)),
+                         details=chosen.values)
+
         try:
-            body, name, count = await run_in_threadpool(_invite_file, site, chosen.invite_selection(), posters)
+            body, name = await run_in_threadpool(_invite_file, site, chosen.invite_selection(), posters, record)
         except DataError as exc:
             return pages.message(request, "invite_failed", status=400, admin=admin, reason=exc.key, **exc.params)
-
-        def record(session: Session) -> None:
-            audit.record(session, partner_id=admin.partner_id, action="posters" if posters else "invites",
-                         now=utcnow(), object_kind="invites", object_ref=str(count), details=chosen.values)
-
-        await site.run(record)
         kind = "application/zip" if posters else \
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         return Response(body, media_type=kind, headers={"Content-Disposition": f'attachment; filename="{name}"',
@@ -154,18 +155,20 @@ def routes(site: Site) -> list[Route]:
             Route("/partners/{code}/unbind", site.access.page(unbind_account), methods=["POST"])]
 
 
-def _invite_file(site: Site, selection: Selection, posters: bool) -> tuple[bytes, str, int]:
-    """Issue the invites and make the file to download: the sheet (.xlsx), or the posters in a zip."""
+def _invite_file(site: Site, selection: Selection, posters: bool,
+                 record: Callable[[Session, Batch], None]) -> tuple[bytes, str]:
+    """Issue the invites (audited by `record` in their transaction) and make the file to download:
+    the sheet (.xlsx), or the posters in a zip."""
     stamp = utcnow().strftime("%Y%m%d-%H%M")
     with tempfile.TemporaryDirectory(prefix="mianzi-invites-") as tmp:
         folder = Path(tmp)
         if posters:
-            run = invite(site.settings, site.engine, selection, posters=folder / "posters")
+            run = invite(site.settings, site.engine, selection, posters=folder / "posters", audit=record)
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in run.posters:
                     archive.write(path, path.name)
-            return buffer.getvalue(), f"invite-posters-{stamp}.zip", len(run.batch.lines)
-        run = invite(site.settings, site.engine, selection, out=folder / "invites.xlsx")
+            return buffer.getvalue(), f"invite-posters-{stamp}.zip"
+        run = invite(site.settings, site.engine, selection, out=folder / "invites.xlsx", audit=record)
         assert run.out is not None
-        return run.out.read_bytes(), f"invites-{stamp}.xlsx", len(run.batch.lines)
+        return run.out.read_bytes(), f"invites-{stamp}.xlsx"

@@ -151,6 +151,9 @@ def test_download_the_invite_sheet_of_the_filtered_list(page: Page, engine: Engi
     codes = {r[0] for r in rows[1:] if r and r[0]}
     assert codes == {"W1", "W2"}
     assert scalar(engine, select(func.count()).select_from(Invite)) == 2
+    # the audit entry went in with the invites it records (one transaction)
+    entry = scalar(engine, select(AuditEntry.object_ref).where(AuditEntry.action == "invites"))
+    assert entry == 2  # object_ref "2", read through scalar()
 
 
 def test_the_console_reads_on_a_phone(browser: object, site: httpx.Client, program: None) -> None:
