@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import DateTime, Integer, String, and_, bindparam, cast, delete, func, insert, literal, null, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from models import standings
-from models.db import read, rowcount, table_of
+from models.db import json_object, read, rowcount, table_of
 from models.errors import DataError
 from models.rows import ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
@@ -151,13 +152,11 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(sales_at_close=_period_sales(contest_id)))
     results = _freeze(session, contest_id)
-    ledger = _prize_entries(session, contest, now)
-    if ledger:
-        session.execute(table_of(PointsEntry).insert(), ledger)
+    paid = _prize_entries(session, contest, now)
     session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))  # frozen now: the cache goes
     follow_up = _roll(session, contest, now)
     session.flush()
-    return Closed(contest, results, len(ledger), follow_up)
+    return Closed(contest, results, paid, follow_up)
 
 
 _LINE_COLUMNS = ("contest_id", "kind", "partner_id", "team_id", "score", "reached_at", "eligible", "reason", "rank",
@@ -174,28 +173,35 @@ def _freeze(session: Session, contest_id: int) -> int:
                                .where(col(ContestResult.contest_id) == contest_id)).scalar_one())
 
 
-def _prize_entries(session: Session, contest: Contest, now: datetime) -> list[dict[str, Any]]:
-    """Ledger rows for every prize; in a team contest each counted member receives the team's prize."""
-    r = ContestResult
-    lines = session.execute(select(col(r.kind), col(r.partner_id), col(r.team_id), col(r.rank), col(r.tier),
-                                   col(r.prize_points), col(r.eligible))
-                            .where(col(r.contest_id) == contest.id,
-                                   ((col(r.kind) != "member") & (col(r.prize_points) > 0))
-                                   | ((col(r.kind) == "member") & col(r.eligible).is_(True)))).all()
-    team_prizes = {line.team_id: line for line in lines if line.kind == "team"}
-    rows = []
-    for line in lines:
-        if line.kind == "partner":
-            winner = line
-        elif line.kind == "member" and line.team_id in team_prizes:
-            winner = team_prizes[line.team_id]
-        else:
-            continue
-        rows.append({"partner_id": line.partner_id, "kind": "earned", "amount": winner.prize_points,
-                     "reason": {"code": "points.contest_prize", "contest_id": contest.id, "rank": winner.rank,
-                                "tier": winner.tier, "team_id": line.team_id if line.kind == "member" else None},
-                     "source_key": f"contest:{contest.id}:partner:{line.partner_id}", "created_at": now})
-    return rows
+def _prize_entries(session: Session, contest: Contest, now: datetime) -> int:
+    """A ledger entry for every prize, written inside the database from the frozen results (no
+    round trip per line): a partner line with prize points is paid its own; in a team contest each
+    counted (eligible) member of a team with prize points receives the team's prize. Returns how
+    many entries were written."""
+    line, team = aliased(ContestResult), aliased(ContestResult)
+    own = (select(col(line.partner_id), col(line.prize_points), col(line.rank), col(line.tier),
+                  cast(null(), Integer).label("team_id"))
+           .where(col(line.contest_id) == contest.id, col(line.kind) == "partner", col(line.prize_points) > 0))
+    shared = (select(col(line.partner_id), col(team.prize_points), col(team.rank), col(team.tier), col(line.team_id))
+              .join(team, and_(col(team.contest_id) == line.contest_id, col(team.kind) == "team",
+                               col(team.team_id) == line.team_id))
+              .where(col(line.contest_id) == contest.id, col(line.kind) == "member", col(line.eligible).is_(True),
+                     col(team.prize_points) > 0))
+    written = 0
+    for source in (own, shared):
+        won = source.subquery()
+        rows = select(
+            won.c.partner_id, literal("earned"), won.c.prize_points,
+            json_object(("code", literal("points.contest_prize")), ("contest_id", literal(contest.id)),
+                        ("rank", won.c.rank), ("tier", won.c.tier), ("team_id", won.c.team_id)),
+            literal(f"contest:{contest.id}:partner:") + cast(won.c.partner_id, String),
+            literal(now, DateTime()))
+        count = int(session.execute(select(func.count()).select_from(won)).scalar_one())
+        if count:
+            session.execute(insert(table_of(PointsEntry)).from_select(
+                ["partner_id", "kind", "amount", "reason", "source_key", "created_at"], rows))
+        written += count
+    return written
 
 
 def _roll(session: Session, contest: Contest, now: datetime) -> Contest | None:
