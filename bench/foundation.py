@@ -7,6 +7,10 @@ Run by hand, never in CI:
     python bench/foundation.py --wait-quiet 300    # on a shared machine: wait for a quiet CPU per step
     python bench/foundation.py --only sqlite3,sales  # just these steps, on a copy of the database as it
                                                      # was after `partners` (kept from an earlier run)
+    python bench/foundation.py --only sqlite3,cli,sales,refresh,close --against /tmp/old
+                                  # `cli` and `close` also run by the code of another checkout (the anchor
+                                  # of the same run: `git worktree add --detach /tmp/old <commit>`), each
+                                  # on an identical copy of the database, and the ratio printed
 
 The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
 starts from a fresh database file in the output directory, and each step runs in its own
@@ -24,6 +28,9 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
   redis      the anchor of lookups and top10: the same scores in a Redis sorted set (127.0.0.1:6379,
              redis-py), N times ZREVRANK + ZSCORE + ZREVRANGE of the place above, and ZREVRANGE 0 9
+  cli        `mianzi sales import sales.csv` as a user runs it (its own process: start-up, import and
+             standings refresh, committed), timed whole, into a copy of the database as it was after
+             `partners`; printed beside the sqlite3 `.import` of the same file and the ratio
   close      contests.close: freeze every result and write the prize ledger, committed
   sales_xlsx `sales import` of the same sales as an Excel sheet (sales.xlsx: typed cells, as Excel
              saves them; written once from sales.csv with openpyxl and kept), into a copy of the
@@ -60,14 +67,17 @@ TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
 CLOSE_AT = "2026-12-01T00:00:00"
 LOAD_WARN = 1.0  # a 1-min load average above this (on 2 cores) before a step is reported
 
-STEPS = ("baseline", "setup", "partners", "sqlite3", "sales", "refresh", "lookups", "top10", "redis", "close",
-         "sales_xlsx")
+STEPS = ("baseline", "setup", "partners", "sqlite3", "cli", "sales", "refresh", "lookups", "top10", "redis",
+         "close", "sales_xlsx")
+AGAINST_STEPS = ("cli", "close")  # the steps `--against DIR` also runs with DIR's code
 
 # Targets of the issue (seconds); rows/s for the import.
 TARGET_IMPORT_ROWS_S = 100_000
 TARGET_LOOKUP_P99 = 0.005
 TARGET_TOP_P99 = 0.005
 TARGET_CLOSE = 5.0
+TARGET_CLI_RATIO = 3.0  # the whole `sales import` command at most 3× the time of sqlite3 `.import`
+TARGET_CLOSE_RATIO = 0.5  # the close at most half the time of the `--against` checkout's
 
 
 # --- steps (run in a child process) --------------------------------------------------------------
@@ -387,13 +397,14 @@ def run_step(a: argparse.Namespace) -> None:
 # the exec, so the parent never holds data) ------------------------------------------------------------
 
 
-def _measure(cmd: list[str], cwd: Path | None = None) -> tuple[dict, float, int | None, float]:
+def _measure(cmd: list[str], cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> tuple[dict, float, int | None, float]:
     """Run a command; its RESULT line (if any), wall seconds, max RSS in KiB, and CPU seconds (user + system)."""
     with tempfile.NamedTemporaryFile(prefix="maxrss", suffix=".txt", delete=False) as f:
         rss_file = Path(f.name)
     timed = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_file), *cmd] if os.path.exists(GNU_TIME) else cmd
     t0 = time.perf_counter()
-    proc = subprocess.run(timed, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(timed, cwd=cwd, stdout=subprocess.PIPE, text=True, env=env)
     wall = time.perf_counter() - t0
     rss, cpu = None, float("nan")
     try:
@@ -414,8 +425,10 @@ def _measure(cmd: list[str], cwd: Path | None = None) -> tuple[dict, float, int 
     return result, wall, rss, cpu
 
 
-def _child(a: argparse.Namespace, step: str, db: Path) -> list[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--step", step, "--db", str(db), "--data", str(a.out),
+def _child(a: argparse.Namespace, step: str, db: Path, tree: Path | None = None) -> list[str]:
+    """The command running `step` in a child process: this checkout's, or `tree`'s (`--against`)."""
+    script = tree / "bench" / "foundation.py" if tree else Path(__file__).resolve()
+    cmd = [sys.executable, str(script), "--step", step, "--db", str(db), "--data", str(a.out),
            "--lookups", str(a.lookups), "--warmup", str(a.warmup), "--seed", str(a.seed)]
     if step in a.profile_steps:
         cmd += ["--profile", str(a.out / f"profile_{step}.pstats")]
@@ -511,6 +524,31 @@ def sqlite3_import(a: argparse.Namespace) -> tuple[dict, float, int | None]:
     return {"seconds": wall, "rows": rows, "rows_per_s": rows / wall if wall else 0.0, "cpu": cpu}, wall, rss
 
 
+def _tree_env(tree: Path) -> dict[str, str]:
+    """The environment of a child running `tree`'s code: its packages first on the path (this
+    venv's editable install of the project comes after PYTHONPATH; the child's working directory
+    is never the project root)."""
+    return {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def cli_import(a: argparse.Namespace, tree: Path) -> dict:
+    """`mianzi sales import sales.csv` run by `tree`'s code, timed whole (start-up, import, standings
+    refresh, commit), into a copy of the database as it was after `partners`."""
+    db = a.out / "foundation-cli.db"
+    _restore_snapshot(a, db)
+    env = {**_tree_env(tree), "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TIMEZONE": TZ}
+    code = "import sys; from bot.cli import main; sys.argv = ['mianzi', 'sales', 'import', sys.argv[1]]; main()"
+    _result, wall, rss, cpu = _measure([sys.executable, "-c", code, str(a.out / "sales.csv")], cwd=a.out, env=env)
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT count(*) FROM sale").fetchone()[0]
+        lines = conn.execute("SELECT count(*) FROM standing").fetchone()[0]
+    _fresh(db)
+    return {"result": {"seconds": wall, "rows": rows, "lines": lines, "rows_per_s": rows / wall if wall else 0.0,
+                       "cpu": cpu, "tree": str(tree)}, "wall": wall, "rss": rss}
+
+
 def _wait_quiet(limit: float, below: float = 0.6) -> None:
     """Wait (at most `limit` seconds) until the 1-min load average falls below `below`: a shared machine."""
     deadline = time.monotonic() + limit
@@ -524,7 +562,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     db = a.out / "foundation.db"
     _fresh(db)
     steps = [s for s in STEPS if not a.only or s in a.only]
-    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3", "sales_xlsx"}:
+    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3", "sales_xlsx", "cli"}:
         _restore_snapshot(a, db)
     results: dict[str, dict] = {}
     busy = []
@@ -537,6 +575,23 @@ def orchestrate(a: argparse.Namespace) -> int:
             busy.append(f"{step} ({load:.1f})")
         if step == "sqlite3":
             res, wall, rss = sqlite3_import(a)
+        elif step == "cli":
+            if a.against:
+                old = cli_import(a, a.against)
+                results["cli_against"] = {**old["result"], "wall": old["wall"], "load_before": load,
+                                          "max_rss_mib": old["rss"] / 1024 if old["rss"] is not None else None}
+            res, wall, rss = (r := cli_import(a, HERE.parent))["result"], r["wall"], r["rss"]
+        elif step == "close" and a.against:
+            before = a.out / "foundation-before-close.db"
+            _copy_db(db, before)
+            theirs, t_wall, t_rss, t_cpu = _measure(_child(a, step, before, a.against), cwd=a.against / "bench",
+                                                     env=_tree_env(a.against))
+            results["close_against"] = {**theirs, "wall": t_wall, "cpu": t_cpu,
+                                        "max_rss_mib": t_rss / 1024 if t_rss is not None else None,
+                                        "load_before": load}
+            _fresh(before)
+            res, wall, rss, cpu = _measure(_child(a, step, db), cwd=HERE)
+            res["cpu"] = cpu
         elif step == "sales_xlsx":  # the same sales again, into the database as it was before them
             _ensure_xlsx(a)
             xdb = a.out / "foundation-xlsx.db"
@@ -557,6 +612,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     if not a.keep:
         _fresh(db)
     doc = {"machine": machine(), "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
+           "against": str(a.against) if a.against else None,
            "db_bytes": db_size, "busy": busy, "steps": results}
     results_file = a.out / ("results-only.json" if a.only else "results.json")
     results_file.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
@@ -609,6 +665,28 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         return ("`sales import` as the CLI runs it (import + refresh)",
                 f"{sales['rows'] / seconds:,.0f} rows/s ({_s(seconds)})", "", "", "")
 
+    def cli_command_rows() -> list[tuple[str, str, str, str, str]]:
+        cli, sq = st["cli"], st["sqlite3"]
+        out = [(f"`mianzi sales import` whole command ({cli['rows']:,} rows; import + refresh of "
+                f"{cli['lines']:,} lines, one process)",
+                f"{cli['rows_per_s']:,.0f} rows/s ({_s(cli['seconds'])})", "", "", _mib(cli))]
+        if "cli_against" in st:
+            old = st["cli_against"]
+            out.append((f"the same command, {Path(old['tree']).name}'s code (anchor)",
+                        f"{old['rows_per_s']:,.0f} rows/s ({_s(old['seconds'])})", "", "", _mib(old)))
+        ratio = cli["seconds"] / sq["seconds"] if sq["seconds"] else float("inf")
+        out.append(("whole command ÷ sqlite3 .import (time)", f"{ratio:.1f}×", f"≤ {TARGET_CLI_RATIO:.0f}×",
+                    ok(ratio <= TARGET_CLI_RATIO), ""))
+        return out
+
+    def close_against_rows() -> list[tuple[str, str, str, str, str]]:
+        cl, old = st["close"], st["close_against"]
+        ratio = cl["seconds"] / old["seconds"] if old["seconds"] else float("inf")
+        return [(f"close, {Path(doc['against']).name}'s code on the same database (anchor)", _s(old["seconds"]),
+                 "", "", _mib(old)),
+                ("close ÷ the anchor's close", f"{ratio:.2f}×", f"≤ {TARGET_CLOSE_RATIO}×",
+                 ok(ratio <= TARGET_CLOSE_RATIO), "")]
+
     def lookups_row() -> tuple[str, str, str, str, str]:
         lk = st["lookups"]
         return (f"one partner's rank + score + gap, {lk['n']:,} lookups",
@@ -657,6 +735,8 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         (("top10",), top_row),
         (("redis",), redis_rows),
         (("close",), close_row),
+        (("close", "close_against"), close_against_rows),
+        (("cli", "sqlite3"), cli_command_rows),
         (("sales_xlsx",), xlsx_row),
     ]
     out: list[tuple[str, str, str, str, str]] = []
@@ -720,6 +800,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default="", metavar="STEPS",
                    help=f"comma-separated steps to run ({', '.join(STEPS)}); without setup and partners, on a copy "
                    "of the database as it was after partners (saved by a run that had them, else built first)")
+    p.add_argument("--against", type=Path, metavar="DIR",
+                   help=f"also run {', '.join(AGAINST_STEPS)} with the code of the checkout DIR (an older commit): "
+                   "the anchor of the same run")
     p.add_argument("--profile-steps", default="", help="comma-separated steps to run under cProfile "
                    "(stats to stderr and bench/out/profile_STEP.pstats); timings then include the profiler")
     # internal: one step in a child process
@@ -741,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
         run_step(a)
         return 0
     a.out = a.out.resolve()
+    if a.against:
+        a.against = a.against.resolve()
     return orchestrate(a)
 
 
