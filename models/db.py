@@ -136,13 +136,14 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     names = list(rows[0])
     compiled = table.insert().compile(dialect=dialect, column_keys=names)
     keys = list(compiled.positiontup or ()) if compiled.positional else names
-    convert = [(key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys]
-    if compiled.positional:
-        params: list[Any] = [tuple(row[key] if fn is None else fn(row[key])
-                                   for key, fn in convert) for row in rows]
-    else:
-        params = [{key: row[key] if fn is None else fn(row[key]) for key, fn in convert}
-                  for row in rows]
+    values = []  # column by column: one map() per converted column, not a generator per value
+    for key in keys:
+        convert = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        column = [row[key] for row in rows]
+        values.append(column if convert is None else list(map(convert, column)))
+    params: list[Any] = list(zip(*values, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(keys, row, strict=True)) for row in params]
     conn.exec_driver_sql(str(compiled), params)
 
 

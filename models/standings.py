@@ -78,7 +78,7 @@ Participant = tuple[int, int | None, date | None]
 def participants(session: Session, contest: Contest) -> list[Participant]:
     """(partner id, team id, joined_on) of the active, non-admin partners in the contest's segment."""
     stmt = _participants(contest, col(Partner.id), col(Partner.team_id), col(Partner.joined_on))
-    return [tuple(r) for r in session.execute(stmt).all()]
+    return [tuple(r) for r in read(session, stmt).all()]  # plain rows: 100,000 of them at every rebuild
 
 
 def _participants(contest: Contest, *columns: Any) -> Any:
@@ -128,7 +128,7 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
         columns.append(reached)
     stmt = (select(*columns).where(when >= contest.start_at, when < contest.end_at).group_by(col(s.partner_id)))
     aggs: dict[int, _Agg] = {}
-    for row in session.execute(stmt):
+    for row in read(session, stmt):
         agg = _Agg()
         for name, value in zip(names, row[1:], strict=False):
             setattr(agg, name, int(value or 0))
