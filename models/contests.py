@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models import standings
-from models.db import json_object, read, rowcount, table_of
+from models.db import begin_unchecked, json_object, read, rowcount, table_of
 from models.errors import DataError
 from models.rows import ContestRow
 from models.rules import METRICS, RECURRENCES, SCOPES, TEAM_SCORES, next_period
@@ -151,6 +151,10 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
     `source_key` of every ledger entry is a second guard against double points.
     """
     now = now or utcnow()
+    # SQLite: the write lock first, and no foreign-key checks (every key written is copied from
+    # rows that hold it: results from the standings, prizes from the results); a close's last
+    # step can then drop the cache by truncating it (`_drop_standings`).
+    begin_unchecked(session.connection())
     claimed = session.execute(
         update(Contest).where(col(Contest.id) == contest_id, col(Contest.closed_at).is_(None),
                               col(Contest.cancelled_at).is_(None))
@@ -167,7 +171,7 @@ def close(session: Session, contest_id: int, now: datetime | None = None) -> Clo
                     .values(sales_at_close=_period_sales(contest_id)))
     results = _freeze(session, contest_id)
     paid = _prize_entries(session, contest, now)
-    session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))  # frozen now: the cache goes
+    _drop_standings(session, contest_id)  # frozen now: the cache goes
     follow_up = _roll(session, contest, now)
     session.flush()
     return Closed(contest, results, paid, follow_up)
@@ -185,6 +189,18 @@ def _freeze(session: Session, contest_id: int) -> int:
     # (rowcount of INSERT … SELECT is -1 with psycopg: count what was frozen)
     return int(session.execute(select(func.count()).select_from(ContestResult)
                                .where(col(ContestResult.contest_id) == contest_id)).scalar_one())
+
+
+def _drop_standings(session: Session, contest_id: int) -> None:
+    """Delete a contest's live standings. When they are all the cache holds (one open contest: the
+    usual case; two index probes tell), by a DELETE without WHERE, which SQLite runs without
+    foreign-key checks (`begin_unchecked`) by freeing the table's pages at once — its truncate
+    optimization: 0.1 s instead of 1 s for 100,000 lines taken out of six indexes."""
+    ids = session.execute(select(func.min(col(Standing.contest_id)), func.max(col(Standing.contest_id)))).one()
+    if tuple(ids) == (contest_id, contest_id):
+        session.execute(delete(Standing))
+    else:
+        session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
 
 
 def _prize_entries(session: Session, contest: Contest, now: datetime) -> int:

@@ -50,6 +50,33 @@ def foreign_keys_back_on(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
 
+def begin_unchecked(conn: Connection) -> bool:
+    """On SQLite, start the connection's transaction with the write lock taken (`BEGIN IMMEDIATE`)
+    and foreign-key checks off, if possible; whether it did.
+
+    For the bulk writes whose keys are right by construction (a sales import, a contest's close).
+    `PRAGMA foreign_keys` cannot change inside a transaction, so this only happens when the
+    caller's transaction has not written yet (and the engine is one of `make_engine`'s, whose
+    pool turns the checks back on when the connection is checked in, after the commit or
+    rollback). Everything else the caller does in the same transaction runs without the checks.
+    """
+    if conn.dialect.name != "sqlite":
+        return False
+    dbapi = conn.connection.dbapi_connection
+    if (dbapi is None or dbapi.in_transaction
+            or not event.contains(conn.engine, "checkin", foreign_keys_back_on)):
+        return False
+    cursor = dbapi.cursor()
+    try:
+        if cursor.execute("PRAGMA foreign_keys").fetchone()[0]:
+            conn.connection.info[FOREIGN_KEYS_OFF] = True
+            cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
+    return True
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""

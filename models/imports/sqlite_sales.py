@@ -11,10 +11,10 @@ from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import FOREIGN_KEYS_OFF, foreign_keys_back_on
+from models.db import begin_unchecked
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -259,29 +259,15 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
 
 
 def _begin_bulk(conn: Connection) -> bool:
-    """Start the import's transaction with foreign-key checks off, if possible; whether it did.
+    """Start the import's transaction with foreign-key checks off, if possible; whether it did
+    (`models.db.begin_unchecked`).
 
-    `PRAGMA foreign_keys` cannot change inside a transaction, so this only happens when the
-    caller's transaction has not written yet (and the engine is one of `make_engine`'s, whose
-    pool turns the checks back on when the connection is checked in, after the commit or
-    rollback). The checks are redundant here: every partner id comes from the code lookup, and
+    The checks are redundant here: every partner id comes from the code lookup, and
     `BEGIN IMMEDIATE` takes the write lock *before* that lookup, so no other connection can
     delete a partner between the lookup and the commit. Everything else the caller does in the
     same transaction runs without the checks too (the CLI only refreshes standings).
     """
-    dbapi = conn.connection.dbapi_connection
-    if (dbapi is None or dbapi.in_transaction
-            or not event.contains(conn.engine, "checkin", foreign_keys_back_on)):
-        return False
-    cursor = dbapi.cursor()
-    try:
-        if cursor.execute("PRAGMA foreign_keys").fetchone()[0]:
-            conn.connection.info[FOREIGN_KEYS_OFF] = True
-            cursor.execute("PRAGMA foreign_keys=OFF")
-        cursor.execute("BEGIN IMMEDIATE")
-    finally:
-        cursor.close()
-    return True
+    return begin_unchecked(conn)
 
 
 def hold_write_lock(conn: Connection) -> None:
