@@ -156,3 +156,28 @@ def test_prize_ledger_is_the_previous_one(session: Session, shape: dict[str, Any
     assert closed.points_entries == len(expected) == len(stored) > 1
     assert sorted(map(key, stored), key=str) == sorted(map(key, expected), key=str)
     assert all(type(p.reason["rank"]) is int and type(p.reason["contest_id"]) is int for p in got)
+
+
+def test_close_drops_only_its_own_standings(engine: Any, session: Session) -> None:
+    """The cache is truncated only when it holds nothing but the closing contest's lines; another
+    open contest's standings stay as they were (both paths of `contests._drop_standings`)."""
+    from models.db import session_scope
+
+    with session_scope(engine) as s:
+        ledger_data(s)
+        first, second = b.contest(s, prizes="1=500"), b.contest(s, metric="units", prizes="1=100")
+        standings.refresh(s, first.id)
+        standings.refresh(s, second.id)
+        ids = first.id, second.id
+    t = table_of(Standing)
+    kept = session.execute(select(t).where(t.c.contest_id == ids[1]).order_by(t.c.id)).all()
+    with session_scope(engine) as s:
+        assert contests.close(s, ids[0], AFTER) is not None
+    session.expire_all()
+    assert session.execute(select(t).where(t.c.contest_id == ids[0])).all() == []
+    assert session.execute(select(t).where(t.c.contest_id == ids[1]).order_by(t.c.id)).all() == kept
+    with session_scope(engine) as s:
+        assert contests.close(s, ids[1], AFTER) is not None
+    assert session.execute(select(func.count()).select_from(t)).scalar_one() == 0
+    frozen = session.execute(select(func.count()).select_from(ContestResult)).scalar_one()
+    assert frozen == 2 * len(kept)
