@@ -1,4 +1,4 @@
-"""Benchmark of the foundation on SQLite: imports, standings lookups, closing a contest.
+"""Benchmark of the foundation on SQLite (or PostgreSQL): imports, standings lookups, closing a contest.
 
 Run by hand, never in CI:
 
@@ -7,6 +7,9 @@ Run by hand, never in CI:
     python bench/foundation.py --wait-quiet 300    # on a shared machine: wait for a quiet CPU per step
     python bench/foundation.py --only sqlite3,sales  # just these steps, on a copy of the database as it
                                                      # was after `partners` (kept from an earlier run)
+    python bench/foundation.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+                                                   # the same steps on PostgreSQL (its public schema is
+                                                   # dropped and rebuilt; --only must include setup,partners)
 
 The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
 starts from a fresh database file in the output directory, and each step runs in its own
@@ -17,17 +20,22 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   partners   `partners import` then `targets import` (each its own transaction)
   sales      `sales import`: open_csv → rows_from_csv → import_sales, committed
   refresh    the standings refresh that `sales import` runs after the rows (handlers.refresh.refresh_dirty)
-  sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor
+  sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor (SQLite)
+  copy       psql's `\\copy` of the same sales.csv into a bare table: the floor (PostgreSQL)
   lookups    N random partners' rank, score, gap to the next place and to the next tier, each in
-             its own short session (as a chat request): contest, ensure_fresh, line_of_partner,
-             next_above, next_tier
-  top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
+             its own short session (as a chat request), as /rank reads them: handlers.views.place_view
+             (the contest's state, the own line and the next place up in one statement)
+  top10      N times the public top 10 with names as the bot serves it: handlers.views.public_board_of
+             (the standings' version read each time; the board built once per version per process)
   redis      the anchor of lookups and top10: the same scores in a Redis sorted set (127.0.0.1:6379,
              redis-py), N times ZREVRANK + ZSCORE + ZREVRANGE of the place above, and ZREVRANGE 0 9
   close      contests.close: freeze every result and write the prize ledger, committed
   sales_xlsx `sales import` of the same sales as an Excel sheet (sales.xlsx: typed cells, as Excel
              saves them; written once from sales.csv with openpyxl and kept), into a copy of the
-             database as it was after `partners`
+             database as it was after `partners` (SQLite only)
+
+The timed loops of lookups, top10 and redis start after the warm-up and a `gc.freeze()`, as
+`mianzi serve` freezes its heap once started.
 
 It prints a summary table, a markdown table for the README, and writes results.json (with
 --only, results-only.json and the rows of the steps that ran).
