@@ -42,6 +42,8 @@ def test_board_of_matches_the_standings_and_follows_every_rebuild(engine: Engine
     assert {x["name"] for x in board[3:]} == {"伙伴03", "伙伴04"}  # tied: the same rank
     assert [x["rank"] for x in board] == [1, 2, 3, 4, 4] and ranked == 14
     assert _board(engine, cid) is _board(engine, cid)  # kept: one read of the version, nothing built
+    with session_scope(engine) as s:  # /rank, from the contest row it reads anyway: the same kept board
+        assert views.public_board(s, contests.contest_row(s, contest_id=cid)) is _board(engine, cid)
 
     other = make_engine(db_url)  # another pool and connections: what another process writes with
     try:
