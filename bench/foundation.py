@@ -1,4 +1,4 @@
-"""Benchmark of the foundation on SQLite: imports, standings lookups, closing a contest.
+"""Benchmark of the foundation on SQLite (or PostgreSQL): imports, standings lookups, closing a contest.
 
 Run by hand, never in CI:
 
@@ -11,6 +11,9 @@ Run by hand, never in CI:
                                   # `cli` and `close` also run by the code of another checkout (the anchor
                                   # of the same run: `git worktree add --detach /tmp/old <commit>`), each
                                   # on an identical copy of the database, and the ratio printed
+    python bench/foundation.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+                                                   # the same steps on PostgreSQL (its public schema is
+                                                   # dropped and rebuilt; --only must include setup,partners)
 
 The data comes from `bench/generate.py` (regenerated when missing or of another size). Every run
 starts from a fresh database file in the output directory, and each step runs in its own
@@ -21,11 +24,13 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   partners   `partners import` then `targets import` (each its own transaction)
   sales      `sales import`: open_csv → rows_from_csv → import_sales, committed
   refresh    the standings refresh that `sales import` runs after the rows (handlers.refresh.refresh_dirty)
-  sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor
+  sqlite3    the sqlite3 shell's `.import` of the same sales.csv into a bare table: the floor (SQLite)
+  copy       psql's `\\copy` of the same sales.csv into a bare table: the floor (PostgreSQL)
   lookups    N random partners' rank, score, gap to the next place and to the next tier, each in
-             its own short session (as a chat request): contest, ensure_fresh, line_of_partner,
-             next_above, next_tier
-  top10      N times the top 10 (contest, ensure_fresh, top, and the 10 partners' names)
+             its own short session (as a chat request), as /rank reads them: handlers.views.place_view
+             (the contest's state, the own line and the next place up in one statement)
+  top10      N times the public top 10 with names as the bot serves it: handlers.views.public_board_of
+             (the standings' version read each time; the board built once per version per process)
   redis      the anchor of lookups and top10: the same scores in a Redis sorted set (127.0.0.1:6379,
              redis-py), N times ZREVRANK + ZSCORE + ZREVRANGE of the place above, and ZREVRANGE 0 9
   cli        `mianzi sales import sales.csv` as a user runs it (its own process: start-up, import and
@@ -34,7 +39,10 @@ memory (max RSS, measured by /usr/bin/time around the subprocess) is its own:
   close      contests.close: freeze every result and write the prize ledger, committed
   sales_xlsx `sales import` of the same sales as an Excel sheet (sales.xlsx: typed cells, as Excel
              saves them; written once from sales.csv with openpyxl and kept), into a copy of the
-             database as it was after `partners`
+             database as it was after `partners` (SQLite only)
+
+The timed loops of lookups, top10 and redis start after the warm-up and a `gc.freeze()`, as
+`mianzi serve` freezes its heap once started.
 
 It prints a summary table, a markdown table for the README, and writes results.json (with
 --only, results-only.json and the rows of the steps that ran).
@@ -67,9 +75,11 @@ TIERS = "bronze=10000:50,silver=50000:200,gold=100000:500"
 CLOSE_AT = "2026-12-01T00:00:00"
 LOAD_WARN = 1.0  # a 1-min load average above this (on 2 cores) before a step is reported
 
-STEPS = ("baseline", "setup", "partners", "sqlite3", "cli", "sales", "refresh", "lookups", "top10", "redis",
+STEPS = ("baseline", "setup", "partners", "sqlite3", "copy", "cli", "sales", "refresh", "lookups", "top10", "redis",
          "close", "sales_xlsx")
 AGAINST_STEPS = ("cli", "close")  # the steps `--against DIR` also runs with DIR's code
+SQLITE_ONLY = ("sqlite3", "cli", "sales_xlsx")  # the floor of SQLite; the CLI and .xlsx imports (database file copies)
+POSTGRES_ONLY = ("copy",)  # the floor of PostgreSQL
 
 # Targets of the issue (seconds); rows/s for the import.
 TARGET_IMPORT_ROWS_S = 100_000
@@ -83,10 +93,10 @@ TARGET_CLOSE_RATIO = 0.5  # the close at most half the time of the `--against` c
 # --- steps (run in a child process) --------------------------------------------------------------
 
 
-def _engine(db: Path, migrate: bool = False) -> Any:
+def _engine(a: argparse.Namespace, migrate: bool = False) -> Any:
     from models.db import make_engine
 
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(a.database_url or f"sqlite:///{a.db}")
     if migrate:
         from bot.migrate import upgrade
 
@@ -121,7 +131,7 @@ def step_setup(a: argparse.Namespace) -> dict:
     from models.values import parse_period_bound, zone
 
     t0 = time.perf_counter()
-    engine = _engine(a.db, migrate=True)
+    engine = _engine(a, migrate=True)
     t_schema = time.perf_counter() - t0
     tz = zone(TZ)
     meta = json.loads((a.data / "meta.json").read_text())
@@ -158,7 +168,7 @@ def step_partners(a: argparse.Namespace) -> dict:
     from models.imports.partners import PARTNER_COLUMNS, import_partners
     from models.imports.targets import TARGET_COLUMNS, import_targets
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     rp, tp = _import_file(engine, a.data / "partners.csv", ("code", "name"), PARTNER_COLUMNS, import_partners,
                           default_locale="zh")
     rt, tt = _import_file(engine, a.data / "targets.csv", TARGET_COLUMNS, TARGET_COLUMNS, import_targets)
@@ -180,7 +190,7 @@ def _sales_from(a: argparse.Namespace, name: str) -> dict:
     from models.imports.sales import import_sales
     from models.values import zone
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     report, seconds = _import_file(engine, a.data / name, SALE_REQUIRED, SALE_COLUMNS, import_sales,
                                    tz=zone(TZ), progress=lambda n: None)
     return {"seconds": seconds, "rows": report.rows, "inserted": report.inserted,
@@ -216,7 +226,7 @@ def step_refresh(a: argparse.Namespace) -> dict:
     from models.db import session_scope
     from models.tables import Standing
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     t0 = time.perf_counter()
     with session_scope(engine) as s:
         refresh_dirty(s)
@@ -250,29 +260,35 @@ def _random_partners(engine: Any, n: int, seed: int) -> list[int]:
     return [rng.choice(ids) for _ in range(n)]
 
 
-def step_lookups(a: argparse.Namespace) -> dict:
-    from models import standings
-    from models.db import session_scope
-    from models.rules import next_tier
-    from models.tables import Contest
+def _settle() -> None:
+    """What `mianzi serve` does once started (`gc.freeze()`): the long-lived objects are left out of
+    later collections. Done after the warm-up, in the Mianzi steps and the Redis anchor alike."""
+    import gc
 
-    engine = _engine(a.db)
+    gc.collect()
+    gc.freeze()
+
+
+def step_lookups(a: argparse.Namespace) -> dict:
+    """One partner's rank, score, gap to the next place and to the next tier, as /rank reads them
+    (`handlers.views.place_view`: the contest's state, the line and the next place up in one statement)."""
+    from handlers.views import place_view
+    from models.db import session_scope
+
+    engine = _engine(a)
     cid = _contest_id(engine)
     pids = _random_partners(engine, a.lookups + a.warmup, a.seed)
 
     def one(pid: int) -> tuple:
         with session_scope(engine) as s:
-            contest = s.get(Contest, cid)
-            standings.ensure_fresh(s, contest)
-            line = standings.line_of_partner(s, contest, pid)
-            above = standings.next_above(s, contest, line) if line is not None else None
-            gap = above.score - line.score if above is not None else None
-            tier = next_tier(contest.tiers, line.score) if line is not None else None
-            tier_gap = tier["threshold"] - line.score if tier is not None else None
-            return (line.rank if line else None, line.score if line else None, gap, tier_gap)
+            place = place_view(s, contest_id=cid, partner_id=pid)
+        if place is None:
+            return (None, None, None, None)
+        return (place["rank"], place["score"], place["gap_place"], place["gap_tier"])
 
     for pid in pids[: a.warmup]:
         one(pid)
+    _settle()
     samples = []
     no_rank = 0
     slowest = (0.0, None)
@@ -288,26 +304,23 @@ def step_lookups(a: argparse.Namespace) -> dict:
 
 
 def step_top10(a: argparse.Namespace) -> dict:
-    from sqlalchemy import select
-
-    from models import standings
+    """The public top 10 with names as the bot serves it (`handlers.views.public_board_of`): the
+    contest's standings version read each time, the board built once per version in this process."""
+    from handlers.views import public_board_of
     from models.db import session_scope
-    from models.tables import Contest, Partner
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     cid = _contest_id(engine)
 
     def one() -> int:
         with session_scope(engine) as s:
-            contest = s.get(Contest, cid)
-            standings.ensure_fresh(s, contest)
-            lines = standings.top(s, contest, 10)
-            ids = [line.partner_id for line in lines]
-            names = dict(s.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids))).all())
-            return len(names)
+            board = public_board_of(s, contest_id=cid)
+        assert board is not None
+        return len(board[0])
 
     for _ in range(a.warmup):
         one()
+    _settle()
     samples = []
     got = 0
     for _ in range(a.lookups):
@@ -325,7 +338,7 @@ def step_redis(a: argparse.Namespace) -> dict:
     from models.db import session_scope
     from models.tables import Standing
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     cid = _contest_id(engine)
     with session_scope(engine) as s:
         scores = s.execute(select(Standing.partner_id, Standing.score).where(
@@ -346,6 +359,7 @@ def step_redis(a: argparse.Namespace) -> dict:
     try:
         for pid in pids[: a.warmup]:
             one(pid)
+        _settle()
         lookups = []
         for pid in pids[a.warmup:]:
             t0 = time.perf_counter()
@@ -366,7 +380,7 @@ def step_close(a: argparse.Namespace) -> dict:
     from models.db import session_scope
     from models.values import parse_datetime_local, zone
 
-    engine = _engine(a.db)
+    engine = _engine(a)
     cid = _contest_id(engine)
     now = parse_datetime_local(CLOSE_AT, zone(TZ))
     t0 = time.perf_counter()
@@ -430,6 +444,8 @@ def _child(a: argparse.Namespace, step: str, db: Path, tree: Path | None = None)
     script = tree / "bench" / "foundation.py" if tree else Path(__file__).resolve()
     cmd = [sys.executable, str(script), "--step", step, "--db", str(db), "--data", str(a.out),
            "--lookups", str(a.lookups), "--warmup", str(a.warmup), "--seed", str(a.seed)]
+    if a.database_url:
+        cmd += ["--database-url", a.database_url]
     if step in a.profile_steps:
         cmd += ["--profile", str(a.out / f"profile_{step}.pstats")]
     return cmd
@@ -506,6 +522,52 @@ def machine() -> dict:
             "os": f"{platform.system()} {platform.release()}"}
 
 
+def _pg_url(a: argparse.Namespace) -> str:
+    """libpq's form of the SQLAlchemy URL (psql, psycopg)."""
+    return a.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _pg_fresh(a: argparse.Namespace) -> None:
+    """An empty `public` schema in the PostgreSQL database of --database-url."""
+    import psycopg
+
+    with psycopg.connect(_pg_url(a), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def _pg_size(a: argparse.Namespace) -> int:
+    import psycopg
+
+    with psycopg.connect(_pg_url(a)) as conn:
+        return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
+def _pg_version(a: argparse.Namespace) -> str:
+    import psycopg
+
+    with psycopg.connect(_pg_url(a)) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+
+
+def pg_copy(a: argparse.Namespace) -> tuple[dict, float, int | None]:
+    """psql's `\\copy` of sales.csv into a bare table of the same database (typed columns, no keys,
+    no indexes): PostgreSQL's floor, as the sqlite3 shell's `.import` is SQLite's."""
+    psql = shutil.which("psql") or "/usr/bin/psql"
+    url = _pg_url(a)
+    table = "bench_copy_sales"
+    subprocess.run([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-c", f"DROP TABLE IF EXISTS {table}", "-c",
+                    f"CREATE TABLE {table}(id text, partner text, occurred_at timestamp, amount numeric(14, 2), "
+                    "units integer, margin numeric(14, 2), customer text, satisfaction integer)"], check=True)
+    copy = f"\\copy {table} FROM '{a.out / 'sales.csv'}' WITH (FORMAT csv, HEADER true)"
+    _result, wall, rss, cpu = _measure([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-c", copy])
+    out = subprocess.run([psql, url, "-At", "-c", f"SELECT count(*) FROM {table}"], capture_output=True, text=True,
+                         check=True)
+    rows = int(out.stdout.strip() or 0)
+    subprocess.run([psql, url, "-q", "-c", f"DROP TABLE {table}"], check=True)
+    return {"seconds": wall, "rows": rows, "rows_per_s": rows / wall if wall else 0.0, "cpu": cpu}, wall, rss
+
+
 def sqlite3_import(a: argparse.Namespace) -> tuple[dict, float, int | None]:
     """The sqlite3 shell's own `.import` of sales.csv into a bare table (no keys, no indexes)."""
     db = a.out / "sqlite3_import.db"
@@ -560,10 +622,18 @@ def orchestrate(a: argparse.Namespace) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     _ensure_data(a)
     db = a.out / "foundation.db"
-    _fresh(db)
-    steps = [s for s in STEPS if not a.only or s in a.only]
-    if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3", "sales_xlsx", "cli"}:
-        _restore_snapshot(a, db)
+    if a.database_url and a.against:
+        raise SystemExit("--against compares database files: SQLite only")
+    skip = SQLITE_ONLY if a.database_url else POSTGRES_ONLY
+    steps = [s for s in STEPS if (not a.only or s in a.only) and s not in skip]
+    if a.database_url:
+        if a.only and not {"setup", "partners"} <= a.only and set(steps) - {"baseline", "copy"}:
+            raise SystemExit("on PostgreSQL, --only runs from an empty database: include setup,partners")
+        _pg_fresh(a)
+    else:
+        _fresh(db)
+        if a.only and not {"setup", "partners"} & a.only and set(steps) - {"baseline", "sqlite3", "sales_xlsx", "cli"}:
+            _restore_snapshot(a, db)
     results: dict[str, dict] = {}
     busy = []
     for step in steps:
@@ -592,6 +662,8 @@ def orchestrate(a: argparse.Namespace) -> int:
             _fresh(before)
             res, wall, rss, cpu = _measure(_child(a, step, db), cwd=HERE)
             res["cpu"] = cpu
+        elif step == "copy":
+            res, wall, rss = pg_copy(a)
         elif step == "sales_xlsx":  # the same sales again, into the database as it was before them
             _ensure_xlsx(a)
             xdb = a.out / "foundation-xlsx.db"
@@ -606,21 +678,34 @@ def orchestrate(a: argparse.Namespace) -> int:
         res["wall"] = wall
         res["max_rss_mib"] = rss / 1024 if rss is not None else None
         results[step] = res
-        if step == "partners":
+        if step == "partners" and not a.database_url:
             _save_snapshot(a, db)
-    db_size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
-    if not a.keep:
-        _fresh(db)
-    doc = {"machine": machine(), "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
+    if a.database_url:
+        db_size = _pg_size(a)
+        if not a.keep:
+            _pg_fresh(a)
+    else:
+        db_size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
+        if not a.keep:
+            _fresh(db)
+    m = machine()
+    m["backend"] = "PostgreSQL" if a.database_url else "SQLite"
+    if a.database_url:
+        m["postgresql"] = _pg_version(a)
+    doc = {"machine": m, "size": {"partners": a.partners, "teams": a.teams, "sales": a.sales},
            "against": str(a.against) if a.against else None,
            "db_bytes": db_size, "busy": busy, "steps": results}
-    results_file = a.out / ("results-only.json" if a.only else "results.json")
+    results_file = a.out / _results_name(a)
     results_file.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     report(doc, a)
     return 0
 
 
 # --- report ----------------------------------------------------------------------------------------
+
+
+def _results_name(a: argparse.Namespace) -> str:
+    return f"results{'-postgresql' if a.database_url else ''}{'-only' if a.only else ''}.json"
 
 
 def _ms(x: float) -> str:
@@ -659,6 +744,15 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
         sales, sq = st["sales"], st["sqlite3"]
         ratio = sq["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
         return ("sqlite3 .import ÷ sales import", f"{ratio:.1f}× faster", "", "", "")
+
+    def copy_ratio_row() -> tuple[str, str, str, str, str]:
+        sales, cp = st["sales"], st["copy"]
+        ratio = cp["rows_per_s"] / sales["rows_per_s"] if sales["rows_per_s"] else float("inf")
+        out = f"{ratio:.1f}× faster"
+        if "refresh" in st:
+            whole = sales["rows"] / (sales["seconds"] + st["refresh"]["seconds"])
+            out += f" (than import + refresh: {cp['rows_per_s'] / whole:.1f}×)"
+        return ("COPY ÷ sales import", out, "", "", "")
 
     def cli_row() -> tuple[str, str, str, str, str]:
         sales, seconds = st["sales"], st["sales"]["seconds"] + st["refresh"]["seconds"]
@@ -728,6 +822,10 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
                                 f"{st['sqlite3']['rows_per_s']:,.0f} rows/s ({_s(st['sqlite3']['seconds'])})", "", "",
                                 _mib(st["sqlite3"]))),
         (("sales", "sqlite3"), ratio_row),
+        (("copy",), lambda: ("psql \\copy into a bare table (floor)",
+                             f"{st['copy']['rows_per_s']:,.0f} rows/s ({_s(st['copy']['seconds'])})", "", "",
+                             _mib(st["copy"]))),
+        (("sales", "copy"), copy_ratio_row),
         (("refresh",), lambda: (f"standings refresh after import ({st['refresh']['lines']:,} lines)",
                                 _s(st["refresh"]["seconds"]), "", "", _mib(st["refresh"]))),
         (("sales", "refresh"), cli_row),
@@ -749,6 +847,8 @@ def rows_for(doc: dict) -> list[tuple[str, str, str, str, str]]:
 
 def machine_line(doc: dict) -> str:
     m = doc["machine"]
+    if "postgresql" in m:
+        return f"{m['nproc']} cores · {m['cpu']} · Python {m['python']} · PostgreSQL {m['postgresql']} · {m['os']}"
     return (f"{m['nproc']} cores · {m['cpu']} · Python {m['python']} · SQLite {m['sqlite']} "
             f"(shell {m['sqlite3_shell']}) · {m['os']}")
 
@@ -766,7 +866,8 @@ def report(doc: dict, a: argparse.Namespace) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=150)
-    table = Table(title=f"Mianzi foundation benchmark · SQLite · {machine_line(doc)}", title_justify="left")
+    backend = doc["machine"].get("backend", "SQLite")
+    table = Table(title=f"Mianzi foundation benchmark · {backend} · {machine_line(doc)}", title_justify="left")
     for col, just in (("step", "left"), ("figure", "right"), ("target", "left"), ("", "center"),
                       ("peak memory", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -781,11 +882,11 @@ def report(doc: dict, a: argparse.Namespace) -> None:
                       f"{', '.join(doc['busy'])}; timings may be inflated, run again on a quiet machine[/]")
     print("\nMarkdown:\n")
     print(markdown(doc))
-    print(f"(full figures in {a.out / ('results-only.json' if a.only else 'results.json')})")
+    print(f"(full figures in {a.out / _results_name(a)})")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Foundation benchmark (SQLite). Run by hand.")
+    p = argparse.ArgumentParser(description="Foundation benchmark (SQLite, or PostgreSQL). Run by hand.")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="data and database directory (default bench/out)")
     p.add_argument("--partners", type=int, default=100_000)
     p.add_argument("--teams", type=int, default=2_000)
@@ -796,7 +897,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--regenerate", action="store_true", help="rewrite the CSV files even if they match")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="before each step wait up to SECONDS for the 1-min load average to fall below 0.6")
-    p.add_argument("--keep", action="store_true", help="keep bench/out/foundation.db after the run")
+    p.add_argument("--keep", action="store_true", help="keep bench/out/foundation.db (or the PostgreSQL tables) "
+                   "after the run")
+    p.add_argument("--database-url", default="", metavar="URL",
+                   help="run on this PostgreSQL database instead (postgresql+psycopg://…; its public schema is "
+                   "dropped and rebuilt), with psql's \\copy as the import's floor")
     p.add_argument("--only", default="", metavar="STEPS",
                    help=f"comma-separated steps to run ({', '.join(STEPS)}); without setup and partners, on a copy "
                    "of the database as it was after partners (saved by a run that had them, else built first)")

@@ -96,20 +96,45 @@ def line_view(line: Any, names: dict[str, dict[int, str]]) -> dict[str, Any]:
             "rebate_pct": line.rebate_pct}
 
 
+_NO_GAPS: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
+
+
 def gaps(session: Session, contest: AnyContest, line: Any) -> dict[str, Any]:
     """How far to the next place and to the next tier."""
-    out: dict[str, Any] = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
+    if not line.eligible:
+        return dict(_NO_GAPS)
+    above = standings.next_above(session, contest, line)
+    return gaps_to(contest.tiers, line, above.score if above is not None else None,
+                   above.rank if above is not None else None)
+
+
+def gaps_to(tiers: list[dict[str, Any]], line: Any, above_score: int | None, above_rank: int | None) -> dict[str, Any]:
+    """`gaps` from a line and the next place up already read (`standings.place_of_partner`)."""
+    out = dict(_NO_GAPS)
     if not line.eligible:
         return out
-    above = standings.next_above(session, contest, line)
-    if above is not None:
-        out["gap_place"] = above.score - line.score
-        out["next_rank"] = above.rank
-    tier = next_tier(contest.tiers, line.score)
+    if above_score is not None and line.position is not None:
+        out["gap_place"] = above_score - line.score
+        out["next_rank"] = above_rank
+    tier = next_tier(tiers, line.score)
     if tier is not None:
         out["gap_tier"] = tier["threshold"] - line.score
         out["next_tier"] = tier["name"]
     return out
+
+
+def place_view(session: Session, *, contest_id: int, partner_id: int) -> dict[str, Any] | None:
+    """A partner's rank, score and gaps in a contest known by its id, read as `/rank` reads them (None:
+    no such contest or no line): the contest's state, the line and the next place up in one
+    statement (`standings.place_in`; stale standings are rebuilt first)."""
+    found = standings.place_in(session, contest_id=contest_id, partner_id=partner_id)
+    if found is None:
+        return None
+    state, line = found
+    if line is None:
+        return None
+    return {"rank": line.rank, "score": line.score, "eligible": line.eligible,
+            **gaps_to(state.tiers, line, line.above_score, line.above_rank)}
 
 
 def rank_view(session: Session, contest: AnyContest, partner: Partner | Member | None,
@@ -119,7 +144,7 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     board, ranked = public_board(session, contest)
     own = team_line = None
     if partner is not None and partner.role != Role.ADMIN:
-        own = standings.line_of_partner(session, contest, partner.id)
+        own = standings.place_of_partner(session, contest, partner.id)
         if contest.scope == Scope.TEAM and partner.team_id is not None:
             team_line = standings.line_of_team(session, contest, partner.team_id)
     names = names_of(session, [team_line] if team_line is not None else [])
@@ -128,9 +153,8 @@ def rank_view(session: Session, contest: AnyContest, partner: Partner | Member |
     view: dict[str, Any] = {"contest": contest_info(contest, now), "top": [dict(x) for x in board],
                             "me": None, "team": None, "ranked": ranked}
     if own is not None:
-        no_gaps = {"gap_place": None, "gap_tier": None, "next_tier": None, "next_rank": None}
-        view["me"] = {**line_view(own, names), **no_gaps, **(gaps(session, contest, own) if own.kind == "partner"
-                                                             else {})}
+        view["me"] = {**line_view(own, names), **(gaps_to(contest.tiers, own, own.above_score, own.above_rank)
+                                                  if own.kind == "partner" else _NO_GAPS)}
         share = None
         if team_line is not None and own.eligible and adds_up(contest) and team_line.score > 0:
             share = _share(own.score, team_line.score)
@@ -144,18 +168,31 @@ _BOARDS: OrderedDict[tuple[Any, ...], tuple[list[dict[str, Any]], int]] = Ordere
 _BOARDS_LOCK = threading.Lock()
 
 
-def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, Any]], int]:
-    """The public top lines with names, and how many are ranked — the same for every asker.
+def _board_key(contest_id: int, standings_at: datetime | None, closed_at: datetime | None,
+               top_n: int) -> tuple[Any, ...]:
+    """What a cached board is kept under: the moment the standings were built (or frozen) and the
+    board's length. A rebuild in any process sets a new `standings_at`, so a stale board is never
+    served; `closed_at` keys the frozen results."""
+    return (contest_id, standings_at, closed_at, top_n)
 
-    Kept per process, keyed by the moment the standings were built (or frozen): a rebuild in
-    any process changes `standings_at`, so a stale board is never served.
-    """
-    key = (contest.id, contest.standings_at, contest.closed_at, contest.top_n)
+
+def _cached_board(key: tuple[Any, ...]) -> tuple[list[dict[str, Any]], int] | None:
     with _BOARDS_LOCK:
         found = _BOARDS.get(key)
         if found is not None:
             _BOARDS.move_to_end(key)
-            return found
+        return found
+
+
+def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, Any]], int]:
+    """The public top lines with names, and how many are ranked — the same for every asker.
+
+    Kept per process (`_board_key`); `contest` must be fresh (`fresh`), as every caller has it.
+    """
+    key = _board_key(contest.id, contest.standings_at, contest.closed_at, contest.top_n)
+    found = _cached_board(key)
+    if found is not None:
+        return found
     top = standings.top(session, contest, min(contest.top_n, PUBLIC_TOP_MAX))
     names = names_of(session, list(top))
     found = ([line_view(x, names) for x in top], standings.ranked_count(session, contest=contest))
@@ -164,6 +201,22 @@ def public_board(session: Session, contest: AnyContest) -> tuple[list[dict[str, 
         while len(_BOARDS) > 64:
             _BOARDS.popitem(last=False)
     return found
+
+
+def public_board_of(session: Session, *, contest_id: int) -> tuple[list[dict[str, Any]], int] | None:
+    """`public_board` of a contest known by its id (None: no such contest), for a caller that has not
+    read the contest: its standings' version first (`standings.standings_state`, one primary-key
+    read of a few columns), and while that matches a board this process built, nothing more is read. Stale
+    standings are rebuilt first, as `/rank` does."""
+    state = standings.standings_state(session, contest_id=contest_id)
+    if state is None:
+        return None
+    if not state.stale:
+        found = _cached_board(_board_key(contest_id, state.standings_at, state.closed_at, state.top_n))
+        if found is not None:
+            return found
+    contest = fresh(session, contest_ops.contest_row(session, contest_id=contest_id))
+    return public_board(session, contest)
 
 
 def team_view(session: Session, contest: AnyContest | None, team: Team, asker: Partner,

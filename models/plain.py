@@ -81,21 +81,21 @@ def revisions(*, conn: Connection) -> frozenset[str] | None:
         return None
 
 
-def _when(value: Any) -> datetime:
+def read_datetime(value: Any) -> datetime:
     """Aware UTC, as the ORM's column type returns it (SQLite keeps naive UTC text)."""
     return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
-def _json(value: Any) -> Any:
+def read_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
 def _converter(type_text: str) -> Callable[[Any], Any] | None:
     """How a column of a plain row is read, from its field's annotation."""
     if type_text.startswith("datetime"):
-        return _when
+        return read_datetime
     if type_text.startswith(("dict", "list")):
-        return _json
+        return read_json
     if type_text == "bool":
         return bool
     return None

@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from models.db import insert_rows, read, table_of
+from models.db import Prepared, insert_rows, read, table_of
 from models.kinds import Metric, Role, Scope
+from models.plain import read_datetime, read_json
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
@@ -437,7 +438,7 @@ def refresh(session: Session, contest_id: int) -> Contest:
     return contest
 
 
-def table_for(contest: AnyContest) -> type[Standing] | type[ContestResult]:
+def table_for(contest: AnyContest | StandingsState) -> type[Standing] | type[ContestResult]:
     """Frozen results for a closed contest, the live cache otherwise."""
     return ContestResult if contest.closed_at is not None else Standing
 
@@ -480,12 +481,114 @@ _OWN_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.
 _TEAM_LINE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == "team",
                                      t.c.team_id == bindparam("team")).limit(1)
               for model, t in _TABLES.items()}
-# The lowest score above this one, then the last position holding it: by the score index, so a
-# partner among 14,000 tied at zero costs one probe, not a walk through the tie.
-_NEXT_ABOVE = {model: select(t).where(t.c.contest_id == bindparam("contest"), t.c.kind == bindparam("kind"),
-                                      t.c.position.is_not(None), t.c.score > bindparam("score"))
-               .order_by(t.c.score, t.c.position.desc()).limit(1)
+# The lowest score above this one, then the last position holding it: two probes of the score
+# index (contest, kind, score, position) — MIN(score) above, then that score's highest position —
+# so a partner among 14,000 tied at zero costs one probe, not a walk through the tie, and
+# PostgreSQL never sorts the lines above (ORDER BY score, position DESC is not an index order).
+
+
+def _lowest_above(t: Any, contest: Any, kind: Any, score: Any) -> Any:
+    """The lowest ranked score above `score` among `t`'s lines, as a scalar subquery (`contest`,
+    `kind`, `score`: values or columns of an outer query)."""
+    above = t.alias()
+    return (select(above.c.score).where(above.c.contest_id == contest, above.c.kind == kind,
+                                        above.c.position.is_not(None), above.c.score > score)
+            .order_by(above.c.score).limit(1)  # the index's own order: PostgreSQL stops at the first
+            .correlate_except(above).scalar_subquery())  # nested twice in `_place`: correlate to the outermost
+
+
+def _next_above(t: Any, contest: Any, kind: Any, score: Any, *columns: Any) -> Any:
+    """The next place up (`columns` of it, else the whole line) among `t`'s lines, `t` an alias
+    when the arguments are columns of an outer query: the last position holding the lowest score
+    above `score`."""
+    return (select(*(columns or (t,))).where(t.c.contest_id == contest, t.c.kind == kind, t.c.position.is_not(None),
+                                            t.c.score == _lowest_above(t, contest, kind, score))
+            .order_by(t.c.position.desc()).limit(1))
+
+
+_NEXT_ABOVE = {model: _next_above(t, bindparam("contest"), bindparam("kind"), bindparam("score"))
                for model, t in _TABLES.items()}
+
+
+_PLACE_COLUMNS = ("kind", "partner_id", "team_id", "score", "eligible", "reason", "rank", "position", "tier",
+                  "prize_points", "rebate_pct")
+_STATE_COLUMNS = ("id", "scope", "standings_at", "standings_dirty", "closed_at", "top_n", "tiers")
+
+
+def _place(t: Any) -> Prepared:
+    """The contest's `StandingsState` columns, then the partner's own line (what a reply shows of it,
+    their member line in a team contest) with the next place up (`next_above`'s line: its score and
+    rank) as two correlated scalar subqueries: one round trip answers "where am I, how far to the
+    next" and says whether the lines read are the ones to read (stale, or frozen elsewhere)."""
+    c = table_of(Contest)
+    above_score = _lowest_above(t, t.c.contest_id, t.c.kind, t.c.score)
+    up = t.alias("above")
+    above_rank = _next_above(up, t.c.contest_id, t.c.kind, t.c.score, up.c.rank).scalar_subquery()
+    own = and_(t.c.contest_id == c.c.id, t.c.partner_id == bindparam("partner"),
+               t.c.kind == case((c.c.scope == Scope.TEAM.value, "member"), else_="partner"))
+    return Prepared(select(*(c.c[name] for name in _STATE_COLUMNS), *(t.c[name] for name in _PLACE_COLUMNS),
+                           above_score, above_rank)
+                    .select_from(c.outerjoin(t, own)).where(c.c.id == bindparam("contest")).limit(1))
+
+
+class Place(NamedTuple):
+    """A partner's own line as `place_of_partner` reads it: the columns a reply shows, and the score
+    and rank of the next place up (None: nobody is ahead, or the line is not ranked)."""
+
+    kind: str
+    partner_id: int | None
+    team_id: int | None
+    score: int
+    eligible: bool
+    reason: dict[str, Any]
+    rank: int | None
+    position: int | None
+    tier: str | None
+    prize_points: int
+    rebate_pct: str | None
+    above_score: int | None
+    above_rank: int | None
+
+
+_PLACE = {model: _place(t) for model, t in _TABLES.items()}
+_CONTEST_T = table_of(Contest)
+_STATE = Prepared(select(*(_CONTEST_T.c[name] for name in _STATE_COLUMNS))
+                  .where(_CONTEST_T.c.id == bindparam("contest")))
+
+
+class StandingsState(NamedTuple):
+    """What a question about a contest's standings needs of the contest, read by its primary key:
+    which lines to read (`scope`, `closed_at`: live or frozen), whether they are current — the
+    standings' version is `standings_at`, which `refresh` sets on every rebuild in whichever
+    process, and `standings_dirty` says an import has made them stale since — how long its public
+    board is and its tiers (the gap to the next one)."""
+
+    id: int
+    scope: str
+    standings_at: datetime | None
+    standings_dirty: bool
+    closed_at: datetime | None
+    top_n: int
+    tiers: list[dict[str, Any]]
+
+    @property
+    def stale(self) -> bool:
+        """An open contest's standings need a rebuild before they are shown (`ensure_fresh`)."""
+        return self.closed_at is None and self.standings_dirty
+
+
+def standings_state(session: Session, *, contest_id: int) -> StandingsState | None:
+    """The contest's `StandingsState` (None: no such contest): one prebuilt statement on the primary
+    key, seven columns as plain values, no ORM object — the cheap check before a cached board is
+    served or a partner's place is read."""
+    rows = _STATE.rows(session, {"contest": contest_id})
+    return _state(rows[0]) if rows else None
+
+
+def _state(row: tuple[Any, ...]) -> StandingsState:
+    ident, scope, built, dirty, closed, top_n, tiers = row
+    return StandingsState(int(ident), str(scope), None if built is None else read_datetime(built), bool(dirty),
+                          None if closed is None else read_datetime(closed), int(top_n), list(read_json(tiers) or []))
 
 
 def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> Row[Any] | None:
@@ -493,6 +596,46 @@ def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> R
     kind = "member" if contest.scope == Scope.TEAM else "partner"
     params = {"contest": contest.id, "kind": kind, "partner": partner_id}
     return read(session, _OWN_LINE[table_for(contest)], params).first()
+
+
+def _place_row(session: Session, model: type[Standing] | type[ContestResult], contest_id: int,
+               partner_id: int) -> tuple[StandingsState, Place | None] | None:
+    rows = _PLACE[model].rows(session, {"contest": contest_id, "partner": partner_id})
+    if not rows:
+        return None
+    row = rows[0]
+    state = _state(row[:len(_STATE_COLUMNS)])
+    (kind, pid, tid, score, eligible, reason, rank, position, tier, prize_points, rebate_pct, above_score,
+     above_rank) = row[len(_STATE_COLUMNS):]
+    if kind is None:
+        return state, None
+    ranked = position is not None and above_score is not None
+    return state, Place(kind, pid, tid, int(score), bool(eligible), read_json(reason) or {}, rank, position, tier,
+                        int(prize_points), rebate_pct, int(above_score) if ranked else None,
+                        above_rank if ranked else None)
+
+
+def place_of_partner(session: Session, contest: AnyContest | StandingsState, partner_id: int) -> Place | None:
+    """`line_of_partner` (the columns a reply shows) with the next place up in the same row — the
+    score and rank of `next_above`'s line — in one statement through the driver (`Prepared`)."""
+    found = _place_row(session, table_for(contest), contest.id, partner_id)
+    return found[1] if found is not None else None
+
+
+def place_in(session: Session, *, contest_id: int, partner_id: int) -> tuple[StandingsState, Place | None] | None:
+    """The contest's standings state and the partner's `Place` in it, knowing only the contest's id
+    (None: no such contest): one statement for an open contest with current standings; a frozen
+    contest's results, or standings an import made stale (rebuilt first), cost a second read."""
+    found = _place_row(session, Standing, contest_id, partner_id)
+    if found is None:
+        return None
+    state = found[0]
+    if state.closed_at is not None:
+        return _place_row(session, ContestResult, contest_id, partner_id)
+    if state.stale:
+        refresh(session, contest_id)
+        return _place_row(session, Standing, contest_id, partner_id)
+    return found
 
 
 def line_of_team(session: Session, contest: AnyContest, team_id: int) -> Row[Any] | None:
