@@ -8,6 +8,7 @@ connection, in the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -83,7 +84,7 @@ def _claim_all_statement(dialect: str, count: int) -> Insert:
     found = _CLAIMS_ALL.get((dialect, count))
     if found is None:
         module = postgresql if dialect == "postgresql" else sqlite
-        rows = [{"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
+        rows: list[dict[str, Any]] = [{"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
                 for i in range(count)]
         found = (module.insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["platform", "key"])
                  .returning(_TABLE.c.key))
