@@ -84,7 +84,8 @@ def _claim_all_statement(dialect: str, count: int) -> Insert:
     found = _CLAIMS_ALL.get((dialect, count))
     if found is None:
         module = postgresql if dialect == "postgresql" else sqlite
-        rows: list[dict[str, Any]] = [{"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
+        rows: list[dict[str, Any]] = [
+            {"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
                 for i in range(count)]
         found = (module.insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["platform", "key"])
                  .returning(_TABLE.c.key))
