@@ -81,8 +81,10 @@ class _Environment(Environment):
 
 @lru_cache(maxsize=4)
 def environment(locale: str) -> Environment:
+    """The language's templates. `auto_reload=False`: the templates ship with the package and change
+    only with it, so a loaded template is not checked against its file (an `os.stat`) at every reply."""
     env = _Environment(loader=FileSystemLoader(str(HERE / locale)), autoescape=False, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, auto_reload=False)
     env.filters.update(money=lambda fen: money(fen, locale), num=number, signed=signed, medal=medal, pct=percent,
                        score=lambda s, metric: score_text(s, metric, locale),
                        reason=lambda r, metric: reason_text(r, metric, locale),

@@ -8,8 +8,9 @@ connection, in the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Insert, delete, insert
+from sqlalchemy import Connection, Insert, bindparam, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.db import table_of
@@ -36,6 +37,18 @@ def claim(conn: Connection, *, platform: str, key: str, seen_at: datetime) -> bo
     return row is not None
 
 
+def claim_all(conn: Connection, *, platform: str, keys: list[str], seen_at: datetime) -> set[str]:
+    """`claim` of several keys in one statement: the keys (cut to `KEY_LENGTH`) that went in.
+
+    One statement instead of one per key: a WeChat message claims its MsgId and its signed nonce,
+    and on the chat core's path each statement costs several times its insert (measured).
+    """
+    params: dict[str, object] = {}
+    for i, key in enumerate(keys):
+        params.update({f"p{i}": platform, f"k{i}": key[:KEY_LENGTH], f"s{i}": seen_at})
+    return {row[0] for row in conn.execute(_claim_all_statement(conn.dialect.name, len(keys)), params)}
+
+
 def prune(conn: Connection, *, before: datetime) -> None:
     """Forget the claims older than `before`."""
     conn.execute(delete(_TABLE).where(_TABLE.c.seen_at < before))
@@ -50,6 +63,7 @@ def touch(conn: Connection, *, platform: str, key: str, seen_at: datetime) -> No
 
 
 _CLAIMS: dict[str, Insert] = {}
+_CLAIMS_ALL: dict[tuple[str, int], Insert] = {}
 
 
 def _claim_statement(dialect: str) -> Insert:
@@ -62,4 +76,18 @@ def _claim_statement(dialect: str) -> Insert:
         found = (module.insert(_TABLE).on_conflict_do_nothing(index_elements=["platform", "key"])
                  .returning(_TABLE.c.id))
         _CLAIMS[dialect] = found
+    return found
+
+
+def _claim_all_statement(dialect: str, count: int) -> Insert:
+    """The insert of `count` claims that skips keys already there and returns those that went in."""
+    found = _CLAIMS_ALL.get((dialect, count))
+    if found is None:
+        module = postgresql if dialect == "postgresql" else sqlite
+        rows: list[dict[str, Any]] = [
+            {"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
+                for i in range(count)]
+        found = (module.insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["platform", "key"])
+                 .returning(_TABLE.c.key))
+        _CLAIMS_ALL[(dialect, count)] = found
     return found

@@ -28,6 +28,7 @@ from messages.locales import locale_for
 from messages.render import render, t
 from models import identities, outbox
 from models.db import session_scope
+from models.inbound_seen import KEY_LENGTH
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.conversation")
@@ -79,6 +80,10 @@ def dealer_urls(settings: Settings) -> dict[str, str | None]:
             "dealer_wecom_url": settings.public_link(WECOM_START) if settings.sends("wecom") else None}
 
 
+class _Taken(Exception):
+    """The delivery's key was claimed before: nothing runs and nothing of this attempt is kept."""
+
+
 class Replayed(Exception):
     """The request's signed (timestamp, nonce) came before with another message: refuse it."""
 
@@ -104,20 +109,23 @@ def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
 
     Rendering inside the transaction means a reply that cannot be shown also undoes what it
     reports (a bind, a language switch), so the user's next try starts from the same state. The
-    delivery's key is the transaction's first statement (`bot.core.dedupe`): None is returned when
+    delivery's key (with the request's nonce, in the same statement) is the transaction's first
+    statement (`bot.core.dedupe`): None is returned when
     it was taken already — the delivery was handled before (a concurrent attempt in another process
     waits on the unique index until the first commits) — and nothing ran. A failure rolls the claim
     back with everything else, so a retry runs again.
     """
     delivery = delivery or Delivery()
     keys = keys_for(engine, delivery.nonce.keep if delivery.nonce is not None else None)
+    claims = [k for k in (delivery.key, delivery.nonce.key if delivery.nonce is not None else None) if k is not None]
     try:
         with session_scope(engine) as session:
-            if delivery.key is not None and not keys.claim(session.connection(), incoming.platform, delivery.key):
-                return None
-            if delivery.nonce is not None and not keys.claim(session.connection(), incoming.platform,
-                                                             delivery.nonce.key):
-                raise Replayed(delivery.key)
+            if claims:  # the key and the nonce in one statement; a key taken rolls the nonce's claim back
+                ours = keys.claim_all(session.connection(), incoming.platform, claims)
+                if delivery.key is not None and delivery.key[:KEY_LENGTH] not in ours:
+                    raise _Taken
+                if delivery.nonce is not None and delivery.nonce.key[:KEY_LENGTH] not in ours:
+                    raise Replayed(delivery.key)
             if delivery.follow is not None:
                 identities.set_active(session, platform=incoming.platform, user_ref=incoming.user_ref,
                                       active=delivery.follow)
@@ -129,6 +137,8 @@ def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
                 queue_replies(session, incoming, config, delivery.key or "", outs)
                 return []
             return outs
+    except _Taken:
+        return None
     except Replayed:
         raise
     except Exception:

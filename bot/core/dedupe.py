@@ -99,6 +99,14 @@ class DatabaseKeys:
             inbound_seen.prune(conn, before=now - self.keep)
         return ours
 
+    def claim_all(self, conn: Connection, platform: str, keys: list[str]) -> set[str]:
+        """`claim` of several keys in one statement: those that are ours (cut to the stored length)."""
+        now = utcnow()
+        ours = inbound_seen.claim_all(conn, platform=platform, keys=keys, seen_at=now)
+        if ours and any([self._count_claim() for _ in ours]):
+            inbound_seen.prune(conn, before=now - self.keep)
+        return ours
+
     def _count_claim(self) -> bool:
         """Count a claim; True when it is time to prune."""
         with self._lock:
