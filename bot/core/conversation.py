@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -70,7 +71,7 @@ def chat_config(settings: Settings, *, max_text: int | None = None, bot_username
     return config if max_text is None else replace(config, max_text=max_text)
 
 
-def dealer_urls(settings: Settings) -> dict[str, str | None]:
+def dealer_urls(settings: Settings) -> dict[str, Any]:
     """The dealer page's entries for `ChatConfig`: only where `MIANZI_PUBLIC_URL` is set, the Mini
     App only on https (Telegram refuses a web_app button otherwise), WeChat's and WeCom's only when
     their OAuth can run."""

@@ -200,10 +200,10 @@ class ChannelLimiter:
                 # pass over them every quarter hour.
                 self.chat_hours = {k: w for k, w in self.chat_hours.items() if not w.idle(now)}
                 self.hours_pruned = now
-            window = self.chat_hours.get(chat)
-            if window is None:
-                window = self.chat_hours[chat] = Window(self.ceilings.chat_per_hour, self.hour_length)
-            window.take(now)
+            hour = self.chat_hours.get(chat)
+            if hour is None:
+                hour = self.chat_hours[chat] = Window(self.ceilings.chat_per_hour, self.hour_length)
+            hour.take(now)
 
 
 class BatchLimiter(ChannelLimiter):

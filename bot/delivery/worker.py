@@ -97,7 +97,7 @@ class DeliveryWorker:
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
         self._flushing = asyncio.Lock()
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; then finish what is in flight and record it."""
@@ -164,11 +164,11 @@ class DeliveryWorker:
                 rows += self._claim_alike(conn, platform, sender, rows, now)
         return [_item(row) for row in rows]
 
-    def _claim_alike(self, conn, platform: str, sender: BatchSender, rows: list, now: datetime) -> list:  # type: ignore[no-untyped-def]
+    def _claim_alike(self, conn, platform: str, sender: BatchSender, rows: list[Any], now: datetime) -> list[Any]:  # type: ignore[no-untyped-def]
         """The due rows that could share a call with claimed ones: the rest of a broadcast whose row was
         claimed, or of a content claimed twice (within `lookahead` ids). A lone personal row looks no
         further: nothing would share its call, and the search is not free."""
-        groups: dict[Hashable, list] = {}
+        groups: dict[Hashable, list[Any]] = {}
         for row in rows:
             if row.platform == platform and (key := sender.batch_key(_item(row))) is not None:
                 groups.setdefault(key, []).append(row)

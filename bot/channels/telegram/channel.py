@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -110,7 +111,7 @@ class TelegramChannel:
                    .job_queue(None))  # our scheduler is APScheduler directly (DESIGN §5)
         if self.webhook_mode:
             builder = builder.updater(None)
-        self.application: Application = builder.build()
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.config: ChatConfig = chat_config(settings)
@@ -216,7 +217,7 @@ class TelegramChannel:
 
     # --- one update ------------------------------------------------------------------------------
 
-    async def _on_update(self, update: Update, _context: CallbackContext) -> None:
+    async def _on_update(self, update: Update, _context: CallbackContext[Any, Any, Any, Any]) -> None:
         if update.message is not None:
             await self._on_message(update)
             return
@@ -277,7 +278,7 @@ class TelegramChannel:
 
     async def _seen_before(self, update_id: int) -> bool:
         """The claim; if the database cannot be asked, go on: the user then gets at least an apology."""
-        assert self.dedupe is not None
+        assert self.dedupe is not None and self._engine is not None
         try:
             return await run(self._engine, self.dedupe.seen_before, PLATFORM, str(update_id))
         except Exception:
@@ -313,5 +314,5 @@ class TelegramChannel:
             log.warning("sendMessage to chat %s failed: %s", chat_ref, result.error)
         return False
 
-    async def _on_error(self, update: object, ctx: CallbackContext) -> None:
+    async def _on_error(self, update: object, ctx: CallbackContext[Any, Any, Any, Any]) -> None:
         log.error("error while processing a Telegram update", exc_info=ctx.error)

@@ -28,7 +28,7 @@ from typing import Any
 import xmltodict
 from starlette.requests import Request
 
-from bot.web.body import Rejected
+from bot.web.body import Rejected as Rejected  # raised here, caught by the routes
 from bot.web.body import read_body as capped_body
 
 MAX_BODY = 1 << 20  # 1 MiB: WeChat's callbacks are tiny; anything near this is not WeChat

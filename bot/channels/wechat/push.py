@@ -61,7 +61,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.channels.base import OutboxItem, SendResult
+from bot.channels.base import OutboxItem, Outcome, SendResult
 from bot.channels.wechat.access_token import ApiError, WeixinApi, official_account_api, wecom_api
 from bot.channels.wechat.limits import fit_template, fit_text
 from bot.settings import Settings
@@ -104,7 +104,8 @@ def common_outcome(data: dict[str, Any], prefix: str) -> SendResult | None:
 async def guarded(prefix: str, call: Any) -> dict[str, Any] | SendResult:
     """Run one API call; transport problems and HTTP failures become a `SendResult`."""
     try:
-        return await call
+        answer: dict[str, Any] = await call
+        return answer
     except httpx.TimeoutException:
         return SendResult("retry", error=f"{prefix}: timeout")
     except httpx.HTTPError as exc:
@@ -112,7 +113,7 @@ async def guarded(prefix: str, call: Any) -> dict[str, Any] | SendResult:
     except ApiError as exc:
         # An HTTP 4xx is our request's fault; 5xx, 429 and a refused token fetch (bad secret, server IP
         # not whitelisted: fixable in the console) are worth the worker's few retries.
-        outcome = "failed" if 400 <= exc.status < 500 and exc.status != 429 else "retry"
+        outcome: Outcome = "failed" if 400 <= exc.status < 500 and exc.status != 429 else "retry"
         return SendResult(outcome, error=f"{prefix}: {exc}"[:300])
 
 
@@ -325,7 +326,7 @@ class WeComPush:
     def __init__(self, settings: Settings, engine: Engine, **api_options: Any) -> None:
         if not settings.sends("wecom"):
             raise ValueError("MIANZI_WECOM_CORP_ID, _SECRET and _AGENT_ID are required to push on WeCom")
-        self.agent_id = int(settings.wecom_agent_id)
+        self.agent_id = int(settings.wecom_agent_id or 0)  # set: sends() checked it
         self.api = wecom_api(settings, engine, **api_options)
         self.media = MediaUploads(self.api, "wecom")
 
