@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     delivery_concurrency: int = 64
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60  # a crashed worker's rows are sent by another after this long
+    delivery_election_seconds: float = 5.0  # PostgreSQL: how often a serve process holds its channels' election
     # Chat answers in a process of their own (bot/core/runner.py): the web loop and the database
     # work then use two CPU cores instead of sharing one interpreter lock. None (the default):
     # on when it helps — SQLite (one writer, so one answering process) and more than one core.

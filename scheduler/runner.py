@@ -1,7 +1,8 @@
 """APScheduler inside `mianzi serve`, derived from the database (DESIGN §3 rule 4, §5).
 
-Exactly one process runs the jobs: on PostgreSQL the one holding an advisory lock (another takes
-over when its connection goes away); on SQLite a single server process is assumed. Jobs are
+Exactly one process runs the jobs: on PostgreSQL the leader of the role `scheduler`
+(`models.leadership`: an advisory lock; another process takes over when its connection goes away);
+on SQLite a single server process is assumed. Jobs are
 derived from the contests at start-up and on every tick, so a contest created from the command
 line, or a period that ended while the server was down, is handled without anyone pressing a button.
 """
@@ -15,74 +16,32 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from handlers.announcements import ImageConfig
 from models import contests
 from models.contests import settles_at
-from models.db import advisory_unlock, ping, session_scope, try_advisory_lock
+from models.db import session_scope
+from models.leadership import SCHEDULER, Leadership
 from models.values import utcnow, zone
 from scheduler import jobs
 
 log = logging.getLogger("mianzi.scheduler")
-LOCK_KEY = 0x4D69616E7A69  # "Mianzi"
-
-
-class Leadership:
-    """Who may run the scheduler. PostgreSQL: a session advisory lock; SQLite: always this process."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._conn: Connection | None = None
-
-    def acquire(self) -> bool:
-        if self.engine.dialect.name != "postgresql":
-            return True
-        if self._conn is not None and self.holds():
-            return True
-        conn = self.engine.connect()
-        got = try_advisory_lock(conn, key=LOCK_KEY)
-        conn.commit()
-        if got:
-            self._conn = conn
-        else:
-            conn.close()
-        return got
-
-    def holds(self) -> bool:
-        if self.engine.dialect.name != "postgresql":
-            return True
-        if self._conn is None:
-            return False
-        try:
-            ping(self._conn)
-            self._conn.commit()
-            return True
-        except Exception:
-            self._conn = None
-            return False
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                advisory_unlock(self._conn, key=LOCK_KEY)
-                self._conn.commit()
-            finally:
-                self._conn.close()
-                self._conn = None
-
 
 class SchedulerRunner:
     def __init__(self, engine: Engine, timezone: str, weekly_cron: str = "0 9 * * mon", tick_seconds: int = 30,
                  group_locale: str = "zh", clock: Callable[[], datetime] = utcnow,
                  images: ImageConfig | None = None, points_expiry_months: int = 0,
-                 extra_jobs: list[Callable[[Engine, datetime], object]] | None = None) -> None:
+                 extra_jobs: list[Callable[[Engine, datetime], object]] | None = None,
+                 leadership: Leadership | None = None) -> None:
         self.engine, self.timezone, self.clock = engine, timezone, clock
         self.group_locale, self.images = group_locale, images
         self.points_expiry_months = points_expiry_months
         self.weekly_cron, self.tick_seconds = weekly_cron, tick_seconds
         self.extra_jobs = extra_jobs or []
-        self.leadership = Leadership(engine)
+        # the process's own (`mianzi serve` shares one with the delivery worker), or one of this runner's
+        self._owns_leadership = leadership is None
+        self.leadership = leadership if leadership is not None else Leadership(engine)
         self.scheduler = BackgroundScheduler(timezone=zone(timezone), job_defaults={
             "misfire_grace_time": 3600, "coalesce": True, "max_instances": 1})
         self._lock = threading.Lock()
@@ -115,14 +74,21 @@ class SchedulerRunner:
             with self._lock:
                 self.scheduler.shutdown(wait=False)
             self.running = False
-        self.leadership.release()
+        if self._owns_leadership:
+            self.leadership.close()
+        else:
+            self.leadership.resign(SCHEDULER)
+
+    def leads(self) -> bool:
+        """Whether this process may run the jobs now (an election: PostgreSQL's lock taken or still held)."""
+        return SCHEDULER in self.leadership.elect([SCHEDULER])
 
     # --- jobs ------------------------------------------------------------------------------------
 
     def tick(self) -> dict[str, int] | None:
         """Catch up with everything due, then (re)derive the exact-time jobs from the database."""
         with self._lock:
-            if self._stopping or not self.leadership.acquire():
+            if self._stopping or not self.leads():
                 return None
             now = self.clock()
             result = jobs.tick(self.engine, now, self.group_locale, self.images)
@@ -133,13 +99,13 @@ class SchedulerRunner:
 
     def weekly(self) -> int | None:
         with self._lock:
-            if self._stopping or not self.leadership.acquire():
+            if self._stopping or not self.leads():
                 return None
             return jobs.weekly_standings(self.engine, self.clock())
 
     def daily(self) -> int | None:
         with self._lock:
-            if self._stopping or not self.leadership.acquire():
+            if self._stopping or not self.leads():
                 return None
             return jobs.daily(self.engine, self.clock(), self.points_expiry_months, self.timezone)
 

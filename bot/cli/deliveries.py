@@ -36,20 +36,25 @@ def deliveries_drain() -> None:
     from bot.channels.registry import ceilings, push_senders
     from bot.delivery.worker import DeliveryWorker
     from bot.settings import get_settings
+    from models.leadership import Leadership
 
     settings = get_settings()
 
     async def go() -> None:
         engine = context.engine(settings)
+        leadership = Leadership(engine)  # beside a running `serve` (PostgreSQL), only a channel nobody leads
         worker = DeliveryWorker(engine, push_senders(settings, engine), ceilings(settings),
                                 concurrency=settings.delivery_concurrency,
                                 max_attempts=settings.delivery_max_attempts,
-                                lease=timedelta(seconds=settings.delivery_lease_seconds))
+                                lease=timedelta(seconds=settings.delivery_lease_seconds),
+                                leadership=leadership, election_every=settings.delivery_election_seconds)
         try:
             stats = await worker.drain()
         finally:
             await worker.close()
-        print_json(stats.__dict__)
+            await asyncio.to_thread(leadership.close)
+        print_json({**stats.__dict__, "channels": sorted(worker.senders),
+                    "delivered_for": sorted(worker.leading)})
 
     with guarded():
         asyncio.run(go())

@@ -18,6 +18,16 @@ lives no other worker takes them over, however long a row waits or a call takes.
 fail (the database away), a row starts its call only while at least `send_time` of the lease
 renewed last is left.
 
+One deliverer per channel: the ceilings are counted in this process's memory, so when several
+`serve` processes share a PostgreSQL database only the leader of a channel's role
+(`models.leadership`, `deliver:<platform>`) claims its rows; the others stand by and hold an
+election every `election_every` seconds, and one of them takes the channel over when its leader
+stops or its connection goes away. A channel just taken over waits `handover_pause` (a second, the
+channel window's length) before its first call, so the old leader's last second and the new
+leader's first never add up. A worker that loses a channel claims nothing more for it and gives
+back the rows it had claimed and not yet started sending. Without a `Leadership` (tests,
+benchmarks) the worker delivers for every channel it has a sender for.
+
 Crash bound: a row is marked `sending` with a lease before it is sent and `sent` right after (in
 batches flushed every `flush_interval`), only once its call succeeded. If the process dies in
 between, the lease (at most `lease` after its last renewal) expires and the row is sent again, so a
@@ -44,9 +54,11 @@ from sqlalchemy import Engine
 from bot.channels.base import BatchSender, OutboxItem, Sender, SendResult, batching
 from bot.delivery.limiter import BatchLimiter, Ceilings, Deferred
 from models import leases
+from models.leadership import Leadership, delivery_role
 from models.values import utcnow
 
 log = logging.getLogger("mianzi.delivery")
+HANDOVER_PAUSE = 1.02  # seconds a channel just taken over waits: its window's length, with the limiter's margin
 
 
 @dataclass
@@ -76,6 +88,8 @@ class DeliveryWorker:
                  lease: timedelta = timedelta(seconds=60), max_attempts: int = 5,
                  flush_interval: float = 0.05, idle_sleep: float = 0.5, backoff: float = 2.0,
                  lookahead: int = 5000, max_wait: float = 5.0, send_time: float = 20.0,
+                 leadership: Leadership | None = None, election_every: float = 5.0,
+                 handover_pause: float = HANDOVER_PAUSE,
                  clock: Callable[[], datetime] = utcnow, ticks: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.senders = dict(senders)
@@ -93,6 +107,11 @@ class DeliveryWorker:
         self.clock, self.ticks = clock, ticks  # the time for the database; the limiters' monotonic clock
         self.renew_every = lease.total_seconds() / 4  # the leases of the rows held are extended this often
         self._renew_tried = self._renewed = -math.inf  # ticks when a renewal began; when the last one that worked did
+        self.leadership, self.election_every, self.handover_pause = leadership, election_every, handover_pause
+        # the channels this worker delivers for, and when each may make its first call after being taken over
+        self.leading: frozenset[str] = frozenset(self.senders) if leadership is None else frozenset()
+        self._ready_at: dict[str, float] = {}
+        self._next_election = -math.inf
         self.stats = Stats()
         self._pending = _Pending()
         self._slots = asyncio.Semaphore(concurrency)
@@ -104,6 +123,7 @@ class DeliveryWorker:
         flusher = asyncio.create_task(self._flush_loop(stop))
         try:
             while not stop.is_set():
+                await self._elect_when_due()
                 got = await self.step()
                 if not got:
                     try:
@@ -119,7 +139,11 @@ class DeliveryWorker:
         flusher = asyncio.create_task(self._flush_loop(flusher_stop))
         idle = 0
         try:
+            await self._elect_when_due()
+            if pause := max((at - self.ticks() for at in self._ready_at.values()), default=0.0):
+                await asyncio.sleep(max(pause, 0.0))  # a channel just taken over: its handover pause
             while idle < idle_rounds:
+                await self._elect_when_due()
                 got = await self.step()
                 if got:
                     idle = 0
@@ -142,26 +166,58 @@ class DeliveryWorker:
         await flusher
         await self.flush()
 
+    async def _elect_when_due(self) -> None:
+        if self.leadership is not None and self.ticks() >= self._next_election:
+            await asyncio.to_thread(self.elect)
+
+    def elect(self) -> frozenset[str]:
+        """Hold this worker's election: the channels it leads now (`leading`). A channel won waits its
+        handover pause; one lost is claimed no more (its rows not yet sent are given back, `_admit`)."""
+        if self.leadership is None:
+            return self.leading
+        roles = {delivery_role(p): p for p in sorted(self.senders)}
+        won = frozenset(roles[r] for r in self.leadership.elect(roles))
+        now = self.ticks()
+        pause = self.handover_pause if self.leadership.shared else 0.0  # SQLite: one process, no handover
+        for platform in sorted(won - self.leading):
+            self._ready_at[platform] = now + pause
+            log.info("delivery worker %s now delivers for %s", self.worker_id, platform)
+        for platform in sorted(self.leading - won):
+            self._ready_at.pop(platform, None)
+            log.warning("delivery worker %s no longer delivers for %s", self.worker_id, platform)
+        self.leading = won
+        self._next_election = now + self.election_every
+        return won
+
+    def _claimable(self) -> list[str]:
+        """The channels whose rows may be claimed now: led, and past their handover pause."""
+        now = self.ticks()
+        return sorted(p for p in self.leading if self._ready_at.get(p, -math.inf) <= now)
+
     async def step(self) -> int:
         """Claim a batch (when there is room in flight) and start sending it. Returns rows claimed."""
         room = self.concurrency * 2 - len(self._inflight)
         if room <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
+        platforms = self._claimable()
+        if not platforms:
+            return 0
         start_by = self.ticks() + self.start_within
-        items = await asyncio.to_thread(self._claim, min(room, self.batch))
+        items = await asyncio.to_thread(self._claim, min(room, self.batch), platforms)
         for unit in self._units(items):
             task = asyncio.create_task(self._deliver(unit, start_by))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(items)
 
-    def _claim(self, limit: int) -> list[OutboxItem]:
+    def _claim(self, limit: int, platforms: list[str]) -> list[OutboxItem]:
         now = self.clock()
         with self.engine.begin() as conn:
-            rows = leases.claim(conn, self.worker_id, limit, self.lease, now=now, platforms=list(self.senders))
+            rows = leases.claim(conn, self.worker_id, limit, self.lease, now=now, platforms=platforms)
             for platform, sender in self.batchers.items():
-                rows += self._claim_alike(conn, platform, sender, rows, now)
+                if platform in platforms:
+                    rows += self._claim_alike(conn, platform, sender, rows, now)
         return [_item(row) for row in rows]
 
     def _claim_alike(self, conn, platform: str, sender: BatchSender, rows: list[Any], now: datetime) -> list[Any]:  # type: ignore[no-untyped-def]
@@ -246,12 +302,16 @@ class DeliveryWorker:
         """Take the ceilings' slots for the rows of one call; the rows that would have to wait longer than
         `max_wait` (or past `start_by`, when their lease would run short) are deferred, not waited for:
         a send slot is never held for long by a chat at its ceiling. Returns the rows that may go now."""
+        if items[0].platform not in self.leading:
+            return self._give_back(items)
         within = min(self.max_wait, self._start_by(start_by) - self.ticks())
         if len(items) == 1:
             late = await limiter.acquire(items[0].chat_ref, items[0].is_group, within)
             deferred = {items[0].chat_ref: late} if late is not None else {}
         else:
             deferred = await limiter.acquire_many([i.chat_ref for i in items], within)
+        if items[0].platform not in self.leading:  # lost while it waited: not ours to send any more
+            return self._give_back(items)
         if self.ticks() > self._start_by(start_by):  # it queued too long: the lease could run out mid-call
             deferred = {i.chat_ref: deferred.get(i.chat_ref, Deferred(0.0)) for i in items}
         now = self.clock()
@@ -260,6 +320,14 @@ class DeliveryWorker:
                 self.stats.deferred += 1
                 self._pending.deferred.append((item.id, _tenth_up(now + timedelta(seconds=late.seconds))))
         return [i for i in items if i.chat_ref not in deferred]
+
+    def _give_back(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The rows of a channel another process delivers for now: back to the outbox, due at once, for
+        it to take (no attempt counted). Returns none to send."""
+        now = self.clock()
+        self.stats.deferred += len(items)
+        self._pending.deferred.extend((item.id, now) for item in items)
+        return []
 
     def _start_by(self, claimed: float) -> float:
         """When a row must start its call at the latest: `start_within` after its claim (`claimed` is that

@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         return JSONResponse({"database": database, "channels": channels,
                              "scheduler": bool(services and services.scheduler_running()),
                              "scheduler_leader": bool(services and services.scheduler_leading()),
-                             "delivery": bool(services and services.delivering())},
+                             "delivery": bool(services and services.delivering()),
+                             "delivering_for": services.delivering_for() if services else []},
                             status_code=200 if database in HEALTHY else 503)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]

@@ -15,9 +15,10 @@ from bot.channels.telegram.push import TelegramPush
 from bot.delivery.limiter import Ceilings
 from bot.delivery.worker import DeliveryWorker
 from models.db import session_scope
+from models.leadership import SCHEDULER, Leadership, delivery_role
 from models.tables import Contest, Outbox, Partner
 from scheduler import jobs
-from scheduler.runner import Leadership, SchedulerRunner
+from scheduler.runner import SchedulerRunner
 from tests.support import builders as b
 from tests.support.builders import END, MID, SH, program
 from tests.support.delivery import drain
@@ -128,8 +129,8 @@ def test_two_schedulers_announce_once(engine: Engine) -> None:
     after = END.astimezone(UTC) + timedelta(minutes=1)
     runners = [SchedulerRunner(engine, "Asia/Shanghai", clock=lambda: after) for _ in range(2)]
     if engine.dialect.name == "postgresql":
-        assert runners[0].leadership.acquire() is True
-        assert runners[1].leadership.acquire() is False  # the lock is held: only one leader
+        assert runners[0].leads() is True
+        assert runners[1].leads() is False  # the lock is held: only one leader
     outcomes: list[object] = []
     barrier = threading.Barrier(2)
 
@@ -152,7 +153,7 @@ def test_two_schedulers_announce_once(engine: Engine) -> None:
     if engine.dialect.name == "postgresql":
         assert sum(1 for o in outcomes if o is None) == 1  # the follower did nothing
         later = SchedulerRunner(engine, "Asia/Shanghai", clock=lambda: after)
-        assert later.leadership.acquire() is True  # the leader stopped: another takes over
+        assert later.leads() is True  # the leader stopped: another takes over
         later.stop()
 
 
@@ -188,26 +189,23 @@ def test_the_last_minute_in_shanghai(engine: Engine, when: str) -> None:
     assert bool(closed) == when.startswith("2026-12-01")
 
 
-def test_leadership_on_sqlite_is_this_process(engine: Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite only")
-    lead = Leadership(engine)
-    assert lead.acquire() and lead.holds()
-
-
-def test_leadership_on_postgresql_is_one_process_at_a_time(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
-    first, second = Leadership(engine), Leadership(engine)
+def test_a_runner_sharing_the_process_leadership_resigns_only_its_role(engine: Engine) -> None:
+    shared = Leadership(engine)
     try:
-        assert first.acquire() and first.holds()
-        assert not second.acquire() and not second.holds()
-        first.release()
-        assert not first.holds()
-        assert second.acquire() and second.holds()
+        assert shared.elect([delivery_role("telegram")]) == {delivery_role("telegram")}
+        runner = SchedulerRunner(engine, "Asia/Shanghai", leadership=shared)
+        assert runner.leads() and shared.leads(SCHEDULER)
+        runner.stop()
+        assert shared.leads(delivery_role("telegram"))  # the delivery worker's role stays with the process
+        if engine.dialect.name == "postgresql":
+            assert not shared.leads(SCHEDULER)
+            other = Leadership(engine)
+            try:
+                assert other.elect([SCHEDULER, delivery_role("telegram")]) == {SCHEDULER}
+            finally:
+                other.close()
     finally:
-        first.release()
-        second.release()
+        shared.close()
 
 
 def test_recognition_images_reach_telegram_as_photos(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]

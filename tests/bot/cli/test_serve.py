@@ -15,7 +15,7 @@ def test_serve_starts_with_no_channel_and_says_so(db_url: str, tmp_path: Path) -
         health = served.health
         assert health is not None
         health.pop("scheduler_leader")  # on a shared PostgreSQL another process may lead
-        assert health == {"database": "ok", "scheduler": True, "delivery": False,
+        assert health == {"database": "ok", "scheduler": True, "delivery": False, "delivering_for": [],
                           "channels": {"telegram": False, "wechat": False, "wecom": False}}
     printed = served.printed
     assert t("web.channels", "en", channels=t("web.no_channels", "en")) in printed

@@ -65,13 +65,14 @@ def test_healthz_reports_database_and_channels(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"database": "ok", "channels": {"telegram": True, "wechat": False, "wecom": False},
-                               "scheduler": True, "scheduler_leader": True, "delivery": True}
+                               "scheduler": True, "scheduler_leader": True, "delivery": True,
+                               "delivering_for": ["telegram"]}
 
 
 def test_without_any_channel_the_app_still_serves(db_url: str) -> None:
     with live_app(create_app(Settings())) as c:
         assert c.get("/healthz").json() == {"database": "ok", "scheduler": True, "scheduler_leader": True, "delivery": False,
-                                            "channels": {"telegram": False, "wechat": False, "wecom": False}}
+                                            "delivering_for": [], "channels": {"telegram": False, "wechat": False, "wecom": False}}
         assert c.post("/telegram/webhook", json=sample("private_command")).status_code == 404
         assert c.post("/api/sales", json=[]).status_code == 404
 
