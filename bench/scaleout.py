@@ -38,7 +38,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 from machine import cpu_model
@@ -81,7 +80,8 @@ def build(url: str, n: int, env: dict[str, str]) -> None:
                                              "chat_ref": str(7_000_000 + i), "active": True, "bound_at": now,
                                              "last_seen_at": now, "window_pushes": 0} for i in range(1, USERS + 1)])
         conn.execute(insert(Contest), [{"name": "本月销售冠军", "metric": "revenue", "scope": "individual",
-                                        "team_score": "sum", "start_at": month, "end_at": datetime(2099, 1, 1, tzinfo=UTC),
+                                        "team_score": "sum", "start_at": month,
+                                        "end_at": datetime(2099, 1, 1, tzinfo=UTC),
                                         "timezone": "Asia/Shanghai", "grace_seconds": 0, "segment": {},
                                         "prizes": [{"rank": 1, "points": 500}],
                                         "tiers": [{"name": "gold", "threshold": 5_000_000, "points": 100}],
@@ -166,7 +166,8 @@ def main() -> None:
     fake_port = port()
     env = {**os.environ, "MIANZI_DATABASE_URL": args.database_url, "MIANZI_TELEGRAM_TOKEN": "1:BENCH",
            "MIANZI_TELEGRAM_API_URL": f"http://127.0.0.1:{fake_port}/bot", "MIANZI_TELEGRAM_SECRET": SECRET,
-           "MIANZI_TELEGRAM_WEBHOOK_URL": "http://127.0.0.1:1/telegram/webhook", "MIANZI_SCHEDULER_TICK_SECONDS": "3600",
+           "MIANZI_TELEGRAM_WEBHOOK_URL": "http://127.0.0.1:1/telegram/webhook",
+           "MIANZI_SCHEDULER_TICK_SECONDS": "3600",
            "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
     env.pop("MIANZI_CORE_PROCESS", None)  # default settings (off on PostgreSQL)
     build(args.database_url, args.partners, env)

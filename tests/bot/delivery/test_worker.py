@@ -170,3 +170,51 @@ def test_two_drains_on_postgresql_one_delivers(db_url: str, engine: Engine) -> N
     # counted in its memory), the other stood by; or, had the first finished first, the second found nothing
     assert sorted(d["sent"] for d in drained) == [0, 120]
     assert all(d["channels"] == ["telegram"] for d in drained)
+
+
+def test_a_worker_that_loses_its_channel_gives_back_what_it_has_not_sent(db_url: str, engine: Engine) -> None:
+    """The channel passes to another process (PostgreSQL): the old worker claims no more for it and hands
+    back the rows it holds unsent; the new one sends them. Nobody gets a message twice or none."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several deliverers only on PostgreSQL")
+    import asyncio
+    import time
+
+    from models.leadership import Leadership, delivery_role
+
+    people(engine, 30)
+    announce(engine)
+    role = delivery_role("telegram")
+    old_lead, new_lead = Leadership(engine), Leadership(engine)
+    with FloodFake(rate=200) as quick:
+        old = worker(engine, quick, rate=4, concurrency=2, leadership=old_lead, election_every=0.1)
+        new = worker(engine, quick, rate=100, leadership=new_lead, election_every=0.1)
+
+        async def go() -> None:
+            stop = asyncio.Event()
+            running = asyncio.create_task(old.run(stop))
+            deadline = time.monotonic() + 20
+            while len(quick.delivered) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            old.election_every = 3600.0  # from now on its elections are the test's: the next is an hour away
+            assert await asyncio.to_thread(old.elect) == {"telegram"}
+            await asyncio.to_thread(old_lead.resign, role)
+            assert await asyncio.to_thread(new_lead.elect, [role]) == {role}  # another process took it
+            assert await asyncio.to_thread(old.elect) == frozenset()  # its next election: lost
+            await asyncio.sleep(1.0)  # the old worker's rows waiting for their slot come back
+            stop.set()
+            await running
+            await new.drain()
+            await old.close()
+            await new.close()
+
+        try:
+            asyncio.run(go())
+        finally:
+            old_lead.close()
+            new_lead.close()
+        per_chat = quick.per_chat()
+    assert len(per_chat) == 30 and set(per_chat.values()) == {1}
+    assert old.stats.sent + new.stats.sent == 30 and 3 <= old.stats.sent < 30
+    assert old.stats.deferred >= 1  # handed back, not sent by both
+    assert statuses(engine) == {"sent": 30}
