@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import platform
@@ -39,11 +38,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-import aiohttp
 from machine import cpu_model
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
-from webhook import OUT, ROOT, SECRET, USERS, cpu_seconds, port, update, wait_for
+from webhook import OUT, ROOT, SECRET, USERS, cpu_seconds, load, port, wait_for
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_scaleout"
 
@@ -90,31 +88,6 @@ def build(url: str, n: int, env: dict[str, str]) -> None:
     code = ("from bot import context; from models.db import session_scope; from models import standings;"
             "e = context.engine();\nwith session_scope(e) as s: standings.refresh(s, 1)")
     subprocess.run([sys.executable, "-c", code], env=env, cwd=OUT, check=True)
-
-
-async def load(urls: list[str], seconds: float, concurrency: int) -> tuple[list[float], int, float]:
-    """Closed loop over several servers: each POST goes to the next server in turn."""
-    latencies: list[float] = []
-    errors = 0
-    turn = itertools.count()
-    deadline = time.monotonic() + seconds
-    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        async def sender(k: int) -> None:
-            nonlocal errors
-            while time.monotonic() < deadline:
-                n = next(turn)
-                body = update(300_000 + n, 7_000_000 + 1 + (n * 37 + k) % USERS)
-                t0 = time.monotonic()
-                async with session.post(urls[n % len(urls)], json=body, headers=headers) as r:
-                    await r.read()
-                    if r.status != 200:
-                        errors += 1
-                latencies.append(time.monotonic() - t0)
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(sender(k) for k in range(concurrency)))
-        return latencies, errors, time.monotonic() - t0
 
 
 def health(server_port: int) -> dict[str, object]:

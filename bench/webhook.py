@@ -88,7 +88,9 @@ def update(n: int, user: int) -> dict:
         "entities": [{"offset": 0, "length": 5, "type": "bot_command"}]}}
 
 
-async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float], int, float]:
+async def load(urls: list[str], seconds: float, concurrency: int) -> tuple[list[float], int, float]:
+    """Closed loop: `concurrency` senders, each POSTing when its last answer came; with several servers
+    (bench/scaleout.py) each POST goes to the next in turn, a load balancer's round robin."""
     latencies: list[float] = []
     errors = 0
     counter = 0
@@ -102,7 +104,7 @@ async def load(url: str, seconds: float, concurrency: int) -> tuple[list[float],
                 n = counter
                 body = update(n, 7_000_000 + 1 + (n * 37 + k) % USERS)
                 t0 = time.monotonic()
-                async with session.post(url, json=body, headers=headers) as r:
+                async with session.post(urls[n % len(urls)], json=body, headers=headers) as r:
                     await r.read()
                     if r.status != 200:
                         errors += 1
@@ -189,13 +191,13 @@ def measure(server: subprocess.Popen, server_port: int, args: argparse.Namespace
         wait_for(server_port, server)
         time.sleep(1.0)
         url = f"http://127.0.0.1:{server_port}/telegram/webhook"
-        asyncio.run(load(url, 2, 4))  # warm-up
+        asyncio.run(load([url], 2, 4))  # warm-up
         load_before = os.getloadavg()[0]
         cpu0 = cpu_seconds(server.pid)
         if args.rate:
             latencies, errors, wall = asyncio.run(load_at_rate(url, args.seconds, args.rate, args.max_in_flight))
         else:
-            latencies, errors, wall = asyncio.run(load(url, args.seconds, args.concurrency))
+            latencies, errors, wall = asyncio.run(load([url], args.seconds, args.concurrency))
         server_cpu = cpu_seconds(server.pid) - cpu0
         peak = peak_rss_mb(server.pid)
     finally:

@@ -10,11 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from models.db import session_scope
-from models.tables import ChatIdentity, Partner
-from models.values import utcnow
 from tests.support import builders as b
 from tests.support.cli_runner import MIANZI
 from tests.support.fake_flood import FloodFake
@@ -33,12 +30,7 @@ def _serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
 
 
 def test_sigkill_mid_broadcast_loses_nothing(db_url: str, engine: Engine, tmp_path: Path) -> None:
-    now = utcnow()
-    with session_scope(engine) as s:
-        b.partners(s, *({"code": f"P{i:04d}"} for i in range(RECIPIENTS)))
-        for p in s.execute(select(Partner)).scalars():
-            s.add(ChatIdentity(partner_id=p.id, platform="telegram", user_ref=str(90000 + p.id),
-                               chat_ref=str(90000 + p.id), bound_at=now, last_seen_at=now))
+    b.telegram_recipients(engine, RECIPIENTS)
     with FloodFake(rate=60) as fake:
         env = {**os.environ, "MIANZI_DATABASE_URL": db_url, "MIANZI_TELEGRAM_TOKEN": "1:T",
                "MIANZI_TELEGRAM_API_URL": fake.base_url, "MIANZI_TELEGRAM_WEBHOOK_URL": "https://example.invalid/hook",

@@ -21,11 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from models.db import session_scope
-from models.tables import ChatIdentity, Partner
-from models.values import utcnow
 from tests.support import builders as b
 from tests.support.cli_runner import MIANZI
 from tests.support.fake_flood import FloodFake
@@ -53,15 +50,6 @@ def postgresql(db_url: str) -> str:
     if not db_url.startswith("postgresql"):
         pytest.skip("several serve processes share one PostgreSQL database; SQLite has one server process")
     return db_url
-
-
-def _recipients(engine: Engine) -> None:
-    now = utcnow()
-    with session_scope(engine) as s:
-        b.partners(s, *({"code": f"S{i:04d}"} for i in range(RECIPIENTS)))
-        for p in s.execute(select(Partner)).scalars():
-            s.add(ChatIdentity(partner_id=p.id, platform="telegram", user_ref=str(70000 + p.id),
-                               chat_ref=str(70000 + p.id), bound_at=now, last_seen_at=now))
 
 
 def _env(db_url: str, fake: FloodFake) -> dict[str, str]:
@@ -132,7 +120,7 @@ def _report(env: dict[str, str], cwd: Path, broadcast_id: int) -> dict[str, int]
 @pytest.mark.parametrize("processes", [2, 3])
 def test_several_servers_keep_the_ceiling_in_total(postgresql: str, engine: Engine, tmp_path: Path,
                                                    processes: int) -> None:
-    _recipients(engine)
+    b.telegram_recipients(engine, RECIPIENTS, prefix="S", chat_base=70000)
     with FloodFake(rate=30) as fake:
         env = _env(postgresql, fake)
         with _servers(processes, env, tmp_path) as served:
@@ -150,7 +138,7 @@ def test_several_servers_keep_the_ceiling_in_total(postgresql: str, engine: Engi
 
 def test_a_killed_deliverer_is_replaced_and_the_ceiling_holds(postgresql: str, engine: Engine,
                                                               tmp_path: Path) -> None:
-    _recipients(engine)
+    b.telegram_recipients(engine, RECIPIENTS, prefix="S", chat_base=70000)
     with FloodFake(rate=30) as fake:
         env = _env(postgresql, fake)
         with _servers(3, env, tmp_path) as served:

@@ -32,6 +32,19 @@ def partners(session: Session, *rows: dict[str, Any]) -> None:
     session.flush()
 
 
+def telegram_recipients(engine: Engine, count: int, *, prefix: str = "P", chat_base: int = 90000) -> None:
+    """`count` partners (codes `{prefix}0000`…), each bound to a Telegram private chat `chat_base + id`:
+    the audience of a broadcast in the delivery tests."""
+    from models.values import utcnow
+
+    now = utcnow()
+    with session_scope(engine) as s:
+        partners(s, *({"code": f"{prefix}{i:04d}"} for i in range(count)))
+        for p in s.execute(select(Partner).where(Partner.code.like(f"{prefix}%"))).scalars():
+            s.add(ChatIdentity(partner_id=p.id, platform="telegram", user_ref=str(chat_base + p.id),
+                               chat_ref=str(chat_base + p.id), bound_at=now, last_seen_at=now))
+
+
 def sales(session: Session, *rows: dict[str, Any], now: datetime | None = None) -> None:
     full = [{"units": 1, **r} for r in rows]
     import_sales(session, rows_from_records(full, SALE_COLUMNS), SH, now=now)
