@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2,3", help="the counts of serve processes to run, in turn")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=32, help="senders waiting for answers, in all")
+    parser.add_argument("--core", choices=["auto", "process", "thread"], default="auto",
+                        help="where chat answers run: MIANZI_CORE_PROCESS unset (the default), on or off")
     parser.add_argument("--no-anchor", action="store_true", help="skip the bare python-telegram-bot anchor")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,8 @@ def main() -> None:
            "MIANZI_SCHEDULER_TICK_SECONDS": "3600",
            "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(ROOT)}
     env.pop("MIANZI_CORE_PROCESS", None)  # default settings (off on PostgreSQL)
+    if args.core != "auto":
+        env["MIANZI_CORE_PROCESS"] = "1" if args.core == "process" else "0"
     build(args.database_url, args.partners, env)
     fake = subprocess.Popen([sys.executable, "-m", "tests.support.fake_flood", "--port", str(fake_port),
                              "--rate", "1000000"], cwd=ROOT, env=env)
