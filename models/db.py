@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -127,7 +127,10 @@ class Prepared:
     def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if session.autoflush:
             session.flush()
-        conn = session.connection()
+        return self.rows_on(session.connection(), params)
+
+    def rows_on(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """`rows` on a Core connection, in its transaction (no session, nothing flushed)."""
         sql, order, defaults = self._for(conn.dialect)
         values = {**defaults, **params}
         cursor = conn.connection.cursor()
@@ -136,6 +139,17 @@ class Prepared:
             return list(cursor.fetchall())
         finally:
             cursor.close()
+
+
+def bind_converter(column: Any, dialect: Any) -> Callable[[Any], Any]:
+    """How SQLAlchemy turns a Python value into what the driver stores for `column` (its type's bind
+    processor: SQLite's datetime text, the JSON serializer …), for parameters of a `Prepared` write."""
+    convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return convert if convert is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def rowcount(result: Result[Any]) -> int:
