@@ -60,6 +60,18 @@ def test_plain_rows_are_the_orms(db_url: str, engine: Engine, session: Session) 
         pooled.close()
 
 
+def test_open_contest_rows_are_the_orms(engine: Engine, session: Session) -> None:
+    """The chat's list of open contests (the driver's cursor, `models.plain`'s converters) holds
+    what the ORM reads of the same contests: not closed, not cancelled, by start, end and id."""
+    _program(engine)
+    with session_scope(engine) as s:
+        rows = contests.open_contest_rows(s)
+    wanted = [r for r in _orm_rows(session) if r.closed_at is None and r.cancelled_at is None]
+    assert rows == sorted(wanted, key=lambda r: (r.start_at, r.end_at, r.id))
+    assert [r.name for r in rows] == ["十一月", "十二月"] and rows[0].featured is True
+    assert all(r.end_at.tzinfo is UTC for r in rows) and isinstance(rows[1].tiers, list)
+
+
 def test_urls_the_driver_does_not_open_by_itself(tmp_path: Path) -> None:
     assert plain.connect("sqlite://") is None
     assert plain.connect("sqlite:///:memory:") is None
