@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -63,7 +64,7 @@ def begin_unchecked(conn: Connection) -> bool:
     if conn.dialect.name != "sqlite":
         return False
     dbapi = conn.connection.dbapi_connection
-    if (dbapi is None or dbapi.in_transaction
+    if (dbapi is None or dbapi.in_transaction or conn.connection.info.get(HELD)
             or not event.contains(conn.engine, "checkin", foreign_keys_back_on)):
         return False
     cursor = dbapi.cursor()
@@ -77,10 +78,61 @@ def begin_unchecked(conn: Connection) -> bool:
     return True
 
 
+HELD = "mianzi_held"
+"""Key in a connection's `info`: `hold_connection` keeps it for its thread's sessions (never checked in)."""
+_held: dict[int, tuple[Engine, int, Connection]] = {}
+
+
+def hold_connection(engine: Engine) -> bool:
+    """From now on, `session_scope(engine)` in this thread runs on one connection kept open, instead
+    of a pool checkout and check-in per session; whether it does (SQLite only).
+
+    For the chat core's process, which answers one message after another on one thread: the
+    checkout, the check-in and its reset were a tenth of a WeChat `排行` there (py-spy). SQLite
+    only: PostgreSQL's pool pings a connection at checkout, which lets a restarted server be
+    ridden out, and a held connection would skip that. A bulk write's unchecked transaction
+    (`begin_unchecked`) needs the check-in to turn the foreign-key checks back on, so it is
+    refused on the held connection (the write runs checked)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    conn = engine.connect()
+    conn.connection.info[HELD] = True
+    _held[id(engine)] = (engine, threading.get_ident(), conn)
+    return True
+
+
+def release_connection(engine: Engine) -> None:
+    """Undo `hold_connection`: the held connection goes back to the pool."""
+    found = _held.pop(id(engine), None)
+    if found is not None:
+        if not found[2].closed and not found[2].invalidated:
+            found[2].connection.info.pop(HELD, None)
+        found[2].close()
+
+
+def _held_for(engine: Engine) -> Connection | None:
+    """The connection held for `engine` in this thread, a new one if it was invalidated, else None."""
+    found = _held.get(id(engine))
+    if found is None or found[0] is not engine or found[1] != threading.get_ident():
+        return None
+    conn = found[2]
+    if conn.closed or conn.invalidated:
+        conn.close()
+        conn = engine.connect()
+        conn.connection.info[HELD] = True
+        _held[id(engine)] = (engine, found[1], conn)
+    if conn.in_transaction():  # a session left it in one (it never should): start clean
+        conn.rollback()
+    return conn
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A session that commits on success and rolls back on any error (on the connection
+    `hold_connection` keeps, in the thread that holds it)."""
+    held = _held_for(engine)
+    with (Session(engine, expire_on_commit=False) if held is None
+          else Session(bind=held, expire_on_commit=False)) as session:
         try:
             yield session
             session.commit()
