@@ -166,6 +166,7 @@ class Prepared:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
 
     def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         found = self._compiled.get(dialect.name)
@@ -175,6 +176,22 @@ class Prepared:
             found = (compiled.string, order, dict(compiled.construct_params(_check=False)))
             self._compiled[dialect.name] = found
         return found
+
+    def typed_rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """`rows` of a SELECT with each value converted by its column type's own result processor
+        (SQLite's datetime and date text, its 0/1 booleans …): what SQLAlchemy's result returns,
+        without its execution layer."""
+        rows = self.rows(session, params)
+        dialect = session.connection().dialect
+        found = self._processors.get(dialect.name)
+        if found is None:
+            found = self._processors[dialect.name] = [
+                c.type.dialect_impl(dialect).result_processor(dialect, None)
+                for c in self.statement.selected_columns]  # type: ignore[attr-defined]  # a SELECT
+        if not any(found):
+            return rows
+        return [tuple(value if convert is None or value is None else convert(value)
+                      for convert, value in zip(found, row, strict=True)) for row in rows]
 
     def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if session.autoflush:
