@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from bot import context
@@ -70,6 +70,11 @@ def test_open_contest_rows_are_the_orms(engine: Engine, session: Session) -> Non
     assert rows == sorted(wanted, key=lambda r: (r.start_at, r.end_at, r.id))
     assert [r.name for r in rows] == ["十一月", "十二月"] and rows[0].featured is True
     assert all(r.end_at.tzinfo is UTC for r in rows) and isinstance(rows[1].tiers, list)
+    with session_scope(engine) as s:  # an edit is seen at once (the converted rows are kept by their values)
+        s.execute(update(Contest).where(Contest.id == rows[1].id).values(name="十二月冠军"))  # type: ignore[arg-type]
+    with session_scope(engine) as s:
+        again = contests.open_contest_rows(s)
+    assert [r.name for r in again] == ["十一月", "十二月冠军"] and again[0] == rows[0]
 
 
 def test_the_asker_is_what_the_orm_reads(engine: Engine) -> None:
