@@ -121,8 +121,8 @@ def _held_for(engine: Engine) -> Connection | None:
         conn = engine.connect()
         conn.connection.info[HELD] = True
         _held[id(engine)] = (engine, found[1], conn)
-    if conn.in_transaction():  # a session left it in one (it never should): start clean
-        conn.rollback()
+    if conn.in_transaction():  # a session inside another one's: its own pooled connection, as before
+        return None
     return conn
 
 

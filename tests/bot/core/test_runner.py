@@ -97,3 +97,25 @@ def test_no_unchecked_transaction_on_a_held_connection(engine: Engine) -> None:
         release_connection(engine)
     with session_scope(engine) as session:
         assert begin_unchecked(session.connection())
+
+
+def test_a_session_inside_another_keeps_its_own_connection(engine: Engine) -> None:
+    """A `session_scope` opened while the held connection is in a transaction gets a pooled one, as
+    before: it commits on its own and does not touch the outer one's transaction."""
+    from models.db import hold_connection, release_connection, session_scope
+
+    if not hold_connection(engine):
+        return
+    try:
+        with session_scope(engine) as outer:
+            outer.connection().execute(text("INSERT INTO team (code, name) VALUES ('T1', 'T1')"))
+            held = outer.connection().connection.dbapi_connection
+            with session_scope(engine) as inner:  # reads only: SQLite has one writer
+                assert inner.connection().connection.dbapi_connection is not held
+                assert inner.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 0
+            assert outer.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
+        with session_scope(engine) as again:
+            assert again.connection().connection.dbapi_connection is held
+            assert again.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
+    finally:
+        release_connection(engine)
