@@ -364,7 +364,12 @@ def report(results: dict[str, dict[str, Any]], a: argparse.Namespace,
     drive = (f"open loop at {a.rate:.0f}/s (latency from when each message was due)" if a.rate
              else f"closed loop, {a.connections} in flight")
     drive += ", core in its own process" if a.core == "process" else ", core in a thread"
-    print(f"\n/wechat/callback, {a.text} from {a.users} bound users, {drive}, {a.seconds:.0f} s"
+    import platform
+
+    from machine import cpu_model  # bench/machine.py
+
+    print(f"\nmachine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}")
+    print(f"/wechat/callback, {a.text} from {a.users} bound users, {drive}, {a.seconds:.0f} s"
           f"; load average {os.getloadavg()[0]:.2f}")
     print("| server | mode | load avg before | messages/s | p50 | p99 | max | peak in flight | server CPU/msg "
           "| errors | replies | target |")

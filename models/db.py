@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -96,7 +97,7 @@ def begin_unchecked(conn: Connection) -> bool:
     if conn.dialect.name != "sqlite":
         return False
     dbapi = conn.connection.dbapi_connection
-    if (dbapi is None or dbapi.in_transaction
+    if (dbapi is None or dbapi.in_transaction or conn.connection.info.get(HELD)
             or not event.contains(conn.engine, "checkin", foreign_keys_back_on)):
         return False
     cursor = dbapi.cursor()
@@ -110,10 +111,61 @@ def begin_unchecked(conn: Connection) -> bool:
     return True
 
 
+HELD = "mianzi_held"
+"""Key in a connection's `info`: `hold_connection` keeps it for its thread's sessions (never checked in)."""
+_held: dict[int, tuple[Engine, int, Connection]] = {}
+
+
+def hold_connection(engine: Engine) -> bool:
+    """From now on, `session_scope(engine)` in this thread runs on one connection kept open, instead
+    of a pool checkout and check-in per session; whether it does (SQLite only).
+
+    For the chat core's process, which answers one message after another on one thread: the
+    checkout, the check-in and its reset were a tenth of a WeChat `排行` there (py-spy). SQLite
+    only: PostgreSQL's pool pings a connection at checkout, which lets a restarted server be
+    ridden out, and a held connection would skip that. A bulk write's unchecked transaction
+    (`begin_unchecked`) needs the check-in to turn the foreign-key checks back on, so it is
+    refused on the held connection (the write runs checked)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    conn = engine.connect()
+    conn.connection.info[HELD] = True
+    _held[id(engine)] = (engine, threading.get_ident(), conn)
+    return True
+
+
+def release_connection(engine: Engine) -> None:
+    """Undo `hold_connection`: the held connection goes back to the pool."""
+    found = _held.pop(id(engine), None)
+    if found is not None:
+        if not found[2].closed and not found[2].invalidated:
+            found[2].connection.info.pop(HELD, None)
+        found[2].close()
+
+
+def _held_for(engine: Engine) -> Connection | None:
+    """The connection held for `engine` in this thread, a new one if it was invalidated, else None."""
+    found = _held.get(id(engine))
+    if found is None or found[0] is not engine or found[1] != threading.get_ident():
+        return None
+    conn = found[2]
+    if conn.closed or conn.invalidated:
+        conn.close()
+        conn = engine.connect()
+        conn.connection.info[HELD] = True
+        _held[id(engine)] = (engine, found[1], conn)
+    if conn.in_transaction():  # a session inside another one's: its own pooled connection, as before
+        return None
+    return conn
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A session that commits on success and rolls back on any error (on the connection
+    `hold_connection` keeps, in the thread that holds it)."""
+    held = _held_for(engine)
+    with (Session(engine, expire_on_commit=False) if held is None
+          else Session(bind=held, expire_on_commit=False)) as session:
         try:
             yield session
             session.commit()
@@ -147,6 +199,7 @@ class Prepared:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
 
     def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         found = self._compiled.get(dialect.name)
@@ -157,10 +210,29 @@ class Prepared:
             self._compiled[dialect.name] = found
         return found
 
+    def typed_rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """`rows` of a SELECT with each value converted by its column type's own result processor
+        (SQLite's datetime and date text, its 0/1 booleans …): what SQLAlchemy's result returns,
+        without its execution layer."""
+        rows = self.rows(session, params)
+        dialect = session.connection().dialect
+        found = self._processors.get(dialect.name)
+        if found is None:
+            found = self._processors[dialect.name] = [
+                c.type.dialect_impl(dialect).result_processor(dialect, None)
+                for c in self.statement.selected_columns]  # type: ignore[attr-defined]  # a SELECT
+        if not any(found):
+            return rows
+        return [tuple(value if convert is None or value is None else convert(value)
+                      for convert, value in zip(found, row, strict=True)) for row in rows]
+
     def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         if session.autoflush:
             session.flush()
-        conn = session.connection()
+        return self.rows_on(session.connection(), params)
+
+    def rows_on(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """`rows` on a Core connection, in its transaction (no session, nothing flushed)."""
         sql, order, defaults = self._for(conn.dialect)
         values = {**defaults, **params}
         cursor = conn.connection.cursor()
@@ -169,6 +241,17 @@ class Prepared:
             return list(cursor.fetchall())
         finally:
             cursor.close()
+
+
+def bind_converter(column: Any, dialect: Any) -> Callable[[Any], Any]:
+    """How SQLAlchemy turns a Python value into what the driver stores for `column` (its type's bind
+    processor: SQLite's datetime text, the JSON serializer …), for parameters of a `Prepared` write."""
+    convert = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return convert if convert is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def rowcount(result: Result[Any]) -> int:

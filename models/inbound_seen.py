@@ -7,13 +7,14 @@ connection, in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, delete, insert
+from sqlalchemy import Connection, Dialect, Insert, bindparam, delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
-from models.db import table_of
+from models.db import Prepared, bind_converter, table_of
 from models.tables import InboundSeen
 
 KEY_LENGTH = 128  # `InboundSeen.key`: a longer key is cut to it
@@ -41,12 +42,19 @@ def claim_all(conn: Connection, *, platform: str, keys: list[str], seen_at: date
     """`claim` of several keys in one statement: the keys (cut to `KEY_LENGTH`) that went in.
 
     One statement instead of one per key: a WeChat message claims its MsgId and its signed nonce,
-    and on the chat core's path each statement costs several times its insert (measured).
+    and on the chat core's path each statement costs several times its insert (measured). An
+    INSERT of several VALUES rows has no SQLAlchemy cache key, so SQLAlchemy compiled it again for
+    every message (a third of the core's time on a WeChat `排行`, py-spy): it is compiled once per
+    dialect and row count (`Prepared`) and run on the driver's cursor, each value converted by its
+    column's own bind processor, so it stores what SQLAlchemy stores.
     """
+    convert = _converters(conn.dialect)
+    at = convert["seen_at"](seen_at)
     params: dict[str, object] = {}
     for i, key in enumerate(keys):
-        params.update({f"p{i}": platform, f"k{i}": key[:KEY_LENGTH], f"s{i}": seen_at})
-    return {row[0] for row in conn.execute(_claim_all_statement(conn.dialect.name, len(keys)), params)}
+        params.update({f"p{i}": convert["platform"](platform), f"k{i}": convert["key"](key[:KEY_LENGTH]),
+                       f"s{i}": at})
+    return {row[0] for row in _claim_all_statement(conn.dialect.name, len(keys)).rows_on(conn, params)}
 
 
 def prune(conn: Connection, *, before: datetime) -> None:
@@ -63,7 +71,8 @@ def touch(conn: Connection, *, platform: str, key: str, seen_at: datetime) -> No
 
 
 _CLAIMS: dict[str, Insert] = {}
-_CLAIMS_ALL: dict[tuple[str, int], Insert] = {}
+_CLAIMS_ALL: dict[tuple[str, int], Prepared] = {}
+_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
 
 def _claim_statement(dialect: str) -> Insert:
@@ -79,7 +88,7 @@ def _claim_statement(dialect: str) -> Insert:
     return found
 
 
-def _claim_all_statement(dialect: str, count: int) -> Insert:
+def _claim_all_statement(dialect: str, count: int) -> Prepared:
     """The insert of `count` claims that skips keys already there and returns those that went in."""
     found = _CLAIMS_ALL.get((dialect, count))
     if found is None:
@@ -87,7 +96,16 @@ def _claim_all_statement(dialect: str, count: int) -> Insert:
         rows: list[dict[str, Any]] = [
             {"platform": bindparam(f"p{i}"), "key": bindparam(f"k{i}"), "seen_at": bindparam(f"s{i}")}
                 for i in range(count)]
-        found = (module.insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["platform", "key"])
-                 .returning(_TABLE.c.key))
+        found = Prepared(module.insert(_TABLE).values(rows)
+                         .on_conflict_do_nothing(index_elements=["platform", "key"]).returning(_TABLE.c.key))
         _CLAIMS_ALL[(dialect, count)] = found
+    return found
+
+
+def _converters(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """The claim's columns' bind processors for `dialect`, looked up once."""
+    found = _CONVERTERS.get(dialect.name)
+    if found is None:
+        found = _CONVERTERS[dialect.name] = {name: bind_converter(_TABLE.c[name], dialect)
+                                             for name in ("platform", "key", "seen_at")}
     return found

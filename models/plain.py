@@ -105,11 +105,12 @@ _CONTEST_FIELDS = [(f.name, _converter(str(f.type))) for f in fields(ContestRow)
 _CONTESTS = f"SELECT {', '.join(name for name, _ in _CONTEST_FIELDS)} FROM contest ORDER BY start_at, id"
 
 
-def _contest(row: Iterable[Any]) -> ContestRow:
+def contest_of(row: Iterable[Any]) -> ContestRow:
+    """A contest's row as the driver returns it (its columns in `ContestRow`'s order) as a `ContestRow`."""
     return ContestRow(*(value if read is None or value is None else read(value)
                         for (_name, read), value in zip(_CONTEST_FIELDS, row, strict=True)))
 
 
 def contest_rows(*, conn: Connection) -> list[ContestRow]:
     """Every contest, by start then id, cancelled ones too (`mianzi contests list`)."""
-    return [_contest(row) for row in _rows(conn, _CONTESTS)]
+    return [contest_of(row) for row in _rows(conn, _CONTESTS)]

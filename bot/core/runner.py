@@ -247,8 +247,17 @@ def _in_child(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 
 
 def _ready(engine: Engine) -> bool:
-    with engine.connect():
-        pass
+    """The child's start: its database connection opened and held for every call (one after
+    another on this thread: `models.db.hold_connection`, on SQLite), the modules the answers
+    need imported (else the first message pays for them: a second on the bench machine), then
+    its heap frozen."""
+    from models.db import hold_connection
+
+    if not hold_connection(engine):
+        with engine.connect():
+            pass
+    import bot.channels.wechat.inbound  # noqa: F401  (the answer paths of every channel: the core and the handlers)
+    import bot.core.conversation  # noqa: F401
     freeze_heap()
     return True
 

@@ -4,20 +4,20 @@ on each backend, through the driver's own connection and through the engine's.""
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from bot import context
 from bot.migrate import alembic_config, script_heads
 from bot.settings import get_settings
-from models import contests, plain
+from models import contests, identities, plain
 from models.db import make_engine, session_scope
-from models.rows import ContestRow
-from models.tables import Contest
+from models.rows import ContestRow, Member
+from models.tables import ChatIdentity, Contest, Partner
 from tests.support import builders as b
 from tests.support.cli_runner import mianzi
 
@@ -58,6 +58,46 @@ def test_plain_rows_are_the_orms(db_url: str, engine: Engine, session: Session) 
         assert plain.contest_rows(conn=pooled) == rows
     finally:
         pooled.close()
+
+
+def test_open_contest_rows_are_the_orms(engine: Engine, session: Session) -> None:
+    """The chat's list of open contests (the driver's cursor, `models.plain`'s converters) holds
+    what the ORM reads of the same contests: not closed, not cancelled, by start, end and id."""
+    _program(engine)
+    with session_scope(engine) as s:
+        rows = contests.open_contest_rows(s)
+    wanted = [r for r in _orm_rows(session) if r.closed_at is None and r.cancelled_at is None]
+    assert rows == sorted(wanted, key=lambda r: (r.start_at, r.end_at, r.id))
+    assert [r.name for r in rows] == ["十一月", "十二月"] and rows[0].featured is True
+    assert all(r.end_at.tzinfo is UTC for r in rows) and isinstance(rows[1].tiers, list)
+    with session_scope(engine) as s:  # an edit is seen at once (the converted rows are kept by their values)
+        s.execute(update(Contest).where(Contest.id == rows[1].id).values(name="十二月冠军"))  # type: ignore[arg-type]
+    with session_scope(engine) as s:
+        again = contests.open_contest_rows(s)
+    assert [r.name for r in again] == ["十一月", "十二月冠军"] and again[0] == rows[0]
+
+
+def test_the_asker_is_what_the_orm_reads(engine: Engine) -> None:
+    """Who is asking (read on the driver's cursor with the columns' own result processors): the
+    same values as the ORM's objects, dates, times and booleans included; nobody for an inactive
+    account."""
+    seen = datetime(2026, 12, 3, 6, 5, 4, 321, tzinfo=UTC)
+    with session_scope(engine) as s:
+        b.partners(s, {"code": "P1", "region": "华东", "team": "T1"})
+        partner = s.execute(select(Partner)).scalars().one()  # type: ignore[arg-type]
+        s.add(ChatIdentity(partner_id=partner.id, platform="wechat", user_ref="oA", chat_ref="oA", bound_at=seen,
+                           last_seen_at=seen, window_pushes=3))
+        s.add(ChatIdentity(partner_id=partner.id, platform="wechat", user_ref="oB", bound_at=seen, active=False))
+    with session_scope(engine) as s:
+        found = identities.asker(s, platform="wechat", user_ref="oA")
+        assert identities.asker(s, platform="wechat", user_ref="oB") is None
+        partner = s.execute(select(Partner)).scalars().one()  # type: ignore[arg-type]
+        identity = s.execute(select(ChatIdentity).where(ChatIdentity.user_ref == "oA")).scalars().one()  # type: ignore[arg-type]
+        assert found is not None
+        visit, member = found
+        assert visit == identities.Visit(identity.id, seen, 3, "oA") and visit.last_seen_at == identity.last_seen_at
+        assert member == Member(**{f.name: getattr(partner, f.name) for f in fields(Member)})
+        assert member.active is True and member.joined_on == date(2020, 1, 1) and member.team_id is not None
 
 
 def test_urls_the_driver_does_not_open_by_itself(tmp_path: Path) -> None:

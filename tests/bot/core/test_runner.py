@@ -38,3 +38,84 @@ def test_answers_errors_and_many_calls_in_flight(db_url: str) -> None:
     finally:
         core.stop()
     assert [p for p in multiprocessing.active_children() if p not in before] == []
+
+
+def _sessions(engine: Engine) -> tuple[int, int, int, int]:
+    """Three sessions in the child, the second failing: their DB-API connections and what was kept."""
+    from models.db import session_scope
+
+    def one(code: str, fail: bool = False) -> int:
+        with session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+            found = id(session.connection().connection.dbapi_connection)
+            if fail:
+                raise LookupError(code)
+            return found
+
+    first = one("T1")
+    try:
+        one("T2", fail=True)
+    except LookupError:
+        pass
+    last = one("T3")
+    with session_scope(engine) as session:
+        kept = session.connection().execute(text("SELECT count(*) FROM team")).scalar_one()
+        third = id(session.connection().connection.dbapi_connection)
+    return first, last, third, kept
+
+
+def test_the_child_holds_one_connection_on_sqlite(db_url: str) -> None:
+    """On SQLite every session of the core process runs on the one connection it holds (no pool
+    checkout per message); a failed one is rolled back all the same. Elsewhere: the pool."""
+    core = CoreProcess(db_url)
+
+    async def scenario() -> tuple[int, int, int, int]:
+        await core.start()
+        return await core.call(_sessions)
+
+    try:
+        first, last, third, kept = asyncio.run(scenario())
+    finally:
+        core.stop()
+    assert kept == 2  # T1 and T3; T2 was rolled back
+    if db_url.startswith("sqlite"):
+        assert first == last == third
+
+
+def test_no_unchecked_transaction_on_a_held_connection(engine: Engine) -> None:
+    """`begin_unchecked` turns foreign-key checks off until the connection is checked in; a held
+    connection never is, so it is refused there (the write runs checked) and allowed again after."""
+    from models.db import begin_unchecked, hold_connection, release_connection, session_scope
+
+    if not hold_connection(engine):
+        return  # PostgreSQL: nothing is held
+    try:
+        with session_scope(engine) as session:
+            assert not begin_unchecked(session.connection())
+            assert session.connection().execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    finally:
+        release_connection(engine)
+    with session_scope(engine) as session:
+        assert begin_unchecked(session.connection())
+
+
+def test_a_session_inside_another_keeps_its_own_connection(engine: Engine) -> None:
+    """A `session_scope` opened while the held connection is in a transaction gets a pooled one, as
+    before: it commits on its own and does not touch the outer one's transaction."""
+    from models.db import hold_connection, release_connection, session_scope
+
+    if not hold_connection(engine):
+        return
+    try:
+        with session_scope(engine) as outer:
+            outer.connection().execute(text("INSERT INTO team (code, name) VALUES ('T1', 'T1')"))
+            held = outer.connection().connection.dbapi_connection
+            with session_scope(engine) as inner:  # reads only: SQLite has one writer
+                assert inner.connection().connection.dbapi_connection is not held
+                assert inner.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 0
+            assert outer.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
+        with session_scope(engine) as again:
+            assert again.connection().connection.dbapi_connection is held
+            assert again.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
+    finally:
+        release_connection(engine)
