@@ -12,6 +12,7 @@ next rank is skipped (1, 2, 2, 4). A score of zero is listed but never wins a pr
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -20,12 +21,14 @@ from sqlalchemy import Row, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from models import tallies
 from models.db import Prepared, insert_rows, read, table_of
 from models.kinds import Metric, Role, Scope
 from models.plain import read_datetime, read_json
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
+from models.tallies import Sums
 from models.values import as_utc, ratio_hundredths, utcnow, zone
 
 
@@ -97,7 +100,7 @@ def _participants(contest: Contest, *columns: Any) -> Any:
     return stmt
 
 
-def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
+def activity(session: Session, contest: Contest, sums: dict[int, Sums] | None = None) -> dict[int, _Agg]:
     """Per-partner sums over the contest period, with the time the contest's metric was last moved.
 
     Only what the contest's rules read is summed (`_needs`): the revenue always (every line keeps
@@ -105,7 +108,33 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
     nothing but the `(occurred_at, partner_id, amount_fen, units)` index — no row of the table —
     which was most of a rebuild's time after a large import (the query 2.7× faster at 1,000,000 sales).
     The figures not asked for stay 0 and are never read.
+
+    With `sums` (a sales import's `models.tallies.Tally.kept()` for this contest: the same sums,
+    kept as the rows went in), the period's sales are not read at all.
     """
+    if sums is None:
+        aggs = _period_aggs(session, contest)
+    else:
+        names, metric = _needs(contest), str(contest.metric)
+        aggs = {}
+        for pid, kept in sums.items():
+            agg = _Agg()
+            values, agg.reached[metric] = tallies.figures(kept, names, metric)
+            for name, value in values.items():
+                setattr(agg, name, value)
+            aggs[pid] = agg
+    if contest.metric == Metric.NEW_CUSTOMERS:
+        for pid, count, reached_at in _new_customers(session, contest):
+            aggs.setdefault(pid, _Agg()).new_customers = count
+            aggs[pid].reached["new_customers"] = reached_at
+    if contest.metric == Metric.ATTAINMENT:
+        for pid, target in _targets(session, contest).items():
+            aggs.setdefault(pid, _Agg()).target = target
+    return aggs
+
+
+def _period_aggs(session: Session, contest: Contest) -> dict[int, _Agg]:
+    """The GROUP BY of `activity`: the sums `_needs` names and the metric's own time, by partner."""
     s = Sale
     when = col(s.occurred_at)
     satisfaction, margin = col(s.satisfaction), col(s.margin_fen)
@@ -136,14 +165,33 @@ def activity(session: Session, contest: Contest) -> dict[int, _Agg]:
         if reached is not None:
             agg.reached[contest.metric] = _utc(row[-1])
         aggs[row[0]] = agg
-    if contest.metric == Metric.NEW_CUSTOMERS:
-        for pid, count, reached_at in _new_customers(session, contest):
-            aggs.setdefault(pid, _Agg()).new_customers = count
-            aggs[pid].reached["new_customers"] = reached_at
-    if contest.metric == Metric.ATTAINMENT:
-        for pid, target in _targets(session, contest).items():
-            aggs.setdefault(pid, _Agg()).target = target
     return aggs
+
+
+def windows(session: Session, bound: Callable[[datetime], Any]) -> list[tallies.Window]:
+    """A `models.tallies.Window` for each open contest whose standings a sales import can keep
+    (`tallies.TALLIED`), its bounds given by `bound` (the import's time format), with the sums the
+    ledger holds in its period now: none when no sale is in it (one index probe), else
+    `activity`'s GROUP BY. Called before the import's first row, with the import holding
+    SQLite's write lock; on PostgreSQL the contests' rows are locked (as `refresh` locks them),
+    so no other import commits sales these sums miss before this one commits."""
+    stmt = select(Contest).where(col(Contest.closed_at).is_(None), col(Contest.cancelled_at).is_(None),
+                                 col(Contest.metric).in_(sorted(tallies.TALLIED)))
+    if session.connection().dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    found = []
+    for contest in session.execute(stmt.order_by(col(Contest.id))).scalars():
+        base: dict[int, Sums] = {}
+        any_sale = session.execute(select(col(Sale.id)).where(col(Sale.occurred_at) >= contest.start_at,
+                                                              col(Sale.occurred_at) < contest.end_at).limit(1))
+        if any_sale.first() is not None:
+            names, metric = _needs(contest), str(contest.metric)
+            base = {pid: tallies.sums_of(names, metric, {name: getattr(agg, name) for name in names},
+                                         agg.reached.get(metric))
+                    for pid, agg in _period_aggs(session, contest).items()}
+        found.append(tallies.Window(contest.id, bound(as_utc(contest.start_at)), bound(as_utc(contest.end_at)),
+                                    base))
+    return found
 
 
 def _needs(contest: Contest) -> list[str]:
@@ -292,10 +340,11 @@ def _ratings_problem(contest: Contest, ratings_n: int) -> dict[str, Any] | None:
     return None
 
 
-def compute(session: Session, contest: Contest) -> list[Entry]:
-    """The contest's standings, derived from the ledger now."""
+def compute(session: Session, contest: Contest, sums: dict[int, Sums] | None = None) -> list[Entry]:
+    """The contest's standings, derived from the ledger now (with `sums`: its period's sums, kept
+    by a sales import, `activity`)."""
     people = participants(session, contest)
-    aggs = activity(session, contest)
+    aggs = activity(session, contest) if sums is None else activity(session, contest, sums)
     if contest.scope == Scope.TEAM:
         entries = _team_entries(session, contest, people, aggs)
     else:
@@ -420,14 +469,15 @@ def _award(contest: Contest, ranked: list[Entry]) -> None:
 # --- the live cache ----------------------------------------------------------------------------
 
 
-def refresh(session: Session, contest_id: int) -> Contest:
-    """Rebuild the cached standings of one open contest from the ledger.
+def refresh(session: Session, contest_id: int, sums: dict[int, Sums] | None = None) -> Contest:
+    """Rebuild the cached standings of one open contest from the ledger (with `sums`: its period's
+    sums kept by the sales import of this transaction, `models.tallies`).
 
     The contest row is locked first so two processes refreshing at once take turns.
     """
     contest: Contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)
                                        .with_for_update()).scalar_one()
-    entries = compute(session, contest)
+    entries = compute(session, contest, sums)
     session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
     if entries:
         insert_rows(session, table_of(Standing), [e.as_row(contest_id) for e in entries])
@@ -677,13 +727,13 @@ def public_top_ids(session: Session, contest: AnyContest, limit: int = 10) -> se
     return {line.partner_id for line in top(session, contest, min(contest.top_n, limit)) if line.partner_id is not None}
 
 
-def refresh_tracking(session: Session, contest_id: int) -> list[int]:
-    """Rebuild the cache and return the partners who fell off the public board by it."""
+def refresh_tracking(session: Session, contest_id: int, sums: dict[int, Sums] | None = None) -> list[int]:
+    """Rebuild the cache (`refresh`) and return the partners who fell off the public board by it."""
     contest = session.get(Contest, contest_id)
     if contest is None or contest.closed_at is not None:
         return []
     before = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL and contest.standings_at else set()
-    contest = refresh(session, contest_id)
+    contest = refresh(session, contest_id, sums)
     after = public_top_ids(session, contest) if contest.scope == Scope.INDIVIDUAL else set()
     return sorted(before - after)
 

@@ -32,7 +32,8 @@ from models.imports.sale_columns import (
     utc_hour,
 )
 from models.imports.sale_rows import SALE_COLUMNS, ReversalRow, parse_sale
-from models.standings import mark_open_contests_dirty
+from models.standings import mark_open_contests_dirty, windows
+from models.tallies import Tally
 
 # --- sales on SQLite: whole columns at a time, one executemany per chunk ---------------------------
 #
@@ -63,7 +64,8 @@ class _SqliteSales:
 
     def __init__(self, conn: Connection, partners: dict[str, int], tz: ZoneInfo, now: datetime,
                  report: ImportReport, errors: list[RowError], file_share: Callable[[], float | None] | None = None,
-                 ) -> None:
+                 tally: Tally | None = None) -> None:
+        self.tally = tally or Tally([])
         self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         self.file_share = file_share
         self.deferred: list[str] = []  # CREATE INDEX statements to run at the end
@@ -81,7 +83,18 @@ class _SqliteSales:
         (None for a bad row) and the chunk's errors."""
         errors = self.errors = []
         sales = self._columns(rows)
-        return lines, self._careful(lines, rows) if sales is None else sales, errors
+        if sales is None:
+            sales = self._careful(lines, rows)
+        if not self.tally.lost:  # here, in the forked parser of a large file: off the inserting process
+            self.tally.add((sale[1], sale[2], sale[3], sale[4], sale[5], sale[7]) for sale in sales if sale is not None)
+        return lines, sales, errors
+
+    def state(self) -> Any:
+        """The tally (`models.tallies.Tally.state`), for the importing process (`adopt`)."""
+        return self.tally.state()
+
+    def adopt(self, state: Any) -> None:
+        self.tally.adopt(state)
 
     def _columns(self, rows: list[Sequence[str] | None]) -> list[tuple[Any, ...] | None] | None:
         """The chunk's sales if every value is of the usual shape, else None."""
@@ -162,6 +175,7 @@ class _SqliteSales:
         if inserted == len(good):
             self._bounds(sale[2] for sale in good)
         else:
+            self.tally.lose()  # the parser tallied every row, some of which were stored already
             self._sift(lines, sales, before)
 
     def _maybe_defer_index(self, stored: int, rows: int) -> None:
@@ -222,16 +236,17 @@ class _SqliteSales:
 
 
 def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row], tz: ZoneInfo,
-                         progress: Progress | None, now: datetime) -> ImportReport:
+                         progress: Progress | None, now: datetime, keep: bool = True) -> ImportReport:
     """`import_sales` on SQLite, with the same results as the general path."""
     bulk = isinstance(rows, CsvRecords) and _begin_bulk(conn)
     if not bulk:
         hold_write_lock(conn)
+    tally = Tally(windows(session, sqlite_time) if keep else [])  # with the write lock held: see `windows`
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
     share = rows.raw.share_read if bulk and isinstance(rows, CsvRecords) and hasattr(rows.raw, "share_read") else None
-    writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share)
+    writer = _SqliteSales(conn, partners, tz, now, report, [], file_share=share, tally=tally)
     chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):
         try:
@@ -255,6 +270,7 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     if report.inserted:
         mark_open_contests_dirty(session, datetime.fromisoformat(writer.lo).replace(tzinfo=UTC),  # type: ignore
                                  datetime.fromisoformat(writer.hi).replace(tzinfo=UTC))  # type: ignore
+    report.kept = tally.kept()
     return report
 
 
