@@ -118,20 +118,24 @@ class Tally:
             window.sums = kept
 
     def kept(self) -> dict[int, dict[int, Sums]]:
-        """Each window's sums, the ledger's before and the import's added together, by contest id
-        (times as aware UTC datetimes); empty when lost."""
+        """Each window's sums, the ledger's before and the import's added together, by contest id;
+        empty when lost. Times stay as the rows gave them where nothing is merged (`figures`
+        turns the one time read into an aware datetime: 100,000 partners × five times parsed
+        here was 0.3 s)."""
         if self.lost:
             return {}
         kept: dict[int, dict[int, Sums]] = {}
         for window in self.windows:
             merged = dict(window.base)
             for pid, added in window.sums.items():
-                added = [*added[:_T_AMOUNT], *map(_as_datetime, added[_T_AMOUNT:])]
                 before = merged.get(pid)
-                merged[pid] = added if before is None else [
-                    *(a + b for a, b in zip(before[:_T_AMOUNT], added[:_T_AMOUNT], strict=True)),
-                    *(b if a is None else a if b is None else max(a, b)
-                      for a, b in zip(before[_T_AMOUNT:], added[_T_AMOUNT:], strict=True))]
+                if before is None:
+                    merged[pid] = added
+                    continue
+                times = map(_as_datetime, added[_T_AMOUNT:])
+                merged[pid] = [*(a + b for a, b in zip(before[:_T_AMOUNT], added[:_T_AMOUNT], strict=True)),
+                               *(b if a is None else a if b is None else max(a, b)
+                                 for a, b in zip(before[_T_AMOUNT:], times, strict=True))]
             kept[window.contest_id] = merged
         return kept
 
@@ -157,5 +161,5 @@ def sums_of(names: list[str], metric: str, values: dict[str, Any], reached: date
 
 
 def figures(s: Sums, names: list[str], metric: str) -> tuple[dict[str, int], datetime | None]:
-    """The figures `names` of `Sums`, and the metric's own time."""
-    return {name: int(s[_FIELDS[name]]) for name in names}, s[_REACHED[metric]]
+    """The figures `names` of `Sums`, and the metric's own time (an aware UTC datetime)."""
+    return {name: int(s[_FIELDS[name]]) for name in names}, _as_datetime(s[_REACHED[metric]])

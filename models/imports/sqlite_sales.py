@@ -45,7 +45,7 @@ from models.tallies import Tally
 #
 # A CSV file (the CLI) is imported in bulk mode, see `_begin_bulk`: foreign-key checks off for the
 # transaction, the garbage collector paused, and for a file of at least half as many rows as the
-# table the (partner, customer) index built once at the end instead of row by row.
+# table the secondary indexes built once at the end instead of row by row.
 
 SqliteSale = tuple[str, int, str, int, int, int | None, str | None, int | None]
 
@@ -56,7 +56,10 @@ _SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUE
 _SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
 _MAX_HOURS = 100_000
-_DEFERRED_INDEX = "ix_sale_partner_customer"
+_DEFERRED_INDEXES = ("ix_sale_partner_customer", "ix_sale_occurred_partner", "ix_sale_imported_at", "ix_sale_reverses")
+"""The sale table's indexes a large file's import drops at its first chunk and builds at the end
+(`_SqliteSales._maybe_defer_index`): all but the primary key and the `ext_id` one, which every
+insert's ON CONFLICT reads (and which takes the rows in the file's order, ids rising)."""
 
 
 class _SqliteSales:
@@ -179,14 +182,18 @@ class _SqliteSales:
             self._sift(lines, sales, before)
 
     def _maybe_defer_index(self, stored: int, rows: int) -> None:
-        """Decided once, at the first chunk of a file: drop the (partner, customer) index, to build it
-        once at the end, if the rest of the file holds at least half as many rows as the table
-        (the largest id: the ledger is append-only).
+        """Decided once, at the first chunk of a file: drop the secondary indexes (`_DEFERRED_INDEXES`),
+        to build them once at the end, if the rest of the file holds at least half as many rows as
+        the table (the largest id: the ledger is append-only).
 
-        Its build sorts the whole table, while keeping it costs per row inserted, more the larger
-        the index. Measured (whole imports): 1,000,000 rows into an empty table, ~3 s kept against
-        ~1.3 s built; into a table of 1,000,000, 11.6-12.3 s kept against 9.3-9.6 s dropped and
-        built (2,000,000 rows); 500,000 into 1,000,000, 5.3 s either way: the break-even."""
+        A build sorts the whole table, while keeping an index costs per row inserted, more the larger
+        the index. Measured (whole imports): 1,000,000 rows into an empty table, the (partner,
+        customer) index ~3 s kept against ~1.3 s built; into a table of 1,000,000, 11.6-12.3 s kept
+        against 9.3-9.6 s dropped and built (2,000,000 rows); 500,000 into 1,000,000, 5.3 s either
+        way: the break-even. The three others take the rows of a file in time order at the end of
+        the index, yet each costs a full descent of its tree per row of an `executemany` (one
+        statement per row): 1,000,000 rows by the driver into a table with them 8.1 s, without
+        them 3.6 s, and their build afterwards 1.8 s (the sqlite3 module, by hand)."""
         share = self.file_share() if self.file_share is not None else None
         self.file_share = None
         if not share or rows < SQLITE_CHUNK:
@@ -194,12 +201,13 @@ class _SqliteSales:
         remaining = rows / share - rows
         if remaining < max(stored / 2, SQLITE_CHUNK):
             return
-        sql = self.cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
-                                  (_DEFERRED_INDEX,)).fetchone()
-        if sql is None or not sql[0]:
-            return
-        self.cursor.execute(f"DROP INDEX {_DEFERRED_INDEX}")
-        self.deferred.append(sql[0])
+        for name in _DEFERRED_INDEXES:
+            sql = self.cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                      (name,)).fetchone()
+            if sql is None or not sql[0]:
+                continue
+            self.cursor.execute(f"DROP INDEX {name}")
+            self.deferred.append(sql[0])
 
     def build_deferred(self) -> None:
         """Create the indexes dropped for the import, in the same transaction."""
