@@ -190,7 +190,7 @@ def windows(session: Session, bound: Callable[[datetime], Any]) -> list[tallies.
                                          agg.reached.get(metric))
                     for pid, agg in _period_aggs(session, contest).items()}
         found.append(tallies.Window(contest.id, bound(as_utc(contest.start_at)), bound(as_utc(contest.end_at)),
-                                    base))
+                                    str(contest.metric), _needs(contest), base))
     return found
 
 

@@ -24,7 +24,7 @@ contest is simply rebuilt in full after the import (no `Window` for it, or `Tall
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +55,8 @@ class Window:
     contest_id: int
     lo: Any
     hi: Any
+    metric: str
+    names: list[str]  # the figures the contest's rules read (`standings._needs`): only these are summed
     base: dict[int, Sums]  # what the ledger held (times as aware datetimes)
     sums: dict[int, Sums] = field(default_factory=dict)  # what the import added (times as its rows give them)
 
@@ -69,35 +71,58 @@ class Tally:
         self.windows = windows
         self.lost = not windows  # nothing to keep, or something this import did cannot be kept
 
-    def add(self, rows: Iterable[tuple[int, Any, int, int, int | None, int | None]], sign: int = 1) -> None:
-        """New sales as (partner id, time, amount in fen, units, margin in fen, rating), as stored;
-        `sign` -1 for correcting rows (they take an order and a rating back out, as `activity` does)."""
+    def add(self, rows: Iterable[Sequence[Any] | None], at: tuple[int, int, int, int, int, int] = (0, 1, 2, 3, 4, 5),
+            sign: int = 1) -> None:
+        """New sales, as stored: rows holding the partner id, time, amount in fen, units, margin in
+        fen and rating at the positions `at`; `sign` -1 for correcting rows (they take an order and
+        a rating back out, as `activity` does).
+
+        Only the figures each window's contest reads, and its metric's own time, are kept: this
+        runs for every row of a file (in the forked parser of a large one: 1,000,000 rows of a
+        revenue contest ~0.5 s, against 6 s for every figure and every time)."""
         if self.lost:
             return
-        rows = list(rows)
+        rows = rows if isinstance(rows, list) else list(rows)
+        p, w, a, u, m, r = at
         for window in self.windows:
             lo, hi, sums = window.lo, window.hi, window.sums
-            for pid, when, amount, units, margin, rating in rows:
+            names = window.names
+            units, orders, margins = "units" in names, "orders" in names, "margin" in names
+            ratings = "ratings_n" in names
+            t = _REACHED[window.metric]
+            for row in rows:
+                if row is None:
+                    continue
+                when = row[w]
                 if not lo <= when < hi:
                     continue
+                pid = row[p]
                 s = sums.get(pid)
                 if s is None:
                     s = sums[pid] = [0, 0, 0, 0, 0, 0, None, None, None, None, None]
-                s[_REVENUE] += amount
-                s[_UNITS] += units
-                s[_ORDERS] += sign
-                s[_T_ANY] = _later(s[_T_ANY], when)
-                if amount > 0:
-                    s[_T_AMOUNT] = _later(s[_T_AMOUNT], when)
-                if units > 0:
-                    s[_T_UNITS] = _later(s[_T_UNITS], when)
-                if margin:
-                    s[_MARGIN] += margin
-                    s[_T_MARGIN] = _later(s[_T_MARGIN], when)
-                if rating is not None:
-                    s[_RSUM] += rating * sign
-                    s[_RN] += sign
-                    s[_T_RATING] = _later(s[_T_RATING], when)
+                amount = row[a]
+                s[0] += amount
+                if units:
+                    s[1] += row[u]
+                if orders:
+                    s[2] += sign
+                if margins and row[m]:
+                    s[3] += row[m]
+                if ratings and row[r] is not None:
+                    s[4] += row[r] * sign
+                    s[5] += sign
+                if t == _T_AMOUNT:
+                    moved = amount > 0
+                elif t == _T_UNITS:
+                    moved = row[u] > 0
+                elif t == _T_ANY:
+                    moved = True
+                elif t == _T_MARGIN:
+                    moved = bool(row[m])
+                else:
+                    moved = row[r] is not None
+                if moved and (s[t] is None or when > s[t]):
+                    s[t] = when
 
     def lose(self) -> None:
         """Something was written that the sums do not follow: rebuild in full."""
@@ -138,10 +163,6 @@ class Tally:
                                  for a, b in zip(before[_T_AMOUNT:], times, strict=True))]
             kept[window.contest_id] = merged
         return kept
-
-
-def _later(a: Any, b: Any) -> Any:
-    return b if a is None or b > a else a
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -122,7 +122,7 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | Rever
         conn.execute(table.insert(), new_rows)
         report.inserted += len(new_rows)
         bounds.extend((lo, hi))  # type: ignore[arg-type]
-        tally.add((r["partner_id"], r["occurred_at"], r["amount_fen"], r["units"], r["margin_fen"], r["satisfaction"])
-                  for r in new_rows)
+        tally.add([(r["partner_id"], r["occurred_at"], r["amount_fen"], r["units"], r["margin_fen"], r["satisfaction"])
+                   for r in new_rows])
     if reversals:
         write_reversals(conn, reversals, known, first_line, errors, report, bounds, now, tally)

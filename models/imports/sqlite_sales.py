@@ -89,7 +89,7 @@ class _SqliteSales:
         if sales is None:
             sales = self._careful(lines, rows)
         if not self.tally.lost:  # here, in the forked parser of a large file: off the inserting process
-            self.tally.add((sale[1], sale[2], sale[3], sale[4], sale[5], sale[7]) for sale in sales if sale is not None)
+            self.tally.add(sales, at=(1, 2, 3, 4, 5, 7))
         return lines, sales, errors
 
     def state(self) -> Any:
