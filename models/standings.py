@@ -504,14 +504,53 @@ def refresh(session: Session, contest_id: int, sums: dict[int, Sums] | None = No
     contest: Contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)
                                        .with_for_update()).scalar_one()
     entries = compute(session, contest, sums)
-    session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
-    if entries:
-        insert_rows(session, table_of(Standing), [e.as_row(contest_id) for e in entries])
+    _write_lines(session, contest_id, [e.as_row(contest_id) for e in entries])
     session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()
     session.refresh(contest)
     return contest
+
+
+_LINE_T = table_of(Standing)
+_LINE_VALUES = [c.name for c in _LINE_T.c if c.name not in ("id", "contest_id")]
+_UPDATE_LINE = (update(_LINE_T).where(_LINE_T.c.id == bindparam("line_id"))
+                .values({name: bindparam(f"new_{name}") for name in _LINE_VALUES}))
+_DELETE_LINE = delete(_LINE_T).where(_LINE_T.c.id == bindparam("line_id"))
+
+
+def _write_lines(session: Session, contest_id: int, rows: list[dict[str, Any]]) -> None:
+    """Make the contest's cached lines `rows` (`Entry.as_row`), writing only what differs.
+
+    A line is its (kind, partner, team); one whose values are all the same as computed is left
+    alone, one that differs is updated in place, the others inserted or deleted. When more than
+    half of the lines would change (a first build, or a file that moved most places), the lines
+    are deleted and inserted again instead (`insert_rows`: cheaper than that many updates). A
+    file touching a few partners moves only the places between their old and new ones."""
+    t = _LINE_T
+    if session.execute(select(t.c.id).where(t.c.contest_id == contest_id).limit(1)).first() is None:
+        insert_rows(session, t, rows)
+        return
+    old = {(line.kind, line.partner_id, line.team_id): line for line in session.execute(
+        select(t.c.id, *(t.c[name] for name in _LINE_VALUES)).where(t.c.contest_id == contest_id))}
+    changed: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
+    for row in rows:
+        line = old.pop((row["kind"], row["partner_id"], row["team_id"]), None)
+        if line is None:
+            new.append(row)
+        elif any(getattr(line, name) != row[name] for name in _LINE_VALUES):
+            changed.append({"line_id": line.id, **{f"new_{name}": row[name] for name in _LINE_VALUES}})
+    if 2 * (len(changed) + len(new) + len(old)) > len(rows):
+        session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
+        insert_rows(session, t, rows)
+        return
+    if old:
+        session.execute(_DELETE_LINE, [{"line_id": line.id} for line in old.values()])
+    if changed:
+        session.execute(_UPDATE_LINE, changed)
+    if new:
+        insert_rows(session, t, new)
 
 
 def table_for(contest: AnyContest | StandingsState) -> type[Standing] | type[ContestResult]:

@@ -23,7 +23,7 @@ from models import standings
 from models.db import session_scope, table_of
 from models.imports.run import FileReport
 from models.imports.sqlite_sales import SQLITE_CHUNK
-from models.tables import Contest, Standing
+from models.tables import Contest, Partner, Standing
 from models.tallies import TALLIED
 from tests.support import builders as b
 
@@ -86,26 +86,41 @@ def run(engine: Engine, rows: list[str], header: str = HEADER) -> FileReport:
                            default_locale="zh")
 
 
+COLUMNS = [c.name for c in table_of(Standing).c if c.name != "id"]
+
+
+def _key(line: tuple[Any, ...]) -> tuple[Any, ...]:
+    return line[1], line[2] or 0, line[3] or 0  # kind, partner, team
+
+
 def lines(session: Session, contest_id: int) -> list[tuple[Any, ...]]:
     t = table_of(Standing)
-    columns = [c for c in t.c if c.name != "id"]
-    found = session.execute(select(*columns).where(t.c.contest_id == contest_id)).all()
-    return sorted((tuple(r) for r in found), key=lambda r: (r[1], r[2] or 0, r[3] or 0))
+    found = session.execute(select(*(t.c[name] for name in COLUMNS)).where(t.c.contest_id == contest_id)).all()
+    return sorted((tuple(r) for r in found), key=_key)
+
+
+def computed(session: Session, contest_id: int) -> list[tuple[Any, ...]]:
+    """The lines a full rebuild writes: `standings.compute` from the ledger (its GROUP BY)."""
+    contest = session.get(Contest, contest_id)
+    assert contest is not None
+    rows = [e.as_row(contest_id) for e in standings.compute(session, contest)]
+    return sorted((tuple(row[name] for name in COLUMNS) for row in rows), key=_key)
 
 
 def assert_as_full_refresh(engine: Engine, ids: list[int], report: FileReport) -> None:
-    """The kept sums are the ledger's (`activity`), and the standings built from them are a full
-    refresh's; every tallied contest the file touched was kept, no other."""
+    """The kept sums are the ledger's (`activity`), and the standings built from them (and
+    written line by line where they changed) are a full rebuild's; a full refresh then changes
+    nothing."""
     with session_scope(engine) as s:
         kept = {cid: lines(s, cid) for cid in ids}
         for cid, sums in report.kept.items():
             contest = s.get(Contest, cid)
             assert contest is not None and contest.metric in TALLIED
             assert standings.activity(s, contest, sums) == standings.activity(s, contest), cid
+        assert kept == {cid: computed(s, cid) for cid in ids}
         for cid in ids:
             standings.refresh(s, cid)
-        full = {cid: lines(s, cid) for cid in ids}
-    assert kept == full
+        assert {cid: lines(s, cid) for cid in ids} == kept
     assert all(kept[cid] for cid in ids)
 
 
@@ -172,3 +187,30 @@ def test_every_tallied_metric_is_kept(engine: Engine, metric: str) -> None:
     report = run(engine, sale_rows("a", range(12), range(1, 29, 7), seed=4))
     assert list(report.kept) == ids
     assert_as_full_refresh(engine, ids, report)
+
+
+def test_a_small_file_rewrites_only_the_lines_it_changed(engine: Engine) -> None:
+    """One sale of a partner near the bottom: the lines it moves are updated in place, the
+    others keep their row (and id), and the standings are a full rebuild's."""
+    ids = program(engine, metrics=["revenue"], shapes=SHAPES[:2])
+    assert_as_full_refresh(engine, ids, run(engine, sale_rows("a", range(12), range(1, 29, 3), seed=0)))
+    t = table_of(Standing)
+
+    def stored() -> dict[tuple[Any, ...], tuple[int, str]]:
+        """Each line by (contest, kind, partner, team): its id and its values."""
+        with session_scope(engine) as s:
+            found = s.execute(select(t.c.id, *(t.c[n] for n in COLUMNS)).where(t.c.contest_id.in_(ids))).all()
+        return {tuple(r[1:5]): (r[0], repr(tuple(r[1:]))) for r in found}
+
+    before = stored()
+    with session_scope(engine) as s:
+        last = s.execute(select(t.c.partner_id).where(t.c.contest_id == ids[0], t.c.kind == "partner")
+                         .order_by(t.c.position.desc()).limit(1)).scalar_one()
+        code = s.execute(select(col(Partner.code)).where(col(Partner.id) == last)).scalar_one()
+    assert_as_full_refresh(engine, ids, run(engine, [f"z1,{code},2026-11-29T10:00:00,0.01,1,,C1,\n"]))
+    after = stored()
+    assert before.keys() == after.keys()
+    kept = [key for key in after if before[key][1] == after[key][1]]
+    moved = [key for key in after if before[key][1] != after[key][1]]
+    assert moved and len(kept) > len(moved)
+    assert all(before[key][0] == after[key][0] for key in after)  # updated in place: no line deleted
