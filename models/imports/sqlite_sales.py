@@ -48,10 +48,14 @@ from models.tallies import Tally
 # table the secondary indexes built once at the end instead of row by row.
 
 SqliteSale = tuple[str, int, str, int, int, int | None, str | None, int | None]
+"""A sale as the SQLite path inserts it: ext_id, partner id, UTC time text, amount, units, margin,
+customer, rating (the import's time is in the statement)."""
 
 SQLITE_CHUNK = 10_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
-_SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+# The import's time, the same on every row, is written into the statement (`_SqliteSales.insert`):
+# one value fewer to bind per row, and 26 characters fewer per row through the parser's pipe.
+_SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{{}}') "
                   "ON CONFLICT (ext_id) DO NOTHING")
 _SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
@@ -74,7 +78,8 @@ class _SqliteSales:
         self.deferred: list[str] = []  # CREATE INDEX statements to run at the end
         self.partners = partners
         self.tz = tz
-        self.imported = sqlite_time(now)
+        self.imported = sqlite_time(now)  # our own text of a datetime (digits, '-', ':', '.', ' '): no quoting needed
+        self.insert = _SQLITE_INSERT.format(self.imported)
         self.report = report
         self.errors = errors
         self.hours: dict[str, str] = {}
@@ -135,7 +140,7 @@ class _SqliteSales:
             return None
         buyers = [c or None for c in customers]
         return list(zip(ids, partner_ids, utc_times, fen, unit_counts, margin_fen, buyers, stars,
-                        repeat(self.imported), strict=False))
+                        strict=True))
 
     def _times(self, times: Sequence[str]) -> list[str] | None:
         """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, each hour's offset cached."""
@@ -162,7 +167,7 @@ class _SqliteSales:
                 sales.append(None)
             else:
                 assert not isinstance(sale, ReversalRow)  # these rows have no `reverses` (SALE_COLUMNS only)
-                sales.append((row["id"], sale[0], sqlite_time(sale[1]), *sale[2:], self.imported))
+                sales.append((row["id"], sale[0], sqlite_time(sale[1]), *sale[2:]))
         return sales
 
     def write(self, lines: list[int], sales: list[tuple[Any, ...] | None]) -> None:
@@ -172,7 +177,7 @@ class _SqliteSales:
         before = self.cursor.execute("SELECT max(id) FROM sale").fetchone()[0] or 0
         if self.file_share is not None:
             self._maybe_defer_index(before, len(lines))
-        self.cursor.executemany(_SQLITE_INSERT, good)
+        self.cursor.executemany(self.insert, good)
         inserted = self.cursor.rowcount
         self.report.inserted += inserted
         if inserted == len(good):
@@ -235,7 +240,7 @@ class _SqliteSales:
             if rowid > before and ext_id not in first_line:
                 first_line[ext_id] = line  # this row went in
                 new_times.append(sale[2])
-            elif values == sale[1:-1]:
+            elif values == sale[1:]:
                 self.report.unchanged += 1
             else:
                 self.errors.append(RowError(line, "row.conflicting_id", {"value": ext_id[:40],
