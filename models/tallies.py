@@ -1,13 +1,14 @@
 """Standings kept by a sales import: each open contest's per-partner sums, without reading the ledger back.
 
 A sales import sees every row it appends. Before its first row, it reads each open contest's
-sums over the ledger as it is (`standings.period_sums`: nothing to read for a fresh month, one
+sums over the ledger as it is (`standings.windows`: nothing to read for a fresh month, one
 index probe says so); while it goes, it adds each new row to the sums of the contests whose
 period holds it (`Tally`); after it, those sums are what `standings.activity` would read from
 the ledger — the same GROUP BY over the same rows, in two parts — and the standings are rebuilt
 from them (`standings.refresh(…, sums=…)`). This spares the rebuild's GROUP BY over the rows
 just written, which after a large import in its own transaction reads them back from SQLite's
-write-ahead log (4 s of the CLI's 1,000,000-row import, against 1.1 s after a commit).
+write-ahead log (up to 4 s of the CLI's 1,000,000-row import under load, against 1.1 s after a
+commit). The standings are then written line by line where they changed (`standings._write_lines`).
 
 Everything else of the rebuild (participants, targets, eligibility, ranks, prizes) is read and
 computed as by a full refresh, so the standings are the same line for line
@@ -212,7 +213,7 @@ def _as_datetime(value: Any) -> datetime | None:
 
 
 def sums_of(names: list[str], metric: str, values: dict[str, Any], reached: datetime | None) -> Sums:
-    """A partner's `Sums` from `standings.period_sums`' figures (only `names` read; the others 0)
+    """A partner's `Sums` from the figures of `standings._period_aggs` (only `names` read; the others 0)
     and the metric's own time."""
     s: Sums = [0, 0, 0, 0, 0, 0, None, None, None, None, None]
     for name in names:
