@@ -36,7 +36,7 @@ def import_file(session: Session, kind: str, stream: BinaryIO, *, sheet: str | N
     report = run_import(session, kind, stream, sheet=sheet, timezone=timezone, default_locale=default_locale,
                         progress=progress, now=now)
     if report.kind == "sales":
-        refresh_dirty(session, now)
+        refresh_dirty(session, now, report.kept)
     return report
 
 
@@ -47,7 +47,7 @@ def preview(engine: Engine, kind: str, stream: BinaryIO, *, sheet: str | None = 
     with Session(engine, expire_on_commit=False) as session:
         try:
             return run_import(session, kind, stream, sheet=sheet, timezone=timezone,
-                              default_locale=default_locale, progress=progress, now=now)
+                              default_locale=default_locale, progress=progress, now=now, keep=False)
         finally:
             session.rollback()
 

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from models.errors import DataError
 from models.standings import mark_open_contests_dirty
+from models.tallies import Sums
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # A sales import's open contests' sums after it (`models.tallies.Tally.kept`), by contest id:
+    # for the standings refresh of the same transaction.
+    kept: dict[int, dict[int, Sums]] = field(default_factory=dict, repr=False)
 
 
 class ImportRejected(DataError):

@@ -9,7 +9,7 @@ rolling back (a preview) and refreshing standings are the caller's (`handlers.im
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal, get_args
 
@@ -24,6 +24,7 @@ from models.imports.report import ImportReport
 from models.imports.sale_rows import SALE_REQUIRED, file_columns
 from models.imports.sales import import_sales
 from models.imports.targets import TARGET_COLUMNS, import_targets
+from models.tallies import Sums
 from models.values import utcnow, zone
 
 Kind = Literal["partners", "targets", "sales", "catalog"]
@@ -53,6 +54,8 @@ class FileReport:
     unchanged: int
     source: str
     sheet: str | None = None
+    kept: dict[int, dict[int, Sums]] = field(default_factory=dict, compare=False, repr=False)
+    """A sales import's kept sums (`ImportReport.kept`): for `handlers.imports`' refresh."""
 
     def doc(self) -> dict[str, object]:
         return {"kind": self.kind, "rows": self.rows, "inserted": self.inserted, "updated": self.updated,
@@ -69,13 +72,15 @@ def check_kind(kind: str) -> Kind:
 
 def run_import(session: Session, kind: str, stream: BinaryIO, *, sheet: str | None = None,
                timezone: str, default_locale: str, progress: FileProgress | None = None,
-               now: datetime | None = None) -> FileReport:
+               now: datetime | None = None, keep: bool = True) -> FileReport:
     """Import `stream` (a binary file: CSV or `.xlsx`; `sheet` names an .xlsx sheet, default the
     first visible one) as `kind` in the session's transaction, without committing.
 
     `timezone` is the program's (a sale's time without an offset is read in it), `default_locale`
     a new partner's language when the file gives none. Raises `ImportRejected` with every bad row,
     `DataError` for a bad file (encoding, missing column, unreadable workbook, unknown sheet).
+    `keep`: a sales import keeps the open contests' sums for the standings refresh that follows
+    (`models.tallies`; not worth its reads for a preview, rolled back).
     """
     which = check_kind(kind)
     lines: int | None = None
@@ -86,11 +91,11 @@ def run_import(session: Session, kind: str, stream: BinaryIO, *, sheet: str | No
         if progress is not None:
             progress(0, total)
         report = _import(session, which, table, timezone, default_locale, now or utcnow(),
-                         None if progress is None else (lambda n: progress(n, total)))
+                         None if progress is None else (lambda n: progress(n, total)), keep)
         if progress is not None and which != "sales":
             progress(report.rows, total)
     return FileReport(kind=which, rows=report.rows, inserted=report.inserted, updated=report.updated,
-                      unchanged=report.unchanged, source=table.source, sheet=table.sheet)
+                      unchanged=report.unchanged, source=table.source, sheet=table.sheet, kept=report.kept)
 
 
 def _is_zip(stream: BinaryIO) -> bool:
@@ -100,7 +105,7 @@ def _is_zip(stream: BinaryIO) -> bool:
 
 
 def _import(session: Session, kind: Kind, table: CsvRows, timezone: str, default_locale: str, now: datetime,
-            progress: Callable[[int], None] | None) -> ImportReport:
+            progress: Callable[[int], None] | None, keep: bool) -> ImportReport:
     if kind == "partners":
         return import_partners(session, rows_from_csv(table.columns, table.rows, PARTNER_COLUMNS),
                                default_locale=default_locale)
@@ -108,5 +113,5 @@ def _import(session: Session, kind: Kind, table: CsvRows, timezone: str, default
         return import_targets(session, rows_from_csv(table.columns, table.rows, TARGET_COLUMNS))
     if kind == "sales":
         return import_sales(session, rows_from_csv(table.columns, table.rows, file_columns(table.columns)),
-                            zone(timezone), progress=progress, now=now)
+                            zone(timezone), progress=progress, now=now, keep=keep)
     return rewards.import_catalog(session, rows_from_csv(table.columns, table.rows, rewards.CATALOG_COLUMNS), now)

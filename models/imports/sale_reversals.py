@@ -18,17 +18,18 @@ from models.db import table_of
 from models.imports.report import ImportReport, RowError
 from models.imports.sale_rows import ReversalRow
 from models.tables import Sale
+from models.tallies import Tally
 from models.values import as_utc
 
 
 def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], known: dict[str, tuple[Any, ...]],
                     chunk_lines: dict[str, int], errors: list[RowError], report: ImportReport,
-                    bounds: list[datetime], now: datetime) -> None:
+                    bounds: list[datetime], now: datetime, tally: Tally | None = None) -> None:
     """Write a chunk's correcting rows in file order, after its plain sales (`sales._write_sales`).
 
     `known` holds every stored id of the chunk with its comparable values (`sales.comparable`);
     `chunk_lines` the line of each sale this chunk inserted (an original on a later line is not
-    "earlier in the file")."""
+    "earlier in the file"). Each row written is added to `tally` with its sign (`models.tallies`)."""
     table = table_of(Sale)
     refs = {r.ref for _line, _id, r in rows}
     originals: dict[str, Any] = {o.ext_id: o for o in conn.execute(select(table).where(table.c.ext_id.in_(refs)))}
@@ -70,6 +71,9 @@ def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], 
             originals[ext_id] = conn.execute(select(table).where(table.c.id == new_id)).one()
             moment = as_utc(values["occurred_at"])
             bounds.extend((moment, moment))
+            if tally is not None:
+                tally.add([(values["partner_id"], moment, values["amount_fen"], values["units"], values["margin_fen"],
+                            values["satisfaction"])], sign=-1)
 
 
 def comparable(values: dict[str, Any]) -> tuple[Any, ...]:

@@ -21,8 +21,9 @@ from models.imports.report import ImportReport, RowError, reject_if_any
 from models.imports.sale_reversals import write_reversals
 from models.imports.sale_rows import REVERSAL_COLUMNS, PlainSale, ReversalRow, parse_sale
 from models.imports.sqlite_sales import hold_write_lock, import_sales_sqlite
-from models.standings import mark_open_contests_dirty
+from models.standings import mark_open_contests_dirty, windows
 from models.tables import Sale
+from models.tallies import Tally
 from models.values import as_utc, utcnow
 
 CHUNK = 5000
@@ -30,20 +31,23 @@ SALE_FIELDS = ("partner_id", "occurred_at", "amount_fen", "units", "margin_fen",
 
 
 def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
-                 progress: Progress | None = None, now: datetime | None = None) -> ImportReport:
+                 progress: Progress | None = None, now: datetime | None = None, keep: bool = True) -> ImportReport:
     """Append new sales; skip identical re-imports; reject the batch on any bad row.
 
     Rows are validated and written in chunks inside the caller's transaction, so a file of a
     million rows never sits in memory; on any error the caller's transaction is rolled back
     (the caller is `session_scope`), which is why this raises instead of returning errors.
+    With `keep`, the open contests' sums are kept as the rows go in (`models.tallies`,
+    `ImportReport.kept`).
     """
     now = now or utcnow()
     conn = session.connection()
     rows, corrections = _with_corrections(rows)
     if conn.dialect.name == "sqlite":
         if not corrections:
-            return import_sales_sqlite(session, conn, rows, tz, progress, now)
+            return import_sales_sqlite(session, conn, rows, tz, progress, now, keep)
         hold_write_lock(conn)  # as the bulk path does: nobody commits between our reads and writes
+    tally = Tally(windows(session, as_utc) if keep else [])
     partners = partner_ids(session)
     report = ImportReport()
     errors: list[RowError] = []
@@ -55,17 +59,18 @@ def import_sales(session: Session, rows: Iterable[Row], tz: ZoneInfo,
         if sale is not None:
             chunk.append((line, row["id"], sale))
         if len(chunk) >= CHUNK:
-            _write_sales(conn, chunk, errors, report, bounds, now)
+            _write_sales(conn, chunk, errors, report, bounds, now, tally)
             chunk = []
             if progress:
                 progress(report.rows)
     if chunk:
-        _write_sales(conn, chunk, errors, report, bounds, now)
+        _write_sales(conn, chunk, errors, report, bounds, now, tally)
     if progress:
         progress(report.rows)
     reject_if_any(errors)
     if report.inserted:
         mark_open_contests_dirty(session, min(bounds), max(bounds))
+    report.kept = tally.kept()
     return report
 
 
@@ -80,7 +85,7 @@ def _with_corrections(rows: Iterable[Row]) -> tuple[Iterable[Row], bool]:
 
 
 def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | ReversalRow]], errors: list[RowError],
-                 report: ImportReport, bounds: list[datetime], now: datetime) -> None:
+                 report: ImportReport, bounds: list[datetime], now: datetime, tally: Tally) -> None:
     table = table_of(Sale)
     ids = [ext_id for _line, ext_id, _sale in chunk]
     cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS] + [table.c.reverses, table.c.reason]
@@ -117,5 +122,7 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | Rever
         conn.execute(table.insert(), new_rows)
         report.inserted += len(new_rows)
         bounds.extend((lo, hi))  # type: ignore[arg-type]
+        tally.add([(r["partner_id"], r["occurred_at"], r["amount_fen"], r["units"], r["margin_fen"], r["satisfaction"])
+                   for r in new_rows])
     if reversals:
-        write_reversals(conn, reversals, known, first_line, errors, report, bounds, now)
+        write_reversals(conn, reversals, known, first_line, errors, report, bounds, now, tally)
