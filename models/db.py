@@ -122,10 +122,10 @@ def hold_connection(engine: Engine) -> bool:
 
     For the chat core's process, which answers one message after another on one thread: the
     checkout, the check-in and its reset were a tenth of a WeChat `排行` there (py-spy). SQLite
-    only: PostgreSQL's pool pings a connection at checkout, which lets a restarted server be
-    ridden out, and a held connection would skip that. A bulk write's unchecked transaction
-    (`begin_unchecked`) needs the check-in to turn the foreign-key checks back on, so it is
-    refused on the held connection (the write runs checked)."""
+    only: PostgreSQL's pool pings a connection that lay idle before lending it (`ping_when_idle`),
+    which lets a restarted server be ridden out, and a held connection would skip that. A bulk
+    write's unchecked transaction (`begin_unchecked`) needs the check-in to turn the foreign-key
+    checks back on, so it is refused on the held connection (the write runs checked)."""
     if engine.dialect.name != "sqlite":
         return False
     conn = engine.connect()
