@@ -276,6 +276,11 @@ def advisory_unlock(conn: Connection, *, key: int) -> None:
     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
+def advisory_unlock_all(conn: Connection) -> None:
+    """PostgreSQL: give back every session advisory lock this connection holds."""
+    conn.execute(text("SELECT pg_advisory_unlock_all()"))
+
+
 def ping(conn: Connection) -> None:
     """A round trip on the connection: raises if it is gone."""
     conn.execute(text("SELECT 1"))

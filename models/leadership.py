@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from models.db import advisory_unlock, ping, try_advisory_lock
+from models.db import advisory_unlock, advisory_unlock_all, ping, try_advisory_lock
 
 log = logging.getLogger("mianzi.leadership")
 
@@ -99,14 +99,19 @@ class Leadership:
                 self._lost(exc)
 
     def close(self) -> None:
-        """Give every role back: the connection closes, and its locks with it."""
+        """Give every role back, then close the connection. The locks are given back first, by a
+        statement: a closed connection's session ends a moment later on the server, and another process
+        electing at once would find them still held."""
         with self._lock:
             self._held.clear()
             if self._conn is not None:
                 try:
-                    self._conn.close()
+                    advisory_unlock_all(self._conn)
+                    self._conn.commit()
                 except Exception:  # already gone: its locks went with it
                     log.debug("the leadership connection was already closed", exc_info=True)
+                finally:
+                    self._conn.close()
                 self._conn = None
             if self._locks is not None:
                 self._locks.dispose()
