@@ -59,6 +59,10 @@ class TelegramPush:
                                               ensure_ascii=False)
         return await self._call("sendMessage", body)
 
+    async def answer_callback(self, query_id: str) -> SendResult:
+        """`answerCallbackQuery` with no text: the pressed button stops spinning."""
+        return await self._call("answerCallbackQuery", {"callback_query_id": query_id})
+
     async def _photo(self, item: OutboxItem) -> SendResult:
         """A recognition image as `sendPhoto` (multipart upload), with its caption."""
         path = Path(item.payload["image"])

@@ -125,7 +125,7 @@ def test_deeply_nested_json_is_400_not_a_traceback(db_url: str, fake: FakeBotApi
     message = text_update(30001, "/help")["message"]
     deep: dict[str, Any] = dict(message)
     inner = deep
-    for _ in range(900):  # json.loads copes; python-telegram-bot's de_json recurses past the limit
+    for _ in range(900):  # json.loads copes; Telegram never quotes a quote (one level of reply_to_message)
         inner["reply_to_message"] = dict(message)
         inner = inner["reply_to_message"]
     with live_app(create_app(settings_for(fake))) as client:

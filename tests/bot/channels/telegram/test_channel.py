@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, func, select
-from telegram import Update
 
 import handlers.dispatch
 from bot.channels.telegram.channel import SECRET_HEADER, command_text, incoming_from_update
@@ -105,7 +104,17 @@ def test_bad_bodies_are_400(client: httpx.Client, fake: FakeBotApi) -> None:
     assert client.post(url, json=[1, 2], headers=HEADERS).status_code == 400
     assert client.post(url, json={"message": {}}, headers=HEADERS).status_code == 400
     assert client.post(url, json={"update_id": "7"}, headers=HEADERS).status_code == 400
-    assert fake.sent("sendMessage") == []
+    message = text_update(20100, "/help")["message"]
+    misshapen = [{"message": "/help"}, {"message": {**message, "chat": "1111111"}},
+                 {"message": {**message, "from": {**message["from"], "id": "1111111"}}},
+                 {"message": {**message, "message_id": None}}, {"message": {**message, "text": 7}},
+                 {"callback_query": {**sample("callback_query")["callback_query"], "id": 4382}},
+                 {"edited_message": {**sample("edited_message")["edited_message"], "chat": None}}]
+    for n, shape in enumerate(misshapen):
+        assert client.post(url, json={"update_id": 20101 + n, **shape}, headers=HEADERS).status_code == 400, shape
+    assert fake.sent("sendMessage") == [] and fake.sent("answerCallbackQuery") == []
+    assert post(client, {**sample("callback_query"), "update_id": 20106}) == 200  # refused ones were not claimed
+    assert len(fake.sent("answerCallbackQuery")) == 1
 
 
 # --- messages ---------------------------------------------------------------------------------------
@@ -214,7 +223,7 @@ def test_without_a_webhook_url_the_bot_long_polls(db_url: str, fake: FakeBotApi)
 
 
 def test_group_commands_lose_our_name_and_other_bots_commands_are_not_ours() -> None:
-    group = Update.de_json(sample("group_command"), None)
+    group = sample("group_command")
     incoming = incoming_from_update(group, "Mianzi_Bot")
     assert incoming is not None
     assert (incoming.text, incoming.is_group, incoming.chat_ref, incoming.user_ref) == (
@@ -228,16 +237,16 @@ def test_group_commands_lose_our_name_and_other_bots_commands_are_not_ours() -> 
 
 
 def test_private_messages_stickers_and_callbacks_become_incoming() -> None:
-    private = incoming_from_update(Update.de_json(sample("private_command"), None), "mianzi_bot")
+    private = incoming_from_update(sample("private_command"), "mianzi_bot")
     assert private is not None
     assert (private.platform, private.text, private.is_group, private.locale_hint, private.display_name) == (
         "telegram", "/rank", False, "zh-hans", "强 王")
-    sticker = incoming_from_update(Update.de_json(sample("sticker"), None), "mianzi_bot")
+    sticker = incoming_from_update(sample("sticker"), "mianzi_bot")
     assert sticker is not None and sticker.text is None
-    query = incoming_from_update(Update.de_json(sample("callback_query"), None), "mianzi_bot")
+    query = incoming_from_update(sample("callback_query"), "mianzi_bot")
     assert query is not None
     assert (query.callback_data, query.text, query.chat_ref) == ("broadcast:confirm:42", None, "1111113")
-    assert incoming_from_update(Update.de_json(sample("my_chat_member_blocked"), None), "mianzi_bot") is None
+    assert incoming_from_update(sample("my_chat_member_blocked"), "mianzi_bot") is None
 
 
 def test_replies_fit_telegrams_limit_in_utf16_units() -> None:
