@@ -25,6 +25,12 @@ def _button(label: str | None, data: str | None, web_app: str | None = None) -> 
     return {"text": label, "callback_data": data}
 
 
+def _json(body: dict[str, Any]) -> aiohttp.BytesPayload:
+    """A Bot API call's parameters as one JSON body (UTF-8, nested objects as they are): cheaper to
+    write than a form, whose Chinese text is percent-encoded three bytes a character."""
+    return aiohttp.BytesPayload(json.dumps(body, ensure_ascii=False).encode(), content_type="application/json")
+
+
 class TelegramPush:
     platform = "telegram"
 
@@ -53,15 +59,14 @@ class TelegramPush:
         anyway if that one is gone)."""
         body: dict[str, Any] = {"chat_id": chat_ref, "text": fit_text(text)}
         if reply_to:
-            body["reply_parameters"] = json.dumps({"message_id": int(reply_to), "allow_sending_without_reply": True})
+            body["reply_parameters"] = {"message_id": int(reply_to), "allow_sending_without_reply": True}
         if buttons:
-            body["reply_markup"] = json.dumps({"inline_keyboard": [[_button(*button)] for button in buttons]},
-                                              ensure_ascii=False)
-        return await self._call("sendMessage", body)
+            body["reply_markup"] = {"inline_keyboard": [[_button(*button)] for button in buttons]}
+        return await self._call("sendMessage", _json(body))
 
     async def answer_callback(self, query_id: str) -> SendResult:
         """`answerCallbackQuery` with no text: the pressed button stops spinning."""
-        return await self._call("answerCallbackQuery", {"callback_query_id": query_id})
+        return await self._call("answerCallbackQuery", _json({"callback_query_id": query_id}))
 
     async def _photo(self, item: OutboxItem) -> SendResult:
         """A recognition image as `sendPhoto` (multipart upload), with its caption."""
@@ -76,7 +81,7 @@ class TelegramPush:
         form.add_field("photo", data, filename=path.name, content_type="image/png")
         return await self._call("sendPhoto", form)
 
-    async def _call(self, method: str, body: Any) -> SendResult:
+    async def _call(self, method: str, body: aiohttp.FormData | aiohttp.BytesPayload) -> SendResult:
         try:
             async with self._client().post(self.url + method, data=body) as response:
                 raw = await response.read()
