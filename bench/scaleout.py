@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from machine import cpu_model
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
-from webhook import OUT, ROOT, SECRET, USERS, cpu_seconds, load, port, wait_for
+from webhook import OUT, ROOT, SECRET, USERS, cpu_seconds, load, port, start_anchor, wait_for
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_scaleout"
 
@@ -166,11 +166,7 @@ def main() -> None:
                 stop(servers)
                 log.close()
         if not args.no_anchor:
-            anchor_port = port()
-            anchor = subprocess.Popen([sys.executable, str(ROOT / "bench" / "anchors.py"), "ptb", "--port",
-                                       str(anchor_port), "--api-url", env["MIANZI_TELEGRAM_API_URL"]],
-                                      cwd=OUT, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=(OUT / "scaleout-anchor.log").open("w"))
+            anchor, anchor_port = start_anchor(env, "scaleout-anchor.log")
             try:
                 results.append({"server": "bare PTB × 1", **step([(anchor, anchor_port)], args, mianzi=False)})
             finally:

@@ -194,6 +194,16 @@ def wait_for(port_: int, proc: subprocess.Popen) -> None:
             time.sleep(0.1)
 
 
+def start_anchor(env: dict[str, str], log_name: str) -> tuple[subprocess.Popen, int]:
+    """The bare python-telegram-bot bot (`bench/anchors.py ptb`) on a free port, replying to the same
+    fake Bot API as Mianzi; its stderr into `bench/out/<log_name>`."""
+    anchor_port = port()
+    anchor = subprocess.Popen([sys.executable, str(ROOT / "bench" / "anchors.py"), "ptb", "--port", str(anchor_port),
+                               "--api-url", env["MIANZI_TELEGRAM_API_URL"]], cwd=OUT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=(OUT / log_name).open("w"))
+    return anchor, anchor_port
+
+
 def measure(server: subprocess.Popen, server_port: int, args: argparse.Namespace) -> dict:
     """Warm up, then load the server's webhook; its figures (CPU and memory of its process family)."""
     try:
@@ -250,11 +260,7 @@ def main() -> None:
                                  stderr=(OUT / "webhook-serve.log").open("w"))
         results["mianzi"] = measure(serve, serve_port, args)
         if not args.no_anchor:
-            anchor_port = port()
-            anchor = subprocess.Popen([sys.executable, str(ROOT / "bench" / "anchors.py"), "ptb", "--port",
-                                       str(anchor_port), "--api-url", env["MIANZI_TELEGRAM_API_URL"]],
-                                      cwd=OUT, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=(OUT / "webhook-anchor.log").open("w"))
+            anchor, anchor_port = start_anchor(env, "webhook-anchor.log")
             results["bare PTB"] = measure(anchor, anchor_port, args)
     finally:
         fake.terminate()
