@@ -248,12 +248,14 @@ def _in_child(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 
 def _ready(engine: Engine) -> bool:
     """The child's start: its database connection opened and held for every call (one after
-    another on this thread: `models.db.hold_connection`, on SQLite), the modules the answers
-    need imported (else the first message pays for them: a second on the bench machine), then
-    its heap frozen."""
-    from models.db import hold_connection
+    another on this thread: `models.db.hold_connection`, on SQLite, with the log's checkpoints
+    left to a thread: `models.db.checkpoint_apart`), the modules the answers need imported (else
+    the first message pays for them: a second on the bench machine), then its heap frozen."""
+    from models.db import checkpoint_apart, hold_connection
 
-    if not hold_connection(engine):
+    if hold_connection(engine):
+        checkpoint_apart(engine)  # no message's commit waits for the log to be copied into the database
+    else:
         with engine.connect():
             pass
     import bot.channels.wechat.inbound  # noqa: F401  (the answer paths of every channel: the core and the handlers)
