@@ -74,6 +74,7 @@ def test_a_connection_the_server_ends_loses_its_roles(postgresql: Engine) -> Non
         with postgresql.connect() as admin:
             ended = admin.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "  # ours alone
                 "AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = :k"),
                 {"k": lock_key(TELEGRAM)}).scalars().all()
         assert ended == [True]
