@@ -6,7 +6,7 @@ import asyncio
 import multiprocessing
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from bot.core.runner import CoreProcess
 
@@ -117,5 +117,35 @@ def test_a_session_inside_another_keeps_its_own_connection(engine: Engine) -> No
         with session_scope(engine) as again:
             assert again.connection().connection.dbapi_connection is held
             assert again.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
+    finally:
+        release_connection(engine)
+
+
+def test_the_session_reused_on_a_held_connection_starts_empty_each_time(engine: Engine) -> None:
+    """On the held connection one session serves one `session_scope` after another: each starts with
+    no object and no transaction of the one before, a failed one keeps nothing, and a scope opened
+    inside another (before the outer one wrote) gets a session of its own."""
+    from models.db import hold_connection, release_connection, session_scope
+    from models.tables import Team
+
+    if not hold_connection(engine):
+        return
+    try:
+        with session_scope(engine) as first:
+            first.add(Team(code="T1", name="T1"))
+        with session_scope(engine) as second:
+            assert list(second.identity_map.values()) == []
+            team = second.execute(select(Team)).scalar_one()
+            team.name = "changed"
+            with pytest.raises(RuntimeError), session_scope(engine) as failing:
+                assert failing is not second  # nested: its own session
+                raise RuntimeError
+        with pytest.raises(RuntimeError), session_scope(engine) as third:
+            third.add(Team(code="T2", name="T2"))
+            third.flush()
+            raise RuntimeError
+        with session_scope(engine) as fourth:
+            assert fourth is first  # the same session, reused
+            assert [(t.code, t.name) for t in fourth.execute(select(Team)).scalars()] == [("T1", "changed")]
     finally:
         release_connection(engine)
