@@ -89,6 +89,15 @@ def prepare(source: Path, db: Path, users: int, seed: int) -> list[str]:
         conn.execute(text("INSERT INTO chatidentity (partner_id, platform, user_ref, chat_ref, active, bound_at, "
                           "last_seen_at, window_pushes) VALUES (:p, 'wechat', :u, :u, 1, :n, :n, 0)"),
                      [{"p": pid, "u": ref, "n": stored(now)} for pid, ref in zip(chosen, refs, strict=True)])
+        empty = [r[0] for r in conn.execute(text(
+            "SELECT id FROM contest c WHERE NOT EXISTS (SELECT 1 FROM standing s WHERE s.contest_id = c.id)"))]
+    if empty:  # the foundation's close leaves no live standings: rebuilt once here, not by the first message
+        from models import standings
+        from models.db import session_scope
+
+        with session_scope(engine) as session:
+            for contest_id in empty:
+                standings.refresh(session, contest_id)
     engine.dispose()
     return refs
 

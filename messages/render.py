@@ -87,6 +87,7 @@ def environment(locale: str) -> Environment:
                        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, auto_reload=False)
     env.filters.update(money=lambda fen: money(fen, locale), num=number, signed=signed, medal=medal, pct=percent,
                        score=lambda s, metric: score_text(s, metric, locale),
+                       board=lambda top, metric: board_lines(top, metric, locale),
                        reason=lambda r, metric: reason_text(r, metric, locale),
                        local=local_time, deadline=deadline, zone=lambda tz: zone_name(tz, locale),
                        dated=lambda name, start, tz: dated_name(name, start, tz, locale),
@@ -116,6 +117,20 @@ def t(key: str, locale: str | None = None, **params: Any) -> str:
 def _plain(locale: str, key: str) -> str:
     """A phrase without parameters reads the same every time (`metric.revenue`, `status.active` …)."""
     return _compiled(locale, key).render()
+
+
+def board_lines(top: list[dict[str, Any]], metric: str, locale: str) -> str:
+    """The public board's lines of a `/rank` reply (`rank_board.j2`, the `board` filter), rendered once
+    for the same lines: every asker of a contest sees the same board until the standings change, and
+    its ten lines were the larger part of the reply's rendering. Kept by what the template reads of
+    each line (rank, name, score, tier) and the metric, so a changed board is another key."""
+    return _board_text(locale, metric, tuple((x["rank"], x["name"], x["score"], x["tier"]) for x in top))
+
+
+@lru_cache(maxsize=64)
+def _board_text(locale: str, metric: str, lines: tuple[tuple[Any, str, Any, Any], ...]) -> str:
+    top = [{"rank": rank, "name": name, "score": score, "tier": tier} for rank, name, score, tier in lines]
+    return environment(locale).get_template("rank_board.j2").render(top=top, metric=metric)
 
 
 def render(template: str, locale: str | None = None, **context: Any) -> str:

@@ -700,7 +700,27 @@ def standings_state(session: Session, *, contest_id: int) -> StandingsState | No
     return _state(rows[0]) if rows else None
 
 
+_STATES: dict[tuple[Any, ...], StandingsState] = {}
+
+
 def _state(row: tuple[Any, ...]) -> StandingsState:
+    """The `StandingsState` of a raw row, converted once (`models.contests._contest_of`'s rule: the raw
+    row is its own version — a rebuild's new `standings_at`, an import's `standings_dirty`, an edit of
+    the tiers each give another key — so the same values give the same state without parsing its
+    times and tiers again for every message; nobody changes the tiers it holds). On SQLite, whose
+    JSON is text."""
+    try:
+        found = _STATES.get(row)
+    except TypeError:  # PostgreSQL's driver returns JSON as lists: nothing to key on
+        return _read_state(row)
+    if found is None:
+        if len(_STATES) >= 256:  # standings rebuilt again and again: start over
+            _STATES.clear()
+        found = _STATES[row] = _read_state(row)
+    return found
+
+
+def _read_state(row: tuple[Any, ...]) -> StandingsState:
     ident, scope, built, dirty, closed, top_n, tiers = row
     return StandingsState(int(ident), str(scope), None if built is None else read_datetime(built), bool(dirty),
                           None if closed is None else read_datetime(closed), int(top_n), list(read_json(tiers) or []))

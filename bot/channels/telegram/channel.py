@@ -319,7 +319,8 @@ class TelegramChannel:
         """`bot.core.conversation.answer` through the runner (a thread, or the core process)."""
         assert self._runner is not None
         try:
-            return await self._runner.call(answer, incoming, self.config, fit_text, None, Delivery(key=claim))
+            config = self._runner.keep(self.config)  # crosses to the core once (the same object each time)
+            return await self._runner.call(answer, incoming, config, fit_text, None, Delivery(key=claim))
         except BrokenProcessPool:  # the core process died with this message: the apology, nothing kept
             return [apology(incoming, self.config, fit_text)]
 

@@ -4,7 +4,8 @@ Everything that comes in is hostile until proven otherwise, and each check fails
 `Rejected` carrying the HTTP status and a reason for the log (never for the caller):
 - the body is read up to `MAX_BODY` bytes and no further (a callback is a few hundred bytes), by
   `bot.web.body`, the reader of every route;
-- XML goes through xmltodict with entities disabled, so a "billion laughs" document is refused
+- XML goes through expat (xmltodict's parser, or the same parser set up as xmltodict sets it: `_flat`) with
+  entities disabled, so a "billion laughs" document is refused
   (`ValueError: entities are disabled`) before anything expands;
 - signatures are compared in constant time;
 - the signed `timestamp` must be within `max_age` seconds of now (`check_fresh`): a captured
@@ -43,9 +44,13 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     """The flat `<xml><Field>value</Field>…</xml>` of a callback as a dict of strings.
 
     Nested elements (WeCom's `<ScanCodeInfo>` …) are kept as their text-less dicts turned into
-    strings; we never read them.
+    strings; we never read them. What xmltodict returns, through `_flat` when the document has
+    the shape every callback has (a third of the cost), else through xmltodict itself.
     """
     try:
+        flat = _flat(data)
+        if flat is not None:
+            return flat
         doc = xmltodict.parse(data, disable_entities=True)
     except ValueError as exc:  # "entities are disabled", and a few other refusals of xmltodict
         raise Rejected(400, f"XML refused: {exc}") from exc
@@ -55,6 +60,75 @@ def parse_xml(data: bytes | str) -> dict[str, str]:
     if not isinstance(root, dict):
         raise Rejected(400, "XML without an <xml> root element")
     return {str(k): v if isinstance(v, str) else "" if v is None else str(v) for k, v in root.items()}
+
+
+class _Unusual(Exception):
+    """The document is not of the plain shape `_flat` reads: xmltodict reads it instead."""
+
+
+def _unusual(*_args: Any) -> None:
+    raise _Unusual
+
+
+def _no_entities(*_args: Any) -> None:
+    raise ValueError("entities are disabled")  # xmltodict's own refusal, word for word
+
+
+def _flat(data: bytes | str) -> dict[str, str] | None:
+    """`parse_xml` of a document of the plain shape — an `<xml>` root without attributes or text of its
+    own, holding one or more elements of text each (no attributes, no children, no name twice),
+    no DOCTYPE — or None for any other document, which xmltodict then reads.
+
+    The same parser as xmltodict's (expat, set up as it sets it up), and on that shape the same
+    result: each element's text stripped, an empty one as "". Expat's errors and the refusal
+    of entity declarations come out as xmltodict's do."""
+    from xml.parsers import expat
+
+    if isinstance(data, str):
+        parser = expat.ParserCreate("utf-8", None)
+        data = data.encode("utf-8")
+    else:
+        parser = expat.ParserCreate(None, None)
+    parser.ordered_attributes = True
+    parser.buffer_text = True
+    fields: dict[str, str] = {}
+    depth = 0
+    name = ""
+    text: list[str] = []
+    root_text: list[str] = []
+
+    def start(tag: str, attrs: list[str]) -> None:
+        nonlocal depth, name
+        depth += 1
+        if attrs or depth > 2 or (depth == 1 and tag != "xml"):
+            raise _Unusual
+        if depth == 2:
+            name = tag
+            text.clear()
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        if depth == 2:
+            if name in fields:
+                raise _Unusual
+            fields[name] = "".join(text).strip()
+        depth -= 1
+
+    def characters(chunk: str) -> None:
+        (text if depth == 2 else root_text).append(chunk)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = characters
+    parser.StartDoctypeDeclHandler = _unusual
+    parser.EntityDeclHandler = _no_entities
+    try:
+        parser.Parse(data, True)
+    except _Unusual:
+        return None
+    if not fields or "".join(root_text).strip():
+        return None
+    return fields
 
 
 def signature(*parts: str) -> str:

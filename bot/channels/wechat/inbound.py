@@ -116,7 +116,7 @@ class Responder:
         self.runner: Runner = core or ThreadRunner(engine)
         self._tasks: set[asyncio.Task[None]] = set()  # runs outliving their request (late replies)
         self.platform = platform
-        self.config = chat_config(settings, max_text=MAX_TEXT)
+        self.config = self.runner.keep(chat_config(settings, max_text=MAX_TEXT))  # crosses to the core once
         self.deadline = deadline
         self.memory = memory
         self._entries: OrderedDict[str, _Entry] = OrderedDict()

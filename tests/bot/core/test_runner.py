@@ -6,7 +6,7 @@ import asyncio
 import multiprocessing
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from bot.core.runner import CoreProcess
 
@@ -119,3 +119,76 @@ def test_a_session_inside_another_keeps_its_own_connection(engine: Engine) -> No
             assert again.connection().execute(text("SELECT count(*) FROM team")).scalar_one() == 1
     finally:
         release_connection(engine)
+
+
+def test_the_session_reused_on_a_held_connection_starts_empty_each_time(engine: Engine) -> None:
+    """On the held connection one session serves one `session_scope` after another: each starts with
+    no object and no transaction of the one before, a failed one keeps nothing, and a scope opened
+    inside another (before the outer one wrote) gets a session of its own."""
+    from models.db import hold_connection, release_connection, session_scope
+    from models.tables import Team
+
+    if not hold_connection(engine):
+        return
+    try:
+        with session_scope(engine) as first:
+            first.add(Team(code="T1", name="T1"))
+        with session_scope(engine) as second:
+            assert list(second.identity_map.values()) == []
+            team = second.execute(select(Team)).scalar_one()
+            team.name = "changed"
+            with pytest.raises(RuntimeError), session_scope(engine) as failing:
+                assert failing is not second  # nested: its own session
+                raise RuntimeError
+        with pytest.raises(RuntimeError), session_scope(engine) as third:
+            third.add(Team(code="T2", name="T2"))
+            third.flush()
+            raise RuntimeError
+        with session_scope(engine) as fourth:
+            assert fourth is first  # the same session, reused
+            assert [(t.code, t.name) for t in fourth.execute(select(Team)).scalars()] == [("T1", "changed")]
+    finally:
+        release_connection(engine)
+
+
+def _seen(engine: Engine, config: object, other: object) -> tuple[object, int, object]:
+    """The kept value as the child has it, its object's id there (the same one call after call), and
+    a value passed as usual."""
+    import os
+
+    return config, id(config) ^ os.getpid(), other
+
+
+def _die(engine: Engine) -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_a_kept_value_crosses_once_and_again_to_a_new_child(db_url: str) -> None:
+    """`keep`: calls passing the kept object get it in the child, the same object there each time
+    (sent once, then known by its key), beside their other arguments; a child started after the
+    first one died gets it again."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from handlers.types import ChatConfig
+
+    core = CoreProcess(db_url)
+    config = core.keep(ChatConfig(bot_username="KeptBot", max_text=7))
+
+    async def scenario() -> list[tuple[object, int, object]]:
+        await core.start()
+        found = [await core.call(_seen, config, i) for i in range(3)]
+        with pytest.raises(BrokenProcessPool):
+            await core.call(_die)
+        found.append(await core.call(_seen, config, "after"))  # a new child
+        found.append(await core.call(_seen, ChatConfig(bot_username="Other"), "not kept"))
+        return found
+
+    try:
+        found = asyncio.run(scenario())
+    finally:
+        core.stop()
+    assert [(c, o) for c, _, o in found[:4]] == [(config, 0), (config, 1), (config, 2), (config, "after")]
+    assert found[0][1] == found[1][1] == found[2][1] != found[3][1]  # one object in each child
+    assert found[4][0] == ChatConfig(bot_username="Other")

@@ -499,6 +499,40 @@ def test_with_the_core_in_its_own_process_the_callback_is_the_same(db_url: str, 
     assert [p for p in multiprocessing.active_children() if p not in before] == []  # stopped with the app
 
 
+@pytest.mark.parametrize("core_process", [False, True])
+def test_the_rank_reply_follows_the_standings(db_url: str, engine: Engine, invites: dict[str, str],
+                                              core_process: bool) -> None:
+    """What `排行` keeps between messages (the board and its rendered lines, the contest's standings
+    state) is never shown once the standings changed: after a sales import (standings stale, rebuilt
+    by the next question) and after a refresh, the board and the asker's place are the new ones; in
+    the web process's core thread and in the core process alike."""
+    from models import standings
+    from models.db import session_scope
+    from models.tables import Contest
+    from tests.support import builders as b
+
+    app = create_app(settings(db_url, core_process=core_process), background=False)
+    with live_app(app) as c:
+        def ask(text: str) -> str:
+            answer = c.post("/wechat/callback", params=signed_query(TOKEN), content=text_xml(text))
+            return reply_fields(answer.text)["Content"]
+
+        assert "绑定成功" in ask(f"绑定 {invites['CAP']}")
+        before = ask("排行")
+        assert "🥇 经销商1" in before and "王队长" not in before and "您：第 6 名" in before
+        assert ask("排行") == before  # kept: the same board, the same words
+        with session_scope(engine) as s:  # a sale that puts the captain first, as `mianzi sales import` adds it
+            b.sales(s, {"id": "big", "partner": "CAP", "occurred_at": f"{utcnow().date()}T01:00", "amount": "90000"})
+        after = ask("排行")
+        assert "🥇 王队长  ¥91,000.00" in after and "🥈 经销商1" in after and "您：第 1 名" in after, after
+        with session_scope(engine) as s:  # a refresh that moves nothing still gives the standings a new version
+            b.sales(s, {"id": "more", "partner": "P1", "occurred_at": f"{utcnow().date()}T01:00", "amount": "50000"})
+            contest_id = s.execute(select(Contest.id)).scalar_one()
+            standings.refresh(s, contest_id)
+        again = ask("排行")
+        assert "🥇 经销商1  ¥100,000.00" in again and "🥈 王队长" in again and "您：第 2 名" in again, again
+
+
 def test_with_the_core_in_its_own_process_a_late_reply_is_queued(db_url: str, engine: Engine,
                                                                  invites: dict[str, str]) -> None:
     core = CoreProcess(db_url)
