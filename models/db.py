@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import (
-    ARRAY,
-    JSON,
-    ColumnElement,
-    Connection,
-    CursorResult,
-    Dialect,
-    Engine,
-    Executable,
-    Result,
-    Table,
-    any_,
-    bindparam,
-    create_engine,
-    event,
-    text,
-)
+from sqlalchemy import JSON, Connection, CursorResult, Engine, Executable, Result, Table, create_engine, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -426,16 +410,6 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[Mappi
     if not compiled.positional:
         params = [dict(zip(keys, row, strict=True)) for row in params]
     conn.exec_driver_sql(str(compiled), params)
-
-
-def among(column: ColumnElement[Any], values: Collection[Any], dialect: Dialect) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL as `column = ANY(:values)`, one array parameter.
-
-    For a chunk's thousands of ids: an IN list is one placeholder a value, which SQLAlchemy renders
-    and psycopg then splits and binds one by one (6 s of a 200,000-row import's 33 s)."""
-    if dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 def _copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from models.db import among, table_of
+from models.db import table_of
 from models.imports.report import ImportReport, RowError
 from models.imports.sale_rows import ReversalRow
 from models.tables import Sale
@@ -32,13 +32,11 @@ def write_reversals(conn: Connection, rows: list[tuple[int, str, ReversalRow]], 
     "earlier in the file"). Each row written is added to `tally` with its sign (`models.tallies`)."""
     table = table_of(Sale)
     refs = {r.ref for _line, _id, r in rows}
-    found = conn.execute(select(table).where(among(table.c.ext_id, refs, conn.dialect)))
-    originals: dict[str, Any] = {o.ext_id: o for o in found}
+    originals: dict[str, Any] = {o.ext_id: o for o in conn.execute(select(table).where(table.c.ext_id.in_(refs)))}
     ids = [o.id for o in originals.values()]
     done: dict[int, str] = {}  # original id → the id of the sale that reverses it
     if ids:
-        reversed_by = select(table.c.reverses, table.c.ext_id).where(among(table.c.reverses, ids, conn.dialect))
-        done.update(conn.execute(reversed_by).all())
+        done.update(conn.execute(select(table.c.reverses, table.c.ext_id).where(table.c.reverses.in_(ids))).all())
     for line, ext_id, row in rows:
         original = originals.get(row.ref)
         if original is None or chunk_lines.get(row.ref, 0) > line:

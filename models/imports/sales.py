@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
-from models.db import among, insert_rows, table_of
+from models.db import insert_rows, table_of
 from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
@@ -90,7 +90,7 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | Rever
     ids = [ext_id for _line, ext_id, _sale in chunk]
     cols = [table.c.ext_id] + [table.c[name] for name in SALE_FIELDS] + [table.c.reverses, table.c.reason]
     known: dict[str, tuple[Any, ...]] = {r[0]: (r[1], as_utc(r[2]), *r[3:])
-                               for r in conn.execute(select(*cols).where(among(table.c.ext_id, ids, conn.dialect)))}
+                               for r in conn.execute(select(*cols).where(table.c.ext_id.in_(ids)))}
     new_rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
     reversals: list[tuple[int, str, ReversalRow]] = []
