@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, Connection, CursorResult, Engine, Executable, Result, Table, create_engine, event, text
@@ -14,7 +13,6 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
-from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
 
 IDLE_PING_SECONDS = 30.0  # PostgreSQL: a pooled connection unused this long is pinged before it is lent again
@@ -382,10 +380,10 @@ def writer_wait(conn: Connection, *, ms: int) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
 
 
-def insert_rows(target: Session | Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Many rows (all with the keys of the first) into `table`, in the transaction of `target`:
-    what `session.execute(table.insert(), rows)` stores, value for value, in one `executemany` of
-    the driver; on PostgreSQL in one `COPY … FROM STDIN` (`_copy_rows`).
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many rows (all with the keys of the first) into `table`, in the session's transaction: what
+    `session.execute(table.insert(), rows)` stores, value for value, in one `executemany` of the
+    driver.
 
     Each value goes through its column type's own bind processor (the JSON serializer, SQLite's
     datetime text …), as SQLAlchemy would convert it; what is skipped is SQLAlchemy's building of
@@ -393,11 +391,8 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[Mappi
     """
     if not rows:
         return
-    conn = target.connection() if isinstance(target, Session) else target
+    conn = session.connection()
     dialect = conn.dialect
-    if dialect.name == "postgresql":
-        _copy_rows(conn, table, rows)
-        return
     names = list(rows[0])
     compiled = table.insert().compile(dialect=dialect, column_keys=names)
     keys = list(compiled.positiontup or ()) if compiled.positional else names
@@ -410,38 +405,6 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[Mappi
     if not compiled.positional:
         params = [dict(zip(keys, row, strict=True)) for row in params]
     conn.exec_driver_sql(str(compiled), params)
-
-
-def _copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """PostgreSQL: the rows by `COPY … FROM STDIN` on the connection's own transaction.
-
-    psycopg's `executemany` sends one INSERT a row (pipelined): 27 s of a 200,000-row sales import's
-    66 s. COPY streams them. Values are converted as an INSERT would: each column's bind processor,
-    and an aware datetime for a column without time zone as its UTC wall time (what PostgreSQL
-    stores for the INSERT in a UTC session; COPY would drop the offset of any other zone)."""
-    dialect = conn.dialect
-    names = list(rows[0])
-    converters: list[Callable[[Any], Any] | None] = []
-    for name in names:
-        column_type = table.c[name].type
-        convert = column_type.dialect_impl(dialect).bind_processor(dialect)
-        naive = isinstance(column_type, DateTime) and not column_type.timezone
-        converters.append(_utc_wall(convert) if naive else convert)
-    quote = dialect.identifier_preparer
-    columns = ", ".join(quote.quote(name) for name in names)
-    driver = cast(Any, conn.connection.driver_connection)
-    with driver.cursor() as cursor, cursor.copy(f"COPY {quote.format_table(table)} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([value if convert is None else convert(value)
-                            for value, convert in zip((row[name] for name in names), converters, strict=True)])
-
-
-def _utc_wall(convert: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    def wall(value: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value if convert is None else convert(value)
-    return wall
 
 
 class json_object(GenericFunction[Any]):  # noqa: N801 (an SQL function, named as one)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
-from models.db import insert_rows, table_of
+from models.db import table_of
 from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
@@ -119,7 +119,7 @@ def _write_sales(conn: Connection, chunk: list[tuple[int, str, PlainSale | Rever
         if hi is None or t > hi:
             hi = t
     if new_rows:
-        insert_rows(conn, table, new_rows)
+        conn.execute(table.insert(), new_rows)
         report.inserted += len(new_rows)
         bounds.extend((lo, hi))  # type: ignore[arg-type]
         tally.add([(r["partner_id"], r["occurred_at"], r["amount_fen"], r["units"], r["margin_fen"], r["satisfaction"])
