@@ -26,12 +26,6 @@ class Parser(Protocol):
 
     def parse(self, lines: list[int], rows: list[Sequence[str] | None]) -> Parsed: ...
 
-    def state(self) -> Any:
-        """What the parser gathered beyond the rows (marshal-able), sent back at the end."""
-
-    def adopt(self, state: Any) -> None:
-        """Take over the forked parser's `state` in the importing process."""
-
 
 def forked(chunks: Iterator[Chunk], parser: Parser) -> Iterator[Parsed]:
     context = multiprocessing.get_context("fork")
@@ -50,7 +44,6 @@ def forked(chunks: Iterator[Chunk], parser: Parser) -> Iterator[Parsed]:
                 lines, sales, errors = body
                 yield lines, sales, pickle.loads(errors) if errors else []
             elif kind == "end":
-                parser.adopt(body[0])
                 return
             elif kind == "data":
                 raise DataError(body[0], **pickle.loads(body[1]))
@@ -99,7 +92,7 @@ def _parse_in_child(chunks: Iterator[Chunk], parser: Parser,
         for chunk in chunks:
             lines, sales, errors = parser.parse(*chunk)
             send.send_bytes(marshal.dumps(("rows", lines, sales, pickle.dumps(errors) if errors else b"")))
-        send.send_bytes(marshal.dumps(("end", parser.state())))
+        send.send_bytes(marshal.dumps(("end",)))
     except BrokenPipeError:
         pass  # the importing process stopped reading (it failed); nothing to tell it
     except DataError as exc:
