@@ -75,10 +75,12 @@ def _insert_sql(imported: str, rows: int) -> str:
 _SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
 _MAX_HOURS = 100_000
-_DEFERRED_INDEXES = ("ix_sale_partner_customer", "ix_sale_occurred_partner", "ix_sale_imported_at", "ix_sale_reverses")
+_DEFERRED_INDEXES = ("ix_sale_partner_customer", "ix_sale_occurred_partner", "ix_sale_imported_at")
 """The sale table's indexes a large file's import drops at its first chunk and builds at the end
-(`_SqliteSales._maybe_defer_index`): all but the primary key and the `ext_id` one, which every
-insert's ON CONFLICT reads (and which takes the rows in the file's order, ids rising)."""
+(`_SqliteSales._maybe_defer_index`): all but the primary key, the `ext_id` one, which every
+insert's ON CONFLICT reads (and which takes the rows in the file's order, ids rising), and the
+partial `ix_sale_reverses`, which has no entry for an imported sale (a build would read the whole
+table for none)."""
 
 
 class _SqliteSales:
@@ -221,10 +223,10 @@ class _SqliteSales:
         the index. Measured (whole imports): 1,000,000 rows into an empty table, the (partner,
         customer) index ~3 s kept against ~1.3 s built; into a table of 1,000,000, 11.6-12.3 s kept
         against 9.3-9.6 s dropped and built (2,000,000 rows); 500,000 into 1,000,000, 5.3 s either
-        way: the break-even. The three others take the rows of a file in time order at the end of
-        the index, yet each costs a full descent of its tree per row of an `executemany` (one
-        statement per row): 1,000,000 rows by the driver into a table with them 8.1 s, without
-        them 3.6 s, and their build afterwards 1.8 s (the sqlite3 module, by hand)."""
+        way: the break-even. The others take the rows of a file in time order at the end of the
+        index, yet each costs a full descent of its tree per row inserted: 1,000,000 rows by the
+        driver, one a statement, into a table with them (and the full reversals index of then)
+        8.1 s, without them 3.6 s, and their build afterwards 1.8 s (the sqlite3 module, by hand)."""
         share = self.file_share() if self.file_share is not None else None
         self.file_share = None
         if not share or rows < SQLITE_CHUNK:
