@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import begin_unchecked
+from models.db import ROWS_PER_INSERT, begin_unchecked
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -55,12 +55,6 @@ customer, rating (the import's time is in the statement)."""
 SQLITE_CHUNK = 10_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
 _WIDTH = 8  # values bound per row
-ROWS_PER_INSERT = 50
-"""Rows per INSERT statement (`_insert_sql`): one execution of a statement of 50 rows costs SQLite and
-the driver much less than 50 executions of a one-row statement (each opens the table's and its
-indexes' cursors, and goes through the driver's per-execution work). Measured, 1,000,000 rows by the
-driver into the sale table with its `ext_id` index: 3.6–3.8 s of CPU one row per statement, 2.3–2.6 s
-fifty (flattening the rows included); 10 and 100 rows were no better than 50."""
 
 
 def _insert_sql(imported: str, rows: int) -> str:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 
 from models import contests, standings
 from models.corrections import void
-from models.db import insert_rows, table_of
+from models.db import ROWS_PER_INSERT, insert_rows, table_of
 from models.standings import _Agg, _new_customers, _targets, _utc
 from models.tables import Contest, ContestResult, PointsEntry, Sale, Standing
 from tests.support import builders as b
@@ -97,6 +97,8 @@ def test_insert_rows_stores_what_sqlalchemy_stores(session: Session) -> None:
     one, two = b.contest(session), b.contest(session)
     lines = [e.as_row(0) for e in standings.compute(session, one)]
     assert any(line["reached_at"] is not None for line in lines) and any(line["reached_at"] is None for line in lines)
+    lines *= 2 * ROWS_PER_INSERT // len(lines) + 2  # on SQLite: statements of many rows, then some of one
+    assert len(lines) % ROWS_PER_INSERT
     session.execute(table_of(Standing).insert(), [{**line, "contest_id": one.id} for line in lines])
     insert_rows(session, table_of(Standing), [{**line, "contest_id": two.id} for line in lines])
     t = table_of(Standing)
