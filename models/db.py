@@ -10,7 +10,7 @@ from itertools import chain
 from typing import Any, cast
 
 from sqlalchemy import JSON, Connection, CursorResult, Engine, Executable, Result, Table, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
@@ -352,6 +352,36 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         whole = 0
     if whole < len(params):
         conn.exec_driver_sql(sql, params[whole:])
+
+
+def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL: many rows (all with the keys of the first) into `table` by `COPY … FROM STDIN`, in
+    the connection's transaction: what `conn.execute(table.insert(), rows)` stores, value for value
+    (each value through its column type's own bind processor, then psycopg's own adaptation, as an
+    INSERT's parameters), and what it raises: a driver's error is SQLAlchemy's (`IntegrityError`
+    for a taken key, which the HTTP API's retry of a concurrent import catches).
+
+    An INSERT of many rows goes through psycopg's pipeline one row at a time, in Python (200,000
+    sales: ~20 s of the import's 48 s under the profiler); COPY sends them as one stream."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    names = list(rows[0])
+    columns = []
+    for name in names:
+        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        column = [row[name] for row in rows]
+        columns.append(column if convert is None else list(map(convert, column)))
+    quote = dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN"
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # a connection in use has its driver's connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[attr-defined]  # psycopg's
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error) from exc
 
 
 class json_object(GenericFunction[Any]):  # noqa: N801 (an SQL function, named as one)
