@@ -593,11 +593,48 @@ def _tree_env(tree: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree)}
 
 
+def _tree_heads(tree: Path) -> set[str]:
+    """The newest migration revisions of `tree`'s scripts (those no other script revises)."""
+    import re
+
+    assignment = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.MULTILINE)
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (tree / "migrations" / "versions").glob("*.py"):
+        found = dict(assignment.findall(path.read_text(encoding="utf-8")))
+        revisions.add(found["revision"].strip("'\""))
+        parents.update(part.strip(" '\"") for part in found.get("down_revision", "None").strip("()").split(",")
+                       if part.strip(" '\"") not in ("", "None"))
+    return revisions - parents
+
+
+def _as_tree_schema(db: Path, tree: Path) -> None:
+    """Bring the database copy `db` down to `tree`'s newest revision when it is at a newer one (a
+    snapshot built by this checkout, run `--against` an older commit, whose start-up would refuse
+    a revision it does not know), by this checkout's migrations, in a child process (the parent
+    stays small)."""
+    import sqlite3
+
+    heads = _tree_heads(tree)
+    with sqlite3.connect(db) as conn:
+        current = {row[0] for row in conn.execute("SELECT version_num FROM alembic_version")}
+    if len(heads) != 1 or current == heads or not current <= _tree_heads(HERE.parent):
+        return
+    code = ("import sys; from alembic import command; from bot.migrate import alembic_config; "
+            "from models.db import make_engine; engine = make_engine(sys.argv[1]); cfg = alembic_config()\n"
+            "with engine.begin() as conn:\n"
+            "    cfg.attributes['connection'] = conn; command.downgrade(cfg, sys.argv[2])\n"
+            "engine.dispose()")
+    subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}", heads.pop()], check=True, cwd=db.parent)
+
+
 def cli_import(a: argparse.Namespace, tree: Path) -> dict:
     """`mianzi sales import sales.csv` run by `tree`'s code, timed whole (start-up, import, standings
-    refresh, commit), into a copy of the database as it was after `partners`."""
+    refresh, commit), into a copy of the database as it was after `partners` (at `tree`'s revision)."""
     db = a.out / "foundation-cli.db"
     _restore_snapshot(a, db)
+    if tree != HERE.parent:
+        _as_tree_schema(db, tree)
     env = {**_tree_env(tree), "MIANZI_DATABASE_URL": f"sqlite:///{db}", "MIANZI_TIMEZONE": TZ}
     code = "import sys; from bot.cli import main; sys.argv = ['mianzi', 'sales', 'import', sys.argv[1]]; main()"
     _result, wall, rss, cpu = _measure([sys.executable, "-c", code, str(a.out / "sales.csv")], cwd=a.out, env=env)

@@ -18,9 +18,9 @@ contest is simply rebuilt in full after the import (no `Window` for it, or `Tall
 - a new-customers contest (whether a customer is new depends on the partner's earlier sales,
   and a voided sale bought nothing: not a sum);
 - an import on SQLite's fast path whose rows were not all new (a re-import, a file overlapping
-  an earlier one: the parser tallied every row, and the rows the database skipped are not told
-  apart from the new ones there). The general path (PostgreSQL, or a file with correcting rows)
-  tallies only the rows it inserts, correcting rows with their sign.
+  an earlier one: the fast path tallies a chunk only when the database took every row of it, and
+  does not tell the rows it skipped apart from the new ones). The general path (PostgreSQL, or a
+  file with correcting rows) tallies only the rows it inserts, correcting rows with their sign.
 """
 
 from __future__ import annotations
@@ -69,10 +69,8 @@ class Window:
 
 
 class Tally:
-    """The sums of the windows, row by row as the import appends them (`add`).
-
-    Marshal-able as `state()` (plain lists, ints, strings, None): the forked parser of a large
-    file keeps the tally and hands it back at the end (`adopt`)."""
+    """The sums of the windows, row by row as the import appends them (`add`, `add_columns`), in
+    the importing process (on SQLite's fast path, after each chunk's insert)."""
 
     def __init__(self, windows: list[Window]) -> None:
         self.windows = windows
@@ -95,9 +93,8 @@ class Tally:
                     margins: list[int | None], ratings: list[int | None], sign: int = 1) -> None:
         """`add` for rows given as columns: only the figures each window's contest reads and its
         metric's own time are kept, a plain loop over two columns each, the filters and the last
-        times by C-level builtins. This runs for every row of a file, in the forked parser of a
-        large one, which it must not slow down: 1,000,000 rows of a revenue contest ~0.4 s (a loop
-        over whole rows, every figure and time: ~3 s)."""
+        times by C-level builtins. This runs for every row of a file: 1,000,000 rows of a revenue
+        contest ~2 s of CPU (a loop over whole rows, every figure and time: ~3 s more)."""
         if self.lost or not pids:
             return
         for window in self.windows:
@@ -142,19 +139,6 @@ class Tally:
         """Something was written that the sums do not follow: rebuild in full."""
         self.lost = True
         self.windows = []
-
-    def state(self) -> tuple[bool, list[dict[int, dict[int, Any]]]]:
-        return self.lost, [window.added for window in self.windows]
-
-    def adopt(self, state: tuple[bool, list[dict[int, dict[int, Any]]]]) -> None:
-        """Take the forked parser's sums; lost if either side lost them (the importing process
-        loses them when some rows were stored already, after the parser tallied them)."""
-        lost, sums = state
-        if lost or self.lost:
-            self.lose()
-            return
-        for window, kept in zip(self.windows, sums, strict=True):
-            window.added = kept
 
     def kept(self) -> dict[int, dict[int, Sums]]:
         """Each window's sums, the ledger's before and the import's added together, by contest id;

@@ -7,14 +7,15 @@ import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import begin_unchecked
+from models.db import ROWS_PER_INSERT, begin_unchecked
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -53,17 +54,27 @@ customer, rating (the import's time is in the statement)."""
 
 SQLITE_CHUNK = 10_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
-# The import's time, the same on every row, is written into the statement (`_SqliteSales.insert`):
-# one value fewer to bind per row, and 26 characters fewer per row through the parser's pipe.
-_SQLITE_INSERT = (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{{}}') "
-                  "ON CONFLICT (ext_id) DO NOTHING")
+_WIDTH = 8  # values bound per row
+
+
+def _insert_sql(imported: str, rows: int) -> str:
+    """The INSERT of `rows` sales. The import's time, the same on every row, is written into the
+    statement (our own text of a datetime: digits, '-', ':', '.', ' ', no quoting needed): one value
+    fewer to bind per row."""
+    one = "(" + ", ".join(["?"] * _WIDTH) + f", '{imported}')"
+    return (f"INSERT INTO sale ({_SALE_SQLITE_COLUMNS}, imported_at) VALUES {', '.join([one] * rows)} "
+            "ON CONFLICT (ext_id) DO NOTHING")
+
+
 _SQLITE_KNOWN = (f"SELECT id, {_SALE_SQLITE_COLUMNS} FROM sale "
                  "WHERE ext_id IN (SELECT value FROM json_each(?))")
 _MAX_HOURS = 100_000
-_DEFERRED_INDEXES = ("ix_sale_partner_customer", "ix_sale_occurred_partner", "ix_sale_imported_at", "ix_sale_reverses")
+_DEFERRED_INDEXES = ("ix_sale_partner_customer", "ix_sale_occurred_partner", "ix_sale_imported_at")
 """The sale table's indexes a large file's import drops at its first chunk and builds at the end
-(`_SqliteSales._maybe_defer_index`): all but the primary key and the `ext_id` one, which every
-insert's ON CONFLICT reads (and which takes the rows in the file's order, ids rising)."""
+(`_SqliteSales._maybe_defer_index`): all but the primary key, the `ext_id` one, which every
+insert's ON CONFLICT reads (and which takes the rows in the file's order, ids rising), and the
+partial `ix_sale_reverses`, which has no entry for an imported sale (a build would read the whole
+table for none)."""
 
 
 class _SqliteSales:
@@ -78,8 +89,9 @@ class _SqliteSales:
         self.deferred: list[str] = []  # CREATE INDEX statements to run at the end
         self.partners = partners
         self.tz = tz
-        self.imported = sqlite_time(now)  # our own text of a datetime (digits, '-', ':', '.', ' '): no quoting needed
-        self.insert = _SQLITE_INSERT.format(self.imported)
+        self.imported = sqlite_time(now)
+        self.insert_one = _insert_sql(self.imported, 1)
+        self.insert_many = _insert_sql(self.imported, ROWS_PER_INSERT)
         self.report = report
         self.errors = errors
         self.hours: dict[str, str] = {}
@@ -93,16 +105,7 @@ class _SqliteSales:
         sales = self._columns(rows)
         if sales is None:
             sales = self._careful(lines, rows)
-        if not self.tally.lost:  # here, in the forked parser of a large file: off the inserting process
-            self.tally.add(sales, at=(1, 2, 3, 4, 5, 7))
         return lines, sales, errors
-
-    def state(self) -> Any:
-        """The tally (`models.tallies.Tally.state`), for the importing process (`adopt`)."""
-        return self.tally.state()
-
-    def adopt(self, state: Any) -> None:
-        self.tally.adopt(state)
 
     def _columns(self, rows: list[Sequence[str] | None]) -> list[tuple[Any, ...] | None] | None:
         """The chunk's sales if every value is of the usual shape, else None."""
@@ -177,14 +180,33 @@ class _SqliteSales:
         before = self.cursor.execute("SELECT max(id) FROM sale").fetchone()[0] or 0
         if self.file_share is not None:
             self._maybe_defer_index(before, len(lines))
-        self.cursor.executemany(self.insert, good)
-        inserted = self.cursor.rowcount
+        inserted = self._insert(good)
         self.report.inserted += inserted
         if inserted == len(good):
-            self._bounds(sale[2] for sale in good)
+            # Every row went in: the kept sums take them all. Here, not in the forked parser of a
+            # large file: the parser is the slower of the two processes (it waited for nothing,
+            # this one waited for it), so the sums cost this one no time.
+            pids, times, amounts, units, margins, ratings = (list(map(itemgetter(i), good)) for i in (1, 2, 3, 4, 5, 7))
+            self._bounds(times)
+            self.tally.add_columns(pids, times, amounts, units, margins, ratings)
         else:
-            self.tally.lose()  # the parser tallied every row, some of which were stored already
+            self.tally.lose()  # some rows were stored already: not told apart from the new ones here
             self._sift(lines, sales, before)
+
+    def _insert(self, good: list[tuple[Any, ...]]) -> int:
+        """The rows inserted (`ON CONFLICT (ext_id) DO NOTHING`), in order, `ROWS_PER_INSERT` a
+        statement; how many went in."""
+        whole = len(good) - len(good) % ROWS_PER_INSERT
+        inserted = 0
+        if whole:
+            flat = list(chain.from_iterable(good[:whole] if whole < len(good) else good))
+            step = ROWS_PER_INSERT * _WIDTH
+            self.cursor.executemany(self.insert_many, [flat[i:i + step] for i in range(0, len(flat), step)])
+            inserted += self.cursor.rowcount
+        if whole < len(good):
+            self.cursor.executemany(self.insert_one, good[whole:])
+            inserted += self.cursor.rowcount
+        return int(inserted)
 
     def _maybe_defer_index(self, stored: int, rows: int) -> None:
         """Decided once, at the first chunk of a file: drop the secondary indexes (`_DEFERRED_INDEXES`),
@@ -195,10 +217,10 @@ class _SqliteSales:
         the index. Measured (whole imports): 1,000,000 rows into an empty table, the (partner,
         customer) index ~3 s kept against ~1.3 s built; into a table of 1,000,000, 11.6-12.3 s kept
         against 9.3-9.6 s dropped and built (2,000,000 rows); 500,000 into 1,000,000, 5.3 s either
-        way: the break-even. The three others take the rows of a file in time order at the end of
-        the index, yet each costs a full descent of its tree per row of an `executemany` (one
-        statement per row): 1,000,000 rows by the driver into a table with them 8.1 s, without
-        them 3.6 s, and their build afterwards 1.8 s (the sqlite3 module, by hand)."""
+        way: the break-even. The others take the rows of a file in time order at the end of the
+        index, yet each costs a full descent of its tree per row inserted: 1,000,000 rows by the
+        driver, one a statement, into a table with them (and the full reversals index of then)
+        8.1 s, without them 3.6 s, and their build afterwards 1.8 s (the sqlite3 module, by hand)."""
         share = self.file_share() if self.file_share is not None else None
         self.file_share = None
         if not share or rows < SQLITE_CHUNK:
@@ -219,8 +241,7 @@ class _SqliteSales:
         while self.deferred:
             self.cursor.execute(self.deferred.pop())
 
-    def _bounds(self, times: Iterable[str]) -> None:
-        times = list(times)
+    def _bounds(self, times: list[str]) -> None:
         if times:
             lo, hi = min(times), max(times)
             self.lo = lo if self.lo is None else min(self.lo, lo)

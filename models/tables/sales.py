@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -15,7 +15,9 @@ class Sale(SQLModel, table=True):
         # amount and units too: a day's sales summed from the index alone (the console's dashboard)
         Index("ix_sale_occurred_partner", "occurred_at", "partner_id", "amount_fen", "units"),
         Index("ix_sale_partner_customer", "partner_id", "customer", "occurred_at"),
-        Index("ix_sale_reverses", "reverses", unique=True),
+        # only the sales that reverse another (migration 0011): a plain sale, every imported one, has none
+        Index("ix_sale_reverses", "reverses", unique=True, sqlite_where=text("reverses IS NOT NULL"),
+              postgresql_where=text("reverses IS NOT NULL")),
         Index("ix_sale_imported_at", "imported_at"),  # the last import (models.dashboard)
     )
 

@@ -168,8 +168,8 @@ def test_a_file_overlapping_an_earlier_one(engine: Engine) -> None:
 
 
 def test_a_large_file_through_the_forked_parser(engine: Engine) -> None:
-    """More rows than one chunk: on SQLite the parser runs in a forked process and hands its
-    tally back at the end."""
+    """More rows than one chunk: on SQLite the parser runs in a forked process while the importing
+    one inserts the rows and keeps the sums."""
     ids = program(engine, metrics=["revenue", "satisfaction", "attainment"], shapes=SHAPES[:3])
     rows = []
     for n in range(SQLITE_CHUNK + 2500):

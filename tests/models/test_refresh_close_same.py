@@ -3,24 +3,26 @@
 - `standings.activity` sums only what a contest's rules read: the standings equal those built
   from every sum and every time (the previous query, kept here as the reference), for every
   metric, scope and eligibility rule, with reversals, ratings, margins and targets;
-- `models.db.insert_rows` stores what `session.execute(table.insert(), rows)` stores;
+- `models.db.insert_rows` stores what `session.execute(table.insert(), rows)` stores, and so does
+  PostgreSQL's `models.db.copy_rows` (the sales import's COPY);
 - the prize ledger written by INSERT … SELECT is the one the previous Python loop wrote.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import and_, case, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from models import contests, standings
 from models.corrections import void
-from models.db import insert_rows, table_of
+from models.db import ROWS_PER_INSERT, copy_rows, insert_rows, table_of
 from models.standings import _Agg, _new_customers, _targets, _utc
-from models.tables import Contest, ContestResult, PointsEntry, Sale, Standing
+from models.tables import Contest, ContestResult, Partner, PointsEntry, Sale, Standing
 from tests.support import builders as b
 
 AFTER = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
@@ -97,6 +99,8 @@ def test_insert_rows_stores_what_sqlalchemy_stores(session: Session) -> None:
     one, two = b.contest(session), b.contest(session)
     lines = [e.as_row(0) for e in standings.compute(session, one)]
     assert any(line["reached_at"] is not None for line in lines) and any(line["reached_at"] is None for line in lines)
+    lines *= 2 * ROWS_PER_INSERT // len(lines) + 2  # on SQLite: statements of many rows, then some of one
+    assert len(lines) % ROWS_PER_INSERT
     session.execute(table_of(Standing).insert(), [{**line, "contest_id": one.id} for line in lines])
     insert_rows(session, table_of(Standing), [{**line, "contest_id": two.id} for line in lines])
     t = table_of(Standing)
@@ -181,3 +185,28 @@ def test_close_drops_only_its_own_standings(engine: Any, session: Session) -> No
     assert session.execute(select(func.count()).select_from(t)).scalar_one() == 0
     frozen = session.execute(select(func.count()).select_from(ContestResult)).scalar_one()
     assert frozen == 2 * len(kept)
+
+
+def test_copy_rows_stores_what_an_insert_stores(session: Session) -> None:
+    """PostgreSQL's COPY of sales (`models.db.copy_rows`, the general import's new rows) stores the
+    values an INSERT of the same rows stores; a taken key is SQLAlchemy's IntegrityError."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    b.partners(session, {"code": "P1"}, {"code": "P2"})
+    pids = [p.id for p in session.execute(select(Partner).order_by(col(Partner.id))).scalars()]
+    t = table_of(Sale)
+    at = datetime(2026, 11, 3, 4, 5, 6, 789, tzinfo=UTC)
+    rows = [{"partner_id": pids[i % 2], "occurred_at": at + timedelta(hours=i), "amount_fen": 10**12 + i,
+             "units": i, "margin_fen": None if i % 3 else -i, "customer": None if i % 4 else f"K'\\\t{i}",
+             "satisfaction": None if i % 5 else i % 5 + 1, "imported_at": AFTER} for i in range(20)]
+    conn.execute(t.insert(), [{**row, "ext_id": f"a{i}"} for i, row in enumerate(rows)])
+    copy_rows(conn, t, [{**row, "ext_id": f"b{i}"} for i, row in enumerate(rows)])
+    columns = [c for c in t.c if c.name not in ("id", "ext_id")]
+
+    def stored(prefix: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(select(*columns).where(t.c.ext_id.startswith(prefix)).order_by(t.c.id))]
+
+    assert stored("a") == stored("b") and len(stored("b")) == len(rows)
+    with pytest.raises(IntegrityError):
+        copy_rows(conn, t, [{**rows[0], "ext_id": "a0"}])
