@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ARRAY, Connection, any_, bindparam, select
 from sqlmodel import Session
 
-from models.db import copy_rows, table_of
+from models.db import COPY_FROM, copy_rows, table_of
 from models.imports.partners import partner_ids
 from models.imports.records import CsvRecords, Progress, Row
 from models.imports.report import ImportReport, RowError, reject_if_any
@@ -28,10 +28,6 @@ from models.tallies import Tally
 from models.values import as_utc, utcnow
 
 CHUNK = 5000
-COPY_FROM = 500
-"""PostgreSQL: a chunk's new rows go in by COPY (`models.db.copy_rows`) from this many; fewer (an
-HTTP API batch, the end of a file) by an INSERT, which costs less for a few rows than COPY's own
-statement and stream."""
 SALE_FIELDS = ("partner_id", "occurred_at", "amount_fen", "units", "margin_fen", "customer", "satisfaction")
 
 
