@@ -32,3 +32,12 @@ def test_reasons_render_in_both_languages() -> None:
     assert render.reason_text(reason, "revenue", "en") == "joined less than 90 days before the start (17 days)"
     low = {"code": "not_eligible.min_satisfaction", "min": 400, "value": 350}
     assert render.reason_text(low, "revenue", "zh") == "客户满意度 3.50 低于要求的 4.00"
+
+
+def test_help_lists_one_command_a_line_for_every_role() -> None:
+    for locale in ("zh", "en"):
+        for role in ("dealer", "captain", "admin"):
+            text = render.render("help", locale, role=role, bound=True, name="王强")
+            items = [line for line in text.splitlines() if line.startswith("·")]
+            assert len(items) == 8, (locale, role, text)
+            assert all(line.count("·") == 1 for line in items), (locale, role, text)
