@@ -335,23 +335,9 @@ def open_contest_rows(session: Session) -> list[ContestRow]:
     return [_contest_of(row) for row in _OPEN.rows(session, {})]
 
 
-_KNOWN: dict[tuple[Any, ...], ContestRow] = {}
-
-
-def _contest_of(raw: tuple[Any, ...]) -> ContestRow:
-    """The `ContestRow` of a raw row, converted once: the raw row is its own version (any column
-    that changes makes another key), so the same values give the same row without parsing its
-    times and JSON again for every message. The rows are shared: nobody changes a `ContestRow`
-    (frozen) nor the prizes, tiers or segment it holds. On SQLite, whose JSON is text."""
-    try:
-        found = _KNOWN.get(raw)
-    except TypeError:  # PostgreSQL's driver returns JSON as dicts and lists: nothing to key on
-        return plain.contest_of(raw)
-    if found is None:
-        if len(_KNOWN) >= 256:  # contests edited again and again: start over
-            _KNOWN.clear()
-        found = _KNOWN[raw] = plain.contest_of(raw)
-    return found
+_contest_of = plain.ByRawRow(plain.contest_of)
+"""The `ContestRow` of a raw row, converted once (`models.plain.ByRawRow`); nobody changes a
+`ContestRow` (frozen) nor the prizes, tiers or segment it holds."""
 
 
 def contest_row(session: Session, *, contest_id: int) -> ContestRow:

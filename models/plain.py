@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from models.rows import ContestRow
 from models.values import as_utc
+
+T = TypeVar("T")
 
 _SQLITE = ("sqlite:///", "sqlite+pysqlite:///")
 _PSYCOPG = "postgresql+psycopg://"
@@ -79,6 +81,30 @@ def revisions(*, conn: Connection) -> frozenset[str] | None:
         if rollback is not None:
             rollback()  # PostgreSQL refuses the rest of a failed transaction
         return None
+
+
+class ByRawRow(Generic[T]):
+    """Values converted from raw rows, each row converted once: the raw row is its own version (any
+    column that changes makes another key), so the same values give the same converted value without
+    parsing its times and JSON again for every message. The values are shared: nobody may change
+    them. On SQLite, whose JSON is text; PostgreSQL's driver returns JSON as dicts and lists, which
+    cannot be keys, and its rows are converted each time. At `size` rows (a row edited again and
+    again) it starts over."""
+
+    def __init__(self, convert: Callable[[tuple[Any, ...]], T], size: int = 256) -> None:
+        self._convert, self._size = convert, size
+        self._known: dict[tuple[Any, ...], T] = {}
+
+    def __call__(self, raw: tuple[Any, ...]) -> T:
+        try:
+            found = self._known.get(raw)
+        except TypeError:  # unhashable: JSON as dicts and lists
+            return self._convert(raw)
+        if found is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            found = self._known[raw] = self._convert(raw)
+        return found
 
 
 def read_datetime(value: Any) -> datetime:

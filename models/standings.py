@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 from models import tallies
 from models.db import Prepared, insert_rows, read, table_of
 from models.kinds import Metric, Role, Scope
-from models.plain import read_datetime, read_json
+from models.plain import ByRawRow, read_datetime, read_json
 from models.rows import AnyContest
 from models.rules import prize_for_rank, tier_for
 from models.tables import Contest, ContestResult, Partner, Sale, Standing, Target, Team
@@ -700,30 +700,16 @@ def standings_state(session: Session, *, contest_id: int) -> StandingsState | No
     return _state(rows[0]) if rows else None
 
 
-_STATES: dict[tuple[Any, ...], StandingsState] = {}
-
-
-def _state(row: tuple[Any, ...]) -> StandingsState:
-    """The `StandingsState` of a raw row, converted once (`models.contests._contest_of`'s rule: the raw
-    row is its own version — a rebuild's new `standings_at`, an import's `standings_dirty`, an edit of
-    the tiers each give another key — so the same values give the same state without parsing its
-    times and tiers again for every message; nobody changes the tiers it holds). On SQLite, whose
-    JSON is text."""
-    try:
-        found = _STATES.get(row)
-    except TypeError:  # PostgreSQL's driver returns JSON as lists: nothing to key on
-        return _read_state(row)
-    if found is None:
-        if len(_STATES) >= 256:  # standings rebuilt again and again: start over
-            _STATES.clear()
-        found = _STATES[row] = _read_state(row)
-    return found
-
-
 def _read_state(row: tuple[Any, ...]) -> StandingsState:
     ident, scope, built, dirty, closed, top_n, tiers = row
     return StandingsState(int(ident), str(scope), None if built is None else read_datetime(built), bool(dirty),
                           None if closed is None else read_datetime(closed), int(top_n), list(read_json(tiers) or []))
+
+
+_state = ByRawRow(_read_state)
+"""A contest's `StandingsState` from its raw row, converted once (`models.plain.ByRawRow`): a
+rebuild's new `standings_at`, an import's `standings_dirty`, an edit of the tiers each give another
+key; nobody changes the tiers it holds."""
 
 
 def line_of_partner(session: Session, contest: AnyContest, partner_id: int) -> Row[Any] | None:
