@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import ROWS_PER_INSERT, begin_unchecked
+from models.db import ROWS_PER_INSERT, begin_unchecked, build_indexes, drop_indexes
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -228,18 +228,11 @@ class _SqliteSales:
         remaining = rows / share - rows
         if remaining < max(stored / 2, SQLITE_CHUNK):
             return
-        for name in _DEFERRED_INDEXES:
-            sql = self.cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
-                                      (name,)).fetchone()
-            if sql is None or not sql[0]:
-                continue
-            self.cursor.execute(f"DROP INDEX {name}")
-            self.deferred.append(sql[0])
+        self.deferred = drop_indexes(self.cursor, _DEFERRED_INDEXES)
 
     def build_deferred(self) -> None:
         """Create the indexes dropped for the import, in the same transaction."""
-        while self.deferred:
-            self.cursor.execute(self.deferred.pop())
+        build_indexes(self.cursor, self.deferred)
 
     def _bounds(self, times: list[str]) -> None:
         if times:

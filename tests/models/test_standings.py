@@ -174,3 +174,45 @@ def test_lookups_top_and_gap(session: Session) -> None:
     assert (mine.rank, mine.position) == (3, 3)  # same score as C, reached later
     above = standings.next_above(session, contest, mine)
     assert above.partner_id == ids["A"] and above.score - mine.score == 10000
+
+
+def _standing_indexes(session: Session) -> set[str]:
+    from sqlalchemy import inspect
+
+    return {str(ix["name"]) for ix in inspect(session.connection()).get_indexes("standing")}
+
+
+def test_a_rebuild_of_most_lines_builds_the_indexes_after_and_keeps_them(session: Session) -> None:
+    """A rebuild writing most of the table's lines drops its indexes for the insert and builds them
+    again (SQLite); one writing fewer lines than the others keep leaves them alone. Either way the
+    lines are the ledger's and every index is there afterwards."""
+    b.partners(session, *({"code": f"P{i}", "team": f"T{i % 3}"} for i in range(12)))
+    b.sales(session, *({"id": str(i), "partner": f"P{i}", "occurred_at": "2026-11-03T09:00", "amount": str(100 + i)}
+                       for i in range(12)))
+    indexes = _standing_indexes(session)
+    assert {"ix_standing_lookup", "ix_standing_score"} <= indexes
+    first = b.contest(session, name="十一月")
+    second = b.contest(session, name="小组赛", segment="team=T1")
+    dbapi = session.connection().connection.dbapi_connection
+    statements: list[str] = []
+    if session.connection().dialect.name == "sqlite":
+        dbapi.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    try:
+        standings.refresh(session, first.id)
+        rebuilt_first = [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+        statements.clear()
+        standings.refresh(session, second.id)  # 4 lines beside the first contest's 12
+        rebuilt_second = [s for s in statements if s.startswith(("DROP INDEX", "CREATE INDEX"))]
+    finally:
+        if session.connection().dialect.name == "sqlite":
+            dbapi.set_trace_callback(None)  # type: ignore[union-attr]
+    if session.connection().dialect.name == "sqlite":
+        assert len([s for s in rebuilt_first if s.startswith("DROP")]) == len(indexes)
+        assert len([s for s in rebuilt_first if s.startswith("CREATE")]) == len(indexes)
+        assert rebuilt_second == []
+    assert _standing_indexes(session) == indexes
+    for contest in (first, second):
+        session.refresh(contest)
+        cached = {(s.partner_id, s.score, s.rank) for s in standings.all_lines(session, contest)}
+        assert cached == {(e.partner_id, e.score, e.rank) for e in standings.compute(session, contest)}
+    assert len(standings.all_lines(session, second)) == 4
