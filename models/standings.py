@@ -22,7 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models import tallies
-from models.db import Prepared, indexes_deferred, insert_rows, read, table_of
+from models.db import Prepared, finish_builds, indexes_deferred, insert_rows, read, start_builds, table_of
 from models.kinds import Metric, Role, Scope
 from models.plain import ByRawRow, read_datetime, read_json
 from models.rows import AnyContest
@@ -157,6 +157,7 @@ def _period_aggs(session: Session, contest: Contest) -> dict[int, _Agg]:
     if reached is not None:
         columns.append(reached)
     stmt = (select(*columns).where(when >= contest.start_at, when < contest.end_at).group_by(col(s.partner_id)))
+    finish_builds(session.connection())  # the sale table's indexes, if this transaction's import owes them
     aggs: dict[int, _Agg] = {}
     for row in read(session, stmt):
         agg = _Agg()
@@ -224,6 +225,7 @@ def _new_customers(session: Session, contest: Contest) -> list[tuple[int, int, d
                    col(s.customer).is_not(None), col(s.reverses).is_(None), ~reversed_, ~earlier)
             .group_by(col(s.partner_id), col(s.customer)))
     per: dict[int, list[datetime]] = defaultdict(list)
+    finish_builds(session.connection())
     for pid, _customer, first in session.execute(stmt):
         per[pid].append(as_utc(first))
     return [(pid, len(times), max(times)) for pid, times in per.items()]
@@ -371,6 +373,8 @@ def compute(session: Session, contest: Contest, sums: dict[int, Sums] | None = N
     people = participants(session, contest)
     rules = _Rules.of(contest)
     aggs = activity(session, contest) if sums is None else activity(session, contest, sums)
+    # Nothing below reads: index builds a sales import of this transaction owes run meanwhile.
+    start_builds(session.connection())
     if rules.scope == Scope.TEAM:
         entries = _team_entries(session, rules, people, aggs)
     else:
@@ -504,7 +508,9 @@ def refresh(session: Session, contest_id: int, sums: dict[int, Sums] | None = No
     contest: Contest = session.execute(select(Contest).where(col(Contest.id) == contest_id)
                                        .with_for_update()).scalar_one()
     entries = compute(session, contest, sums)
-    _write_lines(session, contest_id, [e.as_row(contest_id) for e in entries])
+    rows = [e.as_row(contest_id) for e in entries]
+    finish_builds(session.connection())
+    _write_lines(session, contest_id, rows)
     session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()

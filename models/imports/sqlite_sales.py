@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import ROWS_PER_INSERT, begin_unchecked, build_indexes, drop_indexes
+from models.db import ROWS_PER_INSERT, begin_unchecked, build_indexes, drop_indexes, owe_builds
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -290,7 +290,10 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
             with suppress(Exception):
                 writer.build_deferred()
             raise
-        writer.build_deferred()  # bad rows too: never leave the table without its index
+        # Owed to the transaction's end, to run beside the standings' computation; a rollback (bad
+        # rows) brings the indexes back without them. Built now where that cannot be.
+        if not owe_builds(conn, writer.cursor, writer.deferred):
+            writer.build_deferred()
     if progress:
         progress(report.rows)
     reject_if_any(errors)

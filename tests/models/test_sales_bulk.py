@@ -93,8 +93,8 @@ def test_a_large_file_goes_in_without_checks_and_with_the_index_built_at_the_end
     watch: list[tuple[int, int, int]] = []
     assert run_import(own_engine, write(workdir / "big.csv", sales(BIG)), watch) == BIG
     assert watch[0] == (CHUNK, 0, 0)         # foreign keys off, the index dropped at the first chunk
-    assert watch[-1] == (-1, 0, 1)           # the index is back before import_sales returns
-    assert outside(own_engine) == (1, 1, 1)  # one connection, checks back on after the commit
+    assert watch[-1] == (-1, 0, 0)           # the index is owed to the transaction's end (models.db.owe_builds)
+    assert outside(own_engine) == (1, 1, 1)  # one connection; the index built by the commit, checks back on
     assert count(own_engine) == BIG
 
 
@@ -107,7 +107,8 @@ def test_the_index_stays_when_the_table_holds_more_than_twice_the_file(
     assert {index for _n, _fk, index in watch} == {1}
     watch.clear()
     assert run_import(own_engine, write(workdir / "most.csv", sales(BIG, prefix="N")), watch) == BIG
-    assert watch[0] == (CHUNK, 0, 0) and watch[-1] == (-1, 0, 1)  # 2,500 more rows for 4,000: rebuilt
+    assert watch[0] == (CHUNK, 0, 0) and watch[-1] == (-1, 0, 0)  # 2,500 more rows for 4,000: dropped, owed
+    assert outside(own_engine)[2] == 1  # and built by the commit
     assert count(own_engine) == 2 * BIG + BIG // 3
 
 
@@ -214,3 +215,52 @@ def test_a_value_with_a_line_break_fails_its_column_check(own_engine: Engine, wo
     # (a quoted record is numbered by the line it ends on, as the csv module counts)
     assert [(e.line, e.key) for e in rejected.value.errors] == [(4, "row.money_not_a_number"),
                                                                 (6, "row.not_an_integer")]
+
+
+def _traced(engine: Engine) -> list[tuple[str, str]]:
+    """(thread name, statement) of every statement on the engine's one pooled connection from now on."""
+    import threading
+
+    seen: list[tuple[str, str]] = []
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql)))
+    return seen
+
+
+def test_the_owed_indexes_are_built_beside_the_standings_and_dropped_by_a_rollback(
+        own_engine: Engine, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import as the CLI and the console run it (`handlers.imports`, with a running contest):
+    the indexes dropped for the file are built in a thread of their own while the standings are
+    computed, before the lines are written; the standings are those of a full rebuild. A rejected
+    file builds nothing: its rollback brings the indexes back as they were."""
+    from handlers.imports import commit
+    from models import standings
+    from tests.support import builders as b
+
+    monkeypatch.setattr(models.imports.sqlite_sales, "SQLITE_CHUNK", CHUNK)
+    with session_scope(own_engine) as session:
+        contest_id = b.contest(session).id
+    seen = _traced(own_engine)
+    bad = sales(BIG) + "X1,NOPE,2026-11-01T10:00:00,1,1,,,\n"
+    with pytest.raises(ImportRejected):
+        commit(own_engine, "sales", io.BytesIO(bad.encode()), timezone="Asia/Shanghai", default_locale="zh")
+    assert [sql for _thread, sql in seen if sql.startswith("CREATE INDEX")] == []
+    assert outside(own_engine)[2] == 1 and count(own_engine) == 0
+    seen.clear()
+    path = write(workdir / "big.csv", sales(BIG))
+    with path.open("rb") as stream:
+        report = commit(own_engine, "sales", stream, timezone="Asia/Shanghai", default_locale="zh")
+    assert report.inserted == BIG
+    builds = [(i, thread) for i, (thread, sql) in enumerate(seen) if sql.startswith("CREATE INDEX") and " ON sale " in sql]
+    assert {thread for _i, thread in builds} == {"index-builds"} and len(builds) == 3
+    first_line = next(i for i, (_t, sql) in enumerate(seen) if sql.startswith("INSERT INTO standing"))
+    assert max(i for i, _thread in builds) < first_line
+    assert outside(own_engine) == (1, 1, 1)
+    with Session(own_engine) as session:
+        contest = session.get(models.tables.Contest, contest_id)
+        assert contest is not None and not contest.standings_dirty
+        cached = {(s.partner_id, s.score, s.rank) for s in standings.all_lines(session, contest)}
+        assert cached == {(e.partner_id, e.score, e.rank) for e in standings.compute(session, contest)}
+        assert len(cached) == 3
