@@ -391,24 +391,32 @@ def writer_wait(conn: Connection, *, ms: int) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
+                bound: list[tuple[str, list[Any]]] | None = None) -> None:
     """Many rows (all with the keys of the first) into `table`, in the session's transaction: what
     `session.execute(table.insert(), rows)` stores, value for value, in one `executemany` of the
-    driver.
+    driver (`bound`: the rows as `bind_rows` converted them already).
 
-    Each value goes through its column type's own bind processor (the JSON serializer, SQLite's
-    datetime text …), as SQLAlchemy would convert it; what is skipped is SQLAlchemy's building of
-    each row's parameters, which was half the time of writing 100,000 standings lines. With
-    positional parameters (SQLite), `ROWS_PER_INSERT` rows go in one statement, in order; on
-    PostgreSQL `COPY_FROM` rows or more go by COPY (`copy_rows`).
+    On PostgreSQL `COPY_FROM` rows or more go by COPY (`copy_rows`).
     """
     if not rows:
         return
     conn = session.connection()
-    dialect = conn.dialect
-    if dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         copy_rows(conn, table, rows)
         return
+    for sql, params in bound if bound is not None else bind_rows(conn.dialect, table, rows):
+        conn.exec_driver_sql(sql, params)
+
+
+def bind_rows(dialect: Any, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """`insert_rows`' statements and their parameters (Python's work alone, no database): each value
+    through its column type's own bind processor (the JSON serializer, SQLite's datetime text …), as
+    SQLAlchemy would convert it; what is skipped is SQLAlchemy's building of each row's parameters,
+    which was half the time of writing 100,000 standings lines. With positional parameters
+    (SQLite), `ROWS_PER_INSERT` rows go in one statement, in order."""
+    if not rows:
+        return []
     names = list(rows[0])
     compiled = table.insert().compile(dialect=dialect, column_keys=names)
     keys = list(compiled.positiontup or ()) if compiled.positional else names
@@ -418,22 +426,23 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         column = [row[key] for row in rows]
         values.append(column if convert is None else list(map(convert, column)))
     params: list[Any] = list(zip(*values, strict=True))
-    if not compiled.positional:
-        conn.exec_driver_sql(str(compiled), [dict(zip(keys, row, strict=True)) for row in params])
-        return
     sql = str(compiled)
+    if not compiled.positional:
+        return [(sql, [dict(zip(keys, row, strict=True)) for row in params])]
+    statements: list[tuple[str, list[Any]]] = []
     per = max(1, min(ROWS_PER_INSERT, _MAX_VARIABLES // len(keys)))
     whole = len(params) - len(params) % per
     if whole > per:  # SQLite: `per` rows a statement (why: ROWS_PER_INSERT)
         head, values_kw, group = sql.partition(" VALUES ")
         flat = list(chain.from_iterable(params[:whole]))
         step = per * len(keys)
-        conn.exec_driver_sql(head + values_kw + ", ".join([group] * per),
-                             [tuple(flat[i:i + step]) for i in range(0, len(flat), step)])
+        statements.append((head + values_kw + ", ".join([group] * per),
+                           [tuple(flat[i:i + step]) for i in range(0, len(flat), step)]))
     else:
         whole = 0
     if whole < len(params):
-        conn.exec_driver_sql(sql, params[whole:])
+        statements.append((sql, params[whole:]))
+    return statements
 
 
 SORT_THREADS = 4
@@ -531,6 +540,12 @@ def start_builds(conn: Connection) -> None:
     builds = conn.connection.info.get(PENDING_BUILDS)
     if builds is not None:
         builds.start()
+
+
+def builds_running(conn: Connection) -> bool:
+    """Whether builds the transaction owes are running in their thread now (`start_builds`)."""
+    builds = conn.connection.info.get(PENDING_BUILDS)
+    return builds is not None and builds.thread is not None
 
 
 def finish_builds(conn: Connection) -> None:

@@ -22,7 +22,17 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models import tallies
-from models.db import Prepared, finish_builds, indexes_deferred, insert_rows, read, start_builds, table_of
+from models.db import (
+    Prepared,
+    bind_rows,
+    builds_running,
+    finish_builds,
+    indexes_deferred,
+    insert_rows,
+    read,
+    start_builds,
+    table_of,
+)
 from models.kinds import Metric, Role, Scope
 from models.plain import ByRawRow, read_datetime, read_json
 from models.rows import AnyContest
@@ -509,8 +519,12 @@ def refresh(session: Session, contest_id: int, sums: dict[int, Sums] | None = No
                                        .with_for_update()).scalar_one()
     entries = compute(session, contest, sums)
     rows = [e.as_row(contest_id) for e in entries]
-    finish_builds(session.connection())
-    _write_lines(session, contest_id, rows)
+    conn = session.connection()
+    # While a large import's index builds run (`compute` started them), the lines are converted for
+    # the insert that then replaces most of them: Python's work beside SQLite's.
+    bound = bind_rows(conn.dialect, _LINE_T, rows) if builds_running(conn) else None
+    finish_builds(conn)
+    _write_lines(session, contest_id, rows, bound)
     session.execute(update(Contest).where(col(Contest.id) == contest_id)
                     .values(standings_dirty=False, standings_at=utcnow()))
     session.flush()
@@ -525,17 +539,19 @@ _UPDATE_LINE = (update(_LINE_T).where(_LINE_T.c.id == bindparam("line_id"))
 _DELETE_LINE = delete(_LINE_T).where(_LINE_T.c.id == bindparam("line_id"))
 
 
-def _write_lines(session: Session, contest_id: int, rows: list[dict[str, Any]]) -> None:
+def _write_lines(session: Session, contest_id: int, rows: list[dict[str, Any]],
+                 bound: list[tuple[str, list[Any]]] | None = None) -> None:
     """Make the contest's cached lines `rows` (`Entry.as_row`), writing only what differs.
 
     A line is its (kind, partner, team); one whose values are all the same as computed is left
     alone, one that differs is updated in place, the others inserted or deleted. When more than
     half of the lines would change (a first build, or a file that moved most places), the lines
     are deleted and inserted again instead (`insert_rows`: cheaper than that many updates). A
-    file touching a few partners moves only the places between their old and new ones."""
+    file touching a few partners moves only the places between their old and new ones. `bound`:
+    `rows` as `models.db.bind_rows` converted them already, for that insert."""
     t = _LINE_T
     if session.execute(select(t.c.id).where(t.c.contest_id == contest_id).limit(1)).first() is None:
-        _replace_lines(session, contest_id, rows, existing=False)
+        _replace_lines(session, contest_id, rows, False, bound)
         return
     old = {(line.kind, line.partner_id, line.team_id): line for line in session.execute(
         select(t.c.id, *(t.c[name] for name in _LINE_VALUES)).where(t.c.contest_id == contest_id))}
@@ -548,7 +564,7 @@ def _write_lines(session: Session, contest_id: int, rows: list[dict[str, Any]]) 
         elif any(getattr(line, name) != row[name] for name in _LINE_VALUES):
             changed.append({"line_id": line.id, **{f"new_{name}": row[name] for name in _LINE_VALUES}})
     if 2 * (len(changed) + len(new) + len(old)) > len(rows):
-        _replace_lines(session, contest_id, rows, existing=True)
+        _replace_lines(session, contest_id, rows, True, bound)
         return
     if old:
         session.execute(_DELETE_LINE, [{"line_id": line.id} for line in old.values()])
@@ -558,7 +574,8 @@ def _write_lines(session: Session, contest_id: int, rows: list[dict[str, Any]]) 
         insert_rows(session, t, new)
 
 
-def _replace_lines(session: Session, contest_id: int, rows: list[dict[str, Any]], existing: bool) -> None:
+def _replace_lines(session: Session, contest_id: int, rows: list[dict[str, Any]], existing: bool,
+                   bound: list[tuple[str, list[Any]]] | None = None) -> None:
     """The contest's lines deleted (if `existing`) and `rows` inserted; on SQLite, when they are most
     of the table's lines, with its indexes built after the insert (`models.db.indexes_deferred`:
     100,000 lines 0.81-0.87 s with five indexes kept, 0.57 s built)."""
@@ -568,7 +585,7 @@ def _replace_lines(session: Session, contest_id: int, rows: list[dict[str, Any]]
     with indexes_deferred(conn, t, len(rows), others):
         if existing:
             session.execute(delete(Standing).where(col(Standing.contest_id) == contest_id))
-        insert_rows(session, t, rows)
+        insert_rows(session, t, rows, bound)
 
 
 def table_for(contest: AnyContest | StandingsState) -> type[Standing] | type[ContestResult]:
