@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import chain
 from typing import Any, cast
 
@@ -589,7 +589,12 @@ def indexes_deferred(conn: Connection, table: Table, rows: int, others: int) -> 
     cursor = dbapi.cursor()
     try:
         statements = drop_indexes(cursor, [str(index.name) for index in table.indexes])
-        yield
+        try:
+            yield
+        except BaseException:
+            with suppress(Exception):  # the transaction is lost anyway (a rollback brings them back)
+                build_indexes(cursor, statements)
+            raise
         build_indexes(cursor, statements)
     finally:
         cursor.close()
