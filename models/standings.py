@@ -22,17 +22,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from models import tallies
-from models.db import (
-    Prepared,
-    bind_rows,
-    builds_running,
-    finish_builds,
-    indexes_deferred,
-    insert_rows,
-    read,
-    start_builds,
-    table_of,
-)
+from models.db import Prepared, bind_rows, insert_rows, read, table_of
+from models.indexes import builds_running, finish_builds, indexes_deferred, start_builds
 from models.kinds import Metric, Role, Scope
 from models.plain import ByRawRow, read_datetime, read_json
 from models.rows import AnyContest

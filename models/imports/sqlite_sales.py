@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from models.db import ROWS_PER_INSERT, begin_unchecked, build_indexes, drop_indexes, owe_builds
+from models.db import ROWS_PER_INSERT, begin_unchecked
 from models.imports.cells import MAX_TEXT
 from models.imports.parser_process import CAN_FORK, Chunk, Parsed, forked
 from models.imports.partners import partner_ids
@@ -33,6 +33,7 @@ from models.imports.sale_columns import (
     utc_hour,
 )
 from models.imports.sale_rows import SALE_COLUMNS, ReversalRow, parse_sale
+from models.indexes import build_indexes, drop_indexes, owe_builds
 from models.standings import mark_open_contests_dirty, windows
 from models.tallies import Tally
 
