@@ -17,7 +17,8 @@ from models.errors import DataError
 from models.imports.report import RowError
 
 Chunk = tuple[list[int], list[Sequence[str] | None]]
-Parsed = tuple[list[int], list[tuple[Any, ...] | None], list[RowError]]
+Parsed = tuple[int, list[int], list[list[Any]], list[RowError]]
+"""A chunk parsed: how many rows it had, the line numbers of its good ones, their sales as columns, its errors."""
 CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
@@ -42,8 +43,8 @@ def forked(chunks: Iterator[Chunk], parser: Parser) -> Iterator[Parsed]:
             except EOFError as exc:
                 raise RuntimeError("the sales parser process ended early") from exc
             if kind == "rows":
-                lines, sales, errors = body
-                yield lines, sales, pickle.loads(errors) if errors else []
+                count, lines, sales, errors = body
+                yield count, lines, sales, pickle.loads(errors) if errors else []
             elif kind == "end":
                 return
             elif kind == "data":
@@ -109,8 +110,9 @@ def _parse_in_child(chunks: Iterator[Chunk], parser: Parser,
     gc.freeze()
     try:
         for chunk in chunks:
-            lines, sales, errors = parser.parse(*chunk)
-            send.send_bytes(marshal.dumps(("rows", lines, sales, pickle.dumps(errors) if errors else b""), _MARSHAL))
+            count, lines, sales, errors = parser.parse(*chunk)
+            send.send_bytes(marshal.dumps(("rows", count, lines, sales, pickle.dumps(errors) if errors else b""),
+                                          _MARSHAL))
         send.send_bytes(marshal.dumps(("end",)))
     except BrokenPipeError:
         pass  # the importing process stopped reading (it failed); nothing to tell it

@@ -7,8 +7,7 @@ import json
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from itertools import chain, islice, repeat
-from operator import itemgetter
+from itertools import islice, repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,6 +51,11 @@ from models.tallies import Tally
 SqliteSale = tuple[str, int, str, int, int, int | None, str | None, int | None]
 """A sale as the SQLite path inserts it: ext_id, partner id, UTC time text, amount, units, margin,
 customer, rating (the import's time is in the statement)."""
+
+SaleColumns = list[list[Any]]
+"""A chunk's good sales, a list per value of `SqliteSale` in its order (ext_id, partner id, …): as
+the parser sends them (marshal writes eight lists faster than 10,000 tuples) and as the insert
+lays them out and the sums read them."""
 
 SQLITE_CHUNK = 10_000
 _SALE_SQLITE_COLUMNS = "ext_id, partner_id, occurred_at, amount_fen, units, margin_fen, customer, satisfaction"
@@ -100,16 +104,18 @@ class _SqliteSales:
         self.hi: str | None = None
 
     def parse(self, lines: list[int], rows: list[Sequence[str] | None]) -> Parsed:
-        """Rows of the eight SALE_COLUMNS values (unstripped), with their line numbers: the sales
-        (None for a bad row) and the chunk's errors."""
+        """Rows of the eight SALE_COLUMNS values (unstripped), with their line numbers: how many, the
+        line numbers of the good ones, their sales as columns (`SaleColumns`) and the chunk's errors."""
         errors = self.errors = []
-        sales = self._columns(rows)
-        if sales is None:
-            sales = self._careful(lines, rows)
-        return lines, sales, errors
+        columns = self._columns(rows)
+        if columns is not None:
+            return len(rows), lines, columns, errors
+        good = [(line, sale) for line, sale in zip(lines, self._careful(lines, rows), strict=True) if sale is not None]
+        columns = [list(column) for column in zip(*(sale for _line, sale in good), strict=True)]
+        return len(rows), [line for line, _sale in good], columns or [[] for _ in range(_WIDTH)], errors
 
-    def _columns(self, rows: list[Sequence[str] | None]) -> list[tuple[Any, ...] | None] | None:
-        """The chunk's sales if every value is of the usual shape, else None."""
+    def _columns(self, rows: list[Sequence[str] | None]) -> SaleColumns | None:
+        """The chunk's sales as columns if every value is of the usual shape, else None."""
         if None in rows:
             return None
         # Only ids and customers are stripped: any other value with spaces around it fails its
@@ -143,8 +149,7 @@ class _SqliteSales:
         if max(map(len, customers)) > MAX_TEXT:
             return None
         buyers = [c or None for c in customers]
-        return list(zip(ids, partner_ids, utc_times, fen, unit_counts, margin_fen, buyers, stars,
-                        strict=True))
+        return [ids, partner_ids, utc_times, fen, unit_counts, margin_fen, buyers, stars]
 
     def _times(self, times: Sequence[str]) -> list[str] | None:
         """`YYYY-MM-DDTHH:MM:SS` without an offset as SQLite's UTC text, each hour's offset cached."""
@@ -174,38 +179,43 @@ class _SqliteSales:
                 sales.append((row["id"], sale[0], sqlite_time(sale[1]), *sale[2:]))
         return sales
 
-    def write(self, lines: list[int], sales: list[tuple[Any, ...] | None]) -> None:
-        good = [sale for sale in sales if sale is not None]
-        if not good:
+    def write(self, lines: list[int], columns: SaleColumns) -> None:
+        """The chunk's good sales (`parse`'s lines and columns) inserted, and kept in the sums."""
+        count = len(columns[0])
+        if not count:
             return
         before = self.cursor.execute("SELECT max(id) FROM sale").fetchone()[0] or 0
         if self.file_share is not None:
-            self._maybe_defer_index(before, len(lines))
-        inserted = self._insert(good)
+            self._maybe_defer_index(before, len(columns[0]))
+        inserted = self._insert(columns)
         self.report.inserted += inserted
-        if inserted == len(good):
+        if inserted == count:
             # Every row went in: the kept sums take them all. Here, not in the forked parser of a
             # large file: the parser is the slower of the two processes (it waited for nothing,
             # this one waited for it), so the sums cost this one no time.
-            pids, times, amounts, units, margins, ratings = (list(map(itemgetter(i), good)) for i in (1, 2, 3, 4, 5, 7))
+            _ids, pids, times, amounts, units, margins, _buyers, ratings = columns
             self._bounds(times)
             self.tally.add_columns(pids, times, amounts, units, margins, ratings)
         else:
             self.tally.lose()  # some rows were stored already: not told apart from the new ones here
-            self._sift(lines, sales, before)
+            self._sift(lines, columns, before)
 
-    def _insert(self, good: list[tuple[Any, ...]]) -> int:
+    def _insert(self, columns: SaleColumns) -> int:
         """The rows inserted (`ON CONFLICT (ext_id) DO NOTHING`), in order, `ROWS_PER_INSERT` a
-        statement; how many went in."""
-        whole = len(good) - len(good) % ROWS_PER_INSERT
+        statement; how many went in. The statements' values are laid out from the columns by slice
+        assignment (C-level), not row by row."""
+        count = len(columns[0])
+        whole = count - count % ROWS_PER_INSERT
         inserted = 0
         if whole:
-            flat = list(chain.from_iterable(good[:whole] if whole < len(good) else good))
+            flat: list[Any] = [None] * (whole * _WIDTH)
+            for place, column in enumerate(columns):
+                flat[place::_WIDTH] = column[:whole] if whole < count else column
             step = ROWS_PER_INSERT * _WIDTH
             self.cursor.executemany(self.insert_many, [flat[i:i + step] for i in range(0, len(flat), step)])
             inserted += self.cursor.rowcount
-        if whole < len(good):
-            self.cursor.executemany(self.insert_one, good[whole:])
+        if whole < count:
+            self.cursor.executemany(self.insert_one, list(zip(*(column[whole:] for column in columns), strict=True)))
             inserted += self.cursor.rowcount
         return int(inserted)
 
@@ -241,15 +251,12 @@ class _SqliteSales:
             self.lo = lo if self.lo is None else min(self.lo, lo)
             self.hi = hi if self.hi is None else max(self.hi, hi)
 
-    def _sift(self, lines: list[int], sales: list[tuple[Any, ...] | None], before: int) -> None:
+    def _sift(self, lines: list[int], columns: SaleColumns, before: int) -> None:
         """Some ids were there already (or twice in the chunk): like `sales._write_sales`, after the fact."""
-        ids = [sale[0] for sale in sales if sale is not None]
-        stored = {r[1]: (r[0], tuple(r[2:])) for r in self.cursor.execute(_SQLITE_KNOWN, (json.dumps(ids),))}
+        stored = {r[1]: (r[0], tuple(r[2:])) for r in self.cursor.execute(_SQLITE_KNOWN, (json.dumps(columns[0]),))}
         first_line: dict[str, int] = {}
         new_times = []
-        for line, sale in zip(lines, sales, strict=True):
-            if sale is None:
-                continue
+        for line, sale in zip(lines, zip(*columns, strict=True), strict=True):
             ext_id = sale[0]
             rowid, values = stored[ext_id]
             if rowid > before and ext_id not in first_line:
@@ -278,8 +285,8 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
     chunks = _parsed_chunks(rows, writer)
     with _gc_paused(bulk):
         try:
-            for lines, sales, chunk_errors in chunks:
-                report.rows += len(lines)
+            for count, lines, sales, chunk_errors in chunks:
+                report.rows += count
                 errors.extend(chunk_errors)
                 writer.errors = errors
                 writer.write(lines, sales)
