@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Engine
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 log = logging.getLogger("mianzi.core")
@@ -368,25 +369,83 @@ def _child_main(url: str, conn: Connection, home: Connection) -> None:
 
     threading.Thread(target=drain, name="core-calls", daemon=True).start()
     kept: dict[int, Any] = {}
-    while (entry := inbox.get()) is not None:
+    ahead: list[Any] = []  # entries taken from the inbox while gathering a group, not run yet
+    while (entry := ahead.pop(0) if ahead else inbox.get()) is not None:
         pipe, item = entry
         if item[0] == _KEEP:
             kept[item[1]] = item[2]
             continue
-        call, fn, args, places = item
-        if places:
-            args = list(args)
-            for place, key in places:
-                args[place] = kept[key]
-        try:
-            answer: tuple[Any, ...] = (call, True, _in_child(fn, tuple(args)))
-        except Exception as exc:
-            answer = (call, False, exc)
-        try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an answer or error that cannot cross
-            data = pickle.dumps((call, False, RuntimeError(f"the core's answer could not be sent: {exc!r}")))
-        conns[pipe].send_bytes(data)
+        first = (pipe, *_resolved(item, kept))
+        batch = [first]
+        while _groupable(first[2]) and len(batch) < GROUP_MAX and not ahead:
+            try:
+                following = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if following is not None and following[1][0] == _KEEP:
+                kept[following[1][1]] = following[1][2]
+            elif following is not None and _groupable(following[1][1]):
+                batch.append((following[0], *_resolved(following[1], kept)))
+            else:
+                ahead.append(following)
+        for pipe, data in _run_batch(batch):
+            conns[pipe].send_bytes(data)
+
+
+GROUP_MAX = 8
+"""Calls answered in one transaction at most (`_run_batch`): those waiting when the first starts."""
+_GROUPABLE = "_mianzi_groupable"
+
+
+def groupable(fn: F) -> F:
+    """Marks `fn` as one the core process may run with others waiting in one SQLite transaction
+    (`models.db.grouped`): its writes all go through `session_scope` on the held connection, and
+    what it returns or raises is settled there (it is sent only once the group committed; a group
+    that fails runs each call again alone). The answer paths of the channels are."""
+    setattr(fn, _GROUPABLE, True)
+    return fn
+
+
+def _groupable(fn: Any) -> bool:
+    return getattr(fn, _GROUPABLE, False) is True
+
+
+def _resolved(item: tuple[Any, ...], kept: dict[int, Any]) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
+    """(call, fn, args) of a call as read from the pipe, its kept values in place."""
+    call, fn, args, places = item
+    if places:
+        args = list(args)
+        for place, key in places:
+            args[place] = kept[key]
+    return call, fn, tuple(args)
+
+
+def _run_batch(batch: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[int, bytes]]:
+    """The answers of (pipe, call, fn, args), pickled for their pipes. Two or more: one SQLite
+    transaction for them all (`models.db.grouped`), the answers kept until it committed; if it did
+    not, nothing of it was kept and each runs again alone."""
+    if len(batch) > 1:
+        from bot import context
+        from models.db import grouped
+
+        assert _child_url is not None
+        with grouped(context.engine_for(_child_url)) as commit:
+            if commit is not None:
+                answers = [(pipe, _answer(call, fn, args)) for pipe, call, fn, args in batch]
+                if commit():
+                    return answers
+    return [(pipe, _answer(call, fn, args)) for pipe, call, fn, args in batch]
+
+
+def _answer(call: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+    try:
+        answer: tuple[Any, ...] = (call, True, _in_child(fn, args))
+    except Exception as exc:
+        answer = (call, False, exc)
+    try:
+        return pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an answer or error that cannot cross
+        return pickle.dumps((call, False, RuntimeError(f"the core's answer could not be sent: {exc!r}")))
 
 
 def _in_child(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
