@@ -8,7 +8,7 @@ import multiprocessing
 import pytest
 from sqlalchemy import Engine, select, text
 
-from bot.core.runner import CoreProcess
+from bot.core.runner import CoreProcess, groupable
 
 
 def _count_partners(engine: Engine, label: str) -> tuple[str, int]:
@@ -290,3 +290,66 @@ def test_a_dead_child_fails_the_calls_waiting_on_both_pipes(db_url: str) -> None
     finally:
         core.stop()
     assert len(errors) == 1
+
+
+@groupable
+def _add_team(engine: Engine, code: str, elsewhere: bool = False) -> tuple[str, bool]:
+    """A team added by the core (on another connection if `elsewhere`), and whether a group ran it."""
+    from models import db
+
+    running = bool(db._groups)
+    if elsewhere:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    else:
+        with db.session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    return code, running
+
+
+@groupable
+def _add_team_twice(engine: Engine, code: str) -> str:
+    """The second insert breaks the unique code: this call's work is undone, nobody else's."""
+    from models.db import session_scope
+
+    with session_scope(engine) as session:
+        session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+        session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    return code
+
+
+def _teams(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(text("SELECT code FROM team")))
+
+
+def test_calls_waiting_together_are_answered_in_one_transaction_each_once(db_url: str, engine: Engine) -> None:
+    """Groupable calls that wait behind a slow one run as a group (one SQLite transaction); a
+    failing one is undone alone; one that needs another connection loses the group, which runs
+    each call again alone: every answer right, every team added once."""
+    from sqlalchemy.exc import IntegrityError
+
+    core = CoreProcess(db_url)
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        await core.start()
+        slow = asyncio.ensure_future(core.call(_slow, 0.3, "slow"))
+        await asyncio.sleep(0.05)
+        first = await asyncio.gather(core.call(_add_team, "A1"), core.call(_add_team_twice, "A2"),
+                                     core.call(_add_team, "A3"), return_exceptions=True)
+        await slow
+        slow = asyncio.ensure_future(core.call(_slow, 0.3, "slow"))
+        await asyncio.sleep(0.05)
+        second = await asyncio.gather(*(core.call(_add_team, f"B{i}", i == 2) for i in range(4)))
+        await slow
+        return list(first), list(second)
+
+    try:
+        first, second = asyncio.run(scenario())
+    finally:
+        core.stop()
+    grouped = db_url.startswith("sqlite")  # a held connection: SQLite only
+    assert first[0] == ("A1", grouped) and first[2] == ("A3", grouped)
+    assert isinstance(first[1], IntegrityError)
+    assert [code for code, _ in second] == ["B0", "B1", "B2", "B3"]  # type: ignore[misc]
+    assert _teams(engine) == ["A1", "A3", "B0", "B1", "B2", "B3"]

@@ -559,6 +559,31 @@ def test_with_the_core_in_its_own_process_messages_at_once_each_get_their_own_an
     assert count(engine, InboundSeen) == 2 * 41 and count(engine, ChatIdentity) == 0
 
 
+def test_with_the_core_in_its_own_process_a_burst_of_replays_is_refused_each_time(
+        db_url: str, engine: Engine, invites: dict[str, str]) -> None:
+    """Messages and forgeries carrying their captured queries, all at once (so that the core takes
+    them together, in one transaction): of each pair exactly one is answered and claimed (whichever
+    came first), the other refused (403)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = CoreProcess(db_url)
+    app = Starlette(routes=wechat_routes(settings(db_url), engine, core=core),
+                    lifespan=_core_lifespan(core))
+    queries = [signed_query(TOKEN) for _ in range(30)]
+    sends = [(text_xml("帮助", openid=f"oUser{i:04d}"), q) for i, q in enumerate(queries)]
+    sends += [(text_xml(f"绑定 {invites['P1']}", openid=f"oAttacker{i:04d}"), q) for i, q in enumerate(queries)]
+    order = [j for i in range(30) for j in (i, 30 + i)]  # each message beside its forgery
+    try:
+        with http_client(app) as c, ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(lambda j: post(c, sends[j][0], **sends[j][1]).status_code, order))
+    finally:
+        core.stop()
+    by_pair = [sorted(statuses[2 * i:2 * i + 2]) for i in range(30)]
+    assert by_pair == [[200, 403]] * 30, statuses
+    assert count(engine, InboundSeen) == 2 * 30  # each answered message's key and its nonce
+    assert count(engine, ChatIdentity) <= 1  # the one invite binds once, whichever forgery came first
+
+
 def _core_lifespan(core: CoreProcess) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """As `mianzi serve` runs it: the core process started by the server's loop."""
 
