@@ -210,6 +210,138 @@ def release_connection(engine: Engine) -> None:
         found.conn.close()
 
 
+class GroupConflict(RuntimeError):
+    """Another connection of this process was asked for while a group held the write lock
+    (`grouped`): refused at once rather than left waiting for the lock this thread holds."""
+
+
+class _Group:
+    """A group's state on the held connection: whether it runs now, and whether it was lost (its
+    transaction gone, a savepoint refused, another connection asked for)."""
+
+    def __init__(self, dbapi: Any) -> None:
+        self.dbapi = dbapi
+        self.thread = threading.get_ident()
+        self.lost = False
+
+
+_groups: dict[int, _Group] = {}  # id(engine) → the group running on its held connection
+_SAVEPOINT = "mianzi_group"
+
+
+@contextmanager
+def grouped(engine: Engine) -> Iterator[Callable[[], bool] | None]:
+    """Several `session_scope`s on the held connection (`hold_connection`) in one SQLite transaction:
+    each SQLAlchemy transaction there becomes a savepoint of it (BEGIN … SAVEPOINT/RELEASE …
+    COMMIT), so a scope's commit is a RELEASE and its rollback undoes only its own work.
+
+    Yields `commit`: call it after the last scope; True when everything was committed together.
+    False — nothing of the group was kept, each must run again alone — when the group was lost: its
+    transaction rolled back under it (SQLite does on a full disk), a savepoint refused, another
+    connection of this process asked for (it would wait for the lock the group holds:
+    `GroupConflict`), the commit failed, or `commit` was never called (an error left the block).
+    Nothing commits before `commit`: every savepoint is opened inside the group's transaction.
+
+    For the core process, whose waiting answers then pay for one commit together (a commit was
+    ~100 µs of CPU of a ~400 µs WeChat `排行`). Yields None instead (nothing grouped: the caller
+    runs the work alone) where nothing is held, or the held connection is in a transaction or a
+    group already."""
+    held = _held_for(engine)
+    dbapi = held.conn.connection.dbapi_connection if held is not None and not held.busy else None
+    if dbapi is None or dbapi.in_transaction or id(engine) in _groups:
+        yield None
+        return
+    _patch_dialect(engine)
+    group = _groups[id(engine)] = _Group(dbapi)
+    done = False
+
+    def commit() -> bool:
+        nonlocal done
+        done = True
+        del _groups[id(engine)]
+        if group.lost or not dbapi.in_transaction:
+            return False
+        try:
+            dbapi.commit()
+        except Exception:
+            return False
+        return True
+
+    dbapi.execute("BEGIN")
+    try:
+        yield commit
+    finally:
+        if not done:
+            _groups.pop(id(engine), None)
+        if dbapi.in_transaction:
+            try:
+                dbapi.rollback()
+            except Exception:  # the connection is gone: the next `_held_for` replaces it
+                pass
+
+
+def _patch_dialect(engine: Engine) -> None:
+    """The engine's dialect begins, commits and rolls back a held connection's transaction as a
+    savepoint of the group running on it (`grouped`); everything else as before."""
+    dialect = engine.dialect
+    if getattr(dialect, "_mianzi_grouped", False):
+        return
+    begin, commit, rollback = dialect.do_begin, dialect.do_commit, dialect.do_rollback
+    key = id(engine)
+
+    def group_of(connection: Any) -> _Group | None:
+        """The group running on `connection` (the pool's proxy, as SQLAlchemy passes it, or the
+        driver's connection), if any."""
+        group = _groups.get(key)
+        if group is None:
+            return None
+        return group if getattr(connection, "dbapi_connection", connection) is group.dbapi else None
+
+    def do_begin(dbapi_connection: Any) -> None:
+        group = group_of(dbapi_connection)
+        if group is None:
+            begin(dbapi_connection)
+            return
+        if not group.dbapi.in_transaction:  # rolled back under the group: nothing may commit alone
+            group.lost = True
+            group.dbapi.execute("BEGIN")
+        group.dbapi.execute(f"SAVEPOINT {_SAVEPOINT}")
+
+    def do_commit(dbapi_connection: Any) -> None:
+        group = group_of(dbapi_connection)
+        if group is None:
+            commit(dbapi_connection)
+            return
+        try:
+            group.dbapi.execute(f"RELEASE {_SAVEPOINT}")
+        except Exception:
+            group.lost = True
+            raise
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        group = group_of(dbapi_connection)
+        if group is None:
+            rollback(dbapi_connection)
+            return
+        try:
+            group.dbapi.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            group.dbapi.execute(f"RELEASE {_SAVEPOINT}")
+        except Exception:
+            group.lost = True
+            raise
+
+    def checkout(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+        group = _groups.get(key)
+        if group is not None and group.thread == threading.get_ident():
+            group.lost = True
+            raise GroupConflict("another connection asked for inside a group")
+
+    dialect.do_begin, dialect.do_commit, dialect.do_rollback = (  # type: ignore[method-assign]
+        do_begin, do_commit, do_rollback)
+    event.listen(engine, "checkout", checkout)
+    dialect._mianzi_grouped = True  # type: ignore[attr-defined]
+
+
 def _held_for(engine: Engine) -> _Held | None:
     """What is held for `engine` in this thread (its connection a new one if it was invalidated), else
     None; None too inside another session's transaction on it (that session keeps it)."""

@@ -21,6 +21,7 @@ from sqlmodel import Session
 import handlers.dispatch
 from bot.console import SIGNIN as CONSOLE_SIGNIN
 from bot.core.dedupe import Nonce, keys_for
+from bot.core.runner import groupable
 from bot.dealer import PAGE as DEALER_PAGE
 from bot.dealer import WECHAT_START, WECOM_START
 from bot.settings import Settings
@@ -103,6 +104,7 @@ class Delivery:
     queue: bool = False  # the replies go to the outbox in this transaction (a WeCom group: no direct answer)
 
 
+@groupable
 def answer(engine: Engine, incoming: Incoming, config: ChatConfig, fit: Fit,
            now: datetime | None = None, delivery: Delivery | None = None) -> list[Outgoing] | None:
     """The one answer path of every channel: claim, dispatch, render and cut to length, in one

@@ -18,6 +18,7 @@ import gc
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import pickle
 import queue
 import threading
@@ -30,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Engine
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 log = logging.getLogger("mianzi.core")
@@ -133,7 +135,7 @@ class CoreProcess:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         child = self._current()
         try:
-            return await asyncio.wrap_future(child.submit(fn, args))
+            return await child.call(fn, args)  # type: ignore[no-any-return]  # fn's own result
         except BrokenProcessPool:
             log.error("the core process died; a new one starts with the next message")
             with self._lock:
@@ -149,23 +151,62 @@ class CoreProcess:
 
 
 class _Child:
-    """The process, its end of the pipe, the calls it has not answered yet, and the thread reading answers."""
+    """The process, its ends of the two pipes, the calls it has not answered yet, and who reads the answers.
+
+    Two pipes, each answered on itself. The loop's pipe serves calls from the event loop that
+    first called (`home`: the server's one loop): its answers are read by that loop itself
+    (`add_reader`) and set its futures directly. The thread's pipe serves calls from any other
+    loop or thread, read by a thread of its own (`_read`) that hands each answer over to its
+    caller's loop. The hand-over cost the web process a fifth of its CPU on a WeChat `排行` (the
+    reading thread, its turn at the interpreter lock, the wake-up of the loop, the two futures):
+    in the loop an answer costs one callback.
+    """
 
     def __init__(self, url: str, kept: dict[int, tuple[Any, int]] | None = None) -> None:
         context = multiprocessing.get_context("spawn")
-        self._kept = kept if kept is not None else {}  # `CoreProcess.keep`'s values; `_sent`: the keys this child has
-        self._sent: set[int] = set()
-        self._conn, theirs = context.Pipe()
-        self.process = context.Process(target=_child_main, args=(url, theirs), name="mianzi-core", daemon=True)
+        self._kept = kept if kept is not None else {}  # `CoreProcess.keep`'s values; `_sent`: (pipe, key) sent
+        self._sent: set[tuple[int, int]] = set()
+        self._conn, theirs = context.Pipe()  # the thread's pipe
+        self._home_conn, home_theirs = context.Pipe()  # the loop's pipe
+        self.process = context.Process(target=_child_main, args=(url, theirs, home_theirs), name="mianzi-core",
+                                       daemon=True)
         self.process.start()
         theirs.close()
+        home_theirs.close()
         self._pending: dict[int, Future[Any]] = {}
+        self._home_pending: dict[int, asyncio.Future[Any]] = {}
+        self._home: asyncio.AbstractEventLoop | None = None  # the loop reading `_home_conn`, once one called
         self._ids = itertools.count()
-        self._lock = threading.Lock()  # one writer on the pipe at a time; `_pending` and `_broken` with it
+        self._lock = threading.Lock()  # one writer on a pipe at a time; `_pending` and `_broken` with it
         self._broken = False
         threading.Thread(target=self._read, name="core-answers", daemon=True).start()
 
+    async def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._home is None and not self._broken:
+                self._home = loop
+                loop.add_reader(self._home_conn.fileno(), self._read_home)
+        if loop is not self._home:
+            return await asyncio.wrap_future(self.submit(fn, args))
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            if self._broken:
+                raise BrokenProcessPool("the core process is gone")
+            call = next(self._ids)
+            self._home_pending[call] = future
+            try:
+                self._send(self._home_conn, 1, call, fn, args)
+            except OSError:
+                del self._home_pending[call]
+                raise BrokenProcessPool("the core process is gone") from None
+            except BaseException:
+                del self._home_pending[call]
+                raise
+        return await future
+
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future[Any]:
+        """The call on the thread's pipe: its answer settles the returned future from `_read`."""
         future: Future[Any] = Future()
         with self._lock:
             if self._broken:
@@ -173,7 +214,7 @@ class _Child:
             call = next(self._ids)
             self._pending[call] = future
             try:  # the child drains its end at once (a thread of its own): this does not wait for its work
-                self._conn.send_bytes(self._message(call, fn, args))
+                self._send(self._conn, 0, call, fn, args)
             except OSError:
                 del self._pending[call]
                 raise BrokenProcessPool("the core process is gone") from None
@@ -182,9 +223,10 @@ class _Child:
                 raise
         return future
 
-    def _message(self, call: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+    def _send(self, conn: Connection, pipe: int, call: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """The call as the child reads it: (call, fn, args, kept), the kept values among `args` as
-        their keys and `kept` their places; a key new to this child goes first, with its value.
+        their keys and `kept` their places; a key new to this pipe goes first, with its value (on
+        the same pipe: the child reads the two pipes in no set order).
 
         Plain `pickle`, not multiprocessing's `ForkingPickler` (which copies its reducer table for
         every message): nothing crossing here is a socket or a pipe."""
@@ -195,13 +237,27 @@ class _Child:
                 found = self._kept.get(id(arg))
                 if found is not None and found[0] is arg:
                     key = found[1]
-                    if key not in self._sent:
-                        self._conn.send_bytes(pickle.dumps((_KEEP, key, arg), pickle.HIGHEST_PROTOCOL))
-                        self._sent.add(key)
+                    if (pipe, key) not in self._sent:
+                        conn.send_bytes(pickle.dumps((_KEEP, key, arg), pickle.HIGHEST_PROTOCOL))
+                        self._sent.add((pipe, key))
                     sent[place] = key
                     kept.append((place, key))
             args = tuple(sent)
-        return pickle.dumps((call, fn, args, tuple(kept)), pickle.HIGHEST_PROTOCOL)
+        conn.send_bytes(pickle.dumps((call, fn, args, tuple(kept)), pickle.HIGHEST_PROTOCOL))
+
+    def _read_home(self) -> None:
+        """The home loop's reader: one answer (the loop calls again while more are waiting)."""
+        try:
+            call, ok, value = pickle.loads(self._home_conn.recv_bytes())
+        except (EOFError, OSError):
+            self._gone()
+            return
+        future = self._home_pending.pop(call, None)  # only this loop's thread touches these entries' futures
+        if future is not None and not future.done():  # not cancelled by its caller meanwhile
+            try:
+                future.set_result(value) if ok else future.set_exception(value)
+            except TypeError:  # StopIteration, which an asyncio future refuses
+                future.set_exception(RuntimeError(f"the core's call raised {value!r}"))
 
     def _read(self) -> None:
         while True:
@@ -213,11 +269,26 @@ class _Child:
                 future = self._pending.pop(call, None)
             if future is not None:
                 _settle(future, value, ok)
+        self._gone()
+
+    def _gone(self) -> None:
+        """The child is gone (or stopped): every call still waiting fails, on its own loop or thread."""
         with self._lock:
             self._broken = True
             waiting, self._pending = self._pending, {}
+            home_waiting, self._home_pending = self._home_pending, {}
+            home, self._home = self._home, None
         for future in waiting.values():
             _settle(future, BrokenProcessPool("the core process died"), False)
+        if home is not None:
+            _on_loop(home, self._unhook, self._home_conn.fileno(), home, home_waiting)
+
+    @staticmethod
+    def _unhook(fd: int, loop: asyncio.AbstractEventLoop, waiting: dict[int, asyncio.Future[Any]]) -> None:
+        loop.remove_reader(fd)
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(BrokenProcessPool("the core process died"))
 
     def stop(self) -> None:
         """Let the child finish what it was given, then end it."""
@@ -231,7 +302,27 @@ class _Child:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+        self._gone()
         self._conn.close()
+        self._home_conn.close()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """`fn(*args)` on `loop`'s thread: now if this is it (or the loop is not running), else soon; not
+    at all once the loop is closed (its reader and futures went with it)."""
+    if loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop or not loop.is_running():
+        fn(*args)
+    else:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # closed meanwhile
+            pass
 
 
 def _settle(future: Future[Any], value: Any, ok: bool) -> None:
@@ -252,43 +343,109 @@ def _start_child(url: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [core]: %(message)s")
 
 
-def _child_main(url: str, conn: Connection) -> None:
-    """The core process: calls from the pipe, one after another, each answer back down it.
+def _child_main(url: str, conn: Connection, home: Connection) -> None:
+    """The core process: calls from the two pipes (`_Child`), one after another, each answer back
+    down the pipe it came from.
 
-    A thread empties the pipe as calls arrive, so the parent never blocks on a full pipe while
-    a long call runs here.
+    A thread empties the pipes as calls arrive, so the parent never blocks on a full pipe while
+    a long call runs here. The thread's pipe ending (or a None on it) ends the process.
     """
     _start_child(url)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    conns = (conn, home)
 
     def drain() -> None:
-        while True:
-            try:
-                inbox.put(pickle.loads(conn.recv_bytes()))
-            except (EOFError, OSError):
-                inbox.put(None)
-                return
+        open_ = list(conns)
+        while conn in open_:
+            for ready in multiprocessing.connection.wait(open_):
+                assert isinstance(ready, Connection)
+                try:
+                    item = pickle.loads(ready.recv_bytes())
+                except (EOFError, OSError):
+                    open_.remove(ready)
+                    continue
+                inbox.put(None if item is None else (conns.index(ready), item))
+        inbox.put(None)
 
     threading.Thread(target=drain, name="core-calls", daemon=True).start()
     kept: dict[int, Any] = {}
-    while (item := inbox.get()) is not None:
+    ahead: list[Any] = []  # entries taken from the inbox while gathering a group, not run yet
+    while (entry := ahead.pop(0) if ahead else inbox.get()) is not None:
+        pipe, item = entry
         if item[0] == _KEEP:
             kept[item[1]] = item[2]
             continue
-        call, fn, args, places = item
-        if places:
-            args = list(args)
-            for place, key in places:
-                args[place] = kept[key]
-        try:
-            answer: tuple[Any, ...] = (call, True, _in_child(fn, tuple(args)))
-        except Exception as exc:
-            answer = (call, False, exc)
-        try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an answer or error that cannot cross
-            data = pickle.dumps((call, False, RuntimeError(f"the core's answer could not be sent: {exc!r}")))
-        conn.send_bytes(data)
+        first = (pipe, *_resolved(item, kept))
+        batch = [first]
+        while _groupable(first[2]) and len(batch) < GROUP_MAX and not ahead:
+            try:
+                following = inbox.get_nowait()
+            except queue.Empty:
+                break
+            if following is not None and following[1][0] == _KEEP:
+                kept[following[1][1]] = following[1][2]
+            elif following is not None and _groupable(following[1][1]):
+                batch.append((following[0], *_resolved(following[1], kept)))
+            else:
+                ahead.append(following)
+        for pipe, data in _run_batch(batch):
+            conns[pipe].send_bytes(data)
+
+
+GROUP_MAX = 8
+"""Calls answered in one transaction at most (`_run_batch`): those waiting when the first starts."""
+_GROUPABLE = "_mianzi_groupable"
+
+
+def groupable(fn: F) -> F:
+    """Marks `fn` as one the core process may run with others waiting in one SQLite transaction
+    (`models.db.grouped`): its writes all go through `session_scope` on the held connection, and
+    what it returns or raises is settled there (it is sent only once the group committed; a group
+    that fails runs each call again alone). The answer paths of the channels are."""
+    setattr(fn, _GROUPABLE, True)
+    return fn
+
+
+def _groupable(fn: Any) -> bool:
+    return getattr(fn, _GROUPABLE, False) is True
+
+
+def _resolved(item: tuple[Any, ...], kept: dict[int, Any]) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
+    """(call, fn, args) of a call as read from the pipe, its kept values in place."""
+    call, fn, args, places = item
+    if places:
+        args = list(args)
+        for place, key in places:
+            args[place] = kept[key]
+    return call, fn, tuple(args)
+
+
+def _run_batch(batch: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[int, bytes]]:
+    """The answers of (pipe, call, fn, args), pickled for their pipes. Two or more: one SQLite
+    transaction for them all (`models.db.grouped`), the answers kept until it committed; if it did
+    not, nothing of it was kept and each runs again alone."""
+    if len(batch) > 1:
+        from bot import context
+        from models.db import grouped
+
+        assert _child_url is not None
+        with grouped(context.engine_for(_child_url)) as commit:
+            if commit is not None:
+                answers = [(pipe, _answer(call, fn, args)) for pipe, call, fn, args in batch]
+                if commit():
+                    return answers
+    return [(pipe, _answer(call, fn, args)) for pipe, call, fn, args in batch]
+
+
+def _answer(call: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+    try:
+        answer: tuple[Any, ...] = (call, True, _in_child(fn, args))
+    except Exception as exc:
+        answer = (call, False, exc)
+    try:
+        return pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an answer or error that cannot cross
+        return pickle.dumps((call, False, RuntimeError(f"the core's answer could not be sent: {exc!r}")))
 
 
 def _in_child(fn: Callable[..., T], args: tuple[Any, ...]) -> T:

@@ -45,7 +45,7 @@ from bot.channels.wechat.callback_xml import Inbound, Rejected
 from bot.channels.wechat.limits import fit_text
 from bot.core.conversation import Delivery, Replayed, answer, apology, chat_config
 from bot.core.dedupe import Nonce
-from bot.core.runner import Runner, ThreadRunner
+from bot.core.runner import Runner, ThreadRunner, groupable
 from bot.settings import Settings
 from handlers.types import ChatConfig, Incoming
 from models import identities, outbox
@@ -233,6 +233,7 @@ class Responder:
 # --- where the core runs: module-level functions of plain arguments (they cross to the core process)
 
 
+@groupable
 def execute(engine: Engine, platform: str, config: ChatConfig, user_ref: str, action: Action,
             key: str, nonce: Nonce | None = None, group: str | None = None) -> tuple[bool, str | None]:
     """(claimed, passive reply): the callback through the one answer path (`bot.core.conversation.answer`:

@@ -8,7 +8,7 @@ import multiprocessing
 import pytest
 from sqlalchemy import Engine, select, text
 
-from bot.core.runner import CoreProcess
+from bot.core.runner import CoreProcess, groupable
 
 
 def _count_partners(engine: Engine, label: str) -> tuple[str, int]:
@@ -192,3 +192,164 @@ def test_a_kept_value_crosses_once_and_again_to_a_new_child(db_url: str) -> None
     assert [(c, o) for c, _, o in found[:4]] == [(config, 0), (config, 1), (config, 2), (config, "after")]
     assert found[0][1] == found[1][1] == found[2][1] != found[3][1]  # one object in each child
     assert found[4][0] == ChatConfig(bot_username="Other")
+
+
+def _slow(engine: Engine, seconds: float, label: object) -> object:
+    import time
+
+    time.sleep(seconds)
+    return label
+
+
+def test_calls_from_the_home_loop_and_from_another_thread_at_once(db_url: str) -> None:
+    """The loop that called first reads its answers from a pipe of its own; calls from another
+    loop (another thread) meanwhile go by the thread's pipe. Each answer reaches its own call, a
+    kept value crosses on each pipe, and a call its caller gave up on (cancelled) leaves the
+    answers after it in place."""
+    import threading
+
+    from handlers.types import ChatConfig
+
+    core = CoreProcess(db_url)
+    config = core.keep(ChatConfig(bot_username="KeptBot"))
+    other: list[object] = []
+
+    def elsewhere() -> None:
+        async def calls() -> list[object]:
+            return list(await asyncio.gather(*(core.call(_seen, config, f"t{i}") for i in range(50))))
+
+        other.extend(asyncio.run(calls()))
+
+    async def scenario() -> list[object]:
+        await core.start()
+        child = core._current()
+        assert child._home is asyncio.get_running_loop()
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(core.call(_slow, 0.3, "given up"), 0.05)
+        found = list(await asyncio.gather(*(core.call(_seen, config, f"h{i}") for i in range(50))))
+        found.append(await core.call(_slow, 0, "after"))
+        await asyncio.to_thread(thread.join)
+        assert not child._home_pending and not child._pending
+        return found
+
+    try:
+        found = asyncio.run(scenario())
+    finally:
+        core.stop()
+    assert found[-1] == "after"
+    assert [(c, o) for c, _, o in found[:-1]] == [(config, f"h{i}") for i in range(50)]  # type: ignore[misc]
+    assert [(c, o) for c, _, o in other] == [(config, f"t{i}") for i in range(50)]  # type: ignore[misc]
+
+
+def _die_after(engine: Engine, seconds: float) -> None:
+    import os
+    import time
+
+    time.sleep(seconds)
+    os._exit(3)
+
+
+def test_a_dead_child_fails_the_calls_waiting_on_both_pipes(db_url: str) -> None:
+    """The child dies with calls waiting from the home loop and from another thread: every one
+    fails with `BrokenProcessPool` (none hangs), and the next call starts a new child."""
+    import threading
+    from concurrent.futures.process import BrokenProcessPool
+
+    core = CoreProcess(db_url)
+    errors: list[BaseException] = []
+    dying = threading.Event()
+
+    def elsewhere() -> None:
+        async def call() -> None:
+            dying.wait(10)
+            try:
+                await asyncio.wait_for(core.call(_slow, 0, "never"), 10)
+            except BrokenProcessPool as exc:
+                errors.append(exc)
+
+        asyncio.run(call())
+
+    async def scenario() -> object:
+        await core.start()
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        death = asyncio.ensure_future(core.call(_die_after, 0.5))
+        waiting = [asyncio.ensure_future(core.call(_slow, 0, i)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        dying.set()  # the other thread's call goes behind them
+        for task in [death, *waiting]:
+            with pytest.raises(BrokenProcessPool):
+                await asyncio.wait_for(task, 10)
+        await asyncio.to_thread(thread.join, 10)
+        return await core.call(_slow, 0, "new child")
+
+    try:
+        assert asyncio.run(scenario()) == "new child"
+    finally:
+        core.stop()
+    assert len(errors) == 1
+
+
+@groupable
+def _add_team(engine: Engine, code: str, elsewhere: bool = False) -> tuple[str, bool]:
+    """A team added by the core (on another connection if `elsewhere`), and whether a group ran it."""
+    from models import db
+
+    running = bool(db._groups)
+    if elsewhere:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    else:
+        with db.session_scope(engine) as session:
+            session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    return code, running
+
+
+@groupable
+def _add_team_twice(engine: Engine, code: str) -> str:
+    """The second insert breaks the unique code: this call's work is undone, nobody else's."""
+    from models.db import session_scope
+
+    with session_scope(engine) as session:
+        session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+        session.connection().execute(text("INSERT INTO team (code, name) VALUES (:c, :c)"), {"c": code})
+    return code
+
+
+def _teams(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(text("SELECT code FROM team")))
+
+
+def test_calls_waiting_together_are_answered_in_one_transaction_each_once(db_url: str, engine: Engine) -> None:
+    """Groupable calls that wait behind a slow one run as a group (one SQLite transaction); a
+    failing one is undone alone; one that needs another connection loses the group, which runs
+    each call again alone: every answer right, every team added once."""
+    from sqlalchemy.exc import IntegrityError
+
+    core = CoreProcess(db_url)
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        await core.start()
+        slow = asyncio.ensure_future(core.call(_slow, 0.3, "slow"))
+        await asyncio.sleep(0.05)
+        first = await asyncio.gather(core.call(_add_team, "A1"), core.call(_add_team_twice, "A2"),
+                                     core.call(_add_team, "A3"), return_exceptions=True)
+        await slow
+        slow = asyncio.ensure_future(core.call(_slow, 0.3, "slow"))
+        await asyncio.sleep(0.05)
+        second = await asyncio.gather(*(core.call(_add_team, f"B{i}", i == 2) for i in range(4)))
+        await slow
+        return list(first), list(second)
+
+    try:
+        first, second = asyncio.run(scenario())
+    finally:
+        core.stop()
+    grouped = db_url.startswith("sqlite")  # a held connection: SQLite only
+    assert first[0] == ("A1", grouped) and first[2] == ("A3", grouped)
+    assert isinstance(first[1], IntegrityError)
+    assert [code for code, _ in second] == ["B0", "B1", "B2", "B3"]  # type: ignore[misc]
+    assert _teams(engine) == ["A1", "A3", "B0", "B1", "B2", "B3"]

@@ -12,7 +12,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -531,6 +532,67 @@ def test_the_rank_reply_follows_the_standings(db_url: str, engine: Engine, invit
             standings.refresh(s, contest_id)
         again = ask("排行")
         assert "🥇 经销商1  ¥100,000.00" in again and "🥈 王队长" in again and "您：第 2 名" in again, again
+
+
+def test_with_the_core_in_its_own_process_messages_at_once_each_get_their_own_answer(
+        db_url: str, engine: Engine, invites: dict[str, str]) -> None:
+    """Over HTTP with the core in its own process, whose answers the server's loop reads itself:
+    many messages at once from many users, each answered to its own sender, each claimed once
+    with its nonce, and a captured query refused (403) all the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = CoreProcess(db_url)
+    app = Starlette(routes=wechat_routes(settings(db_url), engine, core=core),
+                    lifespan=_core_lifespan(core))
+    users = [f"oUser{i:04d}" for i in range(40)]
+    try:
+        with http_client(app) as c:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda user: say(c, "帮助", openid=user), users))
+            assert core._current()._home is not None  # the server's loop read them
+            captured = signed_query(TOKEN)
+            assert post(c, text_xml("帮助"), **captured).status_code == 200
+            assert post(c, text_xml(f"绑定 {invites['P1']}", openid="oAttacker"), **captured).status_code == 403
+    finally:
+        core.stop()
+    assert len(answers) == 40 and all(answer == answers[0] for answer in answers)  # say checked each recipient
+    assert count(engine, InboundSeen) == 2 * 41 and count(engine, ChatIdentity) == 0
+
+
+def test_with_the_core_in_its_own_process_a_burst_of_replays_is_refused_each_time(
+        db_url: str, engine: Engine, invites: dict[str, str]) -> None:
+    """Messages and forgeries carrying their captured queries, all at once (so that the core takes
+    them together, in one transaction): of each pair exactly one is answered and claimed (whichever
+    came first), the other refused (403)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = CoreProcess(db_url)
+    app = Starlette(routes=wechat_routes(settings(db_url), engine, core=core),
+                    lifespan=_core_lifespan(core))
+    queries = [signed_query(TOKEN) for _ in range(30)]
+    sends = [(text_xml("帮助", openid=f"oUser{i:04d}"), q) for i, q in enumerate(queries)]
+    sends += [(text_xml(f"绑定 {invites['P1']}", openid=f"oAttacker{i:04d}"), q) for i, q in enumerate(queries)]
+    order = [j for i in range(30) for j in (i, 30 + i)]  # each message beside its forgery
+    try:
+        with http_client(app) as c, ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(lambda j: post(c, sends[j][0], **sends[j][1]).status_code, order))
+    finally:
+        core.stop()
+    by_pair = [sorted(statuses[2 * i:2 * i + 2]) for i in range(30)]
+    assert by_pair == [[200, 403]] * 30, statuses
+    assert count(engine, InboundSeen) == 2 * 30  # each answered message's key and its nonce
+    assert count(engine, ChatIdentity) <= 1  # the one invite binds once, whichever forgery came first
+
+
+def _core_lifespan(core: CoreProcess) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """As `mianzi serve` runs it: the core process started by the server's loop."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await core.start()
+        yield
+
+    return lifespan
 
 
 def test_with_the_core_in_its_own_process_a_late_reply_is_queued(db_url: str, engine: Engine,
