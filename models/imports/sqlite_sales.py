@@ -186,7 +186,7 @@ class _SqliteSales:
             return
         before = self.cursor.execute("SELECT max(id) FROM sale").fetchone()[0] or 0
         if self.file_share is not None:
-            self._maybe_defer_index(before, len(columns[0]))
+            self._maybe_defer_index(before, count)
         inserted = self._insert(columns)
         self.report.inserted += inserted
         if inserted == count:
