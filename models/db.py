@@ -307,28 +307,28 @@ def _patch_dialect(engine: Engine) -> None:
             group.dbapi.execute("BEGIN")
         group.dbapi.execute(f"SAVEPOINT {_SAVEPOINT}")
 
+    def in_group(group: _Group, *statements: str) -> None:
+        """The statements on the group's connection; a failure loses the group."""
+        try:
+            for statement in statements:
+                group.dbapi.execute(statement)
+        except Exception:
+            group.lost = True
+            raise
+
     def do_commit(dbapi_connection: Any) -> None:
         group = group_of(dbapi_connection)
         if group is None:
             commit(dbapi_connection)
-            return
-        try:
-            group.dbapi.execute(f"RELEASE {_SAVEPOINT}")
-        except Exception:
-            group.lost = True
-            raise
+        else:
+            in_group(group, f"RELEASE {_SAVEPOINT}")
 
     def do_rollback(dbapi_connection: Any) -> None:
         group = group_of(dbapi_connection)
         if group is None:
             rollback(dbapi_connection)
-            return
-        try:
-            group.dbapi.execute(f"ROLLBACK TO {_SAVEPOINT}")
-            group.dbapi.execute(f"RELEASE {_SAVEPOINT}")
-        except Exception:
-            group.lost = True
-            raise
+        else:
+            in_group(group, f"ROLLBACK TO {_SAVEPOINT}", f"RELEASE {_SAVEPOINT}")
 
     def checkout(_dbapi: Any, _record: Any, _proxy: Any) -> None:
         group = _groups.get(key)
