@@ -353,3 +353,81 @@ def test_calls_waiting_together_are_answered_in_one_transaction_each_once(db_url
     assert isinstance(first[1], IntegrityError)
     assert [code for code, _ in second] == ["B0", "B1", "B2", "B3"]  # type: ignore[misc]
     assert _teams(engine) == ["A1", "A3", "B0", "B1", "B2", "B3"]
+
+
+def test_calls_sent_while_the_child_is_busy_never_wait_for_it(db_url: str) -> None:
+    """The child reads its pipes only between calls. While it sleeps in one, the home loop and
+    another thread send far more than a pipe holds (400 calls of 20 kB each, and one of 3 MB that
+    the child reads in many pieces): no send waits for the child (the loop keeps its pace), and
+    every answer comes back intact, on its own pipe, in order."""
+    import threading
+    import time
+
+    core = CoreProcess(db_url)
+    other: list[object] = []
+    big = "大" * 1_000_000  # 3 MB in UTF-8
+
+    def elsewhere(sent: threading.Event) -> None:
+        async def calls() -> list[object]:
+            futures = [asyncio.ensure_future(core.call(_slow, 0, f"t{i}" + "x" * 20_000)) for i in range(200)]
+            await asyncio.sleep(0)
+            sent.set()
+            return list(await asyncio.gather(*futures))
+
+        other.extend(asyncio.run(calls()))
+
+    async def scenario() -> tuple[list[object], float, float]:
+        await core.start()
+        child = core._current()
+        busy = asyncio.ensure_future(core.call(_slow, 1.0, "busy"))
+        await asyncio.sleep(0.1)  # the child is in the slow call
+        sent = threading.Event()
+        thread = threading.Thread(target=elsewhere, args=(sent,))
+        started = time.monotonic()
+        thread.start()
+        futures = [asyncio.ensure_future(core.call(_slow, 0, f"h{i}" + "x" * 20_000)) for i in range(200)]
+        futures.append(asyncio.ensure_future(core.call(_slow, 0, big)))
+        await asyncio.sleep(0)  # every call of the loop sent (or waiting in the outbox)
+        assert await asyncio.to_thread(sent.wait, 5)
+        took = time.monotonic() - started
+        assert child._out[0]._flushing or child._out[1]._flushing  # the pipes were full indeed
+        assert not busy.done()
+        found = list(await asyncio.gather(*futures))
+        await asyncio.to_thread(thread.join, 10)
+        assert await busy == "busy"
+        return found, took, time.monotonic() - started
+
+    try:
+        found, took, total = asyncio.run(scenario())
+    finally:
+        core.stop()
+    assert took < 0.5 < total  # sent at once; answered after the slow call
+    assert found[-1] == big
+    assert found[:-1] == [f"h{i}" + "x" * 20_000 for i in range(200)]
+    assert other == [f"t{i}" + "x" * 20_000 for i in range(200)]
+
+
+def test_a_child_dying_with_calls_still_in_the_outbox_fails_them_all(db_url: str) -> None:
+    """The child dies while calls wait in the parent's outbox (the pipe full): each fails with
+    `BrokenProcessPool`, none hangs, and the next call starts a new child."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    core = CoreProcess(db_url)
+
+    async def scenario() -> object:
+        await core.start()
+        child = core._current()
+        death = asyncio.ensure_future(core.call(_die_after, 0.3))
+        await asyncio.sleep(0.05)
+        waiting = [asyncio.ensure_future(core.call(_slow, 0, "x" * 50_000)) for _ in range(100)]
+        await asyncio.sleep(0)
+        assert child._out[1]._flushing
+        for task in [death, *waiting]:
+            with pytest.raises(BrokenProcessPool):
+                await asyncio.wait_for(task, 10)
+        return await core.call(_slow, 0, "new child")
+
+    try:
+        assert asyncio.run(scenario()) == "new child"
+    finally:
+        core.stop()
