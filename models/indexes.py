@@ -43,9 +43,10 @@ def drop_indexes(cursor: Any, names: Sequence[str]) -> list[str]:
 
 def build_indexes(cursor: Any, statements: list[str]) -> None:
     """Run these CREATE INDEX statements (`drop_indexes`'), each taken off the list once done, with
-    SQLite's sorter allowed helper threads (`PRAGMA threads`, off again after): a bulk write's other
-    work is over by then and the other cores idle (measured: the sales import's three builds at
-    1,000,000 rows 1.66 s alone, 1.28-1.43 s with two threads)."""
+    SQLite's sorter allowed helper threads (`PRAGMA threads`, back as it was after). Measured, the
+    sales import's three builds at 1,000,000 rows on two cores (one helper thread): 1.68-1.96 s
+    without, 1.40-1.59 s with it, for more CPU (2.2-2.6 s); beside the standings' computation the
+    helper shares a core with it."""
     if not statements:
         return
     threads = max(0, min(SORT_THREADS, (os.cpu_count() or 1) - 1))
@@ -102,8 +103,8 @@ def owe_builds(conn: Connection, cursor: Any, statements: list[str]) -> bool:
     if not event.contains(conn.engine, "reset", dropped_at_reset) or not statements:
         return False
     conn.connection.info[PENDING_BUILDS] = _Builds(cursor, statements)
-    if not event.contains(conn, "commit", _owed_at_commit):  # left on the connection: no-ops once paid
-        event.listen(conn, "commit", _owed_at_commit)
+    if not event.contains(conn, "commit", finish_builds):  # left on the connection: no-ops once paid
+        event.listen(conn, "commit", finish_builds)
         event.listen(conn, "rollback", _owed_at_rollback)
     return True
 
@@ -129,10 +130,6 @@ def finish_builds(conn: Connection) -> None:
     builds = conn.connection.info.pop(PENDING_BUILDS, None)
     if builds is not None:
         builds.finish()
-
-
-def _owed_at_commit(conn: Connection) -> None:
-    finish_builds(conn)
 
 
 def _owed_at_rollback(conn: Connection) -> None:

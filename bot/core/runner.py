@@ -494,6 +494,7 @@ def _child_main(url: str, conn: Connection, home: Connection) -> None:
             if not inbox.open:
                 poller.unregister(fd)
                 del inboxes[fd]
+                inbox.close()
                 if inbox.pipe == 0:
                     waiting.append(None)
 

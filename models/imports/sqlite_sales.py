@@ -241,9 +241,12 @@ class _SqliteSales:
             return
         self.deferred = drop_indexes(self.cursor, _DEFERRED_INDEXES)
 
-    def build_deferred(self) -> None:
-        """Create the indexes dropped for the import, in the same transaction."""
-        build_indexes(self.cursor, self.deferred)
+    def build_deferred(self, conn: Connection) -> None:
+        """The indexes dropped for the import, owed to the end of its transaction (`owe_builds`: to
+        be built beside the standings' computation; a rollback brings them back unbuilt), or built
+        now where that cannot be."""
+        if not owe_builds(conn, self.cursor, self.deferred):
+            build_indexes(self.cursor, self.deferred)
 
     def _bounds(self, times: list[str]) -> None:
         if times:
@@ -294,14 +297,10 @@ def import_sales_sqlite(session: Session, conn: Connection, rows: Iterable[Row],
                     progress(report.rows)
         except BaseException:
             chunks.close()  # a forked parser stops now, not when the traceback is let go of
-            # The transaction is lost anyway (and a rollback brings the index back); best effort.
-            with suppress(Exception):
-                writer.build_deferred()
+            with suppress(Exception):  # the transaction is lost anyway (a rollback brings the indexes back)
+                writer.build_deferred(conn)
             raise
-        # Owed to the transaction's end, to run beside the standings' computation; a rollback (bad
-        # rows) brings the indexes back without them. Built now where that cannot be.
-        if not owe_builds(conn, writer.cursor, writer.deferred):
-            writer.build_deferred()
+        writer.build_deferred(conn)
     if progress:
         progress(report.rows)
     reject_if_any(errors)
